@@ -46,9 +46,9 @@ type Reader struct {
 	left uint64 // payload bytes of cur not yet read
 	// pending is set while cur's payload has not been read and verified.
 	pending bool
-	crc  hash.Hash32
-	err  error // sticky
-	hdr  [22]byte
+	crc     hash.Hash32
+	err     error // sticky
+	hdr     [22]byte
 }
 
 // NewReader returns a Reader reading from r.
