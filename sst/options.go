@@ -1,0 +1,165 @@
+package sst
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+)
+
+// Options looks option-file values up the way the stock scripts' parse_cnf
+// does: groups in order, the last occurrence of name within a group, and
+// the first group with a non-empty value wins. Names use '-' (the lookup
+// normalises '_'). The group "--mysqld" means all of the server's groups.
+type Options interface {
+	Lookup(groups []string, name string) (string, bool)
+}
+
+// OptionsFunc adapts a function to Options.
+type OptionsFunc func(groups []string, name string) (string, bool)
+
+// Lookup calls f.
+func (f OptionsFunc) Lookup(groups []string, name string) (string, bool) { return f(groups, name) }
+
+// Groups the SST options are read from.
+var (
+	SSTGroups    = []string{"sst"}
+	ServerGroups = []string{"--mysqld"}
+	EncGroups    = []string{"--mysqld", "sst"} // the rsync script's encgroups
+)
+
+// PrintDefaults reads option files through my_print_defaults, as the stock
+// scripts do, so its semantics (includes, suffixes, !includedir) are the
+// server's own. Each group is read once.
+type PrintDefaults struct {
+	Binary              string // default "my_print_defaults"
+	DefaultsFile        string
+	DefaultsExtraFile   string
+	DefaultsGroupSuffix string
+	NoDefaults          bool
+
+	mu    sync.Mutex
+	cache map[string]map[string]string
+	errs  map[string]error
+}
+
+// NewPrintDefaults reads the option files named by the SST command line.
+func NewPrintDefaults(a *Args) *PrintDefaults {
+	return &PrintDefaults{DefaultsFile: a.DefaultsFile, DefaultsExtraFile: a.DefaultsExtraFile, DefaultsGroupSuffix: a.DefaultsGroupSuffix}
+}
+
+// Lookup implements Options.
+func (p *PrintDefaults) Lookup(groups []string, name string) (string, bool) {
+	name = normFlag(name)
+	found := false
+	for _, g := range groups {
+		vals, err := p.group(g)
+		if err != nil {
+			continue
+		}
+		if v, ok := vals[name]; ok {
+			if v != "" {
+				return v, true
+			}
+			found = true
+		}
+	}
+	return "", found
+}
+
+// Err reports the first failure to run my_print_defaults, if any.
+func (p *PrintDefaults) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for g, err := range p.errs {
+		return fmt.Errorf("read option group %s: %w", g, err)
+	}
+	return nil
+}
+
+func (p *PrintDefaults) group(g string) (map[string]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.cache[g]; ok {
+		return v, nil
+	}
+	if err, ok := p.errs[g]; ok {
+		return nil, err
+	}
+	if p.cache == nil {
+		p.cache, p.errs = map[string]map[string]string{}, map[string]error{}
+	}
+	bin := p.Binary
+	if bin == "" {
+		bin = "my_print_defaults"
+	}
+	var args []string
+	if p.NoDefaults {
+		args = append(args, "--no-defaults")
+	}
+	if p.DefaultsFile != "" {
+		args = append(args, "--defaults-file="+p.DefaultsFile)
+	}
+	if p.DefaultsExtraFile != "" {
+		args = append(args, "--defaults-extra-file="+p.DefaultsExtraFile)
+	}
+	if p.DefaultsGroupSuffix != "" {
+		args = append(args, "--defaults-group-suffix="+p.DefaultsGroupSuffix)
+	}
+	args = append(args, g)
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(context.Background(), bin, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		p.errs[g] = err
+		return nil, err
+	}
+	vals := ParseDefaultsOutput(out)
+	p.cache[g] = vals
+	return vals, nil
+}
+
+// ParseDefaultsOutput turns my_print_defaults' "--name=value" lines into a
+// map; later lines override earlier ones; a bare "--name" has value "1"
+// since it enables a boolean.
+func ParseDefaultsOutput(out []byte) map[string]string {
+	vals := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "--") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, "=")
+		if !ok {
+			val = "1"
+		}
+		vals[normFlag(name)] = val
+	}
+	return vals
+}
+
+// MapOptions serves lookups from a fixed map of group → name → value; for
+// tests and for callers that already hold the parsed files.
+type MapOptions map[string]map[string]string
+
+// Lookup implements Options.
+func (m MapOptions) Lookup(groups []string, name string) (string, bool) {
+	name = normFlag(name)
+	found := false
+	for _, g := range groups {
+		if v, ok := m[g][name]; ok {
+			if v != "" {
+				return v, true
+			}
+			found = true
+		}
+	}
+	return "", found
+}

@@ -1,0 +1,441 @@
+package sst
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+)
+
+// Method is an SST method: one process plays one role per run. A method
+// registers itself with Register from an init function or from main.
+type Method interface {
+	// Joiner receives a snapshot: print Ready, receive into a Staging,
+	// verify, swap in, then print Coordinates.
+	Joiner(ctx context.Context, s *Session) error
+	// Donor sends a snapshot (or only the state with --bypass) and prints
+	// Done once the joiner confirmed receipt.
+	Donor(ctx context.Context, s *Session) error
+}
+
+var (
+	regMu   sync.Mutex
+	methods = map[string]Method{}
+)
+
+// Register makes m available as wsrep_sst_<name>. It panics on a
+// duplicate name, which is a programming error.
+func Register(name string, m Method) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := methods[name]; dup {
+		panic("sst: method " + name + " registered twice")
+	}
+	methods[name] = m
+}
+
+// Lookup returns the method registered as name.
+func Lookup(name string) (Method, bool) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	m, ok := methods[name]
+	return m, ok
+}
+
+// Methods lists the registered method names, sorted.
+func Methods() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	var names []string
+	for n := range methods {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Session is everything one SST run knows: its arguments, environment,
+// options, the protocol writer and where to log. Methods get it from Run.
+type Session struct {
+	Method  string
+	Args    *Args
+	Env     Env
+	Options Options
+	Proto   *Protocol
+	// Logf, Warnf and Errorf write WSREP_SST: [INFO]/[WARNING]/[ERROR]
+	// lines to stderr, which the server puts in its error log.
+	Logf, Warnf, ErrLogf func(format string, args ...any)
+	Progress             progress.Reporter
+	// Datadir is --datadir, cleaned and absolute.
+	Datadir string
+}
+
+// Env is what the server passes an SST process in its environment.
+// Credentials come from nowhere else.
+type Env struct {
+	Auth              string // WSREP_SST_OPT_AUTH: user:password, may be empty
+	RemoteAuth        string // WSREP_SST_OPT_REMOTE_AUTH (donor): the joiner's CN:secret
+	InnoDBDataHomeDir string // INNODB_DATA_HOME_DIR (donor, once InnoDB is up)
+}
+
+// EnvFrom reads Env through getenv (os.Getenv in production).
+func EnvFrom(getenv func(string) string) Env {
+	return Env{
+		Auth:              getenv("WSREP_SST_OPT_AUTH"),
+		RemoteAuth:        getenv("WSREP_SST_OPT_REMOTE_AUTH"),
+		InnoDBDataHomeDir: getenv("INNODB_DATA_HOME_DIR"),
+	}
+}
+
+// Credentials splits WSREP_SST_OPT_AUTH at the first ':'.
+func (e Env) Credentials() (user, password string) {
+	user, password, _ = strings.Cut(e.Auth, ":")
+	return user, password
+}
+
+// Option returns the [sst] option name, or def when unset or empty.
+func (s *Session) Option(name, def string) string {
+	if s.Options == nil {
+		return def
+	}
+	if v, ok := s.Options.Lookup(SSTGroups, name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// OptionIn is Option over the given groups.
+func (s *Session) OptionIn(groups []string, name, def string) string {
+	if s.Options == nil {
+		return def
+	}
+	if v, ok := s.Options.Lookup(groups, name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// Dirs are the directories a physical copy covers, absolute. Each is the
+// datadir unless configured elsewhere.
+type Dirs struct {
+	Data, InnoDBData, InnoDBLog, InnoDBUndo, AriaLog string
+}
+
+// Dirs resolves the InnoDB and Aria directories from the command line,
+// then (data home only) the environment, then the server's option groups,
+// relative paths against the datadir, as wsrep_sst_common's create_dirs.
+func (s *Session) Dirs() Dirs {
+	pick := func(arg, env, opt string) string {
+		v := arg
+		if v == "" {
+			v = env
+		}
+		if v == "" {
+			v = s.OptionIn(ServerGroups, opt, "")
+		}
+		if v == "" {
+			return s.Datadir
+		}
+		if !filepath.IsAbs(v) {
+			v = filepath.Join(s.Datadir, v)
+		}
+		return filepath.Clean(v)
+	}
+	a := s.Args
+	return Dirs{
+		Data:       s.Datadir,
+		InnoDBData: pick(a.InnoDBDataHomeDir, s.Env.InnoDBDataHomeDir, "innodb-data-home-dir"),
+		InnoDBLog:  pick(a.InnoDBLogGroupHomeDir, "", "innodb-log-group-home-dir"),
+		InnoDBUndo: pick(a.InnoDBUndoDirectory, "", "innodb-undo-directory"),
+		AriaLog:    pick(a.AriaLogDirPath, "", "aria-log-dir-path"),
+	}
+}
+
+// Binlog returns the binlog basename and index file as absolute paths, or
+// empty strings when binary logging is off for this SST.
+func (s *Session) Binlog() (base, index string) {
+	b := s.Args.Binlog
+	if b == "" {
+		return "", ""
+	}
+	if !filepath.IsAbs(b) {
+		b = filepath.Join(s.Datadir, b)
+	}
+	b = strings.TrimSuffix(b, ".index")
+	idx := s.Args.BinlogIndex
+	switch {
+	case idx == "":
+		idx = b + ".index"
+	case !filepath.IsAbs(idx):
+		idx = filepath.Join(s.Datadir, idx)
+	}
+	if filepath.Ext(idx) == "" {
+		idx += ".index"
+	}
+	return b, idx
+}
+
+// Report sends a progress event to the supervisor, with role and method
+// filled in.
+func (s *Session) Report(e progress.Event) {
+	if s.Progress == nil {
+		return
+	}
+	if e.Role == "" {
+		e.Role = string(s.Args.Role)
+	}
+	if e.Method == "" {
+		e.Method = s.Method
+	}
+	s.Progress.Report(e)
+}
+
+// Config is what Run needs from the process around it.
+type Config struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string // default os.Getenv
+	// Options overrides the option-file reader (default: my_print_defaults
+	// with the command line's --defaults-* flags).
+	Options func(*Args) Options
+	// Progress overrides the progress reporter (default progress.FromEnv).
+	Progress progress.Reporter
+	// PreviousSSTWait is how long to wait for a previous SST's
+	// wsrep_sst.pid to go away; default 30s as in the stock scripts.
+	PreviousSSTWait time.Duration
+	Now             func() time.Time
+}
+
+// Run executes one SST run of method with argv (without argv[0]), as the
+// server's SST contract says: parse, lock wsrep_sst.pid, watch the parent,
+// run the method's role. The error it returns carries the exit code
+// (ExitCode); it never unwraps to context.Canceled, since an interrupted
+// SST is a failure.
+func Run(ctx context.Context, method string, argv []string, cfg Config) (err error) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	logw := &logWriter{w: cfg.Stderr, now: cfg.Now}
+	s := &Session{
+		Method:  method,
+		Logf:    logw.logger("INFO"),
+		Warnf:   logw.logger("WARNING"),
+		ErrLogf: logw.logger("ERROR"),
+	}
+	defer func() {
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				cause := context.Cause(ctx)
+				if cause == nil || errors.Is(cause, context.Canceled) {
+					cause = errors.New("interrupted")
+				}
+				err = &Error{Errno: EINTR, Err: fmt.Errorf("sst %s: %v", method, cause)}
+			}
+			err = WithErrno(EPIPE, err)
+			s.ErrLogf("%v (exit %d)", err, ExitCode(err))
+		}
+	}()
+	m, ok := Lookup(method)
+	if !ok {
+		return Errorf(EINVAL, "sst: unknown method %q (have %s)", method, strings.Join(Methods(), ", "))
+	}
+	args, err := ParseArgs(argv)
+	if err != nil {
+		return err
+	}
+	s.Args = args
+	s.Env = EnvFrom(cfg.Getenv)
+	dd, err := filepath.Abs(args.Datadir)
+	if err != nil {
+		return Errorf(EINVAL, "sst: --datadir %s: %w", args.Datadir, err)
+	}
+	s.Datadir = dd
+	if fi, err := os.Stat(dd); err != nil {
+		return Errorf(ENOENT, "sst: datadir: %w", err)
+	} else if !fi.IsDir() {
+		return Errorf(ENOENT, "sst: datadir %s is not a directory", dd)
+	}
+	if cfg.Options != nil {
+		s.Options = cfg.Options(args)
+	} else {
+		s.Options = NewPrintDefaults(args)
+	}
+	s.Progress = cfg.Progress
+	if s.Progress == nil {
+		s.Progress = progress.FromEnv()
+	}
+	s.Proto = NewProtocol(cfg.Stdout, args.Role, args.Progress)
+	s.Logf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address)
+
+	pid, err := AcquirePIDFile(ctx, filepath.Join(dd, PIDFile), cfg.PreviousSSTWait, s.Logf)
+	if err != nil {
+		return err
+	}
+	defer pid.Release()
+
+	if args.Role == Joiner && args.Parent > 0 {
+		var stop func()
+		ctx, stop = WatchParent(ctx, args.Parent, 500*time.Millisecond)
+		defer stop()
+	}
+	start := cfg.Now()
+	if args.Role == Joiner {
+		marker := filepath.Join(dd, InProgressFile)
+		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o640); err == nil {
+			f.Close()
+			defer os.Remove(marker)
+		}
+		err = m.Joiner(ctx, s)
+	} else {
+		err = m.Donor(ctx, s)
+	}
+	if err != nil {
+		s.Report(progress.Event{Phase: progress.PhaseFailed, Err: err.Error()})
+		return err
+	}
+	s.Report(progress.Event{Phase: progress.PhaseDone})
+	s.Logf("%s %s finished in %.1fs", method, args.Role, cfg.Now().Sub(start).Seconds())
+	return nil
+}
+
+// Marker files in the datadir.
+const (
+	PIDFile        = "wsrep_sst.pid"
+	InProgressFile = "sst_in_progress"
+)
+
+type logWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	now func() time.Time
+}
+
+func (l *logWriter) logger(level string) func(string, ...any) {
+	return func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		ts := l.now().UTC().Format("20060102 15:04:05.000")
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+			fmt.Fprintf(l.w, "WSREP_SST: [%s] %s (%s)\n", level, line, ts)
+		}
+	}
+}
+
+// PIDLock is a held wsrep_sst.pid.
+type PIDLock struct{ path string }
+
+// AcquirePIDFile creates path holding our pid, so that two SSTs never run
+// on one datadir at once. A file whose process is gone is stale and taken
+// over; a live one is waited for up to wait (30s when 0), then EALREADY.
+func AcquirePIDFile(ctx context.Context, path string, wait time.Duration, logf func(string, ...any)) (*PIDLock, error) {
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	me := strconv.Itoa(os.Getpid())
+	logged := false
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if err == nil {
+			_, werr := f.WriteString(me + "\n")
+			cerr := f.Close()
+			if werr != nil || cerr != nil {
+				os.Remove(path)
+				return nil, Errorf(EPIPE, "sst: write %s: %v", path, errors.Join(werr, cerr))
+			}
+			return &PIDLock{path: path}, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, Errorf(EACCES, "sst: create %s: %w", path, err)
+		}
+		b, _ := os.ReadFile(path)
+		other, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if perr != nil || other <= 0 || !processAlive(other) {
+			// Stale: its process is gone (or it was never written fully).
+			if perr != nil && time.Since(modTime(path)) < time.Second {
+				// Possibly being written right now; look again shortly.
+			} else {
+				os.Remove(path)
+				continue
+			}
+		} else if !logged {
+			logf("previous SST (pid %d) is still running, waiting up to %s", other, wait)
+			logged = true
+		}
+		if time.Now().After(deadline) {
+			return nil, Errorf(EALREADY, "sst: previous SST (pid %d, %s) still running after %s", other, path, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// Release removes the pid file if it is still ours.
+func (l *PIDLock) Release() {
+	if l == nil {
+		return
+	}
+	b, err := os.ReadFile(l.path)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(l.path)
+	}
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// WatchParent returns a context cancelled, with a cause naming it, when
+// process pid (the joiner's mariadbd) is gone, so that the joiner stops and
+// cleans up instead of being orphaned.
+func WatchParent(ctx context.Context, pid int, every time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if !processAlive(pid) || (os.Getppid() != pid && os.Getppid() == 1) {
+					cancel(fmt.Errorf("parent mariadbd (pid %d) terminated unexpectedly", pid))
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return ctx, func() { once.Do(func() { close(done); cancel(nil) }) }
+}

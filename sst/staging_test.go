@@ -1,0 +1,316 @@
+package sst
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// treeHash hashes every path, mode, and file content under dir.
+func treeHash(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		line := rel + " " + fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s := sha256.Sum256(b)
+			line += " " + hex.EncodeToString(s[:])
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	h.Write([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var oldDatadir = map[string]string{
+	"grastate.dat":      "# GALERA saved state\nseqno: 5\n",
+	"galera.cache":      "gcache",
+	"server-cert.pem":   "pem",
+	"node.err":          "log",
+	"ibdata1":           "old ibdata",
+	"ib_logfile0":       "old redo",
+	"mysql/user.MAI":    "old user",
+	"bench/t.ibd":       "old table",
+	"olddb/gone.ibd":    "only in the old datadir",
+	"aria_log_control":  "old aria",
+	"mysql-bin.000001":  "old binlog",
+	"mysql-bin.index":   "./mysql-bin.000001\n",
+	"ib_buffer_pool":    "dump",
+	"lost+found/x":      "fs",
+	"host.pid":          "123",
+	"mysqld.sock.lock":  "x",
+	"subdir-kept.log":   "kept",
+	"RPM_UPGRADE_MARKER": "m",
+}
+
+var newSnapshot = map[string]string{
+	"ibdata1":          "new ibdata",
+	"ib_logfile0":      "new redo",
+	"mysql/user.MAI":   "new user",
+	"bench/t.ibd":      "new table",
+	"newdb/t.ibd":      "new db",
+	"aria_log_control": "new aria",
+	"mysql-bin.000002": "new binlog",
+	"mysql-bin.index":  "./mysql-bin.000002\n",
+}
+
+func stage(t *testing.T, root string) (*Staging, []ManifestEntry) {
+	t.Helper()
+	st, err := NewStaging(root, nil, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man []ManifestEntry
+	for p, c := range newSnapshot {
+		f, err := st.Create(p, 0o640)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(c)
+		f.Close()
+		sum := fmt.Sprintf("%x", sha256.Sum256([]byte(c)))
+		st.Written(p, int64(len(c)), sum)
+		man = append(man, ManifestEntry{Path: p, Size: int64(len(c)), Sum: sum})
+	}
+	return st, man
+}
+
+func TestStagingSwap(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, oldDatadir)
+	st, man := stage(t, root)
+	if err := st.Verify(man, "donor"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Swap(st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for p, c := range newSnapshot {
+		want[p] = c
+	}
+	for _, kept := range []string{"grastate.dat", "galera.cache", "server-cert.pem", "node.err", "lost+found/x", "host.pid", "subdir-kept.log", "RPM_UPGRADE_MARKER"} {
+		want[kept] = oldDatadir[kept]
+	}
+	got := map[string]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			b, _ := os.ReadFile(p)
+			got[rel] = string(b)
+		}
+		return nil
+	})
+	for p, c := range want {
+		if got[p] != c {
+			t.Errorf("%s = %q, want %q", p, got[p], c)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("unexpected %s after swap", p)
+		}
+	}
+}
+
+func TestStagingSwapFailureLeavesOldDatadir(t *testing.T) {
+	// Learn the steps of a successful swap, then fail at each in turn.
+	var steps []string
+	{
+		root := t.TempDir()
+		writeFiles(t, root, oldDatadir)
+		st, _ := stage(t, root)
+		st.failpoint = func(step string) error { steps = append(steps, step); return nil }
+		if err := Swap(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(steps) < 10 {
+		t.Fatalf("only %d swap steps seen: %v", len(steps), steps)
+	}
+	for _, failAt := range steps {
+		t.Run(failAt, func(t *testing.T) {
+			root := t.TempDir()
+			writeFiles(t, root, oldDatadir)
+			before := treeHash(t, root)
+			st, _ := stage(t, root)
+			st.failpoint = func(step string) error {
+				if step == failAt {
+					return errors.New("injected failure")
+				}
+				return nil
+			}
+			if err := Swap(st); err == nil {
+				t.Fatal("Swap succeeded despite the failure")
+			}
+			st.Abort()
+			if after := treeHash(t, root); after != before {
+				t.Fatalf("old datadir changed after a failure at %s", failAt)
+			}
+		})
+	}
+}
+
+// A crash (no rollback in-process) at each step is undone by Recover.
+func TestStagingCrashRecovery(t *testing.T) {
+	var steps []string
+	{
+		root := t.TempDir()
+		writeFiles(t, root, oldDatadir)
+		st, _ := stage(t, root)
+		st.failpoint = func(step string) error { steps = append(steps, step); return nil }
+		Swap(st)
+	}
+	errCrash := errors.New("crash")
+	for _, crashAt := range steps {
+		t.Run(crashAt, func(t *testing.T) {
+			root := t.TempDir()
+			writeFiles(t, root, oldDatadir)
+			before := treeHash(t, root)
+			st, _ := stage(t, root)
+			sw := &swap{s: st, old: filepath.Join(root, OldDirName), journal: filepath.Join(root, JournalName)}
+			st.failpoint = func(step string) error {
+				if step == crashAt {
+					return errCrash
+				}
+				return nil
+			}
+			if crashAt == "commit" {
+				// The commit point: after it, the new snapshot stands.
+				if err := sw.do(); err != nil {
+					t.Fatal(err)
+				}
+				os.Rename(sw.old, filepath.Join(root, TrashDirName))
+				if err := Recover(root, t.Logf); err != nil {
+					t.Fatal(err)
+				}
+				if b, _ := os.ReadFile(filepath.Join(root, "bench/t.ibd")); string(b) != "new table" {
+					t.Fatalf("committed swap not kept: %q", b)
+				}
+				return
+			}
+			if err := sw.do(); !errors.Is(err, errCrash) {
+				t.Fatalf("do: %v", err)
+			}
+			// The process dies here; the next start recovers.
+			if err := Recover(root, t.Logf); err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(st.Dir)
+			if after := treeHash(t, root); after != before {
+				t.Fatalf("old datadir not restored after a crash at %s", crashAt)
+			}
+		})
+	}
+}
+
+func TestStagingVerify(t *testing.T) {
+	root := t.TempDir()
+	st, man := stage(t, root)
+	bad := append([]ManifestEntry(nil), man...)
+	bad[0].Size++
+	if err := st.Verify(bad, "10.0.0.1"); err == nil || !strings.Contains(err.Error(), "10.0.0.1") {
+		t.Fatalf("size mismatch: %v", err)
+	}
+	bad = append([]ManifestEntry(nil), man...)
+	bad[0].Sum = "00"
+	if err := st.Verify(bad, "d"); err == nil || ExitCode(err) != int(EPROTO) {
+		t.Fatalf("checksum mismatch: %v", err)
+	}
+	if err := st.Verify(append(man, ManifestEntry{Path: "missing", Size: 1}), "d"); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	if err := st.Verify(man[1:], "d"); err == nil {
+		t.Fatal("file outside the manifest accepted")
+	}
+	// Truncated on disk although recorded complete.
+	os.Truncate(filepath.Join(st.Dir, man[0].Path), 1)
+	if err := st.Verify(man, "d"); err == nil {
+		t.Fatal("truncated file accepted")
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	for _, ok := range []string{"ibdata1", "bench/t.ibd", "a/b/c", "..foo"} {
+		if err := CheckPath(ok); err != nil {
+			t.Errorf("CheckPath(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", ".sst-native/x", ".sst-native-old", "a/", "x\x00y", `a\b`} {
+		if err := CheckPath(bad); err == nil {
+			t.Errorf("CheckPath(%q) accepted", bad)
+		}
+	}
+	st, err := NewStaging(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create("../../escape", 0o600); err == nil {
+		t.Fatal("Create outside staging accepted")
+	}
+}
+
+func TestCheckSpace(t *testing.T) {
+	st, err := NewStaging(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckSpace(1<<20, "d"); err != nil {
+		t.Fatal(err)
+	}
+	err = st.CheckSpace(1<<62, "10.0.0.9:4444")
+	if ExitCode(err) != int(ENOSPC) || !strings.Contains(err.Error(), "10.0.0.9") {
+		t.Fatalf("CheckSpace(huge) = %v", err)
+	}
+}
+
+func TestExcluded(t *testing.T) {
+	for _, n := range []string{"grastate.dat", "gvwstate.dat", "galera.cache", "x.pem", "sst_in_progress", "node.err", "x.log", "h.pid", "tables_flushed", "sst_error", "wsrep_sst.pid", "lost+found", ".zfs", ".snapshot", ".sst-native"} {
+		if !Excluded(n) {
+			t.Errorf("Excluded(%q) = false", n)
+		}
+	}
+	for _, n := range []string{"ibdata1", "ib_logfile0", "undo001", "mysql", "aria_log.00000001", "mysql-bin.000001", "mysql-bin.index"} {
+		if Excluded(n) {
+			t.Errorf("Excluded(%q) = true", n)
+		}
+	}
+}
