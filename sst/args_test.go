@@ -53,8 +53,8 @@ func TestParseArgsObserved(t *testing.T) {
 
 func TestParseArgsErrors(t *testing.T) {
 	for _, argv := range []string{
-		"--role joiner --datadir /d",          // no address
-		"--role joiner --address h",           // no datadir
+		"--role joiner --datadir /d", // no address
+		"--role joiner --address h",  // no datadir
 		"--role sideways --address h --datadir /d",
 		"--role joiner --address h --datadir /d --parent x",
 		"--role joiner --address h --datadir /d --parent",
