@@ -1,0 +1,144 @@
+package galeratest
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// markerEnv is set in every mariadbd's environment and so inherited by its
+// SST scripts and their rsync, socat, mariadb-backup: it lets the harness find
+// every descendant of a node even after it was reparented or moved itself to
+// another session.
+const markerEnv = "GS_TEST_NODE"
+
+// spawn starts cmd from one OS thread that never exits. Pdeathsig is tied to
+// the thread that forked the child, not to the process: started from an
+// ordinary goroutine, the child could be killed whenever the runtime retires
+// that thread.
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnc = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for r := range spawnc {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawnc <- spawnReq{cmd, done}
+	return <-done
+}
+
+var (
+	spawnOnce sync.Once
+	spawnc    chan spawnReq
+)
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// proc is one mariadbd run.
+type proc struct {
+	cmd    *exec.Cmd
+	pid    int
+	marker string
+	done   chan struct{} // closed once the process and everything it left are gone
+	err    error         // Wait's result, valid after done
+}
+
+// watch waits for p to exit, then kills what it leaves behind: its process
+// group and any process carrying its marker. Only then is it reaped, so its
+// PID (and so the group ID) cannot be reused while we kill.
+func (p *proc) watch() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	syscall.Kill(-p.pid, syscall.SIGKILL)
+	killMarked(p.marker, p.pid)
+	p.err = p.cmd.Wait()
+	close(p.done)
+}
+
+// killMarked SIGKILLs every process whose environment holds marker,
+// except skip, until none is left.
+func killMarked(marker string, skip int) {
+	for range 50 {
+		pids := markedPIDs(marker)
+		n := 0
+		for _, pid := range pids {
+			if pid == skip {
+				continue
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// markedPIDs lists live processes whose environment contains the exact
+// entry marker (e.g. "GS_TEST_NODE=/var/tmp/gs-test/x/node1"), or, when marker
+// ends in "/", any entry with that prefix. Zombies have no environment and
+// are not listed.
+func markedPIDs(marker string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	prefix := bytes.HasSuffix([]byte(marker), []byte("/"))
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(kv, []byte(marker)) || prefix && bytes.HasPrefix(kv, []byte(marker)) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// state is the field after the parenthesised command name
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
