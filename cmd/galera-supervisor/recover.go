@@ -2,16 +2,68 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor"
 )
 
-// Placeholder: replaced by the issue that builds "recover".
 func cmdRecover() *command {
 	return &command{
 		name:  "recover",
-		short: "(not built yet)",
-		run: func(ctx context.Context, c *cli, args []string) error {
-			return errors.New("recover: not built yet")
-		},
+		usage: "[--defaults-file=F] [--defaults-extra-file=F] [--defaults-group-suffix=S] [--mariadbd=PATH] [-- mariadbd args]",
+		short: "recover the node's position with mariadbd --wsrep-recover, like galera_recovery",
+		long: `
+Runs "mariadbd <defaults> [args] --wsrep-recover --disable-log-error
+--user=<user>" (with the datadir's owner as user when run as root, as
+galera_recovery does), and prints "--wsrep_start_position=<uuid:seqno[,gtid]>"
+on stdout. It prints nothing when wsrep_on is off. mariadbd must not be
+running on the datadir.
+
+Exit codes: 0 printed (or wsrep off), 2 usage or option files, 3 recovery
+failed (the log's tail is on stderr).
+
+Options:
+` + flagUsage(recoverFlags(new(supervisor.Defaults), new(string))),
+		run: runRecover,
 	}
+}
+
+func recoverFlags(d *supervisor.Defaults, mariadbd *string) *flagSet {
+	fs := newFlagSet("recover")
+	defaultsFlags(fs, d)
+	fs.StringVar(mariadbd, "mariadbd", supervisor.DefaultMariadbd, "the server binary")
+	return fs
+}
+
+func runRecover(ctx context.Context, c *cli, args []string) error {
+	var (
+		d        supervisor.Defaults
+		mariadbd string
+	)
+	extra, err := parseFlags(recoverFlags(&d, &mariadbd), args)
+	if err != nil {
+		return err
+	}
+	opts, err := loadOptions(d)(ctx)
+	if err != nil {
+		return &supervisor.ExitError{Code: supervisor.ExitConfig, Err: fmt.Errorf("read option files: %w", err)}
+	}
+	supervisor.AddArgs(opts.Server, extra)
+	if !opts.Bool("wsrep-on", false) {
+		fmt.Fprintln(c.stderr, "wsrep_on is off: nothing to recover")
+		return nil
+	}
+	user := opts.Server["user"]
+	if user == "" {
+		user = "mysql"
+	}
+	pos, err := supervisor.Recover(ctx, supervisor.RecoverConfig{
+		Mariadbd: mariadbd, Defaults: d, ExtraArgs: extra, User: user, Env: os.Environ(),
+	})
+	if err != nil {
+		return &supervisor.ExitError{Code: supervisor.ExitRecovery, Err: err}
+	}
+	fmt.Fprintf(c.stdout, "--wsrep_start_position=%s\n", pos)
+	return nil
 }

@@ -2,16 +2,236 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/supervisor"
 )
 
-// Placeholder: replaced by the issue that builds "run".
+const runLong = `
+The ExecStart of a Type=notify unit: galera-supervisor stays the unit's main
+process and mariadbd runs as its child.
+
+  1. Reads the option files (server groups [mysqld] [server] [mariadb]
+     [galera] [mysqld-10.11]... with --defaults-group-suffix) for datadir,
+     socket, user, wsrep_on; [client] then [galera-supervisor] for the health
+     check's user and password.
+  2. Reads <datadir>/grastate.dat. With --wsrep-new-cluster and
+     safe_to_bootstrap: 0 it refuses (exit 6). When the seqno is -1 it runs
+     "mariadbd <defaults> --wsrep-recover --disable-log-error --user=<user>"
+     (as galera_recovery did) and passes --wsrep_start_position=<pos>.
+     Nothing is recovered when wsrep_on is off, or when the datadir is empty
+     (the node joins by SST).
+  3. Starts mariadbd <defaults> [extra args] in its own process group, with
+     NOTIFY_SOCKET set to a socket of the supervisor's and
+     GALERA_SUPERVISOR_PROGRESS to the SST progress socket, both in
+     --runtime-dir.
+
+What systemd hears (NotifyAccess=main is enough):
+  READY=1      once the node is Synced (wsrep_local_state_comment=Synced,
+               wsrep_ready=ON, Primary) and answers over its unix socket;
+               mariadbd's own READY=1 is not relayed.
+  STATUS=      one line: recovering, starting, waiting for primary,
+               receiving SST 45% 2.0/4.5 GiB 310 MB/s ETA 8s, preparing, IST,
+               joined, synced, donor, desynced, stopping.
+  EXTEND_TIMEOUT_USEC=
+               before READY, each time SST progress advances (or the node's
+               phase changes), by --sst-stall-timeout: a transfer that stalls
+               lets TimeoutStartSec= fire. mariadbd's SST monitor extensions
+               (every 30 s, progress or not) are dropped; InnoDB's (crash
+               recovery, buffer pool) are relayed. While stopping, 30 s every
+               10 s as long as mariadbd is alive, up to --stop-timeout.
+  WATCHDOG=1   every WatchdogSec/2 while mariadbd runs (not SIGSTOPped) and,
+               once ready, answers SQL.
+  STOPPING=1   on SIGTERM/SIGINT.
+
+Health check credentials: user/password from [galera-supervisor], else
+[client]; with none it connects as the OS user it runs as (root or mysql),
+which MariaDB's unix_socket authentication admits. "Access denied" is shown
+in STATUS and logged; READY then never comes.
+
+Signals:
+  SIGTERM, SIGINT  STOPPING=1, SIGTERM to mariadbd; after --stop-timeout
+                   SIGKILL to its process group. Exit when it is gone.
+  SIGHUP           re-read the option files and log what changed (it applies
+                   at mariadbd's next start); forward SIGHUP to mariadbd (it
+                   flushes logs and privileges, as ExecReload=kill -HUP did)
+                   once it answers queries.
+No process outlives mariadbd: its process group is killed after it exits,
+and the supervisor is a child subreaper, so orphaned SST processes and
+mariadb-backup re-parent to it and are stopped and reaped.
+
+Exit codes (for Restart= and RestartPreventExitStatus=2 3 4 6):
+  0  stopped on request, mariadbd exited cleanly
+  1  internal or unexpected failure
+  2  usage or configuration error (flags, option files, cannot start mariadbd)
+  3  position recovery (--wsrep-recover) failed
+  4  mariadbd died while joining by SST (a failed SST; do not loop on it)
+  5  mariadbd exited or died on its own
+  6  --wsrep-new-cluster refused: grastate.dat says safe_to_bootstrap: 0
+  7  mariadbd ignored SIGTERM for --stop-timeout and was killed
+
+A unit: Type=notify, ExecStart=galera-supervisor run $_WSREP_NEW_CLUSTER
+(galera_new_cluster's variable expands to --wsrep-new-cluster),
+KillMode=mixed, TimeoutStopSec=900, RestartPreventExitStatus=2 3 4 6.
+`
+
 func cmdRun() *command {
 	return &command{
 		name:  "run",
-		short: "(not built yet)",
-		run: func(ctx context.Context, c *cli, args []string) error {
-			return errors.New("run: not built yet")
-		},
+		usage: "[--defaults-file=F] [--defaults-extra-file=F] [--defaults-group-suffix=S] [--mariadbd=PATH] [--wsrep-new-cluster] [options] [-- mariadbd args]",
+		short: "run mariadbd as a child and keep systemd informed (a unit's ExecStart)",
+		long:  runLong + "\nOptions:\n" + flagUsage(runFlags(new(runOptions))),
+		run:   runRun,
 	}
+}
+
+type runOptions struct {
+	defaults     supervisor.Defaults
+	mariadbd     string
+	newCluster   bool
+	runtimeDir   string
+	stopTimeout  time.Duration
+	stallTimeout time.Duration
+	healthEvery  time.Duration
+	extra        []string
+}
+
+type flagSet = flag.FlagSet
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func runFlags(o *runOptions) *flag.FlagSet {
+	fs := newFlagSet("run")
+	defaultsFlags(fs, &o.defaults)
+	fs.StringVar(&o.mariadbd, "mariadbd", supervisor.DefaultMariadbd, "the server binary")
+	fs.BoolVar(&o.newCluster, "wsrep-new-cluster", false, "bootstrap a new cluster from this node (refused when safe_to_bootstrap: 0)")
+	fs.StringVar(&o.runtimeDir, "runtime-dir", "", "dir for the notify and progress sockets (default $RUNTIME_DIRECTORY, else /run/galera-supervisor)")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", supervisor.DefaultStopTimeout, "how long mariadbd may take to stop after SIGTERM before SIGKILL")
+	fs.DurationVar(&o.stallTimeout, "sst-stall-timeout", supervisor.DefaultStallTimeout, "before READY, how long SST progress may stall before systemd's start timeout may fire")
+	fs.DurationVar(&o.healthEvery, "health-interval", time.Second, "period of the SQL health check")
+	return fs
+}
+
+func defaultsFlags(fs *flag.FlagSet, d *supervisor.Defaults) {
+	fs.StringVar(&d.File, "defaults-file", "", "read only this option file")
+	fs.StringVar(&d.ExtraFile, "defaults-extra-file", "", "read this option file after the global ones")
+	fs.StringVar(&d.GroupSuffix, "defaults-group-suffix", "", "also read groups with this suffix ([mysqld.N])")
+	fs.BoolVar(&d.NoDefaults, "no-defaults", false, "read no option files")
+}
+
+func flagUsage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(&b, "  --%s\n        %s%s\n", f.Name, f.Usage, def)
+	})
+	return b.String()
+}
+
+// parseFlags parses args, keeping what follows "--" aside.
+func parseFlags(fs *flag.FlagSet, args []string) (rest []string, err error) {
+	for i, a := range args {
+		if a == "--" {
+			rest = args[i+1:]
+			args = args[:i]
+			break
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError(err.Error())
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError(fmt.Sprintf("unexpected argument %q (mariadbd's arguments go after --)", fs.Arg(0)))
+	}
+	return rest, nil
+}
+
+// logger writes one line per call to w; under systemd that is the journal.
+func logger(w io.Writer, prefix string) func(string, ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, prefix+format+"\n", args...)
+	}
+}
+
+func runRun(ctx context.Context, c *cli, args []string) error {
+	var o runOptions
+	fs := runFlags(&o)
+	extra, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	// galera_new_cluster style: the flag may also come with mariadbd's args.
+	for _, a := range extra {
+		if a == "--wsrep-new-cluster" {
+			o.newCluster = true
+		}
+	}
+	logf := logger(c.stderr, "galera-supervisor: ")
+	if err := supervisor.SetSubreaper(); err != nil {
+		logf("%v; orphaned SST processes will re-parent to init", err)
+	}
+	watchdog, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		logf("watchdog: %v", err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	sup := supervisor.New(supervisor.Config{
+		Mariadbd:       o.mariadbd,
+		Defaults:       o.defaults,
+		ExtraArgs:      extra,
+		NewCluster:     o.newCluster,
+		LoadOptions:    loadOptions(o.defaults),
+		RuntimeDir:     o.runtimeDir,
+		StopTimeout:    o.stopTimeout,
+		StallTimeout:   o.stallTimeout,
+		Watchdog:       watchdog,
+		HealthInterval: o.healthEvery,
+		Systemd:        notify.FromEnv(),
+		Logf:           logf,
+	})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				logf("SIGHUP: reloading")
+				sup.Reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return sup.Run(ctx)
+}
+
+// loadOptions reads the option files.
+// TODO(optionfile): use package optionfile once it exports Load; until
+// then my_print_defaults, the reference reader, does it.
+func loadOptions(d supervisor.Defaults) func(context.Context) (supervisor.Options, error) {
+	return supervisor.LoadPrintDefaults("my_print_defaults", d)
 }

@@ -1,0 +1,138 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Defaults are the --defaults-* arguments mariadbd reads its option files
+// with. They go first on mariadbd's command line, as it requires.
+type Defaults struct {
+	File        string // --defaults-file
+	ExtraFile   string // --defaults-extra-file
+	GroupSuffix string // --defaults-group-suffix
+	NoDefaults  bool   // --no-defaults
+}
+
+// Args returns the arguments in the order mariadbd accepts them.
+func (d Defaults) Args() []string {
+	var a []string
+	if d.NoDefaults {
+		a = append(a, "--no-defaults")
+	}
+	if d.File != "" {
+		a = append(a, "--defaults-file="+d.File)
+	}
+	if d.ExtraFile != "" {
+		a = append(a, "--defaults-extra-file="+d.ExtraFile)
+	}
+	if d.GroupSuffix != "" {
+		a = append(a, "--defaults-group-suffix="+d.GroupSuffix)
+	}
+	return a
+}
+
+// Options is what the option files say, each map keyed by the normalised
+// option name ("wsrep-on" for wsrep_on, loose-wsrep-on...), last value wins.
+type Options struct {
+	// Server holds the server groups: [mysqld], [server], [mariadb],
+	// [galera], [mysqld-10.11], ... and their --defaults-group-suffix forms.
+	Server map[string]string
+	// Client holds [client], [client-server], [client-mariadb], then
+	// [galera-supervisor], which wins: the health check's credentials.
+	Client map[string]string
+}
+
+// Key normalises an option name the way mariadbd compares them.
+func Key(name string) string {
+	name = strings.ReplaceAll(name, "_", "-")
+	name, _ = strings.CutPrefix(name, "loose-")
+	return name
+}
+
+// Get returns a server option's value.
+func (o Options) Get(name string) (string, bool) {
+	v, ok := o.Server[Key(name)]
+	return v, ok
+}
+
+// Bool reads a boolean server option, with def when it is absent.
+func (o Options) Bool(name string, def bool) bool {
+	if _, ok := o.Server["skip-"+Key(name)]; ok {
+		return false
+	}
+	v, ok := o.Get(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "", "1", "on", "true", "yes":
+		return true
+	}
+	return false
+}
+
+// AddArgs folds "--name[=value]" arguments into m, as mariadbd would see
+// them after the option files; other arguments are ignored.
+func AddArgs(m map[string]string, args []string) {
+	for _, a := range args {
+		rest, ok := strings.CutPrefix(a, "--")
+		if !ok || rest == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(rest, "=")
+		m[Key(k)] = v
+	}
+}
+
+// PrintDefaults reads the option files with my_print_defaults, the
+// reference implementation: it returns the options of groups as a map.
+// Suffixed groups are included by my_print_defaults itself.
+func PrintDefaults(ctx context.Context, bin string, d Defaults, groups ...string) (map[string]string, error) {
+	if bin == "" {
+		bin = "my_print_defaults"
+	}
+	args := append(d.Args(), groups...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	m := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	AddArgs(m, lines)
+	return m, nil
+}
+
+// ServerGroups are the groups mariadbd reads (my_print_defaults --mysqld).
+var ServerGroups = []string{"--mysqld"}
+
+// ClientGroups are the groups the health check's credentials come from;
+// [galera-supervisor] is last so that it wins.
+var ClientGroups = []string{"client", "client-server", "client-mariadb", "galera-supervisor"}
+
+// LoadPrintDefaults returns a loader that reads Options with my_print_defaults.
+func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, error) {
+	return func(ctx context.Context) (Options, error) {
+		s, err := PrintDefaults(ctx, bin, d, ServerGroups...)
+		if err != nil {
+			return Options{}, err
+		}
+		c, err := PrintDefaults(ctx, bin, d, ClientGroups...)
+		if err != nil {
+			return Options{}, err
+		}
+		return Options{Server: s, Client: c}, nil
+	}
+}

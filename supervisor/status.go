@@ -1,0 +1,131 @@
+package supervisor
+
+import (
+	"strings"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+)
+
+// Phase is what the node is doing, as STATUS= tells it.
+type Phase string
+
+// Phases, in the words systemctl status shows.
+const (
+	PhaseStarting   Phase = "starting"
+	PhaseRecovering Phase = "recovering"
+	PhaseWaiting    Phase = "waiting for primary"
+	PhaseJoining    Phase = "joining"
+	PhaseSST        Phase = "SST" // rendered from progress events
+	PhaseIST        Phase = "IST"
+	PhaseJoined     Phase = "joined, catching up"
+	PhaseSynced     Phase = "synced"
+	PhaseDonor      Phase = "donor"
+	PhaseDesynced   Phase = "desynced"
+	PhaseStopping   Phase = "stopping"
+)
+
+// view is everything the STATUS line is rendered from.
+type view struct {
+	stopping   bool
+	recovering bool
+	wsrep      bool
+
+	// From the SQL health check, when it last answered.
+	sqlUp bool
+	node  NodeState
+	// healthErr is the last check's failure when it is worth showing
+	// (access denied), else "".
+	healthErr string
+
+	// From SST progress events: the meter and when the last event came.
+	meter    *progress.Meter
+	lastProg time.Time
+	progRole string
+
+	// From mariadbd's own notifications.
+	childStatus string
+	sstMonitor  bool // mariadbd's SST monitor says a transfer is ongoing
+}
+
+// progressFresh is how long a progress event stays the news.
+const progressFresh = 15 * time.Second
+
+// phase decides the node's phase.
+func (v *view) phase(now time.Time) Phase {
+	switch {
+	case v.stopping:
+		return PhaseStopping
+	case v.recovering:
+		return PhaseRecovering
+	}
+	fresh := v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh &&
+		v.meter.Last().Phase != progress.PhaseDone && v.meter.Last().Phase != progress.PhaseFailed
+	if !v.sqlUp {
+		switch {
+		case fresh || v.sstMonitor:
+			return PhaseSST
+		case v.wsrep && v.childStatus == "":
+			return PhaseStarting
+		}
+		return PhaseStarting
+	}
+	if !v.wsrep {
+		return PhaseSynced
+	}
+	n := v.node
+	switch {
+	case n.ClusterStatus != "" && n.ClusterStatus != "Primary":
+		return PhaseWaiting
+	case n.Comment == "Synced":
+		return PhaseSynced
+	case n.Comment == "Donor/Desynced":
+		if n.Desync && !(fresh && v.progRole == "donor") {
+			return PhaseDesynced
+		}
+		return PhaseDonor
+	case n.Comment == "Joined":
+		return PhaseJoined
+	case strings.HasPrefix(n.Comment, "Joining"):
+		if fresh {
+			return PhaseSST
+		}
+		if strings.Contains(n.Comment, "receiving") {
+			return PhaseIST
+		}
+		return PhaseJoining
+	case n.Comment == "Initialized" || n.Comment == "":
+		return PhaseWaiting
+	}
+	return Phase(strings.ToLower(n.Comment))
+}
+
+// line renders the STATUS= text: the phase, then what explains it, in one
+// line.
+func (v *view) line(now time.Time) string {
+	p := v.phase(now)
+	s := string(p)
+	switch p {
+	case PhaseSST:
+		if v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh {
+			s = v.meter.String()
+		} else {
+			s = "receiving SST"
+		}
+		if v.sstMonitor && v.lastProg.IsZero() {
+			s += " (the SST method reports no progress)"
+		}
+	case PhaseDonor:
+		if v.meter != nil && v.progRole == "donor" && now.Sub(v.lastProg) < progressFresh {
+			s = "donor, " + v.meter.String()
+		}
+	case PhaseStarting:
+		if v.childStatus != "" {
+			s += ": " + v.childStatus
+		}
+	}
+	if v.healthErr != "" && p != PhaseStopping {
+		s += "; " + v.healthErr
+	}
+	return strings.ReplaceAll(s, "\n", " ")
+}

@@ -1,0 +1,753 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+)
+
+// Config configures a Supervisor. The zero value of each field but
+// LoadOptions is usable.
+type Config struct {
+	Mariadbd   string   // default /usr/sbin/mariadbd
+	Defaults   Defaults // passed first to mariadbd and to --wsrep-recover
+	ExtraArgs  []string // appended to mariadbd's command line
+	NewCluster bool     // bootstrap a new cluster (--wsrep-new-cluster)
+
+	// LoadOptions reads the option files; it is called again on Reload.
+	LoadOptions func(context.Context) (Options, error)
+	// NewHealth builds the health check; default NewSQLHealth.
+	NewHealth func(Options) Health
+
+	// RuntimeDir holds the notify and progress sockets; it is created
+	// traversable by mariadbd's user. Default $RUNTIME_DIRECTORY, else
+	// /run/galera-supervisor.
+	RuntimeDir string
+	// StopTimeout bounds a clean shutdown: mariadbd gets SIGTERM, then
+	// after StopTimeout SIGKILL with its whole process group.
+	StopTimeout time.Duration
+	// StallTimeout is the keepalive window: while the node is not ready,
+	// each advance of SST progress extends systemd's start timeout by it.
+	StallTimeout time.Duration
+	// Watchdog is systemd's WatchdogSec (WATCHDOG_USEC); 0 disables it.
+	Watchdog time.Duration
+	// HealthInterval is the period of the health check; default 1s.
+	HealthInterval time.Duration
+
+	Systemd notify.Sender // where notifications go; default notify.Discard
+	// Stdout and Stderr receive mariadbd's output; default os.Stderr.
+	Stdout, Stderr io.Writer
+	// Env is the base environment for mariadbd; default os.Environ().
+	// systemd's variables (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*) are dropped.
+	Env  []string
+	Logf func(format string, args ...any)
+}
+
+// Defaults for Config.
+const (
+	DefaultMariadbd     = "/usr/sbin/mariadbd"
+	DefaultStopTimeout  = 870 * time.Second // mariadb.service's TimeoutStopSec=900, less a margin
+	DefaultStallTimeout = 60 * time.Second  // as mariadbd's own WSREP_EXTEND_TIMEOUT_INTERVAL
+)
+
+// Supervisor runs one node. Use New, then Run.
+type Supervisor struct {
+	cfg    Config
+	ready  chan struct{}
+	reload chan struct{}
+
+	readyFlag atomic.Bool
+	pid       atomic.Int64
+}
+
+// New returns a Supervisor for cfg.
+func New(cfg Config) *Supervisor {
+	if cfg.Mariadbd == "" {
+		cfg.Mariadbd = DefaultMariadbd
+	}
+	if cfg.NewHealth == nil {
+		cfg.NewHealth = func(o Options) Health { return NewSQLHealth(o) }
+	}
+	if cfg.RuntimeDir == "" {
+		cfg.RuntimeDir = os.Getenv("RUNTIME_DIRECTORY")
+		if i := strings.IndexByte(cfg.RuntimeDir, ':'); i >= 0 {
+			cfg.RuntimeDir = cfg.RuntimeDir[:i]
+		}
+		if cfg.RuntimeDir == "" {
+			cfg.RuntimeDir = "/run/galera-supervisor"
+		}
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = time.Second
+	}
+	if cfg.Systemd == nil {
+		cfg.Systemd = notify.Discard
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stderr
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	return &Supervisor{cfg: cfg, ready: make(chan struct{}), reload: make(chan struct{}, 1)}
+}
+
+// Ready is closed once the node is Synced and answers queries, when READY=1
+// went to systemd.
+func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
+
+// PID is mariadbd's PID, 0 while it is not running.
+func (s *Supervisor) PID() int { return int(s.pid.Load()) }
+
+// Reload asks Run to re-read the option files (SIGHUP).
+func (s *Supervisor) Reload() {
+	select {
+	case s.reload <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Supervisor) logf(format string, args ...any) { s.cfg.Logf(format, args...) }
+
+func (s *Supervisor) notify(state string) {
+	if err := s.cfg.Systemd.Notify(state); err != nil {
+		s.logf("%v", err)
+	}
+}
+
+// Run recovers the node's position, runs mariadbd until ctx is done or it
+// exits, and stops it cleanly. It returns nil after a clean stop on
+// request, and otherwise an *ExitError whose Code is documented in exit.go.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if s.cfg.LoadOptions == nil {
+		return exitErr(ExitConfig, "supervisor: no option loader")
+	}
+	opts, err := s.loadOptions(ctx)
+	if err != nil {
+		return exitErr(ExitConfig, "read option files: %w", err)
+	}
+	datadir := opts.Server["datadir"]
+	if datadir == "" {
+		datadir = "/var/lib/mysql"
+	}
+	wsrep := opts.Bool("wsrep-on", false)
+	userName := opts.Server["user"]
+	if userName == "" {
+		userName = "mysql"
+	}
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 {
+		if u, err := user.Lookup(userName); err == nil {
+			uid, _ = strconv.Atoi(u.Uid)
+			gid, _ = strconv.Atoi(u.Gid)
+		}
+	}
+
+	if err := os.MkdirAll(s.cfg.RuntimeDir, 0o755); err != nil {
+		return exitErr(ExitConfig, "create runtime dir: %w", err)
+	}
+	id := strconv.Itoa(os.Getpid())
+	nl, err := notify.Listen(filepath.Join(s.cfg.RuntimeDir, "notify-"+id+".sock"), uid, gid)
+	if err != nil {
+		return exitErr(ExitFailure, "%w", err)
+	}
+	defer nl.Close()
+	pl, err := progress.Listen(filepath.Join(s.cfg.RuntimeDir, "progress-"+id+".sock"))
+	if err != nil {
+		return exitErr(ExitFailure, "%w", err)
+	}
+	defer pl.Close()
+	msgs := make(chan notify.Message, 64)
+	go func() {
+		for {
+			m, err := nl.Receive()
+			if err != nil {
+				if !errors.Is(err, notify.ErrClosed) {
+					s.logf("%v", err)
+				}
+				return
+			}
+			select {
+			case msgs <- m:
+			default: // a flood from the child must not block us
+			}
+		}
+	}()
+	env := childEnv(s.cfg.Env, nl.Path(), pl.Path())
+
+	r := &runner{s: s, opts: opts, wsrep: wsrep, msgs: msgs, progress: pl.Events(), env: env,
+		view: view{wsrep: wsrep, meter: &progress.Meter{}},
+		keep: notify.Keepalive{Window: s.cfg.StallTimeout}}
+	r.health = s.cfg.NewHealth(opts)
+	defer func() { r.health.Close() }()
+
+	args := append(s.cfg.Defaults.Args(), s.cfg.ExtraArgs...)
+	if _, ok := opts.Server["user"]; !ok && os.Geteuid() == 0 {
+		// mariadbd refuses to run as root; User=mysql in a unit does this.
+		args = append(args, "--user="+userName)
+	}
+	if wsrep {
+		pos, err := r.recoverPosition(ctx, datadir, userName)
+		if err != nil {
+			return err
+		}
+		if pos != nil {
+			args = append(args, "--wsrep_start_position="+pos.String())
+		}
+		if s.cfg.NewCluster && !slices.Contains(args, "--wsrep-new-cluster") {
+			args = append(args, "--wsrep-new-cluster")
+		}
+	} else {
+		s.logf("wsrep_on is off in the option files: no position recovery, READY when the server answers")
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return r.run(ctx, args)
+}
+
+func (s *Supervisor) loadOptions(ctx context.Context) (Options, error) {
+	o, err := s.cfg.LoadOptions(ctx)
+	if err != nil {
+		return Options{}, err
+	}
+	if o.Server == nil {
+		o.Server = map[string]string{}
+	}
+	if o.Client == nil {
+		o.Client = map[string]string{}
+	}
+	// The command line wins over the option files, as for mariadbd.
+	AddArgs(o.Server, s.cfg.ExtraArgs)
+	return o, nil
+}
+
+// childEnv is env without systemd's variables meant for us, plus ours.
+func childEnv(env []string, notifySocket, progressSocket string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == notify.EnvSocket, k == progress.EnvSocket,
+			k == "WATCHDOG_USEC", k == "WATCHDOG_PID",
+			strings.HasPrefix(k, "LISTEN_"):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, notify.EnvSocket+"="+notifySocket, progress.EnvSocket+"="+progressSocket)
+}
+
+// runner is the state of one Run; only Run's goroutine touches it, but for
+// the fields the watchdog reads through Supervisor's atomics.
+type runner struct {
+	s        *Supervisor
+	opts     Options
+	wsrep    bool
+	msgs     <-chan notify.Message
+	progress <-chan progress.Event
+	env      []string
+	health   Health
+	healthMu sync.Mutex
+
+	view       view
+	keep       notify.Keepalive
+	ready      bool
+	lastStatus string
+	lastSaidAt time.Time
+	lastPhase  Phase
+	deniedOnce bool
+
+	sstJoiner     bool // a joiner SST was seen (progress or mariadbd's monitor)
+	sstJoinerDone bool
+	sstFailed     string
+}
+
+// say sends STATUS= when it changed; progress lines at most once a second.
+func (r *runner) say(force bool) {
+	now := time.Now()
+	line := r.view.line(now)
+	phase := r.view.phase(now)
+	if line == r.lastStatus {
+		return
+	}
+	if !force && phase == r.lastPhase && now.Sub(r.lastSaidAt) < time.Second {
+		return
+	}
+	if phase != r.lastPhase {
+		r.s.logf("phase: %s", line)
+		if !r.ready && !r.view.stopping && r.lastPhase != "" && r.keep.Advanced(now) {
+			// A new phase before READY is progress too: SST done, then
+			// InnoDB start, joined, ... each earns one window.
+			r.s.notify(notify.ExtendTimeout(r.keep.Window))
+		}
+	}
+	r.lastStatus, r.lastSaidAt, r.lastPhase = line, now, phase
+	r.s.notify(notify.Status(line))
+}
+
+func (r *runner) getHealth() Health {
+	r.healthMu.Lock()
+	defer r.healthMu.Unlock()
+	return r.health
+}
+
+// recoverPosition reads grastate.dat and runs --wsrep-recover when the
+// seqno is unknown. It returns nil when mariadbd needs no start position.
+func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) (*Position, error) {
+	s := r.s
+	path := filepath.Join(datadir, "grastate.dat")
+	g, err := ReadGrastate(path)
+	switch {
+	case err == nil:
+		s.logf("%s: uuid %s seqno %d safe_to_bootstrap %v", path, g.UUID, g.Seqno, g.SafeToBootstrap)
+		if s.cfg.NewCluster && !g.SafeToBootstrap {
+			return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %s says safe_to_bootstrap: 0 "+
+				"(another node may have newer data; bootstrap the most advanced node, or set safe_to_bootstrap: 1 if you are sure)", path)
+		}
+		if g.Seqno != SeqnoUnknown {
+			return nil, nil
+		}
+	case errors.Is(err, os.ErrNotExist):
+		// A datadir without grastate.dat: recover only when InnoDB has data
+		// (a server turned into a node); an empty one joins by SST, and a
+		// recovery run would create files in it.
+		if _, err := os.Stat(filepath.Join(datadir, "ibdata1")); err != nil {
+			s.logf("%s: none and no InnoDB data: nothing to recover", path)
+			return nil, nil
+		}
+	default:
+		return nil, exitErr(ExitRecovery, "%w", err)
+	}
+
+	r.view.recovering = true
+	r.say(true)
+	defer func() { r.view.recovering = false }()
+	var recPID atomic.Int64
+	type result struct {
+		pos Position
+		err error
+	}
+	done := make(chan result, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		pos, err := Recover(rctx, RecoverConfig{
+			Mariadbd: s.cfg.Mariadbd, Defaults: s.cfg.Defaults, ExtraArgs: s.cfg.ExtraArgs,
+			User: userName, Env: r.env, Started: func(pid int) { recPID.Store(int64(pid)) },
+		})
+		done <- result{pos, err}
+	}()
+	for {
+		select {
+		case m := <-r.msgs:
+			// InnoDB crash recovery extends the start timeout itself: relay.
+			if c := notify.Classify(m); c.Extend > 0 {
+				r.s.notify(notify.ExtendTimeout(c.Extend))
+			}
+		case res := <-done:
+			if res.err != nil {
+				if ctx.Err() != nil {
+					return nil, nil
+				}
+				return nil, exitErr(ExitRecovery, "recover position: %w", res.err)
+			}
+			s.logf("recovered position %s", res.pos)
+			return &res.pos, nil
+		}
+	}
+}
+
+type healthResult struct {
+	state NodeState
+	err   error
+}
+
+// run starts mariadbd and supervises it until it exits.
+func (r *runner) run(ctx context.Context, args []string) error {
+	s := r.s
+	cctx, stopChild := context.WithCancel(context.Background())
+	defer stopChild()
+	cmd := exec.CommandContext(cctx, s.cfg.Mariadbd, args...)
+	cmd.Env = r.env
+	// Its own process group, as under systemd: the SST scripts run
+	// "kill -- -$PARENT" on it, and we kill the group when it is gone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = s.cfg.StopTimeout
+	stdout, closeOut := outFile(s.cfg.Stdout)
+	defer closeOut()
+	stderr, closeErr := outFile(s.cfg.Stderr)
+	defer closeErr()
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return exitErr(ExitConfig, "start %s: %w", s.cfg.Mariadbd, err)
+	}
+	pid := cmd.Process.Pid
+	s.pid.Store(int64(pid))
+	defer s.pid.Store(0)
+	s.logf("started %s (pid %d): %s", s.cfg.Mariadbd, pid, strings.Join(args, " "))
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	r.say(true)
+
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if s.cfg.Watchdog > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			notify.Watchdog(wctx, s.cfg.Systemd, s.cfg.Watchdog, r.watchdogCheck(pid), s.logf)
+		}()
+	}
+	defer func() {
+		stopWatchdog()
+		wg.Wait()
+	}()
+
+	healthTick := time.NewTicker(s.cfg.HealthInterval)
+	defer healthTick.Stop()
+	healthRes := make(chan healthResult, 1)
+	checking := false
+	check := func() {
+		if checking {
+			return
+		}
+		checking = true
+		h := r.getHealth()
+		go func() {
+			hctx, cancel := context.WithTimeout(context.Background(), max(s.cfg.HealthInterval, 2*time.Second))
+			defer cancel()
+			st, err := h.Check(hctx)
+			healthRes <- healthResult{st, err}
+		}()
+	}
+	reapTick := time.NewTicker(time.Second)
+	defer reapTick.Stop()
+	keep := map[int]bool{pid: true}
+
+	done := ctx.Done()
+	var stopTick <-chan time.Time
+	var stopStart time.Time
+	for {
+		select {
+		case <-done:
+			done = nil
+			r.view.stopping = true
+			stopStart = time.Now()
+			s.notify("STOPPING=1\n" + notify.Status(string(PhaseStopping)))
+			r.lastStatus, r.lastPhase = string(PhaseStopping), PhaseStopping
+			s.logf("stopping mariadbd (pid %d): SIGTERM, SIGKILL after %v", pid, s.cfg.StopTimeout)
+			stopChild()
+			t := time.NewTicker(stopExtendEvery)
+			defer t.Stop()
+			stopTick = t.C
+			// The first extension at once: systemd's TimeoutStopSec may be
+			// shorter than ours.
+			s.notify(notify.ExtendTimeout(stopExtend))
+
+		case <-stopTick:
+			if time.Since(stopStart) < s.cfg.StopTimeout && stoppedOrGone(pid) == nil {
+				s.notify(notify.ExtendTimeout(stopExtend))
+			}
+
+		case m := <-r.msgs:
+			r.childMessage(m, check)
+
+		case e, ok := <-r.progress:
+			if !ok {
+				r.progress = nil
+				continue
+			}
+			r.progressEvent(e)
+
+		case <-healthTick.C:
+			if !r.view.stopping {
+				check()
+			}
+			r.say(false)
+
+		case res := <-healthRes:
+			checking = false
+			r.healthResult(res)
+
+		case <-reapTick.C:
+			for _, p := range reapOrphans(keep) {
+				s.logf("reaped orphan process %d", p)
+			}
+
+		case <-s.reload:
+			r.reloadOptions(ctx, cmd)
+
+		case <-exited:
+			return r.exited(cmd, stopStart, keep)
+		}
+	}
+}
+
+const (
+	stopExtendEvery = 10 * time.Second
+	stopExtend      = 30 * time.Second
+)
+
+// watchdogCheck is the watchdog's health check: mariadbd runs (not gone,
+// not stopped by SIGSTOP) and, once the node is ready, answers SQL.
+func (r *runner) watchdogCheck(pid int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := stoppedOrGone(pid); err != nil {
+			return err
+		}
+		if !r.s.readyFlag.Load() {
+			return nil
+		}
+		_, err := r.getHealth().Check(ctx)
+		return err
+	}
+}
+
+func (r *runner) childMessage(m notify.Message, check func()) {
+	s := r.s
+	c := notify.Classify(m)
+	if c.Status != "" {
+		if c.SSTMonitor {
+			ongoing := !strings.Contains(c.Status, "completed")
+			if strings.Contains(c.Status, "joiner") {
+				if ongoing {
+					r.sstJoiner = true
+				} else {
+					r.sstJoinerDone = true
+				}
+			}
+			if ongoing != r.view.sstMonitor {
+				s.logf("mariadbd: %s", c.Status)
+			}
+			r.view.sstMonitor = ongoing
+		} else {
+			r.view.childStatus = c.Status
+		}
+	}
+	if c.Extend > 0 && (!r.ready || r.view.stopping) {
+		s.notify(notify.ExtendTimeout(c.Extend))
+	}
+	if c.Ready && !r.ready {
+		s.logf("mariadbd accepts connections (its READY=1); READY=1 waits for Synced")
+		check()
+	}
+	r.say(false)
+}
+
+// liveness phases are those without byte counts: any event is progress.
+func livenessPhase(p string) bool {
+	return p == progress.PhasePreparing || p == progress.PhaseVerifying || p == progress.PhaseMoving
+}
+
+func (r *runner) progressEvent(e progress.Event) {
+	s := r.s
+	now := time.Now()
+	prev := r.view.meter.Last().Phase
+	first := r.view.lastProg.IsZero()
+	advanced := r.view.meter.Observe(e, now)
+	r.view.lastProg, r.view.progRole = now, e.Role
+	if first || e.Phase != prev {
+		advanced = true
+		s.logf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer)
+	}
+	if livenessPhase(e.Phase) {
+		advanced = true
+	}
+	if e.Role == "joiner" {
+		r.sstJoiner = true
+		switch e.Phase {
+		case progress.PhaseDone:
+			r.sstJoinerDone = true
+		case progress.PhaseFailed:
+			r.sstFailed = e.Err
+			s.logf("SST joiner failed: %s", e.Err)
+		}
+	}
+	if advanced && !r.ready && !r.view.stopping && e.Phase != progress.PhaseFailed && r.keep.Advanced(now) {
+		s.notify(notify.ExtendTimeout(r.keep.Window))
+	}
+	r.say(e.Phase != prev)
+}
+
+func (r *runner) healthResult(res healthResult) {
+	s := r.s
+	if res.err != nil {
+		r.view.sqlUp = false
+		if errors.Is(res.err, ErrAccessDenied) {
+			r.view.healthErr = "health check: access denied"
+			if !r.deniedOnce {
+				r.deniedOnce = true
+				s.logf("%v", res.err)
+			}
+		}
+		r.say(false)
+		return
+	}
+	r.view.sqlUp, r.view.node, r.view.healthErr = true, res.state, ""
+	if !r.ready && !r.view.stopping && (!r.wsrep || res.state.Synced()) {
+		r.ready = true
+		s.readyFlag.Store(true)
+		line := r.view.line(time.Now())
+		r.lastStatus, r.lastPhase, r.lastSaidAt = line, r.view.phase(time.Now()), time.Now()
+		s.notify("READY=1\n" + notify.Status(line))
+		s.logf("node is %s: READY=1", line)
+		close(s.ready)
+		return
+	}
+	r.say(false)
+}
+
+func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd) {
+	s := r.s
+	o, err := s.loadOptions(ctx)
+	if err != nil {
+		s.logf("reload: %v; keeping the options read before", err)
+	} else {
+		for _, d := range diffOptions(r.opts.Server, o.Server) {
+			s.logf("reload: %s (mariadbd applies it at its next start)", d)
+		}
+		if !mapsEqual(r.opts.Client, o.Client) || r.opts.Server["socket"] != o.Server["socket"] {
+			s.logf("reload: health check credentials or socket changed; using the new ones")
+			h := s.cfg.NewHealth(o)
+			r.healthMu.Lock()
+			old := r.health
+			r.health = h
+			r.healthMu.Unlock()
+			old.Close()
+		}
+		r.opts = o
+	}
+	// mariadbd's SIGHUP flushes logs, privileges and caches, what
+	// ExecReload=kill -HUP $MAINPID did in the stock unit (logrotate relies
+	// on it). Before mariadbd installs its handler SIGHUP would kill it, so
+	// it is forwarded only once the server answers queries.
+	if r.view.sqlUp && !r.view.stopping {
+		if err := cmd.Process.Signal(syscall.SIGHUP); err == nil {
+			s.logf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid)
+		}
+	} else {
+		s.logf("reload: SIGHUP not forwarded: mariadbd does not answer queries yet")
+	}
+}
+
+func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) error {
+	s := r.s
+	ps := cmd.ProcessState
+	pid := cmd.Process.Pid
+	// Whatever mariadbd left behind: SST scripts in its group, orphans
+	// re-parented to us. None may outlive it.
+	delete(keep, pid)
+	killLeftovers(pid, keep, 5*time.Second, s.logf)
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	how := ps.String()
+	if r.view.stopping {
+		switch {
+		case ws.Signaled() && ws.Signal() == syscall.SIGKILL && time.Since(stopStart) >= s.cfg.StopTimeout:
+			return exitErr(ExitStopTimeout, "mariadbd (pid %d) did not stop within %v after SIGTERM: killed", pid, s.cfg.StopTimeout)
+		case ps.Success():
+			s.logf("mariadbd (pid %d) stopped cleanly", pid)
+			return nil
+		}
+		return exitErr(ExitMariadbd, "mariadbd (pid %d) stopping: %s", pid, how)
+	}
+	if r.sstJoiner && !r.sstJoinerDone && !r.ready || r.sstFailed != "" && !r.ready {
+		msg := ""
+		if r.sstFailed != "" {
+			msg = ": " + r.sstFailed
+		}
+		return exitErr(ExitSST, "mariadbd (pid %d) %s while joining by SST%s", pid, how, msg)
+	}
+	if ps.Success() && r.ready {
+		s.logf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid)
+		return nil
+	}
+	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)
+}
+
+// outFile returns an *os.File for w: w itself, or a pipe copied into w by
+// a goroutine that is not tied to the child's Wait (leftover grandchildren
+// holding the pipe must not block it).
+func outFile(w io.Writer) (*os.File, func()) {
+	if f, ok := w.(*os.File); ok {
+		return f, func() {}
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		io.Copy(w, pr)
+		pr.Close()
+		close(done)
+	}()
+	return pw, func() {
+		pw.Close()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func diffOptions(a, b map[string]string) []string {
+	var out []string
+	for k, v := range b {
+		if old, ok := a[k]; !ok {
+			out = append(out, fmt.Sprintf("%s added: %q", k, v))
+		} else if old != v {
+			out = append(out, fmt.Sprintf("%s changed: %q -> %q", k, old, v))
+		}
+	}
+	for k, v := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, fmt.Sprintf("%s removed (was %q)", k, v))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
