@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+
+	"github.com/galera-supervisor/galera-supervisor/optionfile"
 )
 
 // Options looks option-file values up the way the stock scripts' parse_cnf
@@ -160,6 +162,47 @@ func (m MapOptions) Lookup(groups []string, name string) (string, bool) {
 			}
 			found = true
 		}
+	}
+	return "", found
+}
+
+// FileOptions serves lookups from option files read by package optionfile,
+// with parse_cnf's precedence across groups.
+type FileOptions struct{ Set *optionfile.Set }
+
+// LoadOptions reads the option files named by the SST command line.
+func LoadOptions(a *Args) (*FileOptions, error) {
+	set, err := optionfile.Load(optionfile.Sources{
+		DefaultsFile: a.DefaultsFile,
+		ExtraFile:    a.DefaultsExtraFile,
+		GroupSuffix:  a.DefaultsGroupSuffix,
+	})
+	if err != nil {
+		return nil, Errorf(EINVAL, "sst: read option files: %w", err)
+	}
+	return &FileOptions{Set: set}, nil
+}
+
+// Lookup implements Options.
+func (o *FileOptions) Lookup(groups []string, name string) (string, bool) {
+	found := false
+	for _, g := range groups {
+		gs := []string{g}
+		if g == "--mysqld" {
+			gs = optionfile.ServerGroups("")
+		}
+		opt, ok := o.Set.Lookup(gs, name)
+		if !ok {
+			continue
+		}
+		v := opt.Value
+		if !opt.HasValue {
+			v = "1"
+		}
+		if v != "" {
+			return v, true
+		}
+		found = true
 	}
 	return "", found
 }

@@ -272,7 +272,11 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	}
 	if cfg.Options != nil {
 		s.Options = cfg.Options(args)
+	} else if o, err := LoadOptions(args); err == nil {
+		s.Options = o
 	} else {
+		// Fall back to the server's own reader rather than fail the SST.
+		s.Warnf("%v; using my_print_defaults", err)
 		s.Options = NewPrintDefaults(args)
 	}
 	s.Progress = cfg.Progress

@@ -583,3 +583,59 @@ func syncTree(root string, names []string) error {
 	}
 	return syncDir(root)
 }
+
+// RecordTree records every file now in staging as written with its size
+// on disk and an empty checksum: for receivers (such as sst/transfer's
+// Sink) that verify each chunk's checksum themselves and count the bytes
+// of each file, so that Verify checks presence, size and completeness.
+func (s *Staging) RecordTree() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return Errorf(EIO, "sst: scan staging: %w", err)
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return Errorf(EIO, "sst: scan staging: %w", err)
+			}
+			rel, _ := filepath.Rel(s.Dir, p)
+			s.written[rel] = Written{Size: fi.Size()}
+		}
+		return nil
+	})
+}
+
+// Prune removes staged files not named in keep (a file the donor sent
+// and later found deleted, or an old file copied for a delta that the
+// donor no longer has), and then empty directories are left alone. It
+// returns the paths removed.
+func (s *Staging) Prune(keep map[string]bool) ([]string, error) {
+	var removed []string
+	err := filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(s.Dir, p)
+		if !keep[rel] {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			removed = append(removed, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return removed, Errorf(EIO, "sst: prune staging %s: %w", s.Dir, err)
+	}
+	s.mu.Lock()
+	for _, r := range removed {
+		delete(s.written, r)
+	}
+	s.mu.Unlock()
+	return removed, nil
+}

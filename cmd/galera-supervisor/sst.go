@@ -2,20 +2,118 @@ package main
 
 import (
 	"context"
-	"errors"
+	"strings"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/nativecopy"
 )
 
-// Placeholder: replaced by the issue that builds "sst".
+// The SST methods this binary provides. Each is also reachable as a link
+// named wsrep_sst_<name>. Add a method with one line here.
+func init() {
+	sst.Register(nativecopy.Name, nativecopy.Method{})
+}
+
 func cmdSST() *command {
 	return &command{
 		name:  "sst",
-		short: "(not built yet)",
+		usage: "[--method native-copy] --role joiner|donor --address ADDR --datadir DIR [server SST options]",
+		short: "run one SST as mariadbd would (same as wsrep_sst_<method>)",
+		long:  sstHelp,
 		run: func(ctx context.Context, c *cli, args []string) error {
-			return errors.New("sst: not built yet")
+			method, rest := sstMethodArg(args)
+			return runSSTMethod(ctx, c, method, rest)
 		},
 	}
 }
 
-func runSSTMethod(ctx context.Context, c *cli, method string, args []string) error {
-	return errors.New("sst method " + method + ": not built yet")
+// sstMethodArg takes --method off args (before --mysqld-args only, which
+// passes mariadbd's own arguments through); native-copy by default.
+func sstMethodArg(args []string) (string, []string) {
+	method := nativecopy.Name
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--mysqld-args" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		if v, ok := strings.CutPrefix(a, "--method="); ok {
+			method = v
+			continue
+		}
+		if a == "--method" && i+1 < len(args) {
+			method = args[i+1]
+			i++
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return method, rest
 }
+
+// runSSTMethod runs the SST contract for method. The error carries the
+// errno exit status (sst.ExitCode) that mariadbd turns into the SST's
+// result; it never reads as a clean cancellation.
+func runSSTMethod(ctx context.Context, c *cli, method string, args []string) error {
+	return sst.Run(ctx, method, args, sst.Config{Stdout: c.stdout, Stderr: c.stderr})
+}
+
+const sstHelp = `
+mariadbd runs an SST method as "wsrep_sst_<method>" (found in PATH) with
+the arguments and environment of the server's SST contract. Link the
+method's name to this binary, e.g.
+  ln -s galera-supervisor /usr/bin/wsrep_sst_native-copy
+and set wsrep_sst_method=native-copy. "galera-supervisor sst" runs the
+same code by hand; --method picks the method (default native-copy).
+
+Methods:
+  native-copy   physical copy of the donor's datadir. The donor copies
+                everything without a lock first, then takes the server's
+                write lock ("flush tables") only to re-send the redo and
+                Aria logs and the files that changed meanwhile. The joiner
+                receives into <datadir>/.sst-native, verifies every file
+                against the donor's manifest and only then swaps it in;
+                the previous datadir is kept until then and restored on
+                any failure. With IST possible (--bypass) only the
+                position is sent and the joiner's datadir is not touched.
+
+Contract (stdout is for the server only; logs go to stderr as
+"WSREP_SST: [INFO] ..."):
+  joiner  prints "ready <host>:<port>/<method>/<secret>" once listening,
+          "total N"/"complete N" with --progress 1, and finally
+          "<uuid>:<seqno> <domain>" once the data is in place.
+  donor   prints "flush tables", waits for <datadir>/tables_flushed,
+          "continue" when the lock may go, and "done <uuid>:<seqno>
+          <domain>" only after the joiner has confirmed receipt.
+  Arguments: --role --address --datadir --defaults-file
+  --defaults-extra-file --defaults-group-suffix --parent --progress
+  --binlog --binlog-index --local-port --socket --gtid --gtid-domain-id
+  --bypass --mysqld-args...; unknown ones are ignored. Credentials come
+  only from WSREP_SST_OPT_AUTH. wsrep_sst.pid in the datadir keeps a
+  second SST from running; a joiner stops when its mariadbd (--parent)
+  goes away.
+
+[sst] options read (from the option files the server names):
+  tcert, tkey, tca, tcapath; ssl-cert, ssl-key, ssl-ca, ssl-mode; encrypt
+                         TLS with crypto/tls; a CA means mutual verification
+  compressor, decompressor  lz4 is built in; other commands run as filters
+  rlimit                 donor rate limit (pv -L syntax: 100M)
+  sst-initial-timeout    seconds the joiner waits for the donor (300)
+  sockopt                keepalive/buffer options of the stock socat syntax
+  sst-max-binlogs        trailing binlogs sent (1; <=0 all)
+  cpat                   top-level datadir paths the joiner keeps
+  delta                  1: delta mode, the joiner sends block hashes of
+                         its old files and receives only what differs;
+                         auto: when an old datadir is present (default 0)
+  transfer-streams, transfer-chunk-size, transfer-idle-timeout, transfer-sync
+                         engine tuning
+
+Exit codes are errnos, which the server reports negated:
+  2 ENOENT datadir or file missing      16 EBUSY port taken
+  4 EINTR interrupted, parent gone      22 EINVAL bad arguments or options
+  13 EACCES certificate or permission   28 ENOSPC joiner disk too small
+  32 EPIPE transfer failed              71 EPROTO peer sent something wrong
+  110 ETIMEDOUT no donor in time        111 ECONNREFUSED joiner unreachable
+  114 EALREADY a previous SST still runs (wsrep_sst.pid)
+`

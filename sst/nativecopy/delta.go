@@ -1,0 +1,137 @@
+package nativecopy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+)
+
+// blockSize is the unit of delta mode: a joiner's block is kept when its
+// hash equals the donor's block at the same offset.
+const blockSize = 1 << 20
+
+// deltaFile is a file the joiner already holds: its size and the hash of
+// each block (SHA-256, first 16 bytes, hex). A weak checksum would do for
+// rsync's rolling search, but here equality means "do not send", so a
+// collision would silently keep a stale block.
+type deltaFile struct {
+	Name   string   `json:"name"`
+	Size   int64    `json:"size"`
+	Blocks []string `json:"blocks"`
+}
+
+func blockHash(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
+}
+
+// diffRanges reads f (size bytes) and returns the ranges whose blocks
+// differ from the joiner's, merged where adjacent; bytes past the joiner's
+// size are always sent.
+func diffRanges(f *os.File, size int64, df deltaFile) ([]transfer.Range, error) {
+	var out []transfer.Range
+	add := func(off, n int64) {
+		if k := len(out); k > 0 && out[k-1].Off+out[k-1].Len == off {
+			out[k-1].Len += n
+			return
+		}
+		out = append(out, transfer.Range{Off: off, Len: n})
+	}
+	buf := make([]byte, blockSize)
+	for i, off := 0, int64(0); off < size; i, off = i+1, off+blockSize {
+		n := min(blockSize, size-off)
+		if off+n > df.Size || i >= len(df.Blocks) {
+			add(off, size-off)
+			break
+		}
+		m, err := f.ReadAt(buf[:n], off)
+		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
+			if errors.Is(err, io.EOF) {
+				// Shrank while read: send the rest; the second pass corrects it.
+				add(off, size-off)
+				break
+			}
+			return nil, err
+		}
+		if blockHash(buf[:n]) != df.Blocks[i] {
+			add(off, n)
+		}
+	}
+	return out, nil
+}
+
+// stageForDelta copies the joiner's existing file src into staging as name
+// (a reflink where the filesystem can, else a copy) and hashes its blocks
+// in the same read. The copy, not the original, is what the donor's ranges
+// patch: the old datadir stays intact until the swap.
+func stageForDelta(st *sst.Staging, name, src string) (deltaFile, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return deltaFile{}, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return deltaFile{}, err
+	}
+	out, err := st.Create(name, fi.Mode().Perm())
+	if err != nil {
+		return deltaFile{}, err
+	}
+	df := deltaFile{Name: name, Size: fi.Size()}
+	buf := make([]byte, blockSize)
+	var off int64
+	for {
+		n, err := io.ReadFull(in, buf)
+		if n > 0 {
+			df.Blocks = append(df.Blocks, blockHash(buf[:n]))
+			if _, werr := out.WriteAt(buf[:n], off); werr != nil {
+				out.Close()
+				return deltaFile{}, fmt.Errorf("stage %s: %w", name, werr)
+			}
+			off += int64(n)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			out.Close()
+			return deltaFile{}, fmt.Errorf("read %s: %w", src, err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		return deltaFile{}, fmt.Errorf("stage %s: %w", name, err)
+	}
+	return df, nil
+}
+
+// prepareDelta stages the joiner's own copy of every file a donor would
+// send and returns their hashes for the plan.
+func prepareDelta(st *sst.Staging, d dirs, logf func(string, ...any)) ([]deltaFile, int64, error) {
+	files, err := listFiles(d, nil, func(string, ...any) {})
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []deltaFile
+	var bytes int64
+	for _, f := range files {
+		if filepath.Base(f.Name) == "" {
+			continue
+		}
+		df, err := stageForDelta(st, f.Name, f.Path)
+		if err != nil {
+			return nil, 0, sst.Errorf(sst.EIO, "native-copy: delta: %w", err)
+		}
+		out = append(out, df)
+		bytes += df.Size
+	}
+	logf("delta mode: staged %d existing files (%s) to be patched", len(out), mb(bytes))
+	return out, bytes, nil
+}

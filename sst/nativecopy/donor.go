@@ -1,0 +1,243 @@
+package nativecopy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+)
+
+// Donor sends the datadir (or, with --bypass, only the state).
+func (Method) Donor(ctx context.Context, s *sst.Session) error {
+	addr, err := transfer.ParseAddress(s.Args.Address)
+	if err != nil {
+		return sst.Errorf(sst.EINVAL, "%s: --address: %w", s.Method, err)
+	}
+	secret, err := secretFrom(addr)
+	if err != nil {
+		return err
+	}
+	opts, err := transferOptions(s, transfer.Donor)
+	if err != nil {
+		return err
+	}
+	peer := "joiner " + addr.HostPort()
+	sess, err := transfer.Dial(ctx, addr, secret, opts)
+	if err != nil {
+		return classify(err, "connect to "+peer)
+	}
+	defer sess.Close()
+	peer = sess.Peer()
+	fail := func(err error) error {
+		sess.Abort(err)
+		return err
+	}
+
+	if s.Args.Bypass {
+		st, err := gtidState(s)
+		if err != nil {
+			return fail(err)
+		}
+		s.Logf("IST possible: sending only the state %s to %s (bypass)", st, peer)
+		if err := sess.Send("hello", hello{Version: protocolVersion, Bypass: true, State: st.String()}); err != nil {
+			return classify(err, "send to "+peer)
+		}
+		if err := sess.Expect(ctx, "verified", nil); err != nil {
+			return classify(err, peer)
+		}
+		return s.Proto.Done(st)
+	}
+
+	d := newDirs(s)
+	n, err := maxBinlogs(s)
+	if err != nil {
+		return fail(err)
+	}
+	_, index := s.Binlog()
+	binlogs, err := lastBinlogs(s.Datadir, index, n)
+	if err != nil {
+		return fail(err)
+	}
+	files, err := listFiles(d, binlogs, s.Warnf)
+	if err != nil {
+		return fail(err)
+	}
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	s.Logf("sending %d files, %s, to %s", len(files), mb(total), peer)
+	sess.SetTotal(total)
+	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {
+		return classify(err, "send to "+peer)
+	}
+	var p plan
+	if err := sess.Expect(ctx, "plan", &p); err != nil {
+		return classify(err, peer)
+	}
+	delta := map[string]deltaFile{}
+	for _, df := range p.Delta {
+		delta[df.Name] = df
+	}
+	if len(delta) > 0 {
+		s.Logf("delta mode: %s holds %d of the files already", peer, len(delta))
+	}
+
+	sent := map[string]int64{} // name → size announced
+	send := func(f *file, useDelta bool) error {
+		fh, err := os.Open(f.Path)
+		if err != nil {
+			return sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
+		}
+		fi, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return sst.Errorf(sst.EIO, "%s: stat %s: %w", s.Method, f.Path, err)
+		}
+		f.Read = time.Now()
+		f.Size, f.MTime = fi.Size(), fi.ModTime()
+		if df, ok := delta[f.Name]; ok && useDelta {
+			ranges, err := diffRanges(fh, f.Size, df)
+			if err != nil {
+				fh.Close()
+				return sst.Errorf(sst.EIO, "%s: delta %s: %w", s.Method, f.Path, err)
+			}
+			sent[f.Name] = f.Size
+			if len(ranges) == 0 && df.Size == f.Size {
+				fh.Close()
+				return nil
+			}
+			return classify(sess.SendRanges(ctx, f.Name, fh, ranges, f.Size), "send "+f.Name+" to "+peer)
+		}
+		sent[f.Name] = f.Size
+		return classify(sess.SendFile(ctx, f.Name, fh), "send "+f.Name+" to "+peer)
+	}
+
+	// Pass 1, without any lock: everything.
+	t1 := time.Now()
+	s.Report(progress.Event{Phase: progress.PhaseSending, Total: total, Peer: peer})
+	for _, f := range files {
+		if err := send(f, true); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := sess.Sync(ctx); err != nil {
+		return classify(err, "first pass to "+peer)
+	}
+	pass1 := time.Since(t1)
+	s.Logf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(total), pass1.Seconds(), float64(total)/1e6/max(pass1.Seconds(), 1e-3))
+
+	// Pass 2, under the server's write lock: logs, then what changed.
+	if err := s.Proto.FlushTables(); err != nil {
+		return fail(err)
+	}
+	locked := true
+	lockStart := time.Now()
+	defer func() {
+		if locked {
+			s.Proto.Continue()
+		}
+	}()
+	st, err := sst.WaitTablesFlushed(ctx, s.Datadir, 0)
+	if err != nil {
+		return fail(err)
+	}
+	var again int64
+	var resent []string
+	for _, f := range files {
+		if f.Log {
+			if err := send(f, false); err != nil {
+				return fail(err)
+			}
+			again += f.Size
+		}
+	}
+	if _, err := sess.Sync(ctx); err != nil {
+		return classify(err, "logs to "+peer)
+	}
+	now, err := listFiles(d, binlogs, func(string, ...any) {})
+	if err != nil {
+		return fail(err)
+	}
+	byName := map[string]*file{}
+	for _, f := range files {
+		byName[f.Name] = f
+	}
+	final := make([]manifestF, 0, len(now))
+	for _, nf := range now {
+		f, ok := byName[nf.Name]
+		if !ok {
+			f = nf // created during the first pass
+		} else if f.Log {
+			final = append(final, manifestF{Name: f.Name, Size: sent[f.Name]})
+			continue
+		}
+		ch := true
+		if ok {
+			if ch, err = f.changed(); err != nil {
+				return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
+			}
+		}
+		if ch {
+			if err := send(f, false); err != nil {
+				return fail(err)
+			}
+			again += f.Size
+			resent = append(resent, f.Name)
+		}
+		final = append(final, manifestF{Name: f.Name, Size: sent[f.Name]})
+	}
+	if _, err := sess.Sync(ctx); err != nil {
+		return classify(err, "second pass to "+peer)
+	}
+	if err := s.Proto.Continue(); err != nil {
+		return fail(err)
+	}
+	locked = false
+	held := time.Since(lockStart)
+	sort.Strings(resent)
+	s.Logf("donor write lock held %.1fs (re-sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(again), len(resent), listTail(resent))
+
+	if err := sess.Send("manifest", manifest{State: st.String(), Files: final}); err != nil {
+		return classify(err, "send to "+peer)
+	}
+	stats, err := sess.Finish(ctx)
+	if err != nil {
+		return classify(err, "finish "+peer)
+	}
+	if err := sess.Expect(ctx, "verified", nil); err != nil {
+		return classify(err, peer)
+	}
+	el := time.Since(t1)
+	s.Logf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes))
+	return s.Proto.Done(st)
+}
+
+func listTail(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	if len(names) > 5 {
+		return fmt.Sprintf(": %s, ...", strings.Join(names[:5], ", "))
+	}
+	return ": " + strings.Join(names, ", ")
+}
+
+// gtidState is the donor's position from --gtid and --gtid-domain-id.
+func gtidState(s *sst.Session) (sst.State, error) {
+	st, err := sst.ParseState(s.Args.GTID)
+	if err != nil {
+		return st, sst.Errorf(sst.EINVAL, "%s: --gtid: %w", s.Method, err)
+	}
+	st.Domain = s.Args.GTIDDomainID
+	if st.Domain == "" {
+		st.Domain = "0"
+	}
+	return st, nil
+}

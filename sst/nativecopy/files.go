@@ -1,0 +1,236 @@
+package nativecopy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+)
+
+// Root tags name the directories that may live outside the datadir. A file
+// from such a directory travels as "@<tag>/<name>" and each side maps the
+// tag to its own directory; files of the datadir travel under their path
+// relative to it.
+const (
+	tagInnoDBData = "innodb-data"
+	tagInnoDBLog  = "innodb-log"
+	tagInnoDBUndo = "innodb-undo"
+	tagAriaLog    = "aria-log"
+	tagBinlog     = "binlog"
+)
+
+// Top-level file patterns of each directory, as the rsync method's passes
+// select them (wsrep_sst_rsync.sh passes b-e).
+var (
+	reInnoDBData = regexp.MustCompile(`^ibdata[0-9]*$`)
+	reRedo       = regexp.MustCompile(`^ib_logfile[0-9]+$`)
+	reUndo       = regexp.MustCompile(`^undo[0-9]+$`)
+	reAria       = regexp.MustCompile(`^aria_log(_control|\.[0-9]+)$`)
+)
+
+// file is one file the donor sends.
+type file struct {
+	Name  string // wire name
+	Path  string // on the donor
+	Size  int64
+	MTime time.Time
+	// Log files (InnoDB redo, Aria log) are re-sent under the lock always.
+	Log bool
+	// Read is when the donor queued it; a later change to the file, or an
+	// mtime too close to this to tell, means it must be sent again.
+	Read time.Time
+}
+
+// dirs is where each tag lives on this node.
+type dirs struct {
+	data string
+	tags map[string]string // tag → absolute dir
+}
+
+func newDirs(s *sst.Session) dirs {
+	d := s.Dirs()
+	t := map[string]string{
+		tagInnoDBData: d.InnoDBData,
+		tagInnoDBLog:  d.InnoDBLog,
+		tagInnoDBUndo: d.InnoDBUndo,
+		tagAriaLog:    d.AriaLog,
+	}
+	if base, _ := s.Binlog(); base != "" {
+		t[tagBinlog] = filepath.Dir(base)
+	}
+	return dirs{data: d.Data, tags: t}
+}
+
+// wireName names file base of the directory tagged tag.
+func (d dirs) wireName(tag, base string) string {
+	dir := d.tags[tag]
+	if dir == d.data {
+		return base
+	}
+	if rel, err := filepath.Rel(d.data, dir); err == nil && filepath.IsLocal(rel) {
+		return filepath.ToSlash(filepath.Join(rel, base))
+	}
+	return "@" + tag + "/" + base
+}
+
+// listFiles lists what a joiner receives from this donor: the datadir's
+// directories (databases, the mysql and sys schemas, ...) except those a
+// joiner must not receive, the InnoDB system tablespaces, redo and undo
+// logs, the Aria logs, and the last maxBinlogs binlogs. Symlinks are
+// skipped with a warning.
+func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, error) {
+	var out []*file
+	seen := map[string]bool{}
+	add := func(name, path string, fi fs.FileInfo, log bool) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		out = append(out, &file{Name: name, Path: path, Size: fi.Size(), MTime: fi.ModTime(), Log: log})
+	}
+	// Flat files of the special directories.
+	type sel struct {
+		tag string
+		re  *regexp.Regexp
+		log bool
+	}
+	for _, s := range []sel{{tagInnoDBData, reInnoDBData, false}, {tagInnoDBLog, reRedo, true}, {tagInnoDBUndo, reUndo, false}, {tagAriaLog, reAria, true}} {
+		dir := d.tags[s.tag]
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, sst.Errorf(sst.ENOENT, "native-copy: read %s directory %s: %w", s.tag, dir, err)
+		}
+		for _, e := range ents {
+			if !s.re.MatchString(e.Name()) || !e.Type().IsRegular() {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			add(d.wireName(s.tag, e.Name()), filepath.Join(dir, e.Name()), fi, s.log)
+		}
+	}
+	for _, b := range binlogs {
+		fi, err := os.Stat(b)
+		if err != nil {
+			return nil, sst.Errorf(sst.ENOENT, "native-copy: binlog %s: %w", b, err)
+		}
+		add("@"+tagBinlog+"/"+filepath.Base(b), b, fi, false)
+	}
+	// The datadir's directories, recursively.
+	ents, err := os.ReadDir(d.data)
+	if err != nil {
+		return nil, sst.Errorf(sst.ENOENT, "native-copy: read datadir %s: %w", d.data, err)
+	}
+	special := map[string]bool{}
+	for _, dir := range d.tags {
+		special[dir] = true
+	}
+	for _, e := range ents {
+		if !e.IsDir() || sst.Excluded(e.Name()) || strings.HasPrefix(e.Name(), ".sst") {
+			continue
+		}
+		top := filepath.Join(d.data, e.Name())
+		err := filepath.WalkDir(top, func(p string, de fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // dropped meanwhile
+				}
+				return err
+			}
+			if de.IsDir() {
+				if p != top && special[p] {
+					return fs.SkipDir // a tagged directory inside the datadir: sent above
+				}
+				return nil
+			}
+			if de.Type()&fs.ModeSymlink != 0 {
+				warnf("skipping symlink %s", p)
+				return nil
+			}
+			if !de.Type().IsRegular() {
+				return nil
+			}
+			fi, err := de.Info()
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(d.data, p)
+			add(filepath.ToSlash(rel), p, fi, false)
+			return nil
+		})
+		if err != nil {
+			return nil, sst.Errorf(sst.EIO, "native-copy: walk %s: %w", top, err)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Size > out[j].Size })
+	return out, nil
+}
+
+// lastBinlogs returns the last n binlogs listed in the index (all when
+// n <= 0), as absolute paths; none when binary logging is off.
+func lastBinlogs(datadir, index string, n int) ([]string, error) {
+	if index == "" {
+		return nil, nil
+	}
+	f, err := os.Open(index)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, sst.Errorf(sst.EIO, "native-copy: binlog index: %w", err)
+	}
+	defer f.Close()
+	var all []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" {
+			continue
+		}
+		if !filepath.IsAbs(l) {
+			l = filepath.Join(datadir, l)
+		}
+		all = append(all, l)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, sst.Errorf(sst.EIO, "native-copy: binlog index %s: %w", index, err)
+	}
+	if n > 0 && len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return all, nil
+}
+
+// changed reports whether f may differ from what was read: its size or
+// mtime moved, or its mtime is too close to the read to tell, since file
+// timestamps are coarser than the clock.
+func (f *file) changed() (bool, error) {
+	fi, err := os.Stat(f.Path)
+	if err != nil {
+		return true, err
+	}
+	const racy = 2 * time.Second
+	return fi.Size() != f.Size || !fi.ModTime().Equal(f.MTime) || !f.MTime.Before(f.Read.Add(-racy)), nil
+}
+
+func maxBinlogs(s *sst.Session) (int, error) {
+	v := s.OptionIn(sst.EncGroups, "sst-max-binlogs", "1")
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, sst.Errorf(sst.EINVAL, "native-copy: sst-max-binlogs=%s: %v", v, err)
+	}
+	return n, nil
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

@@ -1,0 +1,160 @@
+// Package nativecopy is the native-copy SST method: a physical copy of the
+// donor's datadir, as the rsync method makes, over the sst/transfer engine.
+//
+// It differs from rsync in three ways. The donor copies everything first
+// without any lock, then asks the server for its write lock ("flush tables")
+// and re-sends under it only what may have changed since: the InnoDB redo
+// and Aria logs always, and every file whose size or mtime moved, or whose
+// mtime is too recent to tell. The lock is held for the second pass only.
+// The joiner receives into a staging directory and swaps it in only once
+// everything is there and verified (package sst's Staging). And with
+// [sst] delta=1 a joiner that still holds an older datadir sends the donor
+// per-block hashes of its files and receives only the blocks that differ
+// (the job of rsync_wan), still into staging.
+//
+// Why the second pass is consistent: under the lock the server makes no
+// new redo. The donor first re-sends the redo log and waits until the joiner
+// has it, and only then looks at the other files. Every file it does not
+// re-send is unchanged since it was read, so it holds every page flushed
+// before the checkpoint in the copied redo log was written; every page
+// changed later is re-read after that checkpoint. InnoDB recovery on the
+// joiner then brings all pages to the copied log's end.
+package nativecopy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+)
+
+// Name is the method's name: the server runs it as wsrep_sst_native-copy.
+const Name = "native-copy"
+
+// protocolVersion is checked in the donor's hello.
+const protocolVersion = 1
+
+// Method implements sst.Method.
+type Method struct{}
+
+// Control messages, in order: donor "hello"; joiner "plan" (space checked,
+// delta hashes); donor data, then "manifest"; joiner "verified".
+type hello struct {
+	Version int    `json:"version"`
+	Bypass  bool   `json:"bypass,omitempty"`
+	State   string `json:"state,omitempty"` // bypass: the position to report
+	Total   int64  `json:"total"`
+	Files   int    `json:"files"`
+}
+
+type plan struct {
+	Delta []deltaFile `json:"delta,omitempty"`
+}
+
+type manifest struct {
+	State string      `json:"state"`
+	Files []manifestF `json:"files"`
+}
+
+type manifestF struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// transferOptions reads the engine's options: the ssl-* options from the
+// server groups and [sst] (the stock encgroups), everything else from [sst].
+func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, error) {
+	lookup := func(name string) (string, bool) {
+		groups := sst.SSTGroups
+		if strings.HasPrefix(name, "ssl") {
+			groups = sst.EncGroups
+		}
+		if s.Options == nil {
+			return "", false
+		}
+		return s.Options.Lookup(groups, name)
+	}
+	o, err := transfer.OptionsFrom(lookup, role)
+	if err != nil {
+		return o, sst.Errorf(sst.EINVAL, "%s: %w", s.Method, err)
+	}
+	o.Method = s.Method
+	o.Logf = s.Logf
+	o.Reporter = reporter(s)
+	return o, nil
+}
+
+// reporter forwards the engine's progress to the supervisor and, with
+// --progress 1, to the server as total/complete lines.
+func reporter(s *sst.Session) progress.Reporter {
+	var total int64 = -1
+	return progress.Func(func(e progress.Event) {
+		s.Report(e)
+		if e.Total > 0 && e.Total != total {
+			total = e.Total
+			s.Proto.Total(e.Total)
+		}
+		if e.Done > 0 {
+			s.Proto.Complete(e.Done)
+		}
+	})
+}
+
+// classify gives an engine error the errno the server should see.
+func classify(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var se *sst.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	var pe *transfer.PeerError
+	var certErr *tls.CertificateVerificationError
+	var uaErr x509.UnknownAuthorityError
+	var alert tls.AlertError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &pe):
+		if strings.Contains(pe.Msg, "space") {
+			return sst.WithErrno(sst.ENOSPC, fmt.Errorf("%s: %w", what, err))
+		}
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("%s: %w", what, err))
+	case errors.Is(err, syscall.EADDRINUSE):
+		return sst.WithErrno(sst.EBUSY, fmt.Errorf("%s: %w", what, err))
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return sst.WithErrno(sst.ECONNREFUSED, fmt.Errorf("%s: %w", what, err))
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return sst.WithErrno(sst.ETIMEDOUT, fmt.Errorf("%s: %w", what, err))
+	case errors.As(err, &certErr), errors.As(err, &uaErr), errors.As(err, &alert), errors.As(err, &recErr):
+		return sst.WithErrno(sst.EACCES, fmt.Errorf("%s: TLS: %w", what, err))
+	case errors.Is(err, syscall.ENOSPC):
+		return sst.WithErrno(sst.ENOSPC, fmt.Errorf("%s: %w", what, err))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return sst.WithErrno(sst.ETIMEDOUT, fmt.Errorf("%s: %w", what, err))
+	}
+	return sst.WithErrno(sst.EPIPE, fmt.Errorf("%s: %w", what, err))
+}
+
+// secretFrom takes the joiner's secret out of the address path
+// "<method>/<secret>".
+func secretFrom(a transfer.Address) (string, error) {
+	seg := a.Segments()
+	if len(seg) < 2 || seg[1] == "" {
+		return "", sst.Errorf(sst.EINVAL, "native-copy: address %s has no secret: the joiner is not native-copy (path %q)", a, a.Path)
+	}
+	return seg[1], nil
+}
