@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+)
+
+type bench struct {
+	cfg            *config
+	specs          []method
+	stdout, stderr io.Writer
+
+	cluster *galeratest.Cluster
+	report  Report
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) run(ctx context.Context) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("galera-bench must run as root: it starts mariadbd as user mysql and drops the page cache")
+	}
+	if err := os.MkdirAll(filepath.Join(b.cfg.out, "logs"), 0o755); err != nil {
+		return fmt.Errorf("create output dir: %w", err)
+	}
+	host, _ := os.Hostname()
+	b.report = Report{Started: time.Now().UTC(), Host: host, SizeBytes: b.cfg.size}
+	names := make([]string, len(b.specs))
+	for i, m := range b.specs {
+		names[i] = m.Name
+	}
+	b.logf("methods: %s; cp -r: %t; dataset %s; cold cache: %t", strings.Join(names, ", "), b.cfg.cp, human(b.cfg.size), b.cfg.cold)
+
+	hlog := func(string, ...any) {}
+	if b.cfg.verbose {
+		hlog = b.logf
+	}
+	c, err := galeratest.New(ctx, galeratest.Config{
+		Dir:        b.cfg.baseDir,
+		Nodes:      2,
+		SSTMethod:  "rsync",
+		SST:        map[string]string{"time": "1"},
+		BufferPool: b.cfg.bufferPool,
+		// As the baseline: 512M redo log, relaxed flushing, 2 appliers.
+		Mysqld: map[string]string{
+			"innodb_log_file_size":           "512M",
+			"innodb_flush_log_at_trx_commit": "2",
+			"wsrep_slave_threads":            "2",
+			// mariadb-backup runs as OS user mysql, which has no account;
+			// the harness's root has an empty password.
+			"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password,
+		},
+		ProviderOptions: []string{"gcache.size=256M"},
+		PathPrepend:     []string{b.cfg.binDir},
+		Keep:            b.cfg.keep,
+		Logf:            hlog,
+	})
+	if err != nil {
+		return fmt.Errorf("create cluster: %w", err)
+	}
+	b.cluster = c
+	defer func() {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("stop cluster: %w", cerr)
+		}
+		// The harness removes a dir it made; in a -base-dir only the node dirs are ours.
+		if b.cfg.keep {
+			b.logf("kept node dirs under %s", c.Dir())
+		} else if b.cfg.baseDir != "" {
+			for i := 1; i <= 2; i++ {
+				os.RemoveAll(c.Node(i).Dir)
+			}
+		}
+	}()
+
+	n1 := c.Node(1)
+	b.logf("bootstrapping node1 in %s", n1.Dir)
+	if err := c.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap node1: %w", err)
+	}
+	if err := b.load(ctx); err != nil {
+		return err
+	}
+	for _, q := range probeSchema {
+		if err := n1.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create probe table on node1: %w", err)
+		}
+	}
+	b.report.PayloadBytes, b.report.DatadirBytes = treeSize(n1.DataDir)
+	b.logf("donor datadir %s, payload without galera.cache %s", human(b.report.DatadirBytes), human(b.report.PayloadBytes))
+
+	if b.cfg.cp {
+		r := b.cpRun(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.add(r)
+	}
+	for _, m := range b.specs {
+		r := b.join(ctx, m)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.add(r)
+	}
+	b.report.Targets = Evaluate(b.report.Results)
+	fmt.Fprintln(b.stdout)
+	WriteTable(b.stdout, b.report.Results)
+	fmt.Fprintln(b.stdout)
+	WriteTargets(b.stdout, b.report.Targets)
+	return b.write()
+}
+
+func (b *bench) add(r Result) {
+	if r.OK {
+		b.logf("%s: %.1f s, %.0f MB/s, lock %.2f s (log %.2f), SST RSS %.1f MiB", r.Method, r.Seconds, r.MBps, r.LockProbeS, r.LockLogS, r.RSSPeakMiB)
+	} else {
+		b.logf("%s FAILED: %s", r.Method, r.Err)
+	}
+	b.report.Results = append(b.report.Results, r)
+}
+
+// load fills node1 with bench.t, showing t.ibd's growth.
+func (b *bench) load(ctx context.Context) error {
+	n1 := b.cluster.Node(1)
+	b.logf("loading %s into bench.t on node1", human(b.cfg.size))
+	start := time.Now()
+	stop := b.progress(ctx, "load", b.cfg.size, func() int64 {
+		fi, err := os.Stat(filepath.Join(n1.DataDir, "bench", "t.ibd"))
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	})
+	err := n1.LoadData(ctx, b.cfg.size)
+	stop()
+	if err != nil {
+		return fmt.Errorf("load %s into node1: %w", human(b.cfg.size), err)
+	}
+	b.report.LoadSeconds = time.Since(start).Seconds()
+	b.logf("loaded in %.0f s", b.report.LoadSeconds)
+	return nil
+}
+
+// dropCaches syncs and drops the page cache, so the donor reads cold.
+func (b *bench) dropCaches() bool {
+	if !b.cfg.cold {
+		return false
+	}
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+		b.logf("warning: drop page cache: %v (run is warm)", err)
+		return false
+	}
+	return true
+}
+
+// cpRun copies the donor's live datadir with cp -r and syncs: the physical
+// limit the issue compares native-copy against.
+func (b *bench) cpRun(ctx context.Context) Result {
+	r := Result{Method: cpMethod, LockLogS: -1}
+	n1 := b.cluster.Node(1)
+	dst := filepath.Join(filepath.Dir(n1.Dir), "cp-r-target")
+	os.RemoveAll(dst)
+	defer os.RemoveAll(dst)
+	_, all := treeSize(n1.DataDir)
+	r.PayloadBytes = all
+	r.Cold = b.dropCaches()
+	b.logf("cp -r %s (%s) + sync", n1.DataDir, human(all))
+	stop := b.progress(ctx, cpMethod, all, func() int64 { _, a := treeSize(dst); return a })
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "cp", "-r", n1.DataDir, dst)
+	cmd.WaitDelay = 5 * time.Second
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if err == nil {
+		syscall.Sync()
+	}
+	r.Seconds = time.Since(start).Seconds()
+	stop()
+	if err != nil {
+		r.Err = fmt.Sprintf("cp -r %s: %v: %s", n1.DataDir, err, strings.TrimSpace(errb.String()))
+		return r
+	}
+	r.OK = true
+	r.MBps = float64(r.PayloadBytes) / 1e6 / r.Seconds
+	return r
+}
+
+// join wipes node2 and joins it empty by m, measuring from the outside.
+func (b *bench) join(ctx context.Context, m method) Result {
+	r := Result{Method: m.Name, LockLogS: -1}
+	n1, n2 := b.cluster.Node(1), b.cluster.Node(2)
+	fail := func(format string, args ...any) Result {
+		r.Err = fmt.Sprintf(format, args...)
+		return r
+	}
+	if err := n2.Stop(ctx); err != nil {
+		return fail("stop node2: %v", err)
+	}
+	if err := n2.Wipe(); err != nil {
+		return fail("wipe node2: %v", err)
+	}
+	for _, n := range []*galeratest.Node{n1, n2} {
+		if err := n.SetSSTMethod(m.SST); err != nil {
+			return fail("node%d: set wsrep_sst_method=%s: %v", n.N, m.SST, err)
+		}
+		if err := n.SetSST(m.sstOptions()); err != nil {
+			return fail("node%d: set [sst] options: %v", n.N, err)
+		}
+	}
+	r.PayloadBytes, _ = treeSize(n1.DataDir)
+	logOff := fileSize(n1.ErrorLog)
+	r.Cold = b.dropCaches()
+
+	donorPID := n1.PID()
+	cpu0 := cpuTicks(donorPID)
+	lo0, _ := loRxBytes("/proc/net/dev")
+
+	mctx, stopMeasure := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	sampler := newRSSSampler("/proc", map[string]int{"donor": donorPID, "joiner": 0})
+	probe := &lockProbe{}
+	db, err := n1.DB(ctx)
+	if err != nil {
+		stopMeasure()
+		return fail("connect to node1 for the lock probe: %v", err)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); sampler.run(mctx, 50*time.Millisecond) }()
+	go func() { defer wg.Done(); probe.run(mctx, db, 10*time.Millisecond) }()
+	// Let the probe take its connection before the clock starts.
+	time.Sleep(200 * time.Millisecond)
+
+	b.logf("joining node2 by %s", m.Name)
+	stopBar := b.progress(ctx, m.Name, r.PayloadBytes, func() int64 { p, _ := treeSize(n2.Dir); return p })
+	start := time.Now()
+	err = n2.Start(ctx)
+	if err == nil {
+		sampler.setSide("joiner", n2.PID())
+		err = b.waitSynced(ctx, n2)
+	}
+	r.Seconds = time.Since(start).Seconds()
+	stopBar()
+	stopMeasure()
+	wg.Wait()
+
+	probe.fill(&r)
+	sampler.fill(&r)
+	if jp := n2.PID(); jp > 0 {
+		r.JoinerCPUS = float64(cpuTicks(jp)) / clockTicks
+	}
+	r.DonorCPUS = float64(cpuTicks(donorPID)-cpu0) / clockTicks
+	if lo1, err := loRxBytes("/proc/net/dev"); err == nil && lo0 > 0 {
+		r.LoBytes = lo1 - lo0
+	}
+	r.LockLogS = b.saveLogs(m.Name, n1.ErrorLog, logOff, n2.ErrorLog)
+
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail("interrupted")
+		}
+		return fail("join node2 by %s: %v (logs in %s)", m.Name, err, filepath.Join(b.cfg.out, "logs"))
+	}
+	r.OK = true
+	r.MBps = float64(r.PayloadBytes) / 1e6 / r.Seconds
+	// Free node2's memory and disk before the next run.
+	if err := n2.Stop(ctx); err != nil {
+		b.logf("warning: stop node2 after %s: %v", m.Name, err)
+	}
+	return r
+}
+
+// waitSynced polls node2's state every 100 ms (the harness's WaitSynced runs
+// alongside to notice a dead mariadbd early).
+func (b *bench) waitSynced(ctx context.Context, n *galeratest.Node) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	harness := make(chan error, 1)
+	go func() { harness <- n.WaitSynced(ctx) }()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	var db *sql.DB
+	for {
+		select {
+		case err := <-harness:
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("not Synced after %v: %w", b.cfg.timeout, err)
+			}
+			return err
+		case <-t.C:
+		}
+		if db == nil {
+			var err error
+			if db, err = n.DB(ctx); err != nil {
+				db = nil
+				continue
+			}
+		}
+		var name, state string
+		qctx, qcancel := context.WithTimeout(ctx, time.Second)
+		err := db.QueryRowContext(qctx, "SHOW GLOBAL STATUS LIKE 'wsrep_local_state_comment'").Scan(&name, &state)
+		qcancel()
+		if err == nil && state == "Synced" {
+			return nil
+		}
+	}
+}
+
+// saveLogs copies the donor's error log written since off and the joiner's
+// error log into the output dir, and returns the lock span the donor's log
+// shows (-1: none).
+func (b *bench) saveLogs(name, donorLog string, off int64, joinerLog string) float64 {
+	dir := filepath.Join(b.cfg.out, "logs")
+	safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
+	span := -1.0
+	if f, err := os.Open(donorLog); err == nil {
+		f.Seek(off, io.SeekStart)
+		var buf bytes.Buffer
+		io.Copy(&buf, f)
+		f.Close()
+		os.WriteFile(filepath.Join(dir, safe+".donor.log"), buf.Bytes(), 0o644)
+		span = logLockSpan(bytes.NewReader(buf.Bytes()))
+	}
+	if data, err := os.ReadFile(joinerLog); err == nil {
+		os.WriteFile(filepath.Join(dir, safe+".joiner.log"), data, 0o644)
+	}
+	return span
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+func cpuTicks(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	s, err := readStat("/proc", pid)
+	if err != nil {
+		return 0
+	}
+	return s.CPUTicks
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for v := n / unit; v >= unit; v /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// write saves the report files.
+func (b *bench) write() error {
+	title := fmt.Sprintf("GALERA-BENCH: %s DATASET (%s DATADIR), EMPTY JOINER, %s CACHE, %s",
+		human(b.report.SizeBytes), human(b.report.DatadirBytes),
+		map[bool]string{true: "COLD", false: "WARM"}[b.cfg.cold], b.report.Started.Format("2006-01-02 15:04Z"))
+	files := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"bench.json", func(w io.Writer) error { return writeJSON(w, &b.report) }},
+		{"bench.tsv", func(w io.Writer) error { return WriteTSV(w, b.report.Results) }},
+		{"bench.md", func(w io.Writer) error {
+			if err := WriteMarkdown(w, b.report.Results); err != nil {
+				return err
+			}
+			fmt.Fprintln(w, "\n```")
+			WriteTargets(w, b.report.Targets)
+			fmt.Fprintln(w, "```")
+			return nil
+		}},
+		{"bench.png", func(w io.Writer) error { return WritePNG(w, title, b.report.Results) }},
+	}
+	for _, f := range files {
+		path := filepath.Join(b.cfg.out, f.name)
+		var buf bytes.Buffer
+		if err := f.write(&buf); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	fmt.Fprintf(b.stdout, "\nwrote %s/{bench.json,bench.tsv,bench.md,bench.png,logs/}\n", b.cfg.out)
+	return nil
+}

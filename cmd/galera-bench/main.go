@@ -1,0 +1,179 @@
+// Command galera-bench joins the same dataset into an empty Galera node by
+// each SST method in turn, on one machine in one run, and compares them with
+// cp -r of the donor's datadir: seconds to Synced, data MB/s, how long the
+// donor refused writes, and the SST processes' peak RSS. It prints a table,
+// checks the targets of issues 3 and 4, and writes JSON, TSV, Markdown and a
+// PNG chart. It is what `make bench` runs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usageText = `Usage: galera-bench [flags]
+
+galera-bench starts a 2-node Galera cluster on loopback (real mariadbd and
+galera-4, node dirs under -base-dir), fills node1 once with bench.t (random
+hex plus repetitive text, about 3:1 for lz4, as in stock-baseline.md), and
+then, for each method in -methods, joins an EMPTY node2 by that SST method:
+node2 is stopped and wiped, the page cache dropped (-cold), and the clock
+runs from starting node2's mariadbd until it reports Synced. "cp -r" of
+node1's datadir plus sync is run the same way, as the physical limit.
+
+Measured per run:
+  s to Synced     starting the joiner's mariadbd -> wsrep_local_state_comment=Synced
+  MB/s            (donor datadir bytes - galera.cache) / s to Synced;
+                  for cp -r: every byte copied / (cp + sync) seconds
+  lock s (probe)  longest single write on the donor: a probe commits a tiny
+                  UPDATE every 10 ms during the join; FLUSH TABLES WITH READ
+                  LOCK or BACKUP STAGE BLOCK_COMMIT hold it up, so this is how
+                  long the donor refused writes (the methods' logs are not trusted)
+  lock s (log)    cross-check from the donor's error log: "Flushing tables for
+                  SST" to the line that says the lock went ("-": none found)
+  SST RSS MiB     /proc sampled every 50 ms: per side, the summed RSS of every
+                  descendant of that side's mariadbd (wsrep_sst_*, rsync, socat,
+                  mbstream, lz4, the native binary); the larger side's peak.
+                  mariadb-backup is left out and shown on its own (issue 4)
+  x ...           ratios against rsync, cp -r and mariabackup of the same run
+
+The targets of issues 3 and 4 are then printed as PASS, MISS or N/A. They are
+reported, never asserted: timings on a shared 2-core machine are noisy.
+
+Methods: rsync, mariabackup (stock scripts), native-copy, native-backup
+(wsrep_sst_native-* links next to this binary, see -bin), each optionally
+with "+lz4" ([sst] compressor='lz4 -z', decompressor='lz4 -d'); rsync has
+no lz4 variant. "all" means every method that is available here.
+
+Outputs in -out: bench.json, bench.tsv, bench.md (table and targets for the
+README), bench.png (chart) and logs/ (each run's joiner and donor logs).
+Every process the bench starts is stopped by PID when it ends, fails or is
+interrupted (Ctrl-C).
+
+Flags:
+`
+
+type config struct {
+	size       int64
+	methods    []string
+	lz4        bool
+	cp         bool
+	out        string
+	cold       bool
+	keep       bool
+	baseDir    string
+	binDir     string
+	bufferPool string
+	timeout    time.Duration
+	verbose    bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "galera-bench: interrupted; every process it started was stopped")
+		os.Exit(130)
+	default:
+		fmt.Fprintf(os.Stderr, "galera-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("galera-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	exe, _ := os.Executable()
+	defBin := filepath.Dir(exe)
+	c := &config{}
+	size := fs.String("size", "4G", "size of bench.t to load on node1 (IEC suffix K, M, G, T; the baseline used 4G)")
+	methods := fs.String("methods", "all", `comma-separated SST methods to join with, in order, e.g. "rsync,native-copy,mariabackup+lz4"; "all" = every available one`)
+	fs.BoolVar(&c.lz4, "lz4", false, `also run the "+lz4" variant of every method that has one`)
+	fs.BoolVar(&c.cp, "cp", true, "also run cp -r of the donor datadir (+ sync), the physical limit")
+	fs.StringVar(&c.out, "out", filepath.Join(filepath.Dir(defBin), "bench-results"), "directory for bench.json, bench.tsv, bench.md, bench.png and logs/")
+	fs.BoolVar(&c.cold, "cold", true, "sync and drop the page cache (echo 3 > /proc/sys/vm/drop_caches) before each run, as the baseline did")
+	fs.BoolVar(&c.keep, "keep", false, "keep the node dirs (datadirs, configs, error logs) for inspection; the processes are stopped anyway")
+	fs.StringVar(&c.baseDir, "base-dir", "", "dir for the nodes (must be traversable by user mysql; default: a fresh dir under /var/tmp/gs-test/)")
+	fs.StringVar(&c.binDir, "bin", defBin, "dir holding wsrep_sst_native-copy and wsrep_sst_native-backup (put first in mariadbd's PATH)")
+	fs.StringVar(&c.bufferPool, "buffer-pool", "1G", "innodb_buffer_pool_size of each node (the baseline used 1G)")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on one join after this long")
+	fs.BoolVar(&c.verbose, "v", false, "log what the cluster harness does")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
+	}
+	var err error
+	if c.size, err = parseSize(*size); err != nil {
+		return nil, fmt.Errorf("-size: %w", err)
+	}
+	for _, m := range strings.Split(*methods, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			c.methods = append(c.methods, m)
+		}
+	}
+	if len(c.methods) == 0 {
+		return nil, errors.New("-methods: empty")
+	}
+	return c, nil
+}
+
+// parseSize reads "300M", "4G", "1.5G" or a byte count, in IEC units like
+// numfmt --from=iec.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
+	mult := 1.0
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad size %q: want e.g. 300M or 4G", s)
+	}
+	return int64(v * mult), nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	specs, err := resolveMethods(ctx, cfg.methods, cfg.lz4, cfg.binDir, func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) })
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, specs: specs, stdout: stdout, stderr: stderr}
+	return b.run(ctx)
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary stand in for the SST method links: run as
+// wsrep_sst_native-copy it answers like a built method, as
+// wsrep_sst_native-backup like the skeleton's placeholder.
+func TestMain(m *testing.M) {
+	switch filepath.Base(os.Args[0]) {
+	case "wsrep_sst_native-copy":
+		fmt.Println("Usage: wsrep_sst_native-copy --role joiner|donor ...")
+		os.Exit(0)
+	case "wsrep_sst_native-backup":
+		fmt.Fprintln(os.Stderr, "wsrep_sst_native-backup: sst method native-backup: not built yet")
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func fakeBin(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, n := range []string{"wsrep_sst_native-copy", "wsrep_sst_native-backup"} {
+		if err := os.Symlink(exe, filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func names(ms []method) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestResolveMethods(t *testing.T) {
+	bin := fakeBin(t)
+	ctx := context.Background()
+	var logged []string
+	logf := func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
+
+	ms, err := resolveMethods(ctx, []string{"all"}, false, bin, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(ms); got != "rsync,native-copy,mariabackup" {
+		t.Errorf("all = %s; want native-backup skipped as not built", got)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "native-backup") {
+		t.Errorf("skip not logged: %q", logged)
+	}
+
+	ms, err = resolveMethods(ctx, []string{"all"}, true, bin, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(ms); got != "rsync,native-copy,native-copy+lz4,mariabackup,mariabackup+lz4" {
+		t.Errorf("all with -lz4 = %s", got)
+	}
+	want := method{Name: "mariabackup+lz4", SST: "mariabackup", LZ4: true}
+	if ms[4] != want {
+		t.Errorf("mariabackup+lz4 = %+v, want %+v", ms[4], want)
+	}
+	if o := ms[4].sstOptions(); !reflect.DeepEqual(o, map[string]string{"time": "1", "compressor": "lz4 -z", "decompressor": "lz4 -d"}) {
+		t.Errorf("lz4 [sst] options = %v", o)
+	}
+	if o := ms[0].sstOptions(); o["compressor"] != "" || o["decompressor"] != "" || o["time"] != "1" {
+		t.Errorf("rsync [sst] options = %v", o)
+	}
+
+	ms, err = resolveMethods(ctx, []string{"mariabackup+lz4", "rsync", "rsync"}, false, bin, logf)
+	if err != nil || names(ms) != "mariabackup+lz4,rsync" {
+		t.Errorf("explicit list = %s, %v", names(ms), err)
+	}
+
+	for _, bad := range []string{"native-backup", "rsync+lz4", "mariabackup+zstd", "scp"} {
+		if _, err := resolveMethods(ctx, []string{bad}, false, bin, logf); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := resolveMethods(ctx, []string{"native-copy"}, false, t.TempDir(), logf); err == nil {
+		t.Error("native-copy without its link: no error")
+	}
+}

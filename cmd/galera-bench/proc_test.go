@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeProc writes /proc/PID/stat files: pid -> (comm, ppid, rss pages, cpu ticks each of 4 fields).
+func fakeProc(t *testing.T, procs map[int]struct {
+	comm string
+	ppid int
+	rss  int64
+}) string {
+	t.Helper()
+	root := t.TempDir()
+	for pid, p := range procs {
+		dir := filepath.Join(root, fmt.Sprint(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Fields 3..24 and a few more, as the kernel writes them.
+		line := fmt.Sprintf("%d (%s) S %d %d %d 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 12345 1000000 %d 18446744073709551615\n",
+			pid, p.comm, p.ppid, pid, pid, p.rss)
+		if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "self"), 0o755)
+	os.WriteFile(filepath.Join(root, "uptime"), []byte("1 1\n"), 0o644)
+	return root
+}
+
+type fp = struct {
+	comm string
+	ppid int
+	rss  int64
+}
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (odd) (name) ) R 17 4242 4242 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 12345 1000000 256 18446744073709551615\n"
+	s, err := parseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID != 4242 || s.PPID != 17 || s.Comm != "odd) (name) " || s.RSSPages != 256 || s.CPUTicks != 110 {
+		t.Errorf("parseStat = %+v", s)
+	}
+	for _, bad := range []string{"", "12 noparen S 1", "12 (x) S", "x (y) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"} {
+		if _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("parseStat(%q): no error", bad)
+		}
+	}
+}
+
+func TestRSSSampler(t *testing.T) {
+	page := int64(os.Getpagesize())
+	pages := func(mibs int64) int64 { return mibs * mib / page }
+	procs := map[int]fp{
+		1:   {"init", 0, pages(5)},
+		100: {"mariadbd", 1, pages(900)},         // donor server: not counted
+		101: {"wsrep_sst_rsyn", 100, pages(4)},   // donor script
+		102: {"rsync", 101, pages(10)},           // donor's tool
+		103: {"mariadb-backup", 101, pages(300)}, // counted apart
+		104: {"socat", 103, pages(2)},            // child of mariadb-backup still counts
+		200: {"mariadbd", 1, pages(800)},         // joiner server
+		201: {"wsrep_sst_nativ", 200, pages(30)}, // joiner
+		300: {"unrelated", 1, pages(500)},        // not ours
+		301: {"rsync", 300, pages(50)},           // not ours either
+	}
+	root := fakeProc(t, procs)
+	s := newRSSSampler(root, map[string]int{"donor": 100, "joiner": 0})
+	if err := s.sample(); err != nil {
+		t.Fatal(err)
+	}
+	s.setSide("joiner", 200)
+	if err := s.sample(); err != nil {
+		t.Fatal(err)
+	}
+	// A later sample with less memory must not lower the peaks.
+	procs[102] = fp{"rsync", 101, pages(1)}
+	root2 := fakeProc(t, procs)
+	s.root = root2
+	s.sample()
+
+	var r Result
+	s.fill(&r)
+	if r.RSSDonorMiB != 16 || r.RSSJoinerMiB != 30 || r.RSSPeakMiB != 30 || r.BackupRSSMiB != 300 {
+		t.Errorf("donor %.1f joiner %.1f peak %.1f backup %.1f MiB; want 16, 30, 30, 300", r.RSSDonorMiB, r.RSSJoinerMiB, r.RSSPeakMiB, r.BackupRSSMiB)
+	}
+	if r.RSSMaxProcMiB != 30 || !strings.HasPrefix(r.RSSMaxProc, "wsrep_sst_nativ") {
+		t.Errorf("largest process %q %.1f MiB; want wsrep_sst_nativ 30", r.RSSMaxProc, r.RSSMaxProcMiB)
+	}
+	if r.RSSSamples != 3 {
+		t.Errorf("samples = %d, want 3", r.RSSSamples)
+	}
+}
+
+func TestRSSSamplerRun(t *testing.T) {
+	root := fakeProc(t, map[int]fp{10: {"mariadbd", 1, 1}, 11: {"sh", 10, 256}})
+	s := newRSSSampler(root, map[string]int{"donor": 10})
+	ctx, cancel := contextWithTimeout(120 * time.Millisecond)
+	defer cancel()
+	s.run(ctx, 10*time.Millisecond)
+	var r Result
+	s.fill(&r)
+	if r.RSSSamples < 2 || r.RSSDonorMiB <= 0 {
+		t.Errorf("after run: %d samples, donor %.2f MiB", r.RSSSamples, r.RSSDonorMiB)
+	}
+}
+
+func TestLoRxBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dev")
+	os.WriteFile(path, []byte(`Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+  eth0: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0
+    lo: 123456789  4000    0    0    0     0          0         0 123456789  4000    0    0    0     0       0          0
+`), 0o644)
+	n, err := loRxBytes(path)
+	if err != nil || n != 123456789 {
+		t.Errorf("loRxBytes = %d, %v", n, err)
+	}
+	os.WriteFile(path, []byte("eth0: 1 2 3\n"), 0o644)
+	if _, err := loRxBytes(path); err == nil {
+		t.Error("no error without a lo line")
+	}
+}
+
+func TestTreeSize(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "bench"), 0o755)
+	os.WriteFile(filepath.Join(dir, "bench", "t.ibd"), make([]byte, 1000), 0o644)
+	os.WriteFile(filepath.Join(dir, "ibdata1"), make([]byte, 24), 0o644)
+	os.WriteFile(filepath.Join(dir, "galera.cache"), make([]byte, 500), 0o644)
+	payload, all := treeSize(dir)
+	if payload != 1024 || all != 1524 {
+		t.Errorf("treeSize = %d, %d; want 1024, 1524", payload, all)
+	}
+}
+
+func TestLogLockSpan(t *testing.T) {
+	log := `2026-11-21 11:10:00 0 [Note] WSREP: Running: 'wsrep_sst_rsync --role 'donor' ...'
+2026-11-21 11:10:01 3 [Note] WSREP: Flushing tables for SST...
+2026-11-21 11:10:01 3 [Note] WSREP: Tables flushed.
+WSREP_SST: [INFO] Transfer of normal directories done (20261121 11:10:18.250)
+2026-11-21 11:10:18 3 [Note] WSREP: Tables unlocked.
+2026-11-21 11:10:19 0 [Note] WSREP: Donor state reached
+`
+	if got := logLockSpan(strings.NewReader(log)); got != 17 {
+		t.Errorf("span = %v, want 17", got)
+	}
+	if got := logLockSpan(strings.NewReader("2026-11-21 11:10:00 0 [Note] WSREP: Running: 'wsrep_sst_mariabackup'\n")); got != -1 {
+		t.Errorf("span without a lock = %v, want -1", got)
+	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

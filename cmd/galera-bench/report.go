@@ -1,0 +1,301 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// cpMethod names the physical-limit row: cp -r of the donor's datadir, then sync.
+const cpMethod = "cp -r"
+
+// Result is one measured run. Seconds and MB/s use the baseline's
+// definitions (stock-baseline.md): from starting the joiner's mariadbd to
+// Synced, and (donor datadir bytes minus galera.cache) / seconds.
+type Result struct {
+	Method string `json:"method"` // as given in -methods, e.g. "mariabackup+lz4", or "cp -r"
+	OK     bool   `json:"ok"`
+	Err    string `json:"error,omitempty"`
+
+	Seconds      float64 `json:"seconds"`       // to Synced; for cp -r: cp plus sync
+	PayloadBytes int64   `json:"payload_bytes"` // donor datadir minus galera.cache; for cp -r: all bytes copied
+	MBps         float64 `json:"mb_per_s"`      // PayloadBytes / 1e6 / Seconds
+
+	// Donor write lock. LockProbeS is the longest time one tiny autocommit
+	// write on the donor took; LockLogS is the span the donor's error log shows
+	// between the server flushing tables for the SST and the SST releasing
+	// them (-1: the log shows none).
+	LockProbeS  float64 `json:"lock_probe_s"`
+	LockLogS    float64 `json:"lock_log_s"`
+	ProbeWrites int     `json:"probe_writes"`
+	ProbeErrors int     `json:"probe_errors"`
+
+	// Peak RSS, sampled from /proc. RSSPeakMiB is the larger of the two sides'
+	// peaks of the summed RSS of every descendant of that side's mariadbd,
+	// not counting mariadb-backup, whose own peak is BackupRSSMiB.
+	RSSPeakMiB    float64 `json:"rss_peak_mib"`
+	RSSDonorMiB   float64 `json:"rss_donor_mib"`
+	RSSJoinerMiB  float64 `json:"rss_joiner_mib"`
+	RSSMaxProcMiB float64 `json:"rss_max_process_mib"`
+	RSSMaxProc    string  `json:"rss_max_process"`
+	BackupRSSMiB  float64 `json:"mariadb_backup_rss_mib"`
+	RSSSamples    int     `json:"rss_samples"`
+
+	DonorCPUS  float64 `json:"donor_cpu_s"`  // donor mariadbd + waited children, during the run
+	JoinerCPUS float64 `json:"joiner_cpu_s"` // joiner mariadbd + waited children
+	LoBytes    int64   `json:"lo_rx_bytes"`  // change of lo rx_bytes: every process's traffic, not only this run's
+	Cold       bool    `json:"cold"`         // page cache dropped before the run
+}
+
+// Report is everything one bench run writes.
+type Report struct {
+	Started      time.Time `json:"started"`
+	Host         string    `json:"host"`
+	SizeBytes    int64     `json:"size_bytes"`    // requested bench.t size
+	DatadirBytes int64     `json:"datadir_bytes"` // donor datadir after loading, galera.cache included
+	PayloadBytes int64     `json:"payload_bytes"` // minus galera.cache
+	LoadSeconds  float64   `json:"load_seconds"`  // 0 when reused
+	Results      []Result  `json:"results"`
+	Targets      []Target  `json:"targets"`
+	Notes        []string  `json:"notes,omitempty"`
+}
+
+// Target is one "Done when" line of issues 3 and 4, checked against a run.
+type Target struct {
+	Issue  int     `json:"issue"`
+	Name   string  `json:"name"`
+	Want   string  `json:"want"`
+	Value  float64 `json:"value"` // NaN when not measurable
+	Limit  float64 `json:"limit"`
+	Status string  `json:"status"` // PASS, MISS or N/A
+	Why    string  `json:"why,omitempty"`
+}
+
+// MarshalJSON writes NaN values as null.
+func (t Target) MarshalJSON() ([]byte, error) {
+	type plain Target
+	v := struct {
+		plain
+		Value *float64 `json:"value"`
+	}{plain: plain(t)}
+	if !math.IsNaN(t.Value) {
+		v.Value = &t.Value
+	}
+	return json.Marshal(v)
+}
+
+const rssLimitMiB = 64
+
+func find(rs []Result, method string) *Result {
+	for i := range rs {
+		if rs[i].Method == method && rs[i].OK {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// ratio returns a/b, or NaN when either is missing or b is not positive.
+func ratio(a, b *Result, f func(*Result) float64) float64 {
+	if a == nil || b == nil || f(b) <= 0 {
+		return math.NaN()
+	}
+	return f(a) / f(b)
+}
+
+func seconds(r *Result) float64 { return r.Seconds }
+func mbps(r *Result) float64    { return r.MBps }
+func lock(r *Result) float64    { return r.LockProbeS }
+
+// Evaluate checks the issues' targets. It reports; it asserts nothing.
+func Evaluate(rs []Result) []Target {
+	rsync, nc := find(rs, "rsync"), find(rs, "native-copy")
+	cp := find(rs, cpMethod)
+	mb, nb := find(rs, "mariabackup"), find(rs, "native-backup")
+	le := func(issue int, name, want string, v, limit float64, why string) Target {
+		t := Target{Issue: issue, Name: name, Want: want, Value: v, Limit: limit, Why: why}
+		switch {
+		case math.IsNaN(v):
+			t.Status = "N/A"
+		case v <= limit:
+			t.Status = "PASS"
+		default:
+			t.Status = "MISS"
+		}
+		return t
+	}
+	ge := func(issue int, name, want string, v, limit float64, why string) Target {
+		t := le(issue, name, want, v, limit, why)
+		if t.Status != "N/A" {
+			t.Status = map[bool]string{true: "PASS", false: "MISS"}[v >= limit]
+		}
+		return t
+	}
+	rss := func(r *Result) float64 {
+		if r == nil || r.RSSSamples == 0 {
+			return math.NaN()
+		}
+		return r.RSSPeakMiB
+	}
+	missing := func(names ...string) string {
+		var m []string
+		for _, n := range names {
+			if find(rs, n) == nil {
+				m = append(m, n)
+			}
+		}
+		if len(m) == 0 {
+			return ""
+		}
+		return "no successful run of " + strings.Join(m, ", ")
+	}
+	return []Target{
+		le(3, "native-copy time / rsync time", "<= 0.40", ratio(nc, rsync, seconds), 0.40, missing("native-copy", "rsync")),
+		ge(3, "native-copy MB/s / cp -r MB/s", ">= 0.85", ratio(nc, cp, mbps), 0.85, missing("native-copy", cpMethod)),
+		le(3, "native-copy lock / rsync lock", "<= 0.25", ratio(nc, rsync, lock), 0.25, missing("native-copy", "rsync")),
+		le(3, "native-copy SST peak RSS MiB", "<= 64", rss(nc), rssLimitMiB, missing("native-copy")),
+		le(4, "native-backup time / mariabackup time", "<= 0.50", ratio(nb, mb, seconds), 0.50, missing("native-backup", "mariabackup")),
+		le(4, "native-backup SST peak RSS MiB (without mariadb-backup)", "<= 64", rss(nb), rssLimitMiB, missing("native-backup")),
+	}
+}
+
+// Ratios are the comparisons the README quotes, method by method.
+type Ratios struct {
+	VsRsync   float64 // time / rsync time
+	VsCp      float64 // MB/s / cp -r MB/s
+	LockRsync float64 // lock / rsync lock
+	VsBackup  float64 // time / mariabackup time
+}
+
+func ratiosFor(rs []Result, r *Result) Ratios {
+	return Ratios{
+		VsRsync:   ratio(r, find(rs, "rsync"), seconds),
+		VsCp:      ratio(r, find(rs, cpMethod), mbps),
+		LockRsync: ratio(r, find(rs, "rsync"), lock),
+		VsBackup:  ratio(r, find(rs, "mariabackup"), seconds),
+	}
+}
+
+var tableHeader = []string{"method", "s to Synced", "MB/s", "lock s (probe)", "lock s (log)",
+	"SST RSS MiB", "mariadb-backup RSS MiB", "x rsync time", "x cp -r MB/s", "x rsync lock", "x mariabackup time"}
+
+func num(v float64, prec int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+func tableRows(rs []Result) [][]string {
+	var rows [][]string
+	for i := range rs {
+		r := &rs[i]
+		if !r.OK {
+			rows = append(rows, []string{r.Method, "FAILED", "-", "-", "-", "-", "-", "-", "-", "-", "-"})
+			continue
+		}
+		rt := ratiosFor(rs, r)
+		row := []string{r.Method, num(r.Seconds, 1), num(r.MBps, 0)}
+		if r.Method == cpMethod {
+			row = append(row, "-", "-", "-", "-")
+		} else {
+			logLock := "-"
+			if r.LockLogS >= 0 {
+				logLock = num(r.LockLogS, 2)
+			}
+			backup := "-"
+			if r.BackupRSSMiB > 0 {
+				backup = num(r.BackupRSSMiB, 1)
+			}
+			rssv := "-"
+			if r.RSSSamples > 0 {
+				rssv = num(r.RSSPeakMiB, 1)
+			}
+			row = append(row, num(r.LockProbeS, 2), logLock, rssv, backup)
+		}
+		if r.Method == "rsync" {
+			rt.VsRsync, rt.LockRsync = math.NaN(), math.NaN()
+		}
+		if r.Method == "mariabackup" {
+			rt.VsBackup = math.NaN()
+		}
+		if r.Method == cpMethod {
+			rt = Ratios{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
+		}
+		row = append(row, num(rt.VsRsync, 2), num(rt.VsCp, 2), num(rt.LockRsync, 2), num(rt.VsBackup, 2))
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// WriteTable prints the results as an aligned text table.
+func WriteTable(w io.Writer, rs []Result) error {
+	rows := append([][]string{tableHeader}, tableRows(rs)...)
+	// Method names read better left-aligned: pad them before right-aligning.
+	width := 0
+	for _, row := range rows {
+		width = max(width, len(row[0]))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, row := range rows {
+		row = append([]string{fmt.Sprintf("%-*s", width, row[0])}, row[1:]...)
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	return tw.Flush()
+}
+
+// WriteMarkdown prints the results as a Markdown table, for the README.
+func WriteMarkdown(w io.Writer, rs []Result) error {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(tableHeader, " | "))
+	seps := make([]string, len(tableHeader))
+	for i := range seps {
+		seps[i] = "---:"
+	}
+	seps[0] = "---"
+	fmt.Fprintf(w, "|%s|\n", strings.Join(seps, "|"))
+	for _, row := range tableRows(rs) {
+		if _, err := fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteTargets prints one PASS/MISS/N/A line per target.
+func WriteTargets(w io.Writer, ts []Target) error {
+	for _, t := range ts {
+		v := num(t.Value, 2)
+		line := fmt.Sprintf("%-4s issue %d: %s = %s (want %s)", t.Status, t.Issue, t.Name, v, t.Want)
+		if t.Status == "N/A" && t.Why != "" {
+			line += ": " + t.Why
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var tsvHeader = []string{"method", "ok", "seconds", "payload_bytes", "mb_per_s", "lock_probe_s", "lock_log_s",
+	"probe_writes", "probe_errors", "rss_peak_mib", "rss_donor_mib", "rss_joiner_mib", "rss_max_process_mib",
+	"rss_max_process", "mariadb_backup_rss_mib", "donor_cpu_s", "joiner_cpu_s", "lo_rx_bytes", "cold", "error"}
+
+// WriteTSV writes one raw row per run.
+func WriteTSV(w io.Writer, rs []Result) error {
+	fmt.Fprintln(w, strings.Join(tsvHeader, "\t"))
+	clean := func(s string) string { return strings.NewReplacer("\t", " ", "\n", " ").Replace(s) }
+	for _, r := range rs {
+		_, err := fmt.Fprintf(w, "%s\t%t\t%.3f\t%d\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t%.2f\t%.2f\t%d\t%t\t%s\n",
+			r.Method, r.OK, r.Seconds, r.PayloadBytes, r.MBps, r.LockProbeS, r.LockLogS,
+			r.ProbeWrites, r.ProbeErrors, r.RSSPeakMiB, r.RSSDonorMiB, r.RSSJoinerMiB, r.RSSMaxProcMiB,
+			clean(r.RSSMaxProc), r.BackupRSSMiB, r.DonorCPUS, r.JoinerCPUS, r.LoBytes, r.Cold, clean(r.Err))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

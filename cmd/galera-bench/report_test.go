@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// sample is a plausible 4 GB run: native-copy meets its targets except RSS,
+// native-backup misses its time target.
+func sample() []Result {
+	return []Result{
+		{Method: cpMethod, OK: true, Seconds: 7, PayloadBytes: 5_370_000_000, MBps: 767, LockLogS: -1},
+		{Method: "rsync", OK: true, Seconds: 20, PayloadBytes: 5_106_000_000, MBps: 255.3, LockProbeS: 17.2, LockLogS: 17, RSSPeakMiB: 12.5, RSSSamples: 400},
+		{Method: "native-copy", OK: true, Seconds: 7.8, PayloadBytes: 5_106_000_000, MBps: 600, LockProbeS: 0.4, LockLogS: 0.5, RSSPeakMiB: 70, RSSSamples: 150},
+		{Method: "mariabackup", OK: true, Seconds: 34, PayloadBytes: 5_106_000_000, MBps: 150.2, LockProbeS: 0.2, LockLogS: -1, RSSPeakMiB: 20, BackupRSSMiB: 300, RSSSamples: 700},
+		{Method: "native-backup", OK: true, Seconds: 20, PayloadBytes: 5_106_000_000, MBps: 255.3, LockProbeS: 0.1, LockLogS: -1, RSSPeakMiB: 30, BackupRSSMiB: 310, RSSSamples: 400},
+		{Method: "native-backup+lz4", OK: false, Err: "join node2: boom", LockLogS: -1},
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	ts := Evaluate(sample())
+	want := []struct {
+		status string
+		value  float64
+	}{
+		{"PASS", 7.8 / 20},
+		{"MISS", 600.0 / 767},
+		{"PASS", 0.4 / 17.2},
+		{"MISS", 70},
+		{"MISS", 20.0 / 34},
+		{"PASS", 30},
+	}
+	if len(ts) != len(want) {
+		t.Fatalf("got %d targets, want %d", len(ts), len(want))
+	}
+	for i, w := range want {
+		if ts[i].Status != w.status || math.Abs(ts[i].Value-w.value) > 1e-9 {
+			t.Errorf("target %d %q: got %s %.4f, want %s %.4f", i, ts[i].Name, ts[i].Status, ts[i].Value, w.status, w.value)
+		}
+	}
+}
+
+func TestEvaluateBoundaries(t *testing.T) {
+	rs := []Result{
+		{Method: "rsync", OK: true, Seconds: 10, LockProbeS: 4},
+		{Method: "native-copy", OK: true, Seconds: 4, LockProbeS: 1, RSSPeakMiB: 64, RSSSamples: 1},
+	}
+	ts := Evaluate(rs)
+	for i, want := range []string{"PASS", "N/A", "PASS", "PASS", "N/A", "N/A"} {
+		if ts[i].Status != want {
+			t.Errorf("target %d %q: %s, want %s (value %v)", i, ts[i].Name, ts[i].Status, want, ts[i].Value)
+		}
+	}
+	if !strings.Contains(ts[1].Why, cpMethod) {
+		t.Errorf("N/A reason %q does not name the missing %s run", ts[1].Why, cpMethod)
+	}
+}
+
+func TestEvaluateIgnoresFailedAndZero(t *testing.T) {
+	rs := []Result{
+		{Method: "rsync", OK: true, Seconds: 10, LockProbeS: 0},
+		{Method: "native-copy", OK: false, Seconds: 1},
+		{Method: "mariabackup", OK: true, Seconds: 30},
+		{Method: "native-backup", OK: true, Seconds: 10}, // no RSS samples
+	}
+	ts := Evaluate(rs)
+	for i, want := range []string{"N/A", "N/A", "N/A", "N/A", "PASS", "N/A"} {
+		if ts[i].Status != want {
+			t.Errorf("target %d %q: %s, want %s", i, ts[i].Name, ts[i].Status, want)
+		}
+	}
+}
+
+func TestTargetJSONNaN(t *testing.T) {
+	b, err := json.Marshal(Target{Name: "x", Value: math.NaN(), Status: "N/A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"value":null`) {
+		t.Errorf("NaN not written as null: %s", b)
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestTables(t *testing.T) {
+	rs := sample()
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteString("\n")
+	if err := WriteTargets(&buf, Evaluate(rs)); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "table.golden", buf.Bytes())
+
+	buf.Reset()
+	if err := WriteMarkdown(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "table.md.golden", buf.Bytes())
+
+	buf.Reset()
+	if err := WriteTSV(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != len(rs)+1 {
+		t.Fatalf("TSV has %d lines, want %d", len(lines), len(rs)+1)
+	}
+	for i, l := range lines {
+		if n := len(strings.Split(l, "\t")); n != len(tsvHeader) {
+			t.Errorf("TSV line %d has %d fields, want %d: %q", i, n, len(tsvHeader), l)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"300M": 300 << 20, "4G": 4 << 30, "1.5g": 3 << 29, "4096": 4096, "2GiB": 2 << 30, "10k": 10240} {
+		got, err := parseSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "G", "-1G", "lots"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q): no error", in)
+		}
+	}
+}
