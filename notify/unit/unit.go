@@ -1,0 +1,184 @@
+// Package unit controls and inspects a systemd unit over D-Bus, through
+// go-systemd's dbus package: what "galera-supervisor status" shows and how
+// "galera-supervisor bootstrap" starts a node.
+package unit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// Conn is a connection to a service manager.
+type Conn struct {
+	c *sddbus.Conn
+}
+
+// Dial connects to the service manager on the system bus, or on the bus at
+// address (a D-Bus address such as "unix:path=/run/dbus/system_bus_socket")
+// when it is not empty.
+func Dial(ctx context.Context, address string) (*Conn, error) {
+	if address == "" {
+		c, err := sddbus.NewSystemConnectionContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect to the system bus: %w", err)
+		}
+		return &Conn{c: c}, nil
+	}
+	c, err := sddbus.NewConnection(func() (*dbus.Conn, error) {
+		conn, err := dbus.Dial(address, dbus.WithContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if err := conn.Hello(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return conn, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to bus %s: %w", address, err)
+	}
+	return &Conn{c: c}, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() { c.c.Close() }
+
+// State is what the manager knows about a service unit.
+type State struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	LoadState   string    `json:"load_state"`   // loaded, not-found, masked, ...
+	ActiveState string    `json:"active_state"` // active, activating, deactivating, failed, inactive
+	SubState    string    `json:"sub_state"`    // running, start, auto-restart, ...
+	Result      string    `json:"result,omitempty"`
+	StatusText  string    `json:"status_text,omitempty"` // the main process's last STATUS=
+	MainPID     uint32    `json:"main_pid,omitempty"`
+	Since       time.Time `json:"since,omitzero"` // last change of ActiveState
+	ActiveEnter time.Time `json:"active_enter,omitzero"`
+	NRestarts   uint32    `json:"n_restarts"`
+	// ExecMainStatus is the main process's exit status or signal number.
+	ExecMainStatus int32 `json:"exec_main_status"`
+	// EnvironmentFiles are the unit's EnvironmentFile= paths, with
+	// instance specifiers resolved.
+	EnvironmentFiles []string `json:"environment_files,omitempty"`
+	FragmentPath     string   `json:"fragment_path,omitempty"`
+}
+
+// State reads the unit's state. A unit that is not loaded is loaded on
+// demand by the manager; a unit without a unit file reports
+// LoadState "not-found" rather than an error.
+func (c *Conn) State(ctx context.Context, name string) (State, error) {
+	s := State{Name: name}
+	up, err := c.c.GetUnitPropertiesContext(ctx, name)
+	if err != nil {
+		return s, fmt.Errorf("get properties of %s: %w", name, err)
+	}
+	s.Description, _ = up["Description"].(string)
+	s.LoadState, _ = up["LoadState"].(string)
+	s.ActiveState, _ = up["ActiveState"].(string)
+	s.SubState, _ = up["SubState"].(string)
+	s.FragmentPath, _ = up["FragmentPath"].(string)
+	s.Since = usecTime(up["StateChangeTimestamp"])
+	s.ActiveEnter = usecTime(up["ActiveEnterTimestamp"])
+	if s.LoadState == "not-found" {
+		return s, nil
+	}
+	sp, err := c.c.GetUnitTypePropertiesContext(ctx, name, "Service")
+	if err != nil {
+		return s, fmt.Errorf("get service properties of %s: %w", name, err)
+	}
+	s.Result, _ = sp["Result"].(string)
+	s.StatusText, _ = sp["StatusText"].(string)
+	s.MainPID, _ = sp["MainPID"].(uint32)
+	s.NRestarts, _ = sp["NRestarts"].(uint32)
+	s.ExecMainStatus, _ = sp["ExecMainStatus"].(int32)
+	s.EnvironmentFiles = envFiles(sp["EnvironmentFiles"])
+	return s, nil
+}
+
+// envFiles decodes the a(sb) EnvironmentFiles property: path, and whether a
+// missing file is ignored ("-" prefix).
+func envFiles(v any) []string {
+	var out []string
+	switch l := v.(type) {
+	case [][]any:
+		for _, e := range l {
+			if len(e) > 0 {
+				if p, ok := e[0].(string); ok {
+					out = append(out, p)
+				}
+			}
+		}
+	case []struct {
+		Path     string
+		Optional bool
+	}:
+		for _, e := range l {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+func usecTime(v any) time.Time {
+	us, ok := v.(uint64)
+	if !ok || us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(int64(us))
+}
+
+// JobError is a start or stop job that did not end in "done".
+type JobError struct {
+	Op, Unit, Result string
+}
+
+func (e *JobError) Error() string {
+	return fmt.Sprintf("%s %s: job ended %q", e.Op, e.Unit, e.Result)
+}
+
+// Start queues a start job for the unit and waits until the job ends; for a
+// Type=notify unit that is when the main process sent READY=1, or the start
+// failed or timed out.
+func (c *Conn) Start(ctx context.Context, name string) error {
+	return c.job(ctx, "start", name, c.c.StartUnitContext)
+}
+
+// Stop queues a stop job and waits for it.
+func (c *Conn) Stop(ctx context.Context, name string) error {
+	return c.job(ctx, "stop", name, c.c.StopUnitContext)
+}
+
+func (c *Conn) job(ctx context.Context, op, name string, f func(context.Context, string, string, chan<- string) (int, error)) error {
+	ch := make(chan string, 1)
+	if _, err := f(ctx, name, "replace", ch); err != nil {
+		return fmt.Errorf("%s %s: %w", op, name, err)
+	}
+	select {
+	case r := <-ch:
+		if r != "done" {
+			return &JobError{Op: op, Unit: name, Result: r}
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: %w", op, name, ctx.Err())
+	}
+}
+
+// IsJobError reports whether err is a job that ended without success.
+func IsJobError(err error) bool {
+	var j *JobError
+	return errors.As(err, &j)
+}
