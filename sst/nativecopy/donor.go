@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -134,6 +135,13 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	s.Logf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(total), pass1.Seconds(), float64(total)/1e6/max(pass1.Seconds(), 1e-3))
 
 	// Pass 2, under the server's write lock: logs, then what changed.
+	// A marker left by an earlier SST must not pass for the server's answer.
+	flushed := filepath.Join(s.Datadir, sst.TablesFlushedFile)
+	sstErr := filepath.Join(s.Datadir, sst.SSTErrorFile)
+	os.Remove(flushed)
+	os.Remove(sstErr)
+	defer os.Remove(flushed)
+	defer os.Remove(sstErr)
 	if err := s.Proto.FlushTables(); err != nil {
 		return fail(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -88,7 +89,12 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 		return o, sst.Errorf(sst.EINVAL, "%s: %w", s.Method, err)
 	}
 	o.Method = s.Method
-	o.Logf = s.Logf
+	o.Logf = func(format string, args ...any) {
+		// The engine may prefix its lines itself; say it once.
+		msg := fmt.Sprintf(format, args...)
+		msg = strings.TrimPrefix(msg, "WSREP_SST: [INFO] ")
+		s.Logf("%s", msg)
+	}
 	o.Reporter = reporter(s)
 	return o, nil
 }
@@ -96,8 +102,11 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 // reporter forwards the engine's progress to the supervisor and, with
 // --progress 1, to the server as total/complete lines.
 func reporter(s *sst.Session) progress.Reporter {
+	var mu sync.Mutex
 	var total int64 = -1
 	return progress.Func(func(e progress.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		s.Report(e)
 		if e.Total > 0 && e.Total != total {
 			total = e.Total
