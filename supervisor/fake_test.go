@@ -1,0 +1,135 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+)
+
+// The test binary impersonates mariadbd when GS_FAKE_MARIADBD names a
+// behaviour (the os/exec helper-process pattern). It talks to the
+// supervisor as mariadbd does: notifications on NOTIFY_SOCKET, progress on
+// GALERA_SUPERVISOR_PROGRESS, and its wsrep state in GS_FAKE_DIR/state,
+// which the tests' fake health check reads instead of SQL.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("GS_FAKE_MARIADBD"); mode != "" {
+		os.Exit(fakeMariadbd(mode, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+const fakePosition = "8fa998c1-e59b-11f1-82b9-9e02990180a0:42,0-1-42"
+
+func fakeMariadbd(mode string, args []string) int {
+	dir := os.Getenv("GS_FAKE_DIR")
+	write := func(name, s string) { os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644) }
+	appendf := func(name, format string, a ...any) {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, format, a...)
+			f.Close()
+		}
+	}
+	if mode == "sleeper" {
+		signal.Ignore(syscall.SIGTERM, syscall.SIGHUP)
+		time.Sleep(time.Hour)
+		return 0
+	}
+	if slices.Contains(args, "--wsrep-recover") {
+		appendf("recover-argv", "%s\n", strings.Join(args, " "))
+		if mode == "recover-fail" {
+			fmt.Fprintln(os.Stderr, "2026-01-01 0 [ERROR] InnoDB: Plugin initialization aborted")
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "2026-01-01 0 [Note] InnoDB: log sequence number 44404")
+		fmt.Fprintln(os.Stderr, "2026-01-01 0 [Note] WSREP: Recovered position: "+fakePosition)
+		return 0
+	}
+	write("argv", strings.Join(args, "\n"))
+	n := notify.FromEnv()
+	say := func(s string) {
+		if err := n.Notify(s); err != nil {
+			fmt.Fprintln(os.Stderr, "fake mariadbd:", err)
+		}
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	if mode == "ignore-term" {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	switch mode {
+	case "crash":
+		time.Sleep(100 * time.Millisecond)
+		return 1
+	case "sst-fail", "sst-progress":
+		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
+		r := progress.FromEnv()
+		var done int64
+		for i := 0; i < 8; i++ {
+			done += 1 << 20
+			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseReceiving, Done: done, Total: 16 << 20})
+			time.Sleep(50 * time.Millisecond)
+		}
+		// The monitor's 30 s message comes while the transfer is stalled.
+		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
+		write("stalled", "")
+		time.Sleep(600 * time.Millisecond)
+		if mode == "sst-fail" {
+			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseFailed, Done: done, Err: "donor went away"})
+			time.Sleep(50 * time.Millisecond)
+			fmt.Fprintln(os.Stderr, "WSREP: gcs_group_handle_join_msg():1225: Will never receive state. Need to abort.")
+			return 1
+		}
+		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseDone, Done: done, Total: done})
+		say("STATUS=WSREP state transfer (role joiner) completed.\n")
+	case "grandchildren":
+		self, _ := os.Executable()
+		// One in mariadbd's process group (like an SST script) and one
+		// that left it (setsid, like a daemonised helper).
+		for i, setsid := range []bool{false, true} {
+			c := exec.Command(self)
+			c.Env = append(os.Environ(), "GS_FAKE_MARIADBD=sleeper")
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+			if err := c.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			appendf("grandchildren", "%d\n", c.Process.Pid)
+			_ = i
+		}
+	}
+	// InnoDB start: its own extension, relayed.
+	say("EXTEND_TIMEOUT_USEC=120000000\nSTATUS=InnoDB: Starting crash recovery\n")
+	write("state", "Joined")
+	say("READY=1\nSTATUS=Taking your SQL requests now...\n")
+	appendf("events", "child-ready %d\n", time.Now().UnixNano())
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		appendf("events", "synced %d\n", time.Now().UnixNano())
+		write("state", "Synced")
+	}()
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			appendf("events", "sighup %d\n", time.Now().UnixNano())
+		case syscall.SIGTERM:
+			if mode == "ignore-term" {
+				continue
+			}
+			say("STOPPING=1\nSTATUS=Shutdown in progress\n")
+			time.Sleep(100 * time.Millisecond)
+			return 0
+		}
+	}
+	return 0
+}
