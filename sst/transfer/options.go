@@ -55,6 +55,11 @@ type Options struct {
 
 	NoSync bool // joiner: skip the syncfs of the received tree at Finish
 
+	// ShrinkOK (donor): a file that shrinks while SendFile reads it is
+	// padded with zeros up to its size at SendFile instead of failing the
+	// session. Only for copy passes that resend changed files afterwards.
+	ShrinkOK bool
+
 	Reporter progress.Reporter                // progress events, at most every ProgressInterval; nil = none
 	Logf     func(format string, args ...any) // diagnostics (stderr in the methods); nil = none
 }

@@ -1,5 +1,17 @@
 package transfer
 
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
 // SinkOptions configure a Sink.
 type SinkOptions struct {
 	// AllowSymlinks lets the donor create symlinks whose target stays
@@ -15,13 +27,269 @@ type SinkOptions struct {
 type Sink struct {
 	root string
 	o    SinkOptions
+	r    *os.Root
+
+	openMu sync.Mutex // makes open-or-create atomic: a second O_TRUNC would lose data
+	mu     sync.Mutex
+	files  map[uint64]*rxFile
+	stats  Stats
+}
+
+type rxFile struct {
+	name   string
+	f      *os.File
+	mode   fs.FileMode
+	whole  bool
+	ended  bool
+	size   int64 // final size, known once ended
+	want   int64 // bytes the donor sent, known once ended
+	got    int64 // bytes written
+	maxEnd int64
 }
 
 // OpenSink opens root, which must exist, as the destination of a Serve.
-func OpenSink(root string, o SinkOptions) (*Sink, error) { return nil, errTODO }
+func OpenSink(root string, o SinkOptions) (*Sink, error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("open sink: %w", err)
+	}
+	return &Sink{root: root, o: o, r: r, files: make(map[uint64]*rxFile)}, nil
+}
 
 // Root is the directory files go into.
 func (k *Sink) Root() string { return k.root }
 
-// Close closes the root.
-func (k *Sink) Close() error { return nil }
+// Stats are the counts so far.
+func (k *Sink) Stats() Stats {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.stats
+}
+
+// Close closes the root and any file left open by a failed transfer.
+func (k *Sink) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, rf := range k.files {
+		if rf.f != nil {
+			rf.f.Close()
+		}
+		delete(k.files, id)
+	}
+	return k.r.Close()
+}
+
+// checkName accepts slash-separated relative names without ".", ".." or
+// empty components.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty file name")
+	case strings.HasPrefix(name, "/"):
+		return fmt.Errorf("absolute path %q", name)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("NUL in path %q", name)
+	case !fs.ValidPath(name) || name == ".":
+		return fmt.Errorf("path %q escapes the root or is not clean", name)
+	}
+	return nil
+}
+
+func (k *Sink) mkdirParent(name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := k.r.MkdirAll(dir, 0o750); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunk writes data at off into file id (opened on first sight).
+func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64, data []byte) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	end := off + int64(len(data))
+	if off < 0 || end < off {
+		return fmt.Errorf("%s: bad offset %d", name, off)
+	}
+	rf, err := k.open(id, name, mode, flags&flagWhole != 0)
+	if err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		if _, err := rf.f.WriteAt(data, off); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rf.got += int64(len(data))
+	rf.maxEnd = max(rf.maxEnd, end)
+	k.stats.Bytes += int64(len(data))
+	if flags&flagEOF != 0 {
+		if rf.ended {
+			return fmt.Errorf("%s: second end of file", name)
+		}
+		rf.ended, rf.size, rf.want = true, end, end
+	}
+	return k.maybeDone(id, rf)
+}
+
+// fileEnd records the final size of a patched file and the bytes sent.
+func (k *Sink) fileEnd(id uint64, name string, mode uint32, size, sent int64) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if size < 0 || sent < 0 {
+		return fmt.Errorf("%s: bad end record (size %d, sent %d)", name, size, sent)
+	}
+	rf, err := k.open(id, name, mode, false)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if rf.ended {
+		return fmt.Errorf("%s: second end of file", name)
+	}
+	rf.ended, rf.size, rf.want = true, size, sent
+	return k.maybeDone(id, rf)
+}
+
+func (k *Sink) open(id uint64, name string, mode uint32, whole bool) (*rxFile, error) {
+	k.openMu.Lock()
+	defer k.openMu.Unlock()
+	k.mu.Lock()
+	rf := k.files[id]
+	k.mu.Unlock()
+	if rf != nil {
+		if rf.name != name {
+			return nil, fmt.Errorf("file id %d is %s, not %s", id, rf.name, name)
+		}
+		return rf, nil
+	}
+	if err := k.mkdirParent(name); err != nil {
+		return nil, fmt.Errorf("create parent of %s: %w", name, err)
+	}
+	flag := os.O_WRONLY | os.O_CREATE
+	if whole {
+		flag |= os.O_TRUNC
+	}
+	perm := fs.FileMode(mode) & fs.ModePerm
+	f, err := k.r.OpenFile(name, flag, perm|0o200)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rf = &rxFile{name: name, f: f, mode: perm, whole: whole}
+	k.files[id] = rf
+	return rf, nil
+}
+
+// maybeDone closes a file once its end is known and all its bytes are in.
+// Called with k.mu held.
+func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
+	if !rf.ended {
+		return nil
+	}
+	if rf.maxEnd > rf.size && (rf.whole || rf.got > 0) {
+		return fmt.Errorf("%s: data at offset %d beyond the final size %d", rf.name, rf.maxEnd, rf.size)
+	}
+	if rf.got > rf.want {
+		return fmt.Errorf("%s: received %d bytes, the donor sent %d", rf.name, rf.got, rf.want)
+	}
+	if rf.got < rf.want {
+		return nil
+	}
+	delete(k.files, id)
+	err := rf.f.Truncate(rf.size)
+	if err == nil {
+		err = rf.f.Chmod(rf.mode)
+	}
+	if cerr := rf.f.Close(); err == nil {
+		err = cerr
+	}
+	rf.f = nil
+	if err != nil {
+		return fmt.Errorf("finish %s: %w", rf.name, err)
+	}
+	k.stats.Files++
+	return nil
+}
+
+// incomplete describes files still waiting for data, for a barrier.
+func (k *Sink) incomplete() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, rf := range k.files {
+		if !rf.ended {
+			return fmt.Errorf("%s: %d bytes received, end of file missing", rf.name, rf.got)
+		}
+		return fmt.Errorf("%s: truncated: %d of %d bytes received", rf.name, rf.got, rf.want)
+	}
+	return nil
+}
+
+func (k *Sink) dir(name string, mode uint32) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	perm := fs.FileMode(mode) & fs.ModePerm
+	if err := k.r.MkdirAll(name, perm|0o700); err != nil {
+		return fmt.Errorf("create directory %s: %w", name, err)
+	}
+	if err := k.r.Chmod(name, perm|0o700); err != nil {
+		return fmt.Errorf("chmod directory %s: %w", name, err)
+	}
+	k.mu.Lock()
+	k.stats.Dirs++
+	k.mu.Unlock()
+	return nil
+}
+
+func (k *Sink) symlink(name, target string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if !k.o.AllowSymlinks {
+		return fmt.Errorf("symlink %s -> %s refused: symlinks are not allowed", name, target)
+	}
+	if target == "" || strings.HasPrefix(target, "/") || strings.IndexByte(target, 0) >= 0 {
+		return fmt.Errorf("symlink %s -> %s refused: target must be relative", name, target)
+	}
+	if resolved := path.Join(path.Dir(name), target); resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return fmt.Errorf("symlink %s -> %s refused: target leaves the root", name, target)
+	}
+	if err := k.mkdirParent(name); err != nil {
+		return fmt.Errorf("create parent of %s: %w", name, err)
+	}
+	if err := k.r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace %s: %w", name, err)
+	}
+	if err := k.r.Symlink(target, name); err != nil {
+		return fmt.Errorf("symlink %s: %w", name, err)
+	}
+	k.mu.Lock()
+	k.stats.Symlinks++
+	k.mu.Unlock()
+	return nil
+}
+
+// sync flushes the file system holding the root: one syncfs instead of an
+// fsync per file.
+func (k *Sink) sync() error {
+	if k.o.NoSync {
+		return nil
+	}
+	d, err := k.r.Open(".")
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", k.root, err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", k.root, err)
+	}
+	return nil
+}
