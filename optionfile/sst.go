@@ -102,7 +102,7 @@ func CheckSST(s *Set) []Finding {
 			out = append(out, Finding{Option: o, Error: true, Msg: fmt.Sprintf("%s needs a value (%s)", o.Name, def.Doc)})
 		case o.HasValue && def.Check != nil:
 			if err := def.Check(o.Value); err != nil {
-				out = append(out, Finding{Option: o, Error: true, Msg: fmt.Sprintf("%s = %q: %v", o.Name, o.Value, err)})
+				out = append(out, Finding{Option: o, Error: true, Msg: fmt.Sprintf("invalid %s = %q: %v", o.Name, o.Value, err)})
 			}
 		}
 		if ok && def.Name == "sst-special-dirs" && o.HasValue && boolean(o.Value) == nil && !truthy(o.Value) {

@@ -11,7 +11,7 @@ import (
 func cmdConfig() *command {
 	return &command{
 		name:  "config",
-		usage: "print|check [--defaults-file=F] [--defaults-extra-file=F] [--defaults-group-suffix=S] [--no-defaults] ...",
+		usage: "print [SOURCES] [--mysqld] GROUP... | check [SOURCES]",
 		short: "show and check the option files, as MariaDB reads them",
 		long: `
 config print [SOURCES] [--mysqld] [--no-defaults] GROUP...

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func configRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), append([]string{"galera-supervisor", "config"}, args...), &out, &errb)
+	if err != nil { // as main prints it
+		errb.WriteString(err.Error() + "\n")
+	}
+	return out.String(), errb.String(), exitCode(err)
+}
+
+func TestConfigPrint(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "my.cnf")
+	os.WriteFile(f, []byte("[mysqld]\nport = 3306\n[mysqld.2]\nport = '3307' # node 2\n[galera]\nwsrep_on\n"), 0o644)
+	out, _, code := configRun(t, "print", "--defaults-file="+f, "--defaults-group-suffix=.2", "--mysqld")
+	if want := "--port=3306\n--port=3307\n--wsrep_on\n"; out != want || code != 0 {
+		t.Errorf("got %q, %d; want %q, 0", out, code, want)
+	}
+	if _, _, code := configRun(t, "print", "--defaults-file="+f+".missing", "mysqld"); code != 2 {
+		t.Errorf("missing file: exit %d, want 2 as my_print_defaults", code)
+	}
+	if _, _, code := configRun(t, "print", "mysqld", "--defaults-file="+f); code != 7 {
+		t.Errorf("late --defaults-file: exit %d, want 7 as my_print_defaults", code)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.cnf")
+	os.WriteFile(good, []byte("[sst]\nrlimit = 100M\nencrypt = 0\ncompresor = lz4\n"), 0o644)
+	out, _, code := configRun(t, "check", "--defaults-file="+good)
+	if want := good + ":4: [sst] unknown option 'compresor' (did you mean 'compressor'?)\n"; out != want || code != 0 {
+		t.Errorf("warnings only: got %q, exit %d; want %q, 0", out, code, want)
+	}
+	bad := filepath.Join(dir, "bad.cnf")
+	os.WriteFile(bad, []byte("[sst]\nencrypt = 9\n"), 0o644)
+	out, stderr, code := configRun(t, "check", "--defaults-file="+bad)
+	if !strings.HasPrefix(out, bad+":2: [sst] invalid encrypt") || code != 1 {
+		t.Errorf("bad value: got %q (stderr %q), exit %d; want %s:2 and exit 1", out, stderr, code, bad)
+	}
+	broken := filepath.Join(dir, "broken.cnf")
+	os.WriteFile(broken, []byte("encrypt = 9\n"), 0o644)
+	if _, stderr, code := configRun(t, "check", "--defaults-file="+broken); code != 1 || !strings.Contains(stderr, broken+":1:") {
+		t.Errorf("unreadable file: stderr %q, exit %d; want %s:1 and exit 1", stderr, code, broken)
+	}
+	if _, _, code := configRun(t, "check", "extra-arg"); code != 2 {
+		t.Errorf("bad command line: exit %d, want 2", code)
+	}
+}
