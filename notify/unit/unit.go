@@ -73,7 +73,11 @@ type State struct {
 	// EnvironmentFiles are the unit's EnvironmentFile= paths, with
 	// instance specifiers resolved.
 	EnvironmentFiles []string `json:"environment_files,omitempty"`
-	FragmentPath     string   `json:"fragment_path,omitempty"`
+	// ExecStart holds the argv of each ExecStart= command, unexpanded.
+	ExecStart    [][]string `json:"exec_start,omitempty"`
+	FragmentPath string     `json:"fragment_path,omitempty"`
+	// ControlGroup is the unit's cgroup path, relative to the hierarchy root.
+	ControlGroup string `json:"control_group,omitempty"`
 }
 
 // State reads the unit's state. A unit that is not loaded is loaded on
@@ -105,6 +109,8 @@ func (c *Conn) State(ctx context.Context, name string) (State, error) {
 	s.NRestarts, _ = sp["NRestarts"].(uint32)
 	s.ExecMainStatus, _ = sp["ExecMainStatus"].(int32)
 	s.EnvironmentFiles = envFiles(sp["EnvironmentFiles"])
+	s.ExecStart = execArgv(sp["ExecStart"])
+	s.ControlGroup, _ = sp["ControlGroup"].(string)
 	return s, nil
 }
 
@@ -127,6 +133,20 @@ func envFiles(v any) []string {
 	}:
 		for _, e := range l {
 			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+// execArgv decodes the a(sasbttttuii) ExecStart property: path, argv, ...
+func execArgv(v any) [][]string {
+	var out [][]string
+	l, _ := v.([][]any)
+	for _, e := range l {
+		if len(e) > 1 {
+			if argv, ok := e[1].([]string); ok {
+				out = append(out, argv)
+			}
 		}
 	}
 	return out
