@@ -429,7 +429,7 @@ var (
 	// mariadbd: WSREP: Running: 'wsrep_sst_rsync --role 'joiner' ...
 	srvRunRe = regexp.MustCompile(`WSREP: Running: 'wsrep_sst_(\S+) --role '(joiner|donor)'`)
 	// mariadbd: WSREP: SST received: uuid:seqno / SST sent: / SST failed: ...
-	srvEndRe = regexp.MustCompile(`WSREP: (SST received|SST sent|SST succeeded|SST failed|State transfer to .* failed)(.*)$`)
+	srvEndRe  = regexp.MustCompile(`WSREP: (SST received|SST sent|SST succeeded|SST failed|State transfer to .* failed)(.*)$`)
 	supFailRe = regexp.MustCompile(`SST joiner failed: (.*)$`)
 )
 
