@@ -127,10 +127,18 @@ func (b *bench) run(ctx context.Context) (err error) {
 }
 
 func (b *bench) add(r Result) {
-	if r.OK {
-		b.logf("%s: %.1f s, %.0f MB/s, lock %.2f s (log %.2f), SST RSS %.1f MiB", r.Method, r.Seconds, r.MBps, r.LockProbeS, r.LockLogS, r.RSSPeakMiB)
-	} else {
+	switch {
+	case !r.OK:
 		b.logf("%s FAILED: %s", r.Method, r.Err)
+	case r.Method == cpMethod:
+		b.logf("%s: %.1f s, %.0f MB/s", r.Method, r.Seconds, r.MBps)
+	default:
+		logLock := "-"
+		if r.LockLogS >= 0 {
+			logLock = fmt.Sprintf("%.2f s", r.LockLogS)
+		}
+		b.logf("%s: %.1f s to Synced, %.0f MB/s, donor write lock %.2f s at +%.1f s (log: %s), SST RSS %.1f MiB",
+			r.Method, r.Seconds, r.MBps, r.LockProbeS, r.LockProbeAtS, logLock, r.RSSPeakMiB)
 	}
 	b.report.Results = append(b.report.Results, r)
 }
@@ -261,7 +269,7 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	stopMeasure()
 	wg.Wait()
 
-	probe.fill(&r)
+	probe.fill(&r, start)
 	sampler.fill(&r)
 	if jp := n2.PID(); jp > 0 {
 		r.JoinerCPUS = float64(cpuTicks(jp)) / clockTicks
@@ -381,9 +389,9 @@ func human(n int64) string {
 
 // write saves the report files.
 func (b *bench) write() error {
-	title := fmt.Sprintf("GALERA-BENCH: %s DATASET (%s DATADIR), EMPTY JOINER, %s CACHE, %s",
-		human(b.report.SizeBytes), human(b.report.DatadirBytes),
-		map[bool]string{true: "COLD", false: "WARM"}[b.cfg.cold], b.report.Started.Format("2006-01-02 15:04Z"))
+	title := fmt.Sprintf("SST INTO AN EMPTY NODE: %s TABLE, %s DATADIR", human(b.report.SizeBytes), human(b.report.DatadirBytes))
+	subtitle := fmt.Sprintf("galera-bench, %s, %s page cache, 2-node loopback cluster; MB/s = (datadir - galera.cache) / s to Synced",
+		b.report.Started.Format("2006-01-02 15:04Z"), map[bool]string{true: "cold", false: "warm"}[b.cfg.cold])
 	files := []struct {
 		name  string
 		write func(io.Writer) error
@@ -399,7 +407,7 @@ func (b *bench) write() error {
 			fmt.Fprintln(w, "```")
 			return nil
 		}},
-		{"bench.png", func(w io.Writer) error { return WritePNG(w, title, b.report.Results) }},
+		{"bench.png", func(w io.Writer) error { return WritePNG(w, title, subtitle, b.report.Results) }},
 	}
 	for _, f := range files {
 		path := filepath.Join(b.cfg.out, f.name)

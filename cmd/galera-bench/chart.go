@@ -12,9 +12,13 @@ import (
 )
 
 const (
-	chartW = 1000
-	chartH = 720
+	chartMinW = 1000
+	chartH    = 760
+	barSlot   = 170 // px per bar, so that names fit at scale 2
 )
+
+// chartWidth grows with the number of bars.
+func chartWidth(bars int) int { return max(chartMinW, 110+barSlot*bars) }
 
 var (
 	colBG     = color.RGBA{255, 255, 255, 255}
@@ -46,11 +50,12 @@ func fillRect(img *image.RGBA, r image.Rectangle, c color.Color) {
 }
 
 // panel draws one bar chart into area: a bar per run, and a dashed reference
-// line at ref (skipped when NaN).
-func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, value func(*Result) float64, ref float64, refLabel string) {
+// line at ref (skipped when NaN). note, when it returns non-empty, is a line
+// under a bar's name.
+func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, value func(*Result) float64, ref float64, refLabel string, note func(*Result) string) {
 	const scale = 2
 	drawText(img, area.Min.X, area.Min.Y, title, scale, colText)
-	plot := image.Rect(area.Min.X+70, area.Min.Y+30, area.Max.X-10, area.Max.Y-50)
+	plot := image.Rect(area.Min.X+70, area.Min.Y+30, area.Max.X-10, area.Max.Y-86)
 
 	top := 0.0
 	for i := range rs {
@@ -60,6 +65,12 @@ func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, val
 	}
 	if !math.IsNaN(ref) {
 		top = math.Max(top, ref)
+		// The reference line's key sits right of the title.
+		kx := area.Max.X - 10 - textWidth(refLabel, scale)
+		for x := kx - 40; x < kx-8; x += 12 {
+			fillRect(img, image.Rect(x, area.Min.Y+5, x+7, area.Min.Y+8), colRef)
+		}
+		drawText(img, kx, area.Min.Y, refLabel, scale, colRef)
 	}
 	top = niceCeil(top * 1.08)
 
@@ -78,33 +89,50 @@ func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, val
 	fillRect(img, image.Rect(plot.Min.X, plot.Max.Y, plot.Max.X, plot.Max.Y+1), colAxis)
 
 	n := len(rs)
-	if n > 0 {
-		slot := plot.Dx() / n
-		barW := slot * 6 / 10
-		for i := range rs {
-			r := &rs[i]
-			x0 := plot.Min.X + i*slot + (slot-barW)/2
-			c := colStock
-			if strings.HasPrefix(r.Method, "native-") {
-				c = colNative
+	if n == 0 {
+		return
+	}
+	slot := plot.Dx() / n
+	barW := slot * 6 / 10
+	line := (glyphH + 3) * scale
+	for i := range rs {
+		r := &rs[i]
+		cx := plot.Min.X + i*slot + slot/2
+		x0 := cx - barW/2
+		c := colStock
+		if strings.HasPrefix(r.Method, "native-") {
+			c = colNative
+		}
+		lbl := "failed"
+		yy := plot.Max.Y - 2
+		if r.OK {
+			v := value(r)
+			yy = y(v)
+			lbl = trimFloat(roundTo(v, 3))
+		} else {
+			c = colFailed
+		}
+		fillRect(img, image.Rect(x0, yy, x0+barW, plot.Max.Y), c)
+		drawText(img, cx-textWidth(lbl, scale)/2, yy-glyphH*scale-4, lbl, scale, colText)
+		// The name, broken before "+" when it is too wide for the slot.
+		names := []string{r.Method}
+		if base, v, ok := strings.Cut(r.Method, "+"); ok && textWidth(r.Method, scale) > slot-4 {
+			names = []string{base, "+" + v}
+		}
+		ly := plot.Max.Y + 8
+		for _, nm := range names {
+			drawText(img, cx-textWidth(nm, scale)/2, ly, nm, scale, colText)
+			ly += line
+		}
+		if t := note(r); t != "" && r.OK {
+			lines := []string{t}
+			if a, b, ok := strings.Cut(t, " "); ok && textWidth(t, scale) > slot-4 {
+				lines = []string{a, b}
 			}
-			lbl := "failed"
-			yy := plot.Max.Y - 2
-			if r.OK {
-				v := value(r)
-				yy = y(v)
-				lbl = trimFloat(roundTo(v, 3))
-			} else {
-				c = colFailed
+			for _, l := range lines {
+				drawText(img, cx-textWidth(l, scale)/2, ly+2, l, scale, colRef)
+				ly += line
 			}
-			fillRect(img, image.Rect(x0, yy, x0+barW, plot.Max.Y), c)
-			drawText(img, x0+(barW-textWidth(lbl, scale))/2, yy-glyphH*scale-4, lbl, scale, colText)
-			name := r.Method
-			ns := scale
-			if textWidth(name, ns) > slot-4 {
-				ns = 1
-			}
-			drawText(img, x0+(barW-textWidth(name, ns))/2, plot.Max.Y+10, name, ns, colText)
 		}
 	}
 	if !math.IsNaN(ref) {
@@ -112,7 +140,6 @@ func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, val
 		for x := plot.Min.X; x < plot.Max.X; x += 12 {
 			fillRect(img, image.Rect(x, yy-1, min(x+7, plot.Max.X), yy+2), colRef)
 		}
-		drawText(img, plot.Max.X-textWidth(refLabel, scale), yy-glyphH*scale-5, refLabel, scale, colRef)
 	}
 }
 
@@ -133,10 +160,26 @@ func trimFloat(v float64) string {
 
 // Chart renders the bench chart: seconds to Synced above, MB/s below, each
 // with the cp -r run as a dashed reference line. cp -r itself gets no bar.
-func Chart(title string, rs []Result) *image.RGBA {
+// Under the native methods' bars: their ratio to the stock method or cp -r.
+func Chart(title, subtitle string, rs []Result) *image.RGBA {
+	bars := 0
+	for _, r := range rs {
+		if r.Method != cpMethod {
+			bars++
+		}
+	}
+	chartW := chartWidth(bars)
 	img := image.NewRGBA(image.Rect(0, 0, chartW, chartH))
 	fillRect(img, img.Bounds(), colBG)
-	drawText(img, 20, 14, title, 2, colText)
+	drawText(img, 20, 12, title, 2, colText)
+	drawText(img, 20, 34, subtitle, 1, colAxis)
+	// Legend, top right.
+	lx := chartW - 20 - textWidth("STOCK  NATIVE", 2) - 40
+	fillRect(img, image.Rect(lx, 14, lx+14, 28), colStock)
+	drawText(img, lx+20, 14, "STOCK", 2, colText)
+	lx += 20 + textWidth("STOCK  ", 2)
+	fillRect(img, image.Rect(lx, 14, lx+14, 28), colNative)
+	drawText(img, lx+20, 14, "NATIVE", 2, colText)
 
 	var joins []Result
 	ref := &Result{OK: false}
@@ -153,17 +196,51 @@ func Chart(title string, rs []Result) *image.RGBA {
 	if ref.OK {
 		refS, refM = ref.Seconds, ref.MBps
 	}
-	half := (chartH - 50) / 2
-	panel(img, image.Rect(20, 50, chartW-20, 50+half-10), "SECONDS TO SYNCED (LOWER IS BETTER)",
-		joins, seconds, refS, fmt.Sprintf("cp -r: %ss", trimFloat(roundTo(refS, 3))))
-	panel(img, image.Rect(20, 50+half, chartW-20, chartH-10), "DATA MB/S (HIGHER IS BETTER)",
-		joins, mbps, refM, fmt.Sprintf("cp -r: %s MB/s", trimFloat(roundTo(refM, 3))))
+	stock := func(r *Result) string {
+		base, lz4, _ := strings.Cut(r.Method, "+")
+		other := map[string]string{"native-copy": "rsync", "native-backup": "mariabackup"}[base]
+		if other == "" {
+			return ""
+		}
+		// Compare like with like: rsync has no lz4 variant.
+		if lz4 != "" && other != "rsync" {
+			other += "+" + lz4
+		}
+		return other
+	}
+	timeNote := func(r *Result) string {
+		o := stock(r)
+		if o == "" {
+			return ""
+		}
+		v := ratio(r, find(rs, o), seconds)
+		if math.IsNaN(v) {
+			return ""
+		}
+		return fmt.Sprintf("%sx %s", trimFloat(v), o)
+	}
+	cpNote := func(r *Result) string {
+		if !strings.HasPrefix(r.Method, "native-") {
+			return ""
+		}
+		v := ratio(r, ref, mbps)
+		if math.IsNaN(v) {
+			return ""
+		}
+		return fmt.Sprintf("%.0f%% of cp -r", v*100)
+	}
+	top := 56
+	half := (chartH - top) / 2
+	panel(img, image.Rect(20, top, chartW-20, top+half-6), "SECONDS TO SYNCED (LOWER IS BETTER)",
+		joins, seconds, refS, fmt.Sprintf("cp -r: %s s", trimFloat(roundTo(refS, 3))), timeNote)
+	panel(img, image.Rect(20, top+half+6, chartW-20, chartH-6), "DATA MB/S (HIGHER IS BETTER)",
+		joins, mbps, refM, fmt.Sprintf("cp -r: %s MB/s", trimFloat(roundTo(refM, 3))), cpNote)
 	return img
 }
 
 // WritePNG encodes the chart.
-func WritePNG(w io.Writer, title string, rs []Result) error {
-	if err := png.Encode(w, Chart(title, rs)); err != nil {
+func WritePNG(w io.Writer, title, subtitle string, rs []Result) error {
+	if err := png.Encode(w, Chart(title, subtitle, rs)); err != nil {
 		return fmt.Errorf("encode chart: %w", err)
 	}
 	return nil

@@ -10,15 +10,20 @@ import (
 
 func TestChartPNG(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WritePNG(&buf, "GALERA-BENCH: 4.0 GIB DATASET", sample()); err != nil {
+	if err := WritePNG(&buf, "SST INTO AN EMPTY NODE: 4.0 GIB TABLE", "galera-bench, 2026-11-21", sample()); err != nil {
 		t.Fatal(err)
 	}
 	img, err := png.Decode(&buf)
 	if err != nil {
 		t.Fatalf("chart is not a valid PNG: %v", err)
 	}
-	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != chartH {
-		t.Fatalf("chart is %dx%d, want %dx%d", b.Dx(), b.Dy(), chartW, chartH)
+	// sample() has five joins (cp -r gets no bar): the minimum width.
+	if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != chartH {
+		t.Fatalf("chart is %dx%d, want 1000x%d", b.Dx(), b.Dy(), chartH)
+	}
+	seven := append(sample(), Result{Method: "native-copy+lz4", OK: true, Seconds: 5, MBps: 900}, Result{Method: "mariabackup+lz4", OK: true, Seconds: 30, MBps: 170})
+	if b := Chart("T", "t", seven).Bounds(); b.Dx() != 110+7*barSlot {
+		t.Errorf("chart with seven bars is %d wide, want %d", b.Dx(), 110+7*barSlot)
 	}
 	count := map[color.RGBA]int{}
 	b := img.Bounds()
@@ -42,11 +47,11 @@ func TestChartBarHeights(t *testing.T) {
 		{Method: "rsync", OK: true, Seconds: 20, MBps: 100},
 		{Method: "native-copy", OK: true, Seconds: 10, MBps: 200},
 	}
-	img := Chart("T", rs)
+	img := Chart("T", "t", rs)
 	height := func(c color.RGBA, y0, y1 int) int {
 		n := 0
 		for y := y0; y < y1; y++ {
-			for x := 0; x < chartW; x++ {
+			for x := 0; x < chartMinW; x++ {
 				if img.RGBAAt(x, y) == c {
 					n++
 					break
@@ -57,7 +62,7 @@ func TestChartBarHeights(t *testing.T) {
 	}
 	half := chartH / 2
 	// Top panel: seconds, rsync twice as tall; bottom: MB/s, native twice as tall.
-	st, nt := height(colStock, 0, half), height(colNative, 0, half)
+	st, nt := height(colStock, 50, half), height(colNative, 50, half)
 	sb, nb := height(colStock, half, chartH), height(colNative, half, chartH)
 	if st < 2*nt-2 || st > 2*nt+2 {
 		t.Errorf("seconds panel: rsync bar %d px, native-copy %d px; want 2:1", st, nt)
@@ -76,7 +81,7 @@ func TestNiceCeil(t *testing.T) {
 }
 
 func TestFontCoversLabels(t *testing.T) {
-	for _, s := range []string{"0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz", " .,:-+/()%=<>_[]", "native-backup+lz4", "cp -r: 766 MB/s"} {
+	for _, s := range []string{"0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz", " .,:;-+/()%=<>_[]", "native-backup+lz4", "cp -r: 766 MB/s"} {
 		for _, r := range s {
 			if _, ok := glyphs[r]; ok {
 				continue

@@ -42,7 +42,7 @@ var knownMethods = []struct {
 }
 
 // nativeAvailable says whether wsrep_sst_<name> in binDir is a built method
-// rather than the skeleton's placeholder, which answers "not built yet".
+// rather than a placeholder.
 func nativeAvailable(ctx context.Context, binDir, name string) (bool, string) {
 	path := filepath.Join(binDir, "wsrep_sst_"+name)
 	if _, err := os.Stat(path); err != nil {
@@ -55,7 +55,9 @@ func nativeAvailable(ctx context.Context, binDir, name string) (bool, string) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	_ = cmd.Run()
-	if strings.Contains(out.String(), "not built yet") {
+	// The skeleton's placeholder says "not built yet"; the method registry
+	// answers "unknown method" for a method that is not there yet.
+	if o := out.String(); strings.Contains(o, "not built yet") || strings.Contains(o, fmt.Sprintf("unknown method %q", name)) {
 		return false, fmt.Sprintf("%s says %q", path, strings.TrimSpace(out.String()))
 	}
 	return true, ""

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("Usage: wsrep_sst_native-copy --role joiner|donor ...")
 		os.Exit(0)
 	case "wsrep_sst_native-backup":
-		fmt.Fprintln(os.Stderr, "wsrep_sst_native-backup: sst method native-backup: not built yet")
+		fmt.Fprintln(os.Stderr, `wsrep_sst_native-backup: sst: unknown method "native-backup" (have native-copy)`)
 		os.Exit(1)
 	}
 	os.Exit(m.Run())

@@ -78,10 +78,14 @@ func (p *lockProbe) run(ctx context.Context, db *sql.DB, every time.Duration) {
 	}
 }
 
-func (p *lockProbe) fill(r *Result) {
+// fill copies the longest stall into r; start is when the join began.
+func (p *lockProbe) fill(r *Result, start time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r.LockProbeS = p.longest.Seconds()
+	if !p.at.IsZero() {
+		r.LockProbeAtS = p.at.Sub(start).Seconds()
+	}
 	r.ProbeWrites, r.ProbeErrors = p.writes, p.errs
 }
 

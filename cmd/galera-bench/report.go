@@ -29,10 +29,11 @@ type Result struct {
 	// write on the donor took; LockLogS is the span the donor's error log shows
 	// between the server flushing tables for the SST and the SST releasing
 	// them (-1: the log shows none).
-	LockProbeS  float64 `json:"lock_probe_s"`
-	LockLogS    float64 `json:"lock_log_s"`
-	ProbeWrites int     `json:"probe_writes"`
-	ProbeErrors int     `json:"probe_errors"`
+	LockProbeS   float64 `json:"lock_probe_s"`
+	LockProbeAtS float64 `json:"lock_probe_at_s"` // when that write began, from the join's start
+	LockLogS     float64 `json:"lock_log_s"`
+	ProbeWrites  int     `json:"probe_writes"`
+	ProbeErrors  int     `json:"probe_errors"`
 
 	// Peak RSS, sampled from /proc. RSSPeakMiB is the larger of the two sides'
 	// peaks of the summed RSS of every descendant of that side's mariadbd,
@@ -280,7 +281,7 @@ func WriteTargets(w io.Writer, ts []Target) error {
 	return nil
 }
 
-var tsvHeader = []string{"method", "ok", "seconds", "payload_bytes", "mb_per_s", "lock_probe_s", "lock_log_s",
+var tsvHeader = []string{"method", "ok", "seconds", "payload_bytes", "mb_per_s", "lock_probe_s", "lock_probe_at_s", "lock_log_s",
 	"probe_writes", "probe_errors", "rss_peak_mib", "rss_donor_mib", "rss_joiner_mib", "rss_max_process_mib",
 	"rss_max_process", "mariadb_backup_rss_mib", "donor_cpu_s", "joiner_cpu_s", "lo_rx_bytes", "cold", "error"}
 
@@ -289,8 +290,8 @@ func WriteTSV(w io.Writer, rs []Result) error {
 	fmt.Fprintln(w, strings.Join(tsvHeader, "\t"))
 	clean := func(s string) string { return strings.NewReplacer("\t", " ", "\n", " ").Replace(s) }
 	for _, r := range rs {
-		_, err := fmt.Fprintf(w, "%s\t%t\t%.3f\t%d\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t%.2f\t%.2f\t%d\t%t\t%s\n",
-			r.Method, r.OK, r.Seconds, r.PayloadBytes, r.MBps, r.LockProbeS, r.LockLogS,
+		_, err := fmt.Fprintf(w, "%s\t%t\t%.3f\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t%.2f\t%.2f\t%d\t%t\t%s\n",
+			r.Method, r.OK, r.Seconds, r.PayloadBytes, r.MBps, r.LockProbeS, r.LockProbeAtS, r.LockLogS,
 			r.ProbeWrites, r.ProbeErrors, r.RSSPeakMiB, r.RSSDonorMiB, r.RSSJoinerMiB, r.RSSMaxProcMiB,
 			clean(r.RSSMaxProc), r.BackupRSSMiB, r.DonorCPUS, r.JoinerCPUS, r.LoBytes, r.Cold, clean(r.Err))
 		if err != nil {
