@@ -1,6 +1,7 @@
 package optionfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,8 @@ var sysconfDirs = []string{"/etc/", "/etc/mysql/"}
 // or any of --defaults-file=, --defaults-extra-file= and
 // --defaults-group-suffix=, each at most once. The first argument that is
 // none of these, or repeats one, ends them; it and the rest are returned.
-// As in MariaDB, only the "--opt=value" form counts.
+// As in MariaDB, only the "--opt=value" form counts; the error reports
+// "--defaults-file F" in their place, which MariaDB programs reject.
 func ParseArgs(args []string) (Sources, []string, error) {
 	var src Sources
 	if len(args) > 0 && args[0] == "--no-defaults" {
@@ -48,6 +50,9 @@ func ParseArgs(args []string) (Sources, []string, error) {
 		} else if v, ok := strings.CutPrefix(a, "--defaults-group-suffix="); ok && !haveSuffix {
 			src.GroupSuffix, haveSuffix = v, true
 		} else {
+			if name, ok := strings.CutPrefix(a, "--"); ok && (name == "defaults-file" || name == "defaults-extra-file" || name == "defaults-group-suffix") {
+				return src, args, fmt.Errorf("%s needs its value after '=': MariaDB reads only --%s=VALUE", a, name)
+			}
 			break
 		}
 		args = args[1:]

@@ -221,9 +221,11 @@ func TestParseArgs(t *testing.T) {
 			Sources{DefaultsFile: "f", ExtraFile: "e", GroupSuffix: ".1"}, []string{"g"}},
 		{[]string{"--defaults-file=f", "--defaults-file=g", "x"}, Sources{DefaultsFile: "f"}, []string{"--defaults-file=g", "x"}},
 		{[]string{"g", "--defaults-file=f"}, Sources{}, []string{"g", "--defaults-file=f"}},
-		{[]string{"--defaults-file", "f"}, Sources{}, []string{"--defaults-file", "f"}},
 		{[]string{"--defaults-file="}, Sources{DefaultsFile: "./"}, nil},
 		{nil, Sources{}, nil},
+	}
+	if _, _, err := ParseArgs([]string{"--defaults-extra-file=e", "--defaults-file", "f"}); err == nil {
+		t.Error("--defaults-file without '=' accepted")
 	}
 	for _, tt := range tests {
 		src, rest, err := ParseArgs(tt.in)
