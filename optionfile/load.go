@@ -21,6 +21,8 @@ type Sources struct {
 	// Getenv reads MYSQL_HOME, MARIADB_HOME, MYSQL_GROUP_SUFFIX and HOME;
 	// nil means os.Getenv.
 	Getenv func(string) string
+
+	suffixGiven bool // "--defaults-group-suffix=" given: $MYSQL_GROUP_SUFFIX is not read
 }
 
 // sysconfDirs are the directories compiled into Debian's MariaDB 10.11
@@ -48,7 +50,7 @@ func ParseArgs(args []string) (Sources, []string, error) {
 		} else if v, ok := strings.CutPrefix(a, "--defaults-extra-file="); ok && !haveExtra {
 			src.ExtraFile, haveExtra = emptyPath(v), true
 		} else if v, ok := strings.CutPrefix(a, "--defaults-group-suffix="); ok && !haveSuffix {
-			src.GroupSuffix, haveSuffix = v, true
+			src.GroupSuffix, haveSuffix, src.suffixGiven = v, true, true
 		} else {
 			if name, ok := strings.CutPrefix(a, "--"); ok && (name == "defaults-file" || name == "defaults-extra-file" || name == "defaults-group-suffix") {
 				return src, args, fmt.Errorf("%s needs its value after '=': MariaDB reads only --%s=VALUE", a, name)
@@ -93,7 +95,7 @@ func load(src Sources, fsys fileSystem, sysdirs []string) (*Set, error) {
 		getenv = os.Getenv
 	}
 	set := &Set{suffix: src.GroupSuffix}
-	if set.suffix == "" {
+	if set.suffix == "" && !src.suffixGiven {
 		set.suffix = getenv("MYSQL_GROUP_SUFFIX")
 	}
 	if src.NoDefaults {

@@ -17,7 +17,9 @@
 //   - "!include FILE" and "!includedir DIR" (files ending in ".cnf", in byte
 //     order); a missing include target is skipped silently, a missing
 //     includedir is an error; errors inside an included file end that file
-//     only; includes nest 10 deep at most; world-writable files are skipped.
+//     only; includes nest 10 deep at most; world-writable files are skipped;
+//     a relative include path is relative to the working directory, not to
+//     the including file.
 //
 // Option names are kept as written; [Set.Lookup] compares them the way
 // mariadbd's option parser does ('-' equals '_', "loose-" ignored).
