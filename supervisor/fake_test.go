@@ -25,7 +25,11 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("GS_FAKE_MARIADBD"); mode != "" {
 		os.Exit(fakeMariadbd(mode, os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 const fakePosition = "8fa998c1-e59b-11f1-82b9-9e02990180a0:42,0-1-42"

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -184,4 +186,39 @@ func groupAlive(pgid int) bool {
 		}
 	}
 	return false
+}
+
+// sstProcess looks below pid for a running SST method (wsrep_sst_<method>,
+// or the "sh -c wsrep_sst_<method> ..." mariadbd spawns it with) and
+// returns its role and method. It is how an SST is seen when the method
+// reports no progress and mariadbd's monitor has not spoken yet (it first
+// speaks after 30 s).
+func sstProcess(pid int) (role, method string, ok bool) {
+	for _, s := range descendants(pid) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(s.PID) + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) >= 3 && filepath.Base(args[0]) == "sh" && args[1] == "-c" {
+			args = strings.Fields(args[2])
+		}
+		for i, a := range args {
+			name, found := strings.CutPrefix(filepath.Base(a), "wsrep_sst_")
+			if !found || i > 1 { // argv[0], or argv[1] of an interpreter
+				continue
+			}
+			role = "joiner"
+			for j := range args {
+				if args[j] == "--role" && j+1 < len(args) {
+					role = strings.Trim(args[j+1], "'\"")
+				}
+			}
+			if name == "common" {
+				continue
+			}
+			return role, name, true
+		}
+	}
+	return "", "", false
 }

@@ -46,6 +46,10 @@ type view struct {
 	// From mariadbd's own notifications.
 	childStatus string
 	sstMonitor  bool // mariadbd's SST monitor says a transfer is ongoing
+
+	// An SST method's process runs below mariadbd.
+	sstRunning          bool
+	sstRole, sstMethod string
 }
 
 // progressFresh is how long a progress event stays the news.
@@ -62,11 +66,8 @@ func (v *view) phase(now time.Time) Phase {
 	fresh := v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh &&
 		v.meter.Last().Phase != progress.PhaseDone && v.meter.Last().Phase != progress.PhaseFailed
 	if !v.sqlUp {
-		switch {
-		case fresh || v.sstMonitor:
+		if fresh || v.sstMonitor || v.sstRunning && v.sstRole == "joiner" {
 			return PhaseSST
-		case v.wsrep && v.childStatus == "":
-			return PhaseStarting
 		}
 		return PhaseStarting
 	}
@@ -111,13 +112,15 @@ func (v *view) line(now time.Time) string {
 			s = v.meter.String()
 		} else {
 			s = "receiving SST"
-		}
-		if v.sstMonitor && v.lastProg.IsZero() {
-			s += " (the SST method reports no progress)"
+			if v.sstMethod != "" {
+				s += " by " + v.sstMethod
+			}
 		}
 	case PhaseDonor:
 		if v.meter != nil && v.progRole == "donor" && now.Sub(v.lastProg) < progressFresh {
 			s = "donor, " + v.meter.String()
+		} else if v.sstRunning && v.sstRole == "donor" {
+			s = "donor, sending SST by " + v.sstMethod
 		}
 	case PhaseStarting:
 		if v.childStatus != "" {

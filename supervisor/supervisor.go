@@ -287,6 +287,9 @@ type runner struct {
 
 	sstJoiner     bool // a joiner SST was seen (progress or mariadbd's monitor)
 	sstJoinerDone bool
+	// sstJoinerEnded: the joiner's SST process ended; whether it succeeded
+	// is told by what mariadbd does next.
+	sstJoinerEnded bool
 	sstFailed     string
 }
 
@@ -452,6 +455,8 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			healthRes <- healthResult{st, err}
 		}()
 	}
+	sstTick := time.NewTicker(100 * time.Millisecond)
+	defer sstTick.Stop()
 	reapTick := time.NewTicker(time.Second)
 	defer reapTick.Stop()
 	keep := map[int]bool{pid: true}
@@ -500,6 +505,9 @@ func (r *runner) run(ctx context.Context, args []string) error {
 		case res := <-healthRes:
 			checking = false
 			r.healthResult(res)
+
+		case <-sstTick.C:
+			r.scanSST(pid)
 
 		case <-reapTick.C:
 			for _, p := range reapOrphans(keep) {
@@ -599,6 +607,27 @@ func (r *runner) progressEvent(e progress.Event) {
 		s.notify(notify.ExtendTimeout(r.keep.Window))
 	}
 	r.say(e.Phase != prev)
+}
+
+// scanSST notes an SST method running below mariadbd.
+func (r *runner) scanSST(pid int) {
+	role, method, ok := sstProcess(pid)
+	if ok == r.view.sstRunning && role == r.view.sstRole {
+		return
+	}
+	if ok {
+		r.s.logf("SST: %s wsrep_sst_%s running", role, method)
+		if role == "joiner" && !r.ready {
+			r.sstJoiner = true
+		}
+	} else if r.view.sstRunning {
+		r.s.logf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod)
+		if r.view.sstRole == "joiner" {
+			r.sstJoinerEnded = true
+		}
+	}
+	r.view.sstRunning, r.view.sstRole, r.view.sstMethod = ok, role, method
+	r.say(true)
 }
 
 func (r *runner) healthResult(res healthResult) {

@@ -1,0 +1,427 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// builtSupervisor builds galera-supervisor once per test binary, into a dir
+// under /var/tmp that TestMain removes.
+func builtSupervisor(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("/var/tmp", "gs-supervisor-bin-")
+		if buildErr != nil {
+			return
+		}
+		os.Chmod(buildDir, 0o755)
+		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		cmd := exec.Command(goBin, "build", "-o", buildDir, "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "galera-supervisor")
+}
+
+// systemdSocket is a fake NOTIFY_SOCKET: it keeps what systemd would hear.
+type systemdSocket struct {
+	path string
+	conn *net.UnixConn
+	mu   sync.Mutex
+	msgs []recorded
+	ch   chan recorded
+}
+
+func newSystemdSocket(t *testing.T) *systemdSocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "systemd-notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &systemdSocket{path: path, conn: c, ch: make(chan recorded, 1024)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			m := recorded{at: time.Now(), s: string(buf[:n])}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, m)
+			s.mu.Unlock()
+			select {
+			case s.ch <- m:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close() })
+	return s
+}
+
+func (s *systemdSocket) all() []recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]recorded(nil), s.msgs...)
+}
+
+func (s *systemdSocket) statuses() []string {
+	var out []string
+	for _, m := range s.all() {
+		for _, l := range strings.Split(m.s, "\n") {
+			if v, ok := strings.CutPrefix(l, "STATUS="); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// waitFor waits for a notification with line, returning it.
+func (s *systemdSocket) waitFor(ctx context.Context, line string, exited <-chan struct{}) (recorded, error) {
+	for {
+		for _, m := range s.all() {
+			if slicesContains(strings.Split(m.s, "\n"), line) {
+				return m, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return recorded{}, fmt.Errorf("no %s: %w", line, ctx.Err())
+		case <-exited:
+			return recorded{}, fmt.Errorf("no %s: the supervisor exited", line)
+		case <-s.ch:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func slicesContains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// supervised is a galera-supervisor run process under test.
+type supervised struct {
+	cmd    *exec.Cmd
+	log    string
+	exited chan struct{}
+	err    error
+}
+
+func startSupervisor(t *testing.T, n *galeratest.Node, sd *systemdSocket, args ...string) *supervised {
+	t.Helper()
+	bin := builtSupervisor(t)
+	logPath := filepath.Join(n.Dir, "supervisor.log")
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	full := append([]string{"run", "--defaults-file=" + n.ConfigFile, "--runtime-dir=" + filepath.Join(n.Dir, "run"),
+		"--stop-timeout=90s", "--health-interval=200ms", "--sst-stall-timeout=45s"}, args...)
+	cmd := exec.Command(bin, full...)
+	cmd.Stdout, cmd.Stderr = out, out
+	// GS_TEST_NODE marks the processes so that the harness's Close finds
+	// what we leave behind if this test fails half-way.
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sd.path, "GS_TEST_NODE="+n.Dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &supervised{cmd: cmd, log: logPath, exited: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.exited:
+			case <-time.After(2 * time.Minute):
+				cmd.Process.Kill()
+			}
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("supervisor log:\n%s", b)
+			for _, m := range sd.all() {
+				t.Logf("notify %s: %q", m.at.Format("15:04:05.000"), m.s)
+			}
+		}
+	})
+	return s
+}
+
+func (s *supervised) stop(t *testing.T, d time.Duration) int {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(d):
+		t.Fatalf("supervisor did not exit within %v of SIGTERM", d)
+	}
+	var ee *exec.ExitError
+	if errors.As(s.err, &ee) {
+		return ee.ExitCode()
+	}
+	if s.err != nil {
+		t.Fatalf("supervisor: %v", s.err)
+	}
+	return 0
+}
+
+// mariadbdPID finds the supervisor's mariadbd child.
+func mariadbdPID(sup int) int {
+	for _, s := range allStats() {
+		if s.PPID == sup {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", s.PID)); err == nil && strings.HasPrefix(string(b), "mariadbd") {
+				return s.PID
+			}
+		}
+	}
+	return 0
+}
+
+// TestRealJoinerReadyAfterSynced runs the built supervisor on a joiner that
+// gets its data by SST (rsync, the stock script) from a bootstrapped node,
+// and checks what systemd would have heard.
+func TestRealJoinerReadyAfterSynced(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2})
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	n2 := c.Node(2)
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, n2, sd)
+
+	// Watch node2's state as a client would, in parallel.
+	var (
+		mu       sync.Mutex
+		syncedAt time.Time
+		states   []string
+	)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		for watchCtx.Err() == nil {
+			qctx, cancel := context.WithTimeout(watchCtx, time.Second)
+			v, err := n2.Status(qctx, "wsrep_local_state_comment")
+			cancel()
+			if err == nil {
+				mu.Lock()
+				if len(states) == 0 || states[len(states)-1] != v {
+					states = append(states, v)
+				}
+				if v == "Synced" && syncedAt.IsZero() {
+					syncedAt = time.Now()
+				}
+				mu.Unlock()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	ready, err := sd.waitFor(ctx, "READY=1", sup.exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At READY the node must be Synced, as seen from outside, now.
+	v, err := n2.Status(ctx, "wsrep_local_state_comment")
+	if err != nil || v != "Synced" {
+		t.Fatalf("READY=1 sent while node2 is %q (%v)", v, err)
+	}
+	if r, _ := n2.Status(ctx, "wsrep_ready"); r != "ON" {
+		t.Errorf("READY=1 with wsrep_ready=%s", r)
+	}
+	stopWatch()
+	mu.Lock()
+	t.Logf("node2 states seen: %v; Synced first seen %v after READY", states, syncedAt.Sub(ready.at))
+	mu.Unlock()
+	// The joiner really joined by SST: its grastate now has the cluster's uuid.
+	sts := sd.statuses()
+	t.Logf("STATUS lines: %q", sts)
+	if len(sts) == 0 || sts[0] == "synced" {
+		t.Errorf("no STATUS before synced: %q", sts)
+	}
+	sawSST := false
+	for _, s := range sts {
+		if strings.Contains(s, "SST") {
+			sawSST = true
+		}
+	}
+	if !sawSST {
+		t.Errorf("no SST phase in STATUS: %q", sts)
+	}
+	if !strings.Contains(ready.s, "STATUS=synced") {
+		t.Errorf("READY without STATUS=synced: %q", ready.s)
+	}
+	// Nothing was relayed blindly from the SST monitor.
+	for _, m := range sd.all() {
+		if strings.Contains(m.s, "EXTEND_TIMEOUT_USEC=60000000") {
+			t.Errorf("SST monitor extension relayed: %q", m.s)
+		}
+	}
+	rows, err := c.Node(1).Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows2, err := n2.Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rows) != fmt.Sprint(rows2) {
+		t.Errorf("checksums differ: %v vs %v", rows, rows2)
+	}
+
+	mpid := mariadbdPID(sup.cmd.Process.Pid)
+	if mpid == 0 {
+		t.Fatal("no mariadbd below the supervisor")
+	}
+	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("supervisor exit code %d after SIGTERM, want 0", code)
+	}
+	if err := syscall.Kill(mpid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("mariadbd %d still alive after the supervisor exited", mpid)
+	}
+	if left := descendants(sup.cmd.Process.Pid); len(left) > 0 {
+		t.Errorf("processes left: %+v", left)
+	}
+	var sawStopping bool
+	for _, m := range sd.all() {
+		if strings.Contains(m.s, "STOPPING=1") {
+			sawStopping = true
+		}
+	}
+	if !sawStopping {
+		t.Error("no STOPPING=1")
+	}
+	g, err := ReadGrastate(filepath.Join(n2.DataDir, "grastate.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Seqno == SeqnoUnknown {
+		t.Errorf("clean stop left seqno -1: %+v", g)
+	}
+}
+
+// TestRealRecoverAfterCrash kills a supervised node's mariadbd, checks the
+// exit code, then recovers the position with "galera-supervisor recover"
+// and restarts the node through "run", which must recover it too.
+func TestRealRecoverAfterCrash(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 1})
+	n1 := c.Node(1)
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, n1, sd, "--wsrep-new-cluster")
+	if _, err := sd.waitFor(ctx, "READY=1", sup.exited); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Exec(ctx, "CREATE TABLE test.t (a INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+		// the harness skips the test db; use a database of our own
+		if err := n1.Exec(ctx, "CREATE DATABASE IF NOT EXISTS gs"); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.Exec(ctx, "CREATE TABLE gs.t (a INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mpid := mariadbdPID(sup.cmd.Process.Pid)
+	if mpid == 0 {
+		t.Fatal("no mariadbd")
+	}
+	syscall.Kill(mpid, syscall.SIGKILL)
+	select {
+	case <-sup.exited:
+	case <-time.After(time.Minute):
+		t.Fatal("supervisor did not exit after mariadbd was killed")
+	}
+	var ee *exec.ExitError
+	if !errors.As(sup.err, &ee) || ee.ExitCode() != ExitMariadbd {
+		t.Fatalf("supervisor: %v, want exit %d", sup.err, ExitMariadbd)
+	}
+	g, err := ReadGrastate(filepath.Join(n1.DataDir, "grastate.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Seqno != SeqnoUnknown {
+		t.Fatalf("after a crash grastate seqno is %d, want -1", g.Seqno)
+	}
+	// "recover" alone prints the position, as galera_recovery does.
+	out, err := exec.CommandContext(ctx, builtSupervisor(t), "recover", "--defaults-file="+n1.ConfigFile).Output()
+	if err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	pos := strings.TrimSpace(string(out))
+	want := "--wsrep_start_position=" + g.UUID + ":"
+	if !strings.HasPrefix(pos, want) {
+		t.Fatalf("recover printed %q, want %s<seqno>", pos, want)
+	}
+	p, err := ParsePosition(strings.TrimPrefix(pos, "--wsrep_start_position="))
+	if err != nil || p.Seqno < 1 {
+		t.Fatalf("recovered %q: %v", pos, err)
+	}
+	// run recovers by itself and passes the position on.
+	sd2 := newSystemdSocket(t)
+	sup2 := startSupervisor(t, n1, sd2, "--wsrep-new-cluster")
+	if _, err := sd2.waitFor(ctx, "READY=1", sup2.exited); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(sup2.log)
+	if !bytes.Contains(log, []byte("recovered position "+p.String())) {
+		t.Errorf("run did not recover %s:\n%s", p, log)
+	}
+	if !slicesContains(sd2.statuses(), "recovering") {
+		t.Errorf("no STATUS=recovering: %q", sd2.statuses())
+	}
+	seq, err := n1.Status(ctx, "wsrep_last_committed")
+	if n, _ := strconv.ParseInt(seq, 10, 64); err != nil || n < p.Seqno {
+		t.Errorf("wsrep_last_committed %s (%v), want >= %d", seq, err, p.Seqno)
+	}
+	if code := sup2.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
