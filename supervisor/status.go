@@ -48,7 +48,7 @@ type view struct {
 	sstMonitor  bool // mariadbd's SST monitor says a transfer is ongoing
 
 	// An SST method's process runs below mariadbd.
-	sstRunning          bool
+	sstRunning         bool
 	sstRole, sstMethod string
 }
 

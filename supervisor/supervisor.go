@@ -290,7 +290,7 @@ type runner struct {
 	// sstJoinerEnded: the joiner's SST process ended; whether it succeeded
 	// is told by what mariadbd does next.
 	sstJoinerEnded bool
-	sstFailed     string
+	sstFailed      string
 }
 
 // say sends STATUS= when it changed; progress lines at most once a second.
