@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/nativebackup"
 	"github.com/galera-supervisor/galera-supervisor/sst/nativecopy"
 )
 
@@ -12,6 +13,7 @@ import (
 // named wsrep_sst_<name>. Add a method with one line here.
 func init() {
 	sst.Register(nativecopy.Name, nativecopy.Method{})
+	sst.Register(nativebackup.Name, nativebackup.Method{})
 }
 
 func cmdSST() *command {

@@ -113,7 +113,7 @@ func (r *Reader) header() (*Chunk, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: truncated chunk header at offset %d: %v", ErrFormat, start, io.ErrUnexpectedEOF)
+		return nil, truncated(err, "chunk header", start, "")
 	}
 	if string(b[:8]) != Magic {
 		return nil, fmt.Errorf("%w: no magic at offset %d (got %q)", ErrFormat, start, b[:8])
@@ -128,14 +128,14 @@ func (r *Reader) header() (*Chunk, error) {
 	}
 	p := make([]byte, plen)
 	if err := r.readFull(p); err != nil {
-		return nil, fmt.Errorf("%w: truncated path at offset %d: %v", ErrFormat, start, io.ErrUnexpectedEOF)
+		return nil, truncated(err, "path", start, "")
 	}
 	c.Path = string(p)
 	switch {
 	case hasPayload(c):
 		t := r.hdr[:20]
 		if err := r.readFull(t); err != nil {
-			return nil, fmt.Errorf("%w: truncated payload header at offset %d for %q: %v", ErrFormat, start, c.Path, io.ErrUnexpectedEOF)
+			return nil, truncated(err, "payload header", start, c.Path)
 		}
 		c.Length = binary.LittleEndian.Uint64(t[0:8])
 		c.Offset = binary.LittleEndian.Uint64(t[8:16])
@@ -146,13 +146,13 @@ func (r *Reader) header() (*Chunk, error) {
 	case c.Type == TypeSeek:
 		t := r.hdr[:8]
 		if err := r.readFull(t); err != nil {
-			return nil, fmt.Errorf("%w: truncated seek at offset %d for %q: %v", ErrFormat, start, c.Path, io.ErrUnexpectedEOF)
+			return nil, truncated(err, "seek", start, c.Path)
 		}
 		c.Offset = binary.LittleEndian.Uint64(t)
 	case c.Type == TypeRename:
 		t := r.hdr[:4]
 		if err := r.readFull(t); err != nil {
-			return nil, fmt.Errorf("%w: truncated rename at offset %d for %q: %v", ErrFormat, start, c.Path, io.ErrUnexpectedEOF)
+			return nil, truncated(err, "rename", start, c.Path)
 		}
 		nlen := binary.LittleEndian.Uint32(t)
 		if nlen > MaxPath {
@@ -160,11 +160,24 @@ func (r *Reader) header() (*Chunk, error) {
 		}
 		np := make([]byte, nlen)
 		if err := r.readFull(np); err != nil {
-			return nil, fmt.Errorf("%w: truncated new path at offset %d: %v", ErrFormat, start, io.ErrUnexpectedEOF)
+			return nil, truncated(err, "new path", start, c.Path)
 		}
 		c.NewPath = string(np)
 	}
 	return c, nil
+}
+
+// truncated describes a short read inside a chunk: the stream's fault when
+// it simply ended, otherwise the underlying reader's error.
+func truncated(err error, what string, start int64, path string) error {
+	where := ""
+	if path != "" {
+		where = fmt.Sprintf(" for %q", path)
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("%w: truncated %s at offset %d%s: %v", ErrFormat, what, start, where, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("mbstream: read %s at offset %d%s: %w", what, start, where, err)
 }
 
 // Read reads the current chunk's payload. At its end it verifies the CRC and

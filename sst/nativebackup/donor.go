@@ -1,0 +1,249 @@
+package nativebackup
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+)
+
+// Backup groups, as the stock script's bkgroups and encgroups.
+var (
+	bkGroups  = []string{"sst", "xtrabackup", "mariabackup"}
+	encGroups = []string{"--mysqld", "sst", "xtrabackup", "mariabackup"}
+)
+
+// Donor sends the state, and for a full SST the mariadb-backup stream, then
+// prints done once the joiner confirmed it has everything.
+func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
+	st, err := donorState(s.Args)
+	if err != nil {
+		return err
+	}
+	addr, secret, err := parseAddress(s.Args.Address)
+	if err != nil {
+		return err
+	}
+	opts, err := transferOptions(s, transfer.Donor)
+	if err != nil {
+		return err
+	}
+	if s.Args.Bypass {
+		return donateIST(ctx, s, st, addr, secret, opts)
+	}
+
+	bin, err := findBackup(nil)
+	if err != nil {
+		return sst.WithErrno(errNoBackupTool, err)
+	}
+	// Credentials before dialling: a bad account fails fast, and the joiner
+	// hears why.
+	user, password, cleanup, credErr := backupCredentials(ctx, s)
+	defer cleanup()
+
+	sess, err := transfer.Dial(ctx, addr, secret, opts)
+	if err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: connect to joiner %s: %w", addr, err))
+	}
+	defer sess.Close()
+	if credErr != nil {
+		sess.Abort(credErr)
+		return credErr
+	}
+	total := estimatePayload(s.Datadir)
+	sess.SetTotal(total)
+	if err := sess.Send(msgState, stateMsg{State: st.String(), Total: total}); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: send state to %s: %w", sess.Peer(), err))
+	}
+
+	if err := runBackup(ctx, s, sess, bin, user, password); err != nil {
+		sess.Abort(err)
+		return err
+	}
+	fin, err := sess.Finish(ctx)
+	if err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: finish transfer to %s: %w", sess.Peer(), err))
+	}
+	var rcv receivedMsg
+	if err := sess.Expect(ctx, msgReceived, &rcv); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: wait for %s to confirm receipt: %w", sess.Peer(), err))
+	}
+	s.Logf("%s confirmed %d files, %d bytes (%d on the wire)", sess.Peer(), rcv.Files, rcv.Bytes, fin.WireBytes)
+	return s.Proto.Done(st)
+}
+
+func donateIST(ctx context.Context, s *sst.Session, st sst.State, addr transfer.Address, secret string, opts transfer.Options) error {
+	// The stock script releases the server at once: nothing is copied.
+	if err := s.Proto.Continue(); err != nil {
+		return err
+	}
+	sess, err := transfer.Dial(ctx, addr, secret, opts)
+	if err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: connect to joiner %s: %w", addr, err))
+	}
+	defer sess.Close()
+	if err := sess.Send(msgState, stateMsg{State: st.String(), IST: true}); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: send state to %s: %w", sess.Peer(), err))
+	}
+	if _, err := sess.Finish(ctx); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: finish IST handshake with %s: %w", sess.Peer(), err))
+	}
+	if err := sess.Expect(ctx, msgReceived, nil); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: wait for %s to confirm IST state: %w", sess.Peer(), err))
+	}
+	s.Logf("IST: sent state %s to %s", st, sess.Peer())
+	return s.Proto.Done(st)
+}
+
+// backupCredentials returns the account mariadb-backup connects with:
+// wsrep_sst_auth when set (user:password, password only in MYSQL_PWD, as
+// the stock script does; an empty password suits unix_socket accounts), or
+// else a temporary account, which cleanup drops however the SST ends.
+func backupCredentials(ctx context.Context, s *sst.Session) (user, password string, cleanup func(), err error) {
+	cleanup = func() {}
+	auth := s.Env.Auth
+	if auth == "" {
+		auth = s.Option("wsrep-sst-auth", "")
+	}
+	if auth != "" {
+		user, password, _ = strings.Cut(auth, ":")
+		return user, password, cleanup, nil
+	}
+	if s.Args.Socket == "" {
+		return "", "", cleanup, sst.Errorf(sst.EINVAL, "native-backup: wsrep_sst_auth is empty and the server gave no --socket to create a temporary SST user")
+	}
+	db, admin, err := connectAdmin(ctx, s.Args.Socket)
+	if err != nil {
+		return "", "", cleanup, sst.WithErrno(sst.EACCES, fmt.Errorf("native-backup: %w", err))
+	}
+	if err := sweepTempUsers(ctx, db, s.Warnf); err != nil {
+		s.Warnf("native-backup: %v", err)
+	}
+	u, err := createTempUser(ctx, db, s.Logf)
+	if err != nil {
+		db.Close()
+		return "", "", cleanup, sst.WithErrno(sst.EACCES, fmt.Errorf("native-backup: %w", err))
+	}
+	s.Logf("created temporary SST user %s (as %s) with %s", u.Name, admin, TempUserPrivileges)
+	cleanup = func() {
+		defer db.Close()
+		if err := u.drop(ctx); err != nil {
+			s.ErrLogf("native-backup: %v", err)
+			return
+		}
+		s.Logf("dropped temporary SST user %s", u.Name)
+	}
+	return u.Name, u.Password, cleanup, nil
+}
+
+// runBackup runs mariadb-backup --backup and streams its stdout to the
+// joiner. Its stderr goes to <datadir>/mariadb-backup.backup.log; on failure
+// the log's error lines travel to the joiner too.
+func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin, user, password string) error {
+	tmp, err := os.MkdirTemp(s.OptionIn(encGroups, "tmpdir", ""), "native-backup-")
+	if err != nil {
+		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: create target directory: %w", err))
+	}
+	defer os.RemoveAll(tmp)
+	spec := backupSpec{
+		DefaultsFile:        s.Args.DefaultsFile,
+		DefaultsExtraFile:   s.Args.DefaultsExtraFile,
+		DefaultsGroupSuffix: s.Args.DefaultsGroupSuffix,
+		Datadir:             s.Datadir,
+		TargetDir:           tmp,
+		TmpDir:              tmp,
+		Parallel:            s.OptionIn(encGroups, "backup-threads", ""),
+		User:                user,
+		Socket:              s.Args.Socket,
+		InnoBackupOpts:      s.OptionIn(bkGroups, "inno-backup-opts", ""),
+		MysqldArgs:          s.Args.MysqldArgs,
+	}
+	if s.Option("use-extra", "0") == "1" {
+		port := s.OptionIn(sst.ServerGroups, "extra-port", "")
+		if port == "" {
+			return sst.Errorf(sst.EINVAL, "native-backup: [sst] use-extra=1 but no extra-port in the server's option groups")
+		}
+		spec.Host, spec.Port = "127.0.0.1", port
+	}
+	logf, err := openLog(s.Datadir, BackupLog)
+	if err != nil {
+		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
+	}
+	defer logf.Close()
+	logPath := logf.Name()
+
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	argv := spec.args()
+	cmd := exec.CommandContext(bctx, bin, argv...)
+	cmd.Env = append(os.Environ(), "MYSQL_PWD="+password)
+	cmd.Stderr = logf
+	cmd.Dir = s.Datadir
+	// Dies with us even if we are SIGKILLed: no orphaned backup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: pipe: %w", err))
+	}
+	s.Logf("running %s %s 2> %s", bin, quoteArgs(argv), logPath)
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return sst.WithErrno(errNoBackupTool, fmt.Errorf("native-backup: start %s: %w", bin, err))
+	}
+	s.Report(progress.Event{Phase: progress.PhaseSending, Peer: sess.Peer()})
+	n, sendErr := sess.SendStream(bctx, streamID, stdout)
+	if sendErr != nil {
+		cancel() // the joiner is gone or failed: stop the backup
+	}
+	waitErr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return sst.WithErrno(sst.EINTR, fmt.Errorf("native-backup: backup interrupted: %w", context.Cause(ctx)))
+	case sendErr != nil:
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: stream backup to %s: %w", sess.Peer(), sendErr))
+	case waitErr != nil:
+		// The stock script's status for a failed mariadb-backup is 22.
+		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --backup failed (%v) after %d bytes: %s (log %s on the donor)",
+			waitErr, n, logErrors(logPath, 6), logPath)
+	}
+	s.Logf("mariadb-backup streamed %d bytes in %v", n, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// estimatePayload guesses the stream size for progress and the joiner's
+// free-space check: the datadir's files minus what a backup does not copy.
+func estimatePayload(datadir string) int64 {
+	var total int64
+	filepath.WalkDir(datadir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != datadir && strings.HasPrefix(name, ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || name == "galera.cache" || strings.HasPrefix(name, "ib_logfile") ||
+			strings.HasSuffix(name, ".log") || strings.HasSuffix(name, ".err") {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total
+}

@@ -1,0 +1,256 @@
+package nativebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/mbstream"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+)
+
+// Joiner listens, prints ready, receives the donor's state and, unless this
+// is IST, the mbstream into staging; prepares it and swaps it in; then
+// prints the coordinates.
+func (Method) Joiner(ctx context.Context, s *sst.Session) error {
+	addr, err := transfer.ParseAddress(s.Args.Address)
+	if err != nil {
+		return sst.Errorf(sst.EINVAL, "native-backup: --address %q: %w", s.Args.Address, err)
+	}
+	addr.Path = ""
+	opts, err := transferOptions(s, transfer.Joiner)
+	if err != nil {
+		return err
+	}
+	dirs := s.Dirs()
+	for _, d := range []string{dirs.InnoDBData, dirs.InnoDBLog, dirs.InnoDBUndo, dirs.AriaLog} {
+		if filepath.Clean(d) != filepath.Clean(dirs.Data) {
+			return sst.Errorf(sst.EINVAL, "native-backup: InnoDB/Aria directory %s outside the datadir %s is not supported yet; use native-copy", d, dirs.Data)
+		}
+	}
+	keep, err := sst.NewKeepRule(s.Datadir, s.Option("cpat", ""))
+	if err != nil {
+		return err
+	}
+
+	l, err := transfer.Listen(ctx, addr, opts)
+	if err != nil {
+		return sst.WithErrno(sst.EBUSY, fmt.Errorf("native-backup: listen on %s: %w", addr, err))
+	}
+	defer l.Close()
+	ready := l.Addr()
+	ready.Path = Module + "/" + l.Secret()
+	if err := s.Proto.Ready(ready.String()); err != nil {
+		return err
+	}
+	s.Report(progress.Event{Phase: progress.PhaseWaiting})
+	sess, err := l.Accept(ctx)
+	if err != nil {
+		return sst.WithErrno(sst.ETIMEDOUT, fmt.Errorf("native-backup: wait for the donor on %s: %w", ready, err))
+	}
+	l.Close()
+	defer sess.Close()
+	peer := sess.Peer()
+
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	served := make(chan error, 1)
+	var serveStats transfer.Stats
+	go func() {
+		var err error
+		serveStats, err = sess.Serve(serveCtx, nil)
+		served <- err
+	}()
+
+	var sm stateMsg
+	if err := sess.Expect(ctx, msgState, &sm); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: receive state from %s: %w", peer, err))
+	}
+	state, err := sst.ParseState(sm.State)
+	if err != nil {
+		err = sst.Errorf(sst.EPROTO, "native-backup: state %q from %s: %w", sm.State, peer, err)
+		sess.Abort(err)
+		return err
+	}
+	if sm.IST {
+		if err := <-served; err != nil {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: IST handshake with %s: %w", peer, err))
+		}
+		if err := sess.Send(msgReceived, receivedMsg{}); err != nil {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm IST to %s: %w", peer, err))
+		}
+		s.Logf("IST from %s: state %s, datadir left as it is", peer, state)
+		return s.Proto.Coordinates(state)
+	}
+
+	staging, err := sst.NewStaging(s.Datadir, keep, s.Logf)
+	if err != nil {
+		sess.Abort(err)
+		return err
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			staging.Abort()
+		}
+	}()
+	if err := staging.CheckSpace(sm.Total, peer); err != nil {
+		sess.Abort(err)
+		return err
+	}
+	s.Report(progress.Event{Phase: progress.PhaseReceiving, Total: sm.Total, Peer: peer})
+	t0 := time.Now()
+	xs, err := mbstream.Extract(ctx, sess.Stream(streamID), staging.Dir, mbstream.Options{
+		Progress: func(n int64) {
+			s.Report(progress.Event{Phase: progress.PhaseReceiving, Done: n, Total: sm.Total, Peer: peer})
+		},
+	})
+	if err != nil {
+		var pe *transfer.PeerError
+		if errors.As(err, &pe) {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: %w", err))
+		}
+		err = sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: extract the stream from %s into %s: %w", peer, staging.Dir, err))
+		sess.Abort(err)
+		return err
+	}
+	if err := <-served; err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: receive from %s: %w", peer, err))
+	}
+	_ = serveStats
+	if err := sess.Send(msgReceived, receivedMsg{Files: xs.Files, Bytes: xs.Bytes}); err != nil {
+		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm receipt to %s: %w", peer, err))
+	}
+	s.Logf("received %d files, %d bytes from %s in %v", xs.Files, xs.Bytes, peer, time.Since(t0).Round(time.Millisecond))
+
+	if err := checkSnapshot(staging.Dir); err != nil {
+		return err
+	}
+	// The donor's position, read before --prepare rewrites the galera info.
+	coords, err := readCoordinates(func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(staging.Dir, name)) })
+	if err != nil {
+		return sst.WithErrno(sst.EPROTO, fmt.Errorf("native-backup: snapshot from %s: %w", peer, err))
+	}
+	s.Report(progress.Event{Phase: progress.PhasePreparing, Peer: peer})
+	if err := prepare(ctx, s, staging.Dir); err != nil {
+		return err
+	}
+	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
+	if err := place(s, staging); err != nil {
+		return err
+	}
+	swapped = true
+	s.Report(progress.Event{Phase: progress.PhaseDone, Peer: peer})
+	return s.Proto.Coordinates(coords)
+}
+
+// checkSnapshot refuses a stream that is not a complete backup.
+func checkSnapshot(dir string) error {
+	fi, err := os.Stat(filepath.Join(dir, "xtrabackup_checkpoints"))
+	if err != nil {
+		fi, err = os.Stat(filepath.Join(dir, "mariadb_backup_checkpoints"))
+	}
+	if err != nil || fi.Size() == 0 {
+		return sst.Errorf(sst.ENOENT, "native-backup: the received snapshot in %s has no xtrabackup_checkpoints: not a complete backup", dir)
+	}
+	return nil
+}
+
+// prepare runs mariadb-backup --prepare on the staged snapshot, logging to
+// <datadir>/mariadb-backup.prepare.log.
+func prepare(ctx context.Context, s *sst.Session, dir string) error {
+	bin, err := findBackup(nil)
+	if err != nil {
+		return sst.WithErrno(errNoBackupTool, err)
+	}
+	spec := prepareSpec{
+		TargetDir:           dir,
+		UseMemory:           s.OptionIn(bkGroups, "use-memory", ""),
+		InnoDBForceRecovery: s.Args.InnoDBForceRecovery,
+		InnoApplyOpts:       s.OptionIn(bkGroups, "inno-apply-opts", ""),
+	}
+	if spec.UseMemory == "" {
+		spec.UseMemory = s.OptionIn(sst.ServerGroups, "innodb-buffer-pool-size", "")
+	}
+	logf, err := openLog(s.Datadir, PrepareLog)
+	if err != nil {
+		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
+	}
+	defer logf.Close()
+	argv := spec.args()
+	cmd := exec.CommandContext(ctx, bin, argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	s.Logf("running %s %s > %s", bin, quoteArgs(argv), logf.Name())
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return sst.WithErrno(sst.EINTR, fmt.Errorf("native-backup: mariadb-backup --prepare interrupted: %w", context.Cause(ctx)))
+		}
+		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --prepare in %s failed (%v): %s (log %s)", dir, err, logErrors(logf.Name(), 6), logf.Name())
+	}
+	s.Logf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// backupOnly reports whether a top-level file of a prepared backup is
+// mariadb-backup's own metadata, which --move-back leaves behind too.
+func backupOnly(name string) bool {
+	return strings.HasPrefix(name, "xtrabackup_") || strings.HasPrefix(name, "mariadb_backup_") ||
+		name == "backup-my.cnf" || name == "donor_galera_info" || name == "aria_log_control.sst"
+}
+
+// place turns the prepared snapshot into the datadir: the backup's own
+// metadata is removed from staging, then the staged tree is swapped in with
+// the old datadir kept until the swap is complete. It writes what it did to
+// <datadir>/mariadb-backup.move.log, the stock method's move-back log.
+func place(s *sst.Session, staging *sst.Staging) (err error) {
+	logf, err := openLog(s.Datadir, MoveLog)
+	if err != nil {
+		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
+	}
+	defer logf.Close()
+	say := func(format string, args ...any) {
+		fmt.Fprintf(logf, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+	defer func() {
+		if err != nil {
+			say("FAILED: %v; the previous datadir is left as it was", err)
+		}
+	}()
+	ents, err := os.ReadDir(staging.Dir)
+	if err != nil {
+		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: read %s: %w", staging.Dir, err))
+	}
+	say("placing the prepared snapshot from %s into %s (native move, instead of mariadb-backup --move-back)", staging.Dir, staging.Root)
+	var moved []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && backupOnly(e.Name()) {
+			if err := os.Remove(filepath.Join(staging.Dir, e.Name())); err != nil {
+				return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: remove backup metadata %s: %w", e.Name(), err))
+			}
+			say("dropped backup metadata %s", e.Name())
+			continue
+		}
+		moved = append(moved, e.Name())
+	}
+	for _, n := range moved {
+		say("move %s", n)
+	}
+	if err := sst.Swap(staging); err != nil {
+		return err
+	}
+	say("swapped %d entries into %s; previous contents removed", len(moved), staging.Root)
+	return nil
+}

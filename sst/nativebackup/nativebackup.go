@@ -1,0 +1,152 @@
+// Package nativebackup is the native-backup SST method: the donor runs
+// mariadb-backup --backup --stream=mbstream, which copies InnoDB hot and
+// blocks commits only for its BACKUP STAGE BLOCK_COMMIT moment, and sends
+// its output through the transfer engine; the joiner extracts the mbstream
+// in Go into a staging directory, runs mariadb-backup --prepare there and
+// swaps the prepared snapshot in. No socat, mbstream or fixed sleeps.
+//
+// Control messages, donor to joiner: "nb-state" (the donor's position,
+// whether this is IST, and the expected payload), then raw stream 1 (the
+// mbstream). Joiner to donor: "nb-received" once everything is on disk and
+// checked; only then does the donor print "done". Either side's failure
+// goes to the other over the control channel, so both logs name it.
+package nativebackup
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+)
+
+// Name is the method's name: the server runs wsrep_sst_native-backup.
+const Name = "native-backup"
+
+// Module is the first path segment of the address the joiner prints; the
+// second is the transfer engine's secret.
+const Module = "native_backup"
+
+// streamID is the raw transfer stream that carries the mbstream.
+const streamID = 1
+
+// Control message kinds.
+const (
+	msgState    = "nb-state"
+	msgReceived = "nb-received"
+)
+
+// stateMsg is what the donor announces first.
+type stateMsg struct {
+	State string `json:"state"` // "<uuid>:<seqno> <domain>"
+	IST   bool   `json:"ist"`
+	Total int64  `json:"total"` // estimated mbstream payload bytes
+}
+
+// receivedMsg is the joiner's confirmation.
+type receivedMsg struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+}
+
+// Method implements sst.Method.
+type Method struct{}
+
+var _ sst.Method = Method{}
+
+// transferOptions reads the engine's options the way the stock scripts read
+// theirs: [sst] first; the TLS settings also from the server and backup
+// groups (encgroups).
+func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, error) {
+	enc := []string{"--mysqld", "sst", "xtrabackup", "mariabackup"}
+	lookup := func(name string) (string, bool) {
+		if s.Options == nil {
+			return "", false
+		}
+		if strings.HasPrefix(name, "ssl") || name == "encrypt" {
+			return s.Options.Lookup(enc, name)
+		}
+		return s.Options.Lookup(sst.SSTGroups, name)
+	}
+	o, err := transfer.OptionsFrom(lookup, role)
+	if err != nil {
+		return o, sst.WithErrno(sst.EINVAL, err)
+	}
+	o.Method = Name
+	o.Logf = func(format string, args ...any) {
+		s.Logf("%s", strings.TrimPrefix(fmt.Sprintf(format, args...), "WSREP_SST: [INFO] "))
+	}
+	o.Reporter = reporter(s)
+	return o, nil
+}
+
+// reporter forwards the engine's progress to the supervisor and, with
+// --progress 1, to the server as total/complete lines.
+func reporter(s *sst.Session) progress.Reporter {
+	var mu sync.Mutex
+	var total int64 = -1
+	return progress.Func(func(e progress.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		s.Report(e)
+		if e.Total > 0 && e.Total != total {
+			total = e.Total
+			s.Proto.Total(e.Total)
+		}
+		if e.Done > 0 {
+			s.Proto.Complete(e.Done)
+		}
+	})
+}
+
+// parseAddress splits the donor's --address: [auth@]host:port/native_backup/<secret>.
+func parseAddress(raw string) (transfer.Address, string, error) {
+	if i := strings.LastIndexByte(raw, '@'); i >= 0 {
+		raw = raw[i+1:]
+	}
+	a, err := transfer.ParseAddress(raw)
+	if err != nil {
+		return a, "", sst.Errorf(sst.EINVAL, "native-backup: --address %q: %w", raw, err)
+	}
+	seg := a.Segments()
+	if len(seg) < 2 || seg[0] != Module || seg[1] == "" {
+		return a, "", sst.Errorf(sst.EPROTO, "native-backup: --address %q: want host:port/%s/<secret> from a native-backup joiner", raw, Module)
+	}
+	return a, seg[1], nil
+}
+
+// donorState is the position the donor announces, from --gtid and
+// --gtid-domain-id.
+func donorState(a *sst.Args) (sst.State, error) {
+	st, err := sst.ParseState(strings.TrimSpace(a.GTID + " " + a.GTIDDomainID))
+	if err != nil {
+		return st, sst.Errorf(sst.EINVAL, "native-backup: --gtid %q --gtid-domain-id %q: %w", a.GTID, a.GTIDDomainID, err)
+	}
+	return st, nil
+}
+
+var errNoCoordinates = errors.New("no Galera coordinates in the snapshot")
+
+// readCoordinates reads the first line of donor_galera_info, falling back to
+// xtrabackup_galera_info (wsrep_sst_mariabackup.sh step 12).
+func readCoordinates(read func(name string) ([]byte, error)) (sst.State, error) {
+	var errs []error
+	for _, name := range []string{"donor_galera_info", "xtrabackup_galera_info", "mariadb_backup_galera_info"} {
+		b, err := read(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		st, err := sst.ParseState(strings.TrimSpace(line))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		return st, nil
+	}
+	return sst.State{}, fmt.Errorf("%w: %v", errNoCoordinates, errors.Join(errs...))
+}
