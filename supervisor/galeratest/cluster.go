@@ -209,7 +209,10 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 
-	locks, err := reservePorts(4 * cfg.Nodes)
+	if err := mkdirShared(filepath.Join(Root, "ports")); err != nil {
+		return fail(err)
+	}
+	locks, err := reservePorts(filepath.Join(Root, "ports"), 4*cfg.Nodes)
 	if err != nil {
 		return fail(err)
 	}

@@ -225,7 +225,7 @@ func (n *Node) initDataDir(ctx context.Context) error {
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(logPath)
-		return fmt.Errorf("mariadb-install-db --datadir=%s: %w\n%s", n.DataDir, err, tailLines(b, 30))
+		return fmt.Errorf("mariadb-install-db --datadir=%s: %w; %s says:\n%s", n.DataDir, err, logPath, errorLines(b, 20))
 	}
 	n.c.logf("galeratest: initialised %s in %v", n.DataDir, time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -471,9 +471,15 @@ func (n *Node) WaitSynced(ctx context.Context) error {
 
 // WaitState is WaitSynced for any wsrep_local_state_comment (Donor/Desynced, Joined...).
 func (n *Node) WaitState(ctx context.Context, want string) error {
+	return n.WaitStatus(ctx, "wsrep_local_state_comment", want)
+}
+
+// WaitStatus polls the status variable name until it reads want, failing at
+// once when mariadbd exits.
+func (n *Node) WaitStatus(ctx context.Context, name, want string) error {
 	p := n.current()
 	if p == nil {
-		return fmt.Errorf("node%d: wait for %s: not started", n.N, want)
+		return fmt.Errorf("node%d: wait for %s=%s: not started", n.N, name, want)
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -482,12 +488,12 @@ func (n *Node) WaitState(ctx context.Context, want string) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("node%d: mariadbd pid %d exited (%v) before %s; %s:\n%s",
-				n.N, p.pid, p.err, want, n.ErrorLog, n.LogTail(30))
+			return fmt.Errorf("node%d: mariadbd pid %d exited (%v) before %s=%s; %s:\n%s",
+				n.N, p.pid, p.err, name, want, n.ErrorLog, n.LogTail(30))
 		default:
 		}
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		s, err := n.Status(qctx, "wsrep_local_state_comment")
+		s, err := n.Status(qctx, name)
 		cancel()
 		if err == nil && s == want {
 			return nil
@@ -495,8 +501,8 @@ func (n *Node) WaitState(ctx context.Context, want string) error {
 		last, lastErr = s, err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node%d: wait for %s: %w (state %q, last error: %v); %s:\n%s",
-				n.N, want, ctx.Err(), last, lastErr, n.ErrorLog, n.LogTail(30))
+			return fmt.Errorf("node%d: wait for %s=%s: %w (last %q, error: %v); %s:\n%s",
+				n.N, name, want, ctx.Err(), last, lastErr, n.ErrorLog, n.LogTail(30))
 		case <-p.done:
 		case <-tick.C:
 		}
@@ -522,6 +528,24 @@ func (n *Node) LogTail(lines int) string {
 	b := make([]byte, fi.Size()-off)
 	n2, _ := f.ReadAt(b, off)
 	return tailLines(b[:n2], lines)
+}
+
+// errorLines picks the [ERROR] and [Warning] lines of a server log, which
+// mariadb-install-db buries under its own advice.
+func errorLines(b []byte, n int) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "[ERROR]") || strings.Contains(l, "[Warning]") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return tailLines(b, n)
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
 }
 
 func tailLines(b []byte, n int) string {

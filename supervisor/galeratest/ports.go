@@ -56,11 +56,10 @@ func portRange() (lo, hi int) {
 	return lo, eph - 1
 }
 
-// reservePorts reserves n distinct free ports.
-func reservePorts(n int) ([]*portLock, error) {
-	dir := filepath.Join(Root, "ports")
-	if err := mkdirShared(dir); err != nil {
-		return nil, err
+// reservePorts reserves n distinct free ports, with lock files in dir.
+func reservePorts(dir string, n int) ([]*portLock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	lo, hi := portRange()
 	var locks []*portLock

@@ -2,8 +2,11 @@ package galeratest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -140,5 +143,144 @@ func TestRealStartFailureFailsFast(t *testing.T) {
 	}
 	if c.Node(1).Running() {
 		t.Error("node1 still running")
+	}
+}
+
+// TestRealOrphanSafety: when the test process dies hard (SIGKILL, a panic in
+// another goroutine, go test's timeout), its mariadbd dies with it
+// (Pdeathsig), and the next cluster removes what it left under Root.
+func TestRealOrphanSafety(t *testing.T) {
+	Require(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "GS_HELPER=cluster")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var dir string
+	var pid int
+	if _, err := fmt.Fscan(out, &dir, &pid); err != nil {
+		t.Fatalf("read helper's cluster dir and pid: %v", err)
+	}
+	if !alive(pid) {
+		t.Fatalf("helper's mariadbd %d not running", pid)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("mariadbd %d outlived its test process by 10s", pid)
+	}
+	sweepStale(t.Logf)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s not swept after its owner died: %v", dir, err)
+		os.RemoveAll(dir)
+	}
+}
+
+// helperCluster runs in the child of TestRealOrphanSafety.
+func helperCluster() {
+	ctx := context.Background()
+	c, err := New(ctx, Config{Nodes: 1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := c.Bootstrap(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		c.Close()
+		os.Exit(1)
+	}
+	fmt.Println(c.Dir(), c.Node(1).PID())
+	time.Sleep(2 * time.Minute)
+	c.Close()
+	os.Exit(0)
+}
+
+// TestRealKillJoinerDuringSST: killing a joiner in the middle of its rsync
+// SST takes its SST script and rsync daemon down with it; the donor goes back
+// to Synced and the wiped joiner can join again.
+func TestRealKillJoinerDuringSST(t *testing.T) {
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := NewTest(t, Config{Nodes: 2})
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := c.Node(1), c.Node(2)
+	if err := n1.LoadData(ctx, 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	marker := markerEnv + "=" + n2.Dir
+	var rsync int
+	deadline := time.Now().Add(time.Minute)
+	for rsync == 0 && time.Now().Before(deadline) && n2.Running() {
+		for _, pid := range markedPIDs(marker) {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if strings.TrimSpace(string(comm)) == "rsync" {
+				rsync = pid
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rsync == 0 {
+		t.Fatalf("never saw node2's rsync running; node2 log:\n%s", n2.LogTail(30))
+	}
+	helpers := markedPIDs(marker)
+	if err := n2.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if left := markedPIDs(marker); len(left) > 0 {
+		t.Errorf("node2's processes %v left after Kill (during SST: %v)", left, helpers)
+	}
+	if alive(rsync) {
+		t.Errorf("node2's rsync %d alive after Kill", rsync)
+	}
+	// node1 alone is half of a 2-node cluster: once it notices node2 is
+	// gone it has no quorum, and must be told to form a Primary Component.
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	err := n1.WaitStatus(wctx, "wsrep_cluster_status", "non-Primary")
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.WaitSynced(ctx); err != nil {
+		t.Fatalf("donor after the failed SST: %v", err)
+	}
+	if err := n2.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := n1.Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n2.Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CompareChecksums(a, b); err != nil {
+		t.Error(err)
 	}
 }
