@@ -711,12 +711,18 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		}
 		return exitErr(ExitMariadbd, "mariadbd (pid %d) stopping: %s", pid, how)
 	}
-	if r.sstJoiner && !r.sstJoinerDone && !r.ready || r.sstFailed != "" && !r.ready {
-		msg := ""
-		if r.sstFailed != "" {
-			msg = ": " + r.sstFailed
+	// Died before Synced after an SST began for it: the SST failed, or the
+	// node could not start from what it received. Either way restarting
+	// would only run another full SST, hence its own code.
+	if !r.ready && (r.sstJoiner && !r.sstJoinerDone || r.sstFailed != "") {
+		msg := " while joining by SST"
+		if r.sstJoinerEnded {
+			msg = " after its SST ended, before Synced"
 		}
-		return exitErr(ExitSST, "mariadbd (pid %d) %s while joining by SST%s", pid, how, msg)
+		if r.sstFailed != "" {
+			msg += ": " + r.sstFailed
+		}
+		return exitErr(ExitSST, "mariadbd (pid %d) %s%s", pid, how, msg)
 	}
 	if ps.Success() && r.ready {
 		s.logf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid)

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify"
 )
 
 // fakeHealth reads the fake mariadbd's wsrep state from a file.
@@ -475,5 +478,55 @@ func TestWatchdogStopsOnSIGSTOP(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	if len(n.rec.with("WATCHDOG=1")) == before {
 		t.Error("WATCHDOG=1 did not resume after SIGCONT")
+	}
+}
+
+// TestNotifyOverSocket runs the relay end to end over unix sockets: the
+// fake mariadbd's datagrams reach our socket, and ours reach a fake
+// systemd listening where NOTIFY_SOCKET would point.
+func TestNotifyOverSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "systemd.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan string, 256)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	sock := notify.NewSocket(path)
+	defer sock.Close()
+	n := startFake(t, "normal", func(c *Config, _ string) { c.Systemd = sock })
+	n.waitReady()
+	var seen []string
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-got:
+			seen = append(seen, m)
+			if strings.HasPrefix(m, "READY=1") {
+				b, _ := os.ReadFile(filepath.Join(n.dir, "state"))
+				if string(b) != "Synced" {
+					t.Fatalf("READY=1 over the socket while the node is %q", b)
+				}
+				for _, s := range seen {
+					if s == "READY=1\nSTATUS=Taking your SQL requests now...\n" {
+						t.Fatal("mariadbd's READY relayed verbatim")
+					}
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no READY=1 over the socket; got %q", seen)
+		}
 	}
 }

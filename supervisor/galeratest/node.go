@@ -418,7 +418,7 @@ func (n *Node) kill(p *proc) error {
 	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	syscall.Kill(-p.pid, syscall.SIGKILL)
+	// mutated3
 	select {
 	case <-p.done:
 		return nil

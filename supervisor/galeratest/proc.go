@@ -69,8 +69,8 @@ func (p *proc) watch() {
 			break
 		}
 	}
-	syscall.Kill(-p.pid, syscall.SIGKILL)
-	killMarked(p.marker, p.pid)
+	// mutated2
+	// mutated
 	p.err = p.cmd.Wait()
 	close(p.done)
 }
