@@ -180,7 +180,7 @@ func finishStaging(s *sst.Session, st *sst.Staging, d dirs, man manifest, peer s
 	want := map[string]bool{}
 	for _, f := range man.Files {
 		if err := sst.CheckPath(f.Name); err != nil {
-			return []*sst.Staging{st}, err
+			return []*sst.Staging{st}, sst.Errorf(sst.EPROTO, "%s: manifest from %s: %v", s.Method, peer, err)
 		}
 		want[f.Name] = true
 	}

@@ -252,6 +252,8 @@ type sstRun struct {
 	addr func(string) string
 	// onLine sees every donor line before the fake server acts.
 	onDonorLine func(string)
+	// onStart sees each side as it starts ("joiner", "donor").
+	onStart func(role string, s *side)
 
 	joiner, donor           *side
 	joinerLines, donorLines []string
@@ -262,6 +264,9 @@ func (r *sstRun) run(t *testing.T, ctx context.Context) {
 	t.Helper()
 	r.joiner = startSide(t, ctx, []string{"--role", "joiner", "--address", "127.0.0.1:0", "--datadir", r.joinerDir + "/",
 		"--parent", fmt.Sprint(os.Getpid()), "--progress", "0", "--mysqld-args", "--wsrep-new-cluster"}, r.joinerOpts, r.externalJoiner)
+	if r.onStart != nil {
+		r.onStart("joiner", r.joiner)
+	}
 	ready, ok := r.joiner.next(t, 10*time.Second)
 	if !ok || !strings.HasPrefix(ready, "ready ") {
 		r.joinerErr = r.joiner.wait(t, 10*time.Second)
@@ -279,6 +284,9 @@ func (r *sstRun) run(t *testing.T, ctx context.Context) {
 		dargs = append(dargs, "--bypass")
 	}
 	r.donor = startSide(t, ctx, dargs, r.donorOpts, r.externalDonor)
+	if r.onStart != nil {
+		r.onStart("donor", r.donor)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
