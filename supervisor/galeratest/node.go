@@ -418,7 +418,7 @@ func (n *Node) kill(p *proc) error {
 	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	// mutated3
+	syscall.Kill(-p.pid, syscall.SIGKILL)
 	select {
 	case <-p.done:
 		return nil

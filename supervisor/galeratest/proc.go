@@ -69,8 +69,8 @@ func (p *proc) watch() {
 			break
 		}
 	}
-	// mutated2
-	// mutated
+	syscall.Kill(-p.pid, syscall.SIGKILL)
+	killMarked(p.marker, p.pid)
 	p.err = p.cmd.Wait()
 	close(p.done)
 }
