@@ -16,6 +16,10 @@ import (
 
 const handshakeTimeout = 15 * time.Second
 
+// magic is the first thing a donor sends on every connection, so that a
+// joiner tells a plain donor from a TLS one, or a stray client, at once.
+const magic = "GSST\x00v1\n"
+
 // dataConn is one data connection and, when a filter is in use, the
 // process between it and the frames.
 type dataConn struct {
@@ -71,6 +75,8 @@ func tlsError(peer string, err error) error {
 		return fmt.Errorf("%s presented no TLS certificate (%v): it needs [sst] tcert and tkey", peer, err)
 	case strings.Contains(s, "x509:") || strings.Contains(s, "certificate"):
 		return fmt.Errorf("%s presented a TLS certificate we do not trust (%v): check [sst] tca on both nodes", peer, err)
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s closed the connection during the TLS handshake: does it speak TLS? set the same [sst] encrypt/ssl-mode on both nodes (its log has the reason)", peer)
 	case strings.Contains(s, "first record does not look like a TLS handshake"):
 		return fmt.Errorf("%s does not speak TLS (%v): set the same [sst] encrypt/ssl-mode on both nodes", peer, err)
 	}
@@ -86,8 +92,10 @@ func isTLSAuthErr(err error) bool {
 func netErr(peer, what string, err error, idle time.Duration) error {
 	var ne net.Error
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && strings.HasPrefix(what, "data"):
 		return fmt.Errorf("%s closed the %s before the end of the data (truncated)", peer, what)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s closed the %s (the peer died or gave up)", peer, what)
 	case errors.Is(err, syscall.ECONNRESET):
 		return fmt.Errorf("%s reset the %s (peer died?)", peer, what)
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
@@ -139,8 +147,14 @@ func dialOne(ctx context.Context, o *Options, addr Address, tcfg *tls.Config, se
 		}
 		return nil, nil, err
 	}
+	if _, err := c.Write([]byte(magic)); err != nil {
+		return fail(netErr(peer, "handshake", err, handshakeTimeout))
+	}
 	var jh joinerHello
 	if err := readMsg(c, 4096, &jh); err != nil {
+		if tcfg == nil && errors.Is(err, io.EOF) {
+			return fail(fmt.Errorf("%s closed the connection during the handshake: if it expects TLS, set the same [sst] encrypt/ssl-mode on both nodes (the joiner's log has its reason)", peer))
+		}
 		if tcfg != nil && isTLSAuthErr(err) {
 			return fail(tlsError(peer, err))
 		}
@@ -148,6 +162,9 @@ func dialOne(ctx context.Context, o *Options, addr Address, tcfg *tls.Config, se
 			return fail(fmt.Errorf("%s did not answer with the native SST protocol (TLS expected? set the same [sst] encrypt/ssl-mode on both nodes): %v", peer, err))
 		}
 		return fail(netErr(peer, "handshake", err, handshakeTimeout))
+	}
+	if jh.Error != "" {
+		return fail(fmt.Errorf("%s refused the session: %s", peer, jh.Error))
 	}
 	if jh.Proto != protoName {
 		return fail(fmt.Errorf("%s speaks %q, not the native SST protocol", peer, jh.Proto))
@@ -202,11 +219,31 @@ func (l *Listener) handshakeIn(ctx context.Context, raw net.Conn) accepted {
 		return a
 	}
 	if l.tls != nil {
-		tc := tls.Server(raw, l.tls)
+		// A plain native donor is told so, and fails the SST at once,
+		// unlike a stray client.
+		var m [len(magic)]byte
+		if _, err := io.ReadFull(raw, m[:]); err != nil {
+			return fail(netErr(from, "handshake", err, handshakeTimeout), false)
+		}
+		if string(m[:]) == magic {
+			writeMsg(raw, &joinerHello{Proto: protoName, Version: ProtocolVersion, Error: "this joiner requires TLS: set the same [sst] encrypt/ssl-mode and certificates on both nodes"})
+			return fail(fmt.Errorf("%s does not speak TLS, this joiner requires it: set the same [sst] encrypt/ssl-mode on both nodes", from), true)
+		}
+		tc := tls.Server(&prefixConn{Conn: raw, prefix: m[:]}, l.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(tlsError(from, err), isTLSAuthErr(err))
 		}
 		c = tc
+	}
+	var m [len(magic)]byte
+	if _, err := io.ReadFull(c, m[:]); err != nil {
+		return fail(netErr(from, "handshake", err, handshakeTimeout), false)
+	}
+	if string(m[:]) != magic {
+		if l.tls == nil && m[0] == 0x16 && m[1] == 0x03 {
+			return fail(fmt.Errorf("%s speaks TLS but this joiner does not: set the same [sst] encrypt/ssl-mode on both nodes", from), true)
+		}
+		return fail(fmt.Errorf("%s is not a native SST donor (got %q)", from, m[:]), false)
 	}
 	jn := nonce()
 	if err := writeMsg(c, &joinerHello{Proto: protoName, Version: ProtocolVersion, Nonce: jn}); err != nil {
@@ -249,4 +286,19 @@ func (l *Listener) handshakeIn(ctx context.Context, raw net.Conn) accepted {
 	raw.SetDeadline(time.Time{})
 	a.conn, a.hello = c, h
 	return a
+}
+
+// prefixConn replays bytes already read before the connection's own.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }

@@ -63,6 +63,7 @@ type joinerHello struct {
 	Proto   string `json:"proto"`
 	Version int    `json:"version"`
 	Nonce   string `json:"nonce"`
+	Error   string `json:"error,omitempty"` // the joiner refuses before any handshake
 }
 
 // donorHello answers it.

@@ -24,11 +24,18 @@ func (s *Session) Serve(ctx context.Context, sink *Sink) (Stats, error) {
 	defer stop()
 	s.report(progressWaiting)
 	var wg sync.WaitGroup
+	var firstMu sync.Mutex
+	var first error
 	for _, dc := range s.data {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.serveConn(dc, sink); err != nil && s.failed() == nil {
+			if err := s.serveConn(dc, sink); err != nil {
+				firstMu.Lock()
+				if first == nil && err != s.failed() {
+					first = err
+				}
+				firstMu.Unlock()
 				s.fail(err)
 			}
 		}()
@@ -42,6 +49,9 @@ func (s *Session) Serve(ctx context.Context, sink *Sink) (Stats, error) {
 	if err := s.failed(); err != nil {
 		if ctx.Err() != nil {
 			return st, ctx.Err()
+		}
+		if first != nil {
+			return st, first
 		}
 		return st, err
 	}
@@ -174,17 +184,21 @@ func (s *Session) recvErr(dc *dataConn, where, last string, err error, idle time
 	if s.failed() != nil {
 		return s.err
 	}
-	if !errors.Is(err, errCorrupt) {
-		// The donor's error message may be just behind on the control channel.
-		select {
-		case <-s.dead:
-			return s.err
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 	e := netErr(s.peer, where, err, idle)
 	if last != "" {
 		e = fmt.Errorf("%w (in or after %s)", e, last)
+	}
+	if errors.Is(err, errCorrupt) {
+		return e
+	}
+	// The donor's account may be just behind on the control channel.
+	select {
+	case <-s.dead:
+		var pe *PeerError
+		if errors.As(s.err, &pe) {
+			return fmt.Errorf("%v; %w", e, s.err)
+		}
+	case <-time.After(500 * time.Millisecond):
 	}
 	return e
 }

@@ -28,7 +28,6 @@ type Listener struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	results chan accepted
-	loop    sync.Once
 	wg      sync.WaitGroup
 }
 
@@ -57,8 +56,12 @@ func Listen(ctx context.Context, addr Address, opts Options) (*Listener, error) 
 	a.Port = ln.Addr().(*net.TCPAddr).Port
 	a.Path = ""
 	lctx, cancel := context.WithCancel(context.Background())
-	return &Listener{addr: a, secret: NewSecret(), opts: opts, tls: tcfg, ln: ln,
-		ctx: lctx, cancel: cancel, results: make(chan accepted, 16)}, nil
+	l := &Listener{addr: a, secret: NewSecret(), opts: opts, tls: tcfg, ln: ln,
+		ctx: lctx, cancel: cancel, results: make(chan accepted, 16)}
+	// Handshakes run from now on: a donor may connect before Accept.
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
 }
 
 // Addr is the address to print after "ready": the host as given and the
@@ -105,7 +108,6 @@ func (l *Listener) acceptLoop() {
 // and logged; a donor with a bad certificate fails Accept at once. It fails
 // after opts.InitialTimeout (sst-initial-timeout).
 func (l *Listener) Accept(ctx context.Context) (*Session, error) {
-	l.loop.Do(func() { l.wg.Add(1); go l.acceptLoop() })
 	var timeout <-chan time.Time
 	if d := dur(l.opts.InitialTimeout, DefaultInitialTimeout); d > 0 {
 		t := time.NewTimer(d)

@@ -137,6 +137,11 @@ func optName(n, def string) string {
 func (t *TLS) load() (*tlsFiles, error) {
 	var f tlsFiles
 	certOpt, keyOpt, caOpt := optName(t.CertOption, "tcert"), optName(t.KeyOption, "tkey"), optName(t.CAOption, "tca")
+	if t.Cert == "" {
+		// No certificate of our own: a joiner with a CA will refuse us,
+		// which is what a test of that refusal needs.
+		return t.loadCA(&f, caOpt)
+	}
 	keyFile := t.Key
 	if keyFile == "" {
 		keyFile = t.Cert
@@ -154,8 +159,12 @@ func (t *TLS) load() (*tlsFiles, error) {
 	if err != nil {
 		return nil, fmt.Errorf("[sst] %s=%s, %s=%s: %w", certOpt, t.Cert, keyOpt, keyFile, err)
 	}
+	return t.loadCA(&f, caOpt)
+}
+
+func (t *TLS) loadCA(f *tlsFiles, caOpt string) (*tlsFiles, error) {
 	if t.CA == "" {
-		return &f, nil
+		return f, nil
 	}
 	f.pool = x509.NewCertPool()
 	st, err := os.Stat(t.CA)
@@ -191,7 +200,7 @@ func (t *TLS) load() (*tlsFiles, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("[sst] %s=%s: no PEM certificate found", caOpt, t.CA)
 	}
-	return &f, nil
+	return f, nil
 }
 
 // config builds the crypto/tls configuration of one side. host is the
@@ -207,9 +216,17 @@ func (t *TLS) config(role Role, host string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{f.cert},
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.Cert != "" {
+		c.Certificates = []tls.Certificate{f.cert}
+		if role == Donor {
+			// Present it even when the joiner's CA did not sign it, so the
+			// joiner can say so instead of "no certificate".
+			cert := f.cert
+			c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		}
+	} else if role == Joiner {
+		return nil, fmt.Errorf("TLS mode %s needs a certificate (tcert) on the joiner", t.Mode)
 	}
 	if role == Joiner {
 		if f.pool != nil {
