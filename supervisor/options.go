@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+
+	"github.com/galera-supervisor/galera-supervisor/optionfile"
 )
 
 // Defaults are the --defaults-* arguments mariadbd reads its option files
@@ -48,11 +50,7 @@ type Options struct {
 }
 
 // Key normalises an option name the way mariadbd compares them.
-func Key(name string) string {
-	name = strings.ReplaceAll(name, "_", "-")
-	name, _ = strings.CutPrefix(name, "loose-")
-	return name
-}
+func Key(name string) string { return optionfile.Key(name) }
 
 // Get returns a server option's value.
 func (o Options) Get(name string) (string, bool) {
@@ -91,6 +89,7 @@ func AddArgs(m map[string]string, args []string) {
 
 // PrintDefaults reads the option files with my_print_defaults, the
 // reference implementation: it returns the options of groups as a map.
+// Tests use it as the oracle for LoadOptionFiles.
 // Suffixed groups are included by my_print_defaults itself.
 func PrintDefaults(ctx context.Context, bin string, d Defaults, groups ...string) (map[string]string, error) {
 	if bin == "" {
@@ -134,5 +133,40 @@ func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, e
 			return Options{}, err
 		}
 		return Options{Server: s, Client: c}, nil
+	}
+}
+
+// LoadOptionFiles returns a loader that reads Options with package
+// optionfile, as mariadbd reads them. Warnings (a broken included file, a
+// world-writable file skipped) go to logf.
+func LoadOptionFiles(d Defaults, logf func(string, ...any)) func(context.Context) (Options, error) {
+	return func(ctx context.Context) (Options, error) {
+		src, rest, err := optionfile.ParseArgs(d.Args())
+		if err != nil {
+			return Options{}, err
+		}
+		if len(rest) > 0 {
+			return Options{}, fmt.Errorf("option files: unexpected %q", rest[0])
+		}
+		set, err := optionfile.Load(src)
+		if err != nil {
+			return Options{}, err
+		}
+		if logf != nil {
+			for _, w := range set.Warnings() {
+				logf("option files: %v", w)
+			}
+		}
+		toMap := func(opts []optionfile.Option) map[string]string {
+			m := map[string]string{}
+			for _, o := range opts {
+				m[o.Key()] = o.Value
+			}
+			return m
+		}
+		return Options{
+			Server: toMap(set.Options(optionfile.ServerGroups("")...)),
+			Client: toMap(set.Options(ClientGroups...)),
+		}, nil
 	}
 }

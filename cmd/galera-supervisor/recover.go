@@ -45,7 +45,7 @@ func runRecover(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := loadOptions(d)(ctx)
+	opts, err := supervisor.LoadOptionFiles(d, logger(c.stderr, "galera-supervisor: "))(ctx)
 	if err != nil {
 		return &supervisor.ExitError{Code: supervisor.ExitConfig, Err: fmt.Errorf("read option files: %w", err)}
 	}

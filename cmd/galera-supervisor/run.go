@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
@@ -188,6 +190,9 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	logf := logger(c.stderr, "galera-supervisor: ")
+	// The driver logs dropped connections on its own; the health check
+	// already reports what matters.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
 	if err := supervisor.SetSubreaper(); err != nil {
 		logf("%v; orphaned SST processes will re-parent to init", err)
 	}
@@ -204,7 +209,7 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		Defaults:       o.defaults,
 		ExtraArgs:      extra,
 		NewCluster:     o.newCluster,
-		LoadOptions:    loadOptions(o.defaults),
+		LoadOptions:    supervisor.LoadOptionFiles(o.defaults, logf),
 		RuntimeDir:     o.runtimeDir,
 		StopTimeout:    o.stopTimeout,
 		StallTimeout:   o.stallTimeout,
@@ -227,11 +232,4 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		}
 	}()
 	return sup.Run(ctx)
-}
-
-// loadOptions reads the option files.
-// TODO(optionfile): use package optionfile once it exports Load; until
-// then my_print_defaults, the reference reader, does it.
-func loadOptions(d supervisor.Defaults) func(context.Context) (supervisor.Options, error) {
-	return supervisor.LoadPrintDefaults("my_print_defaults", d)
 }
