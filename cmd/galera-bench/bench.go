@@ -68,13 +68,25 @@ func (b *bench) run(ctx context.Context) (err error) {
 		ProviderOptions: []string{"gcache.size=256M"},
 		PathPrepend:     []string{b.cfg.binDir},
 		Keep:            b.cfg.keep,
-		Logf:            hlog,
+		// Nothing on these nodes is worth a long clean shutdown.
+		StopTimeout: 30 * time.Second,
+		Logf:        hlog,
 	})
 	if err != nil {
 		return fmt.Errorf("create cluster: %w", err)
 	}
 	b.cluster = c
 	defer func() {
+		b.logf("stopping the cluster")
+		if ctx.Err() != nil {
+			// Interrupted: a donor or joiner mid-SST ignores SIGTERM for as
+			// long as its SST runs, and nothing on them is worth keeping.
+			for i := 2; i >= 1; i-- {
+				if kerr := c.Node(i).Kill(); kerr != nil {
+					b.logf("warning: kill node%d: %v", i, kerr)
+				}
+			}
+		}
 		if cerr := c.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("stop cluster: %w", cerr)
 		}
@@ -281,6 +293,11 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	r.LockLogS = b.saveLogs(m.Name, n1.ErrorLog, logOff, n2.ErrorLog)
 
 	if err != nil {
+		// A joiner stopped mid-SST ignores SIGTERM until its SST script
+		// ends; its datadir is thrown away anyway.
+		if kerr := n2.Kill(); kerr != nil {
+			b.logf("warning: kill node2: %v", kerr)
+		}
 		if ctx.Err() != nil {
 			return fail("interrupted")
 		}

@@ -175,5 +175,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	b := &bench{cfg: cfg, specs: specs, stdout: stdout, stderr: stderr}
-	return b.run(ctx)
+	err = b.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Whatever failed did so because of the interrupt.
+		return ctx.Err()
+	}
+	return err
 }
