@@ -202,8 +202,23 @@ func (n *Node) writeConfig() error {
 	return nil
 }
 
-// initDataDir runs mariadb-install-db into an empty datadir.
+// initDataDir runs mariadb-install-db into an empty datadir. It tries twice:
+// the first failure is logged with its [ERROR] lines, since an unexplained
+// one was seen once while other teammates' clusters ran.
 func (n *Node) initDataDir(ctx context.Context) error {
+	err := n.installDB(ctx)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	n.c.logf("galeratest: %v; retrying once", err)
+	os.Rename(filepath.Join(n.Dir, "install.log"), filepath.Join(n.Dir, "install.log.1"))
+	if err := n.Wipe(); err != nil {
+		return err
+	}
+	return n.installDB(ctx)
+}
+
+func (n *Node) installDB(ctx context.Context) error {
 	logPath := filepath.Join(n.Dir, "install.log")
 	out, err := os.Create(logPath)
 	if err != nil {
@@ -221,9 +236,16 @@ func (n *Node) initDataDir(ctx context.Context) error {
 		"--innodb-buffer-pool-size="+n.c.cfg.BufferPool,
 	)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(n.environ(), markerEnv+"="+n.Dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
+	if err := spawn(cmd); err != nil {
+		return fmt.Errorf("start %s: %w", InstallDB, err)
+	}
+	err = cmd.Wait()
+	killMarked(markerEnv+"="+n.Dir, 0)
+	if err != nil {
 		b, _ := os.ReadFile(logPath)
 		return fmt.Errorf("mariadb-install-db --datadir=%s: %w; %s says:\n%s", n.DataDir, err, logPath, errorLines(b, 20))
 	}
