@@ -80,6 +80,14 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 		s.Logf("%s", strings.TrimPrefix(fmt.Sprintf(format, args...), "WSREP_SST: [INFO] "))
 	}
 	o.Reporter = reporter(s)
+	comp := o.Compressor
+	if role == transfer.Joiner {
+		comp = o.Decompressor
+	}
+	if comp == "" {
+		comp = "none"
+	}
+	s.Logf("transfer: TLS %s, compression %s, rate limit %d B/s", o.TLS.Mode, comp, o.RateLimit)
 	return o, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -99,11 +100,15 @@ func createTempUser(ctx context.Context, db *sql.DB, logf func(string, ...any)) 
 	}
 	for i, q := range stmts {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
+			conn.ExecContext(ctx, "SET SESSION wsrep_on=ON")
 			if i > 1 {
 				u.drop(context.WithoutCancel(ctx))
 			}
 			return nil, fmt.Errorf("create SST user %s: %s: %w", u.Name, strings.SplitN(q, " IDENTIFIED", 2)[0], err)
 		}
+	}
+	if _, err := conn.ExecContext(ctx, "SET SESSION wsrep_on=ON"); err != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn }) // never reuse it with wsrep_on=OFF
 	}
 	return u, nil
 }
@@ -124,15 +129,21 @@ func dropUser(ctx context.Context, db *sql.DB, name string) error {
 		return fmt.Errorf("drop SST user %s: %w", name, err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, q); err == nil {
-		return nil
-	} else if _, err2 := conn.ExecContext(ctx, "SET SESSION wsrep_on=OFF"); err2 != nil {
+	// A pooled connection may still carry wsrep_on=OFF from the CREATE.
+	_, err = conn.ExecContext(ctx, "SET SESSION wsrep_on=ON")
+	if err == nil {
+		if _, err = conn.ExecContext(ctx, q); err == nil {
+			return nil
+		}
+	}
+	if _, err2 := conn.ExecContext(ctx, "SET SESSION wsrep_on=OFF"); err2 != nil {
 		return fmt.Errorf("drop SST user %s: %w", name, errors.Join(err, err2))
 	} else if _, err2 := conn.ExecContext(ctx, q); err2 != nil {
-		// Not replicated (e.g. no Primary Component): at least gone here.
 		return fmt.Errorf("drop SST user %s: %w", name, errors.Join(err, err2))
 	}
-	return nil
+	conn.ExecContext(ctx, "SET SESSION wsrep_on=ON")
+	// Gone here, but the joiner keeps the copy its snapshot carried.
+	return fmt.Errorf("drop SST user %s: replicated drop failed (%v); dropped on this node only", name, err)
 }
 
 // sweepTempUsers drops accounts a killed donor left behind. Only one SST

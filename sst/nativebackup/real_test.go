@@ -1,0 +1,370 @@
+package nativebackup
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// sstBinDir builds galera-supervisor once into a directory mariadbd (user
+// mysql) can traverse, with the wsrep_sst_native-backup link beside it.
+func sstBinDir(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir := fmt.Sprintf("/var/tmp/gs-test/bin-%d", os.Getpid())
+		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
+			return
+		}
+		os.Chmod(filepath.Dir(dir), 0o755)
+		os.Chmod(dir, 0o755)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "galera-supervisor"), "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		if buildErr = os.Symlink("galera-supervisor", filepath.Join(dir, "wsrep_sst_"+Name)); buildErr != nil {
+			return
+		}
+		binDir = dir
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+// newCluster starts node1 with some data in several tables; node2 is
+// configured for native-backup but not started.
+func newCluster(t *testing.T, ctx context.Context, sst map[string]string, dataBytes int64) *galeratest.Cluster {
+	t.Helper()
+	bin := sstBinDir(t)
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, SST: sst, PathPrepend: []string{bin}})
+	n1 := c.Node(1)
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.CreateSampleTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.LoadData(ctx, dataBytes); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Exec(ctx, "CREATE TABLE gstest.w (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// writer commits small transactions on a node and records when each
+// committed and how long it took.
+type writer struct {
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	commits []time.Time
+	lat     []time.Duration
+	errs    []error
+}
+
+func startWriter(ctx context.Context, t *testing.T, n *galeratest.Node) *writer {
+	db, err := n.DB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			t0 := time.Now()
+			_, err := db.ExecContext(ctx, "INSERT INTO gstest.w (v, at) VALUES (?, NOW(6))", i)
+			d := time.Since(t0)
+			w.mu.Lock()
+			if err != nil {
+				w.errs = append(w.errs, err)
+			} else {
+				w.commits = append(w.commits, t0.Add(d))
+				w.lat = append(w.lat, d)
+			}
+			w.mu.Unlock()
+			if err != nil {
+				time.Sleep(50 * time.Millisecond) // back off a failing server, not a fixed wait in the SST
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) Stop() {
+	close(w.stop)
+	<-w.done
+}
+
+// report checks that the writer kept committing between from and to:
+// at most one 1-second window without a commit. It returns the longest
+// commit latency and the longest gap between commits.
+func (w *writer) report(t *testing.T, from, to time.Time) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	secs := int(to.Sub(from)/time.Second) + 1
+	per := make([]int, secs)
+	var maxLat, maxGap time.Duration
+	var prev time.Time
+	n := 0
+	for i, c := range w.commits {
+		if c.Before(from) || c.After(to) {
+			continue
+		}
+		n++
+		per[int(c.Sub(from)/time.Second)]++
+		if w.lat[i] > maxLat {
+			maxLat = w.lat[i]
+		}
+		if !prev.IsZero() && c.Sub(prev) > maxGap {
+			maxGap = c.Sub(prev)
+		}
+		prev = c
+	}
+	empty := 0
+	for _, k := range per[:len(per)-1] { // the last window is partial
+		if k == 0 {
+			empty++
+		}
+	}
+	t.Logf("writer on the donor: %d commits in %v of SST, %d errors; max commit stall %v, max gap between commits %v; commits per second %v; %d empty 1 s windows",
+		n, to.Sub(from).Round(time.Millisecond), len(w.errs), maxLat.Round(time.Millisecond), maxGap.Round(time.Millisecond), per, empty)
+	if n == 0 || empty > 1 {
+		t.Errorf("the donor did not keep committing during the SST: %d commits, %d empty 1 s windows", n, empty)
+	}
+	if len(w.errs) > 0 {
+		t.Errorf("writer errors: %v", w.errs[0])
+	}
+}
+
+// waitCaughtUp waits until node b has applied everything node a committed.
+func waitCaughtUp(ctx context.Context, t *testing.T, a, b *galeratest.Node) {
+	t.Helper()
+	for {
+		la, err1 := a.Status(ctx, "wsrep_last_committed")
+		lb, err2 := b.Status(ctx, "wsrep_last_committed")
+		if err1 == nil && err2 == nil && la == lb {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node%d never caught up with node%d: %s vs %s (%v %v)", b.N, a.N, lb, la, err1, err2)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func tempUsers(ctx context.Context, n *galeratest.Node) (int, error) {
+	s, err := n.QueryString(ctx, `SELECT COUNT(*) FROM mysql.global_priv WHERE User LIKE 'gs\_sst\_%'`)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(s)
+}
+
+// waitNoTempUsers polls: the donor's DROP replicates to the joiner.
+func waitNoTempUsers(ctx context.Context, t *testing.T, nodes ...*galeratest.Node) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, n := range nodes {
+		for {
+			k, err := tempUsers(ctx, n)
+			if err == nil && k == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node%d still has %d temporary SST users (%v)", n.N, k, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func compareTables(ctx context.Context, t *testing.T, a, b *galeratest.Node) {
+	t.Helper()
+	ca, err := a.Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := b.Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := galeratest.CompareChecksums(ca, cb); err != nil {
+		t.Fatalf("tables differ after the SST: %v", err)
+	}
+	var names []string
+	for k := range ca {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	t.Logf("%d tables equal on node%d and node%d: %v", len(ca), a.N, b.N, names)
+}
+
+func fileNonEmpty(t *testing.T, p string) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() == 0 {
+		t.Errorf("log %s missing or empty: %v", p, err)
+	}
+}
+
+// joinWithWriter joins node2 by native-backup while a writer commits on
+// node1 throughout, and checks the tables, the logs and the writer.
+func joinWithWriter(ctx context.Context, t *testing.T, c *galeratest.Cluster) {
+	n1, n2 := c.Node(1), c.Node(2)
+	w := startWriter(ctx, t, n1)
+	time.Sleep(500 * time.Millisecond) // let the writer reach a steady pace before the join
+	t0 := time.Now()
+	if err := n2.Start(ctx); err != nil {
+		w.Stop()
+		t.Fatal(err)
+	}
+	err := n2.WaitSynced(ctx)
+	t1 := time.Now()
+	w.Stop()
+	if err != nil {
+		t.Fatalf("node2 did not join: %v", err)
+	}
+	t.Logf("node2 Synced %v after start", t1.Sub(t0).Round(time.Millisecond))
+	w.report(t, t0, t1)
+	waitCaughtUp(ctx, t, n1, n2)
+	compareTables(ctx, t, n1, n2)
+	fileNonEmpty(t, filepath.Join(n1.DataDir, BackupLog))
+	fileNonEmpty(t, filepath.Join(n2.DataDir, PrepareLog))
+	fileNonEmpty(t, filepath.Join(n2.DataDir, MoveLog))
+	for _, p := range []string{filepath.Join(n2.DataDir, ".sst-native"), filepath.Join(n2.DataDir, "xtrabackup_checkpoints"), filepath.Join(n2.DataDir, "donor_galera_info")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left in the joiner's datadir", p)
+		}
+	}
+	if log, _ := os.ReadFile(n2.ErrorLog); !strings.Contains(string(log), "WSREP_SST: [INFO]") {
+		t.Errorf("no WSREP_SST lines in node2's log")
+	}
+}
+
+// TestRealNativeBackupJoin: node2 joins by native-backup, with the
+// automatic temporary user, while the donor keeps committing.
+func TestRealNativeBackupJoin(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, nil, 96<<20)
+	joinWithWriter(ctx, t, c)
+	waitNoTempUsers(ctx, t, c.Node(1), c.Node(2))
+	log, _ := os.ReadFile(c.Node(1).ErrorLog)
+	if !strings.Contains(string(log), "created temporary SST user gs_sst_") || !strings.Contains(string(log), "dropped temporary SST user gs_sst_") {
+		t.Errorf("the donor's log does not show the temporary user created and dropped")
+	}
+}
+
+// TestRealNativeBackupTLSLZ4: the same over mutually verified TLS with the
+// built-in lz4, and credentials from wsrep_sst_auth.
+func TestRealNativeBackupTLSLZ4(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, nil, 64<<20)
+	certDir := filepath.Join(c.Dir(), "certs")
+	ca, cert, key := writeCerts(t, certDir)
+	opts := map[string]string{"encrypt": "4", "tca": ca, "tcert": cert, "tkey": key, "compressor": "lz4", "decompressor": "lz4 -d"}
+	for _, n := range c.Nodes() {
+		if err := n.SetSST(opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n1 := c.Node(1)
+	if err := n1.Exec(ctx, "SET GLOBAL wsrep_sst_auth='root:'"); err != nil {
+		t.Fatal(err)
+	}
+	joinWithWriter(ctx, t, c)
+	for _, n := range c.Nodes() {
+		log, _ := os.ReadFile(n.ErrorLog)
+		if !strings.Contains(string(log), "transfer: TLS verify-ca, compression lz4") {
+			t.Errorf("node%d's log does not show TLS verify-ca with lz4", n.N)
+		}
+	}
+	if k, err := tempUsers(ctx, n1); err != nil || k != 0 {
+		t.Errorf("wsrep_sst_auth set, yet %d temporary users (%v)", k, err)
+	}
+}
+
+// writeCerts makes a CA and one certificate for 127.0.0.1 that both sides
+// use, readable by mysql.
+func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gs test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(k)
+	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for p, b := range map[string][]byte{
+		ca:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+	} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ca, cert, key
+}
