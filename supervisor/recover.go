@@ -17,8 +17,10 @@ type RecoverConfig struct {
 	Mariadbd  string
 	Defaults  Defaults
 	ExtraArgs []string // filtered: start-up-only options are dropped
-	User      string   // passed as --user when running as root
-	Env       []string // mariadbd's environment (with our NOTIFY_SOCKET)
+	User      string   // passed as --user when running as root without Credential
+	// Credential runs the recovery as mariadbd's user from the start.
+	Credential *syscall.Credential
+	Env        []string // mariadbd's environment (with our NOTIFY_SOCKET)
 	// Started is called with the recovery process's PID (for the reaper).
 	Started func(pid int)
 }
@@ -37,7 +39,7 @@ func recoverArgs(cfg RecoverConfig) []string {
 	}
 	// As galera_recovery does: the log goes to stderr, where we read it.
 	args = append(args, "--wsrep-recover", "--disable-log-error")
-	if os.Geteuid() == 0 && cfg.User != "" {
+	if os.Geteuid() == 0 && cfg.Credential == nil && cfg.User != "" {
 		args = append(args, "--user="+cfg.User)
 	}
 	return args
@@ -58,7 +60,7 @@ func Recover(ctx context.Context, cfg RecoverConfig) (Position, error) {
 	args := recoverArgs(cfg)
 	cmd := exec.CommandContext(ctx, cfg.Mariadbd, args...)
 	cmd.Env = cfg.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cfg.Credential}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	var out bytes.Buffer

@@ -163,11 +163,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		userName = "mysql"
 	}
 	uid, gid := -1, -1
-	if os.Geteuid() == 0 {
-		if u, err := user.Lookup(userName); err == nil {
-			uid, _ = strconv.Atoi(u.Uid)
-			gid, _ = strconv.Atoi(u.Gid)
-		}
+	cred, err := credential(userName)
+	if err != nil {
+		return exitErr(ExitConfig, "%w", err)
+	}
+	if cred != nil {
+		uid, gid = int(cred.Uid), int(cred.Gid)
 	}
 
 	if err := os.MkdirAll(s.cfg.RuntimeDir, 0o755); err != nil {
@@ -202,17 +203,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}()
 	env := childEnv(s.cfg.Env, nl.Path(), pl.Path())
 
-	r := &runner{s: s, opts: opts, wsrep: wsrep, msgs: msgs, progress: pl.Events(), env: env,
+	r := &runner{s: s, opts: opts, cred: cred, wsrep: wsrep, msgs: msgs, progress: pl.Events(), env: env,
 		view: view{wsrep: wsrep, meter: &progress.Meter{}},
 		keep: notify.Keepalive{Window: s.cfg.StallTimeout}}
 	r.health = s.cfg.NewHealth(opts)
 	defer func() { r.health.Close() }()
 
 	args := append(s.cfg.Defaults.Args(), s.cfg.ExtraArgs...)
-	if _, ok := opts.Server["user"]; !ok && os.Geteuid() == 0 {
-		// mariadbd refuses to run as root; User=mysql in a unit does this.
-		args = append(args, "--user="+userName)
-	}
 	if wsrep {
 		pos, err := r.recoverPosition(ctx, datadir, userName)
 		if err != nil {
@@ -249,6 +246,30 @@ func (s *Supervisor) loadOptions(ctx context.Context) (Options, error) {
 	return o, nil
 }
 
+// credential is the user mariadbd runs as when we are root, nil otherwise.
+func credential(name string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("look up mariadbd's user %q (option user): %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	c := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	gids, _ := u.GroupIds()
+	for _, g := range gids {
+		if n, err := strconv.Atoi(g); err == nil {
+			c.Groups = append(c.Groups, uint32(n))
+		}
+	}
+	if len(c.Groups) == 0 {
+		c.Groups = []uint32{uint32(gid)}
+	}
+	return c, nil
+}
+
 // childEnv is env without systemd's variables meant for us, plus ours.
 func childEnv(env []string, notifySocket, progressSocket string) []string {
 	var out []string
@@ -270,6 +291,7 @@ func childEnv(env []string, notifySocket, progressSocket string) []string {
 type runner struct {
 	s        *Supervisor
 	opts     Options
+	cred     *syscall.Credential
 	wsrep    bool
 	msgs     <-chan notify.Message
 	progress <-chan progress.Event
@@ -364,7 +386,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 	go func() {
 		pos, err := Recover(rctx, RecoverConfig{
 			Mariadbd: s.cfg.Mariadbd, Defaults: s.cfg.Defaults, ExtraArgs: s.cfg.ExtraArgs,
-			User: userName, Env: r.env, Started: func(pid int) { recPID.Store(int64(pid)) },
+			User: userName, Credential: r.cred, Env: r.env, Started: func(pid int) { recPID.Store(int64(pid)) },
 		})
 		done <- result{pos, err}
 	}()
@@ -402,7 +424,10 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	cmd.Env = r.env
 	// Its own process group, as under systemd: the SST scripts run
 	// "kill -- -$PARENT" on it, and we kill the group when it is gone.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// Started as mariadbd's user, as User=mysql in the stock unit does,
+	// rather than letting it drop root: the kernel clears Pdeathsig when a
+	// process changes its credentials, and rsync SST breaks as root.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: r.cred}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = s.cfg.StopTimeout
 	stdout, closeOut := outFile(s.cfg.Stdout)

@@ -105,7 +105,7 @@ func startFake(t *testing.T, mode string, mod func(*Config, string)) *fakeNode {
 			n.mu.Lock()
 			n.opts++
 			n.mu.Unlock()
-			return Options{Server: map[string]string{"datadir": datadir, "wsrep-on": "ON", "user": "nobody"}}, nil
+			return Options{Server: map[string]string{"datadir": datadir, "wsrep-on": "ON", "user": "root"}}, nil
 		},
 		NewHealth:      func(Options) Health { return fakeHealth{dir} },
 		RuntimeDir:     filepath.Join(dir, "run"),
@@ -148,6 +148,7 @@ func (n *fakeNode) waitReady() {
 	select {
 	case <-n.sup.Ready():
 	case err := <-n.errc:
+		n.errc <- err // for Cleanup
 		n.t.Fatalf("Run returned before ready: %v", err)
 	case <-time.After(15 * time.Second):
 		n.t.Fatal("not ready after 15s")
