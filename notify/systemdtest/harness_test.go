@@ -21,7 +21,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GS_SYSTEMDTEST_HELPER") == "notify" {
 		os.Exit(notifyHelper())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBinaries()
+	os.Exit(code)
 }
 
 func sdNotify(msg string) error {

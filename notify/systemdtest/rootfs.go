@@ -22,7 +22,7 @@ const Suite = "bookworm"
 
 // recipeVersion changes whenever the build steps below change, so that an old
 // cached rootfs is not reused.
-const recipeVersion = "1"
+const recipeVersion = "2"
 
 // basePackages go into debootstrap's --include; Packages are installed with
 // apt afterwards (debootstrap's resolver is too simple for mariadb-server).
@@ -281,6 +281,8 @@ func build(ctx context.Context, final string, src Sources, logf func(string, ...
 		mode os.FileMode
 	}{
 		{"etc/apt/sources.list", list, 0o644},
+		// minbase has no /etc/hosts; mariadb-install-db and clients need localhost.
+		{"etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644},
 		// Never let maintainer scripts start daemons during the build.
 		{"usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755},
 	}
