@@ -146,6 +146,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 
 	fmt.Fprintf(out, "galera-demo: %d MariaDB Galera nodes on loopback; joiners use SST method %q.\n", o.nodes, o.sstMethod)
+	d.say("reserving ports, writing configs, mariadb-install-db for node1 ...")
 	c, err := galeratest.New(ctx, cfg)
 	if err != nil {
 		return err

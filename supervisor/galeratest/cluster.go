@@ -10,6 +10,25 @@
 //
 // Ports are never fixed: each node slot gets four free ports, reserved
 // machine-wide under Root/ports so concurrent test processes never collide.
+//
+// A test:
+//
+//	func TestRealJoin(t *testing.T) {
+//		galeratest.Require(t)
+//		c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: "native-copy",
+//			PathPrepend: []string{binDir}}) // binDir holds wsrep_sst_native-copy
+//		if err := c.Bootstrap(ctx); err != nil { t.Fatal(err) }
+//		c.Node(1).LoadData(ctx, 16<<20)
+//		c.Node(2).Start(ctx)                 // empty datadir: joins by SST
+//		if err := c.Node(2).WaitSynced(ctx); err != nil { t.Fatal(err) }
+//		a, _ := c.Node(1).Checksums(ctx)
+//		b, _ := c.Node(2).Checksums(ctx)
+//		if err := galeratest.CompareChecksums(a, b); err != nil { t.Fatal(err) }
+//	}
+//
+// The harness connects as root over each node's socket without a password
+// (User, Password); "root:" is a working wsrep_sst_auth. Dirs are removed on
+// Close unless GS_TEST_KEEP=1.
 package galeratest
 
 import (

@@ -62,8 +62,8 @@ func (n *Node) SetSST(opts map[string]string) error {
 	return n.writeConfig()
 }
 
-// SetMysqld merges opts into the node's [mysqld] group, as Config.Mysqld;
-// deleting needs a nil map entry value of "-" (since "" is a bare key).
+// SetMysqld merges opts into the node's [mysqld] group, as Config.Mysqld
+// ("" writes a bare key); the value "-" deletes the key.
 func (n *Node) SetMysqld(opts map[string]string) error {
 	n.mu.Lock()
 	for k, v := range opts {
@@ -423,6 +423,15 @@ func (n *Node) Stop(ctx context.Context) error {
 	return fmt.Errorf("node%d pid %d %s; killed", n.N, p.pid, why)
 }
 
+// Restart stops the node and starts it again with extraArgs; it does not
+// wait for Synced.
+func (n *Node) Restart(ctx context.Context, extraArgs ...string) error {
+	if err := n.Stop(ctx); err != nil {
+		return err
+	}
+	return n.Start(ctx, extraArgs...)
+}
+
 // Kill SIGKILLs the node's process group and waits until it is gone.
 func (n *Node) Kill() error {
 	p := n.current()
@@ -440,7 +449,7 @@ func (n *Node) kill(p *proc) error {
 	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	syscall.Kill(-p.pid, syscall.SIGKILL)
+	p.killGroup()
 	select {
 	case <-p.done:
 		return nil

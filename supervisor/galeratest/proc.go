@@ -56,6 +56,19 @@ type proc struct {
 	marker string
 	done   chan struct{} // closed once the process and everything it left are gone
 	err    error         // Wait's result, valid after done
+
+	mu     sync.Mutex
+	reaped bool // after this, pid may belong to someone else
+}
+
+// killGroup SIGKILLs the process group, unless the leader was reaped already
+// and the group ID could name a stranger's group.
+func (p *proc) killGroup() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
 }
 
 // watch waits for p to exit, then kills what it leaves behind: its process
@@ -69,9 +82,12 @@ func (p *proc) watch() {
 			break
 		}
 	}
-	syscall.Kill(-p.pid, syscall.SIGKILL)
+	p.killGroup()
 	killMarked(p.marker, p.pid)
+	p.mu.Lock()
 	p.err = p.cmd.Wait()
+	p.reaped = true
+	p.mu.Unlock()
 	close(p.done)
 }
 
