@@ -161,8 +161,12 @@ func NewTest(t testing.TB, cfg Config) *Cluster {
 					t.Logf("node%d %s (last lines):\n%s", n.N, n.ErrorLog, tail)
 				}
 			}
-			if !c.keep() {
-				t.Logf("cluster dir %s is removed; set GS_TEST_KEEP=1 to keep it", c.dir)
+			if c.keep() {
+				t.Logf("cluster dir kept: %s", c.dir)
+			} else if d, err := c.saveLogs(); err != nil {
+				t.Logf("save logs: %v", err)
+			} else {
+				t.Logf("logs saved in %s; cluster dir %s is removed (GS_TEST_KEEP=1 keeps it)", d, c.dir)
 			}
 		}
 		if err := c.Close(); err != nil {
@@ -435,6 +439,46 @@ func sweepStale(logf func(string, ...any)) {
 		logf("galeratest: removing %s left by dead process %d", dir, pid)
 		os.RemoveAll(dir)
 	}
+}
+
+// saveLogs copies every node's logs (the last MiB of each) to
+// Root/failed/<cluster>/, which outlives Close.
+func (c *Cluster) saveLogs() (string, error) {
+	dst := filepath.Join(Root, "failed", filepath.Base(c.dir))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", dst, err)
+	}
+	for _, n := range c.nodes {
+		for _, name := range []string{"error.log", "stdout.log", "install.log", "install.log.1", "my.cnf"} {
+			b, err := readTail(filepath.Join(n.Dir, name), 1<<20)
+			if err != nil {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dst, n.Name()+"-"+name), b, 0o644); err != nil {
+				return "", fmt.Errorf("save log: %w", err)
+			}
+		}
+	}
+	return dst, nil
+}
+
+func readTail(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(fi.Size()-limit, 0)
+	b := make([]byte, fi.Size()-off)
+	k, err := f.ReadAt(b, off)
+	if err != nil && k < len(b) {
+		return nil, err
+	}
+	return b[:k], nil
 }
 
 func copyMap(m map[string]string) map[string]string {

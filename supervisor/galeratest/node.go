@@ -542,23 +542,11 @@ func (n *Node) WaitStatus(ctx context.Context, name, want string) error {
 
 // LogTail returns the last n lines of the node's error log.
 func (n *Node) LogTail(lines int) string {
-	f, err := os.Open(n.ErrorLog)
+	b, err := readTail(n.ErrorLog, 64<<10)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	const max = 64 << 10
-	fi, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := fi.Size() - max
-	if off < 0 {
-		off = 0
-	}
-	b := make([]byte, fi.Size()-off)
-	n2, _ := f.ReadAt(b, off)
-	return tailLines(b[:n2], lines)
+	return tailLines(b, lines)
 }
 
 // errorLines picks the [ERROR] and [Warning] lines of a server log, which
