@@ -120,7 +120,48 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		return classify(sess.SendFile(ctx, f.Name, fh), "send "+f.Name+" to "+peer)
 	}
 
-	// Pass 1, without any lock: everything.
+	// Which files must go (again): new ones, and those that changed since
+	// they were read. Logs are left to the locked pass.
+	byName := map[string]*file{}
+	for _, f := range files {
+		byName[f.Name] = f
+	}
+	var current []*file
+	pending := func(withLogs bool) ([]*file, int64, error) {
+		now, err := listFiles(d, binlogs, func(string, ...any) {})
+		if err != nil {
+			return nil, 0, err
+		}
+		current = current[:0]
+		var out []*file
+		var bytes int64
+		for _, nf := range now {
+			f, ok := byName[nf.Name]
+			if !ok {
+				byName[nf.Name] = nf
+				f = nf
+			}
+			current = append(current, f)
+			if f.Log && !withLogs {
+				continue
+			}
+			ch := true
+			if ok && !f.Log {
+				if ch, err = f.changed(); err != nil {
+					return nil, 0, sst.Errorf(sst.EIO, "%s: %w", s.Method, err)
+				}
+			}
+			if ch {
+				out = append(out, f)
+				bytes += nf.Size
+			}
+		}
+		return out, bytes, nil
+	}
+
+	// Pass 1, without any lock: everything. Then catch-up passes, still
+	// without a lock, while much has changed meanwhile (pages the server
+	// flushed during the copy), so the locked pass has little left.
 	t1 := time.Now()
 	s.Report(progress.Event{Phase: progress.PhaseSending, Total: total, Peer: peer})
 	for _, f := range files {
@@ -133,8 +174,29 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	}
 	pass1 := time.Since(t1)
 	s.Logf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(total), pass1.Seconds(), float64(total)/1e6/max(pass1.Seconds(), 1e-3))
+	const catchUpPasses = 3
+	small := max(int64(64<<20), total/50)
+	for pass := 0; pass < catchUpPasses; pass++ {
+		ch, bytes, err := pending(false)
+		if err != nil {
+			return fail(err)
+		}
+		if bytes <= small {
+			break
+		}
+		tc := time.Now()
+		for _, f := range ch {
+			if err := send(f, false); err != nil {
+				return fail(err)
+			}
+		}
+		if _, err := sess.Sync(ctx); err != nil {
+			return classify(err, "catch-up pass to "+peer)
+		}
+		s.Logf("catch-up pass %d (no lock): %d changed files, %s in %.1fs", pass+1, len(ch), mb(bytes), time.Since(tc).Seconds())
+	}
 
-	// Pass 2, under the server's write lock: logs, then what changed.
+	// The locked pass: logs first, then whatever changed.
 	// A marker left by an earlier SST must not pass for the server's answer.
 	flushed := filepath.Join(s.Datadir, sst.TablesFlushedFile)
 	sstErr := filepath.Join(s.Datadir, sst.SSTErrorFile)
@@ -158,7 +220,11 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	}
 	var again int64
 	var resent []string
-	for _, f := range files {
+	all, _, err := pending(true)
+	if err != nil {
+		return fail(err)
+	}
+	for _, f := range all {
 		if f.Log {
 			if err := send(f, false); err != nil {
 				return fail(err)
@@ -166,39 +232,24 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			again += f.Size
 		}
 	}
+	// The logs are read before any other file is looked at (see the
+	// package comment); Sync makes sure the engine has read them.
 	if _, err := sess.Sync(ctx); err != nil {
 		return classify(err, "logs to "+peer)
 	}
-	now, err := listFiles(d, binlogs, func(string, ...any) {})
+	ch, _, err := pending(false)
 	if err != nil {
 		return fail(err)
 	}
-	byName := map[string]*file{}
-	for _, f := range files {
-		byName[f.Name] = f
+	for _, f := range ch {
+		if err := send(f, false); err != nil {
+			return fail(err)
+		}
+		again += f.Size
+		resent = append(resent, f.Name)
 	}
-	final := make([]manifestF, 0, len(now))
-	for _, nf := range now {
-		f, ok := byName[nf.Name]
-		if !ok {
-			f = nf // created during the first pass
-		} else if f.Log {
-			final = append(final, manifestF{Name: f.Name, Size: sent[f.Name]})
-			continue
-		}
-		ch := true
-		if ok {
-			if ch, err = f.changed(); err != nil {
-				return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
-			}
-		}
-		if ch {
-			if err := send(f, false); err != nil {
-				return fail(err)
-			}
-			again += f.Size
-			resent = append(resent, f.Name)
-		}
+	final := make([]manifestF, 0, len(current))
+	for _, f := range current {
 		final = append(final, manifestF{Name: f.Name, Size: sent[f.Name]})
 	}
 	if _, err := sess.Sync(ctx); err != nil {

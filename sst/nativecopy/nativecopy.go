@@ -92,8 +92,13 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 	o.Logf = func(format string, args ...any) {
 		// The engine may prefix its lines itself; say it once.
 		msg := fmt.Sprintf(format, args...)
-		msg = strings.TrimPrefix(msg, "WSREP_SST: [INFO] ")
-		s.Logf("%s", msg)
+		if m, ok := strings.CutPrefix(msg, "WSREP_SST: [WARNING] "); ok {
+			s.Warnf("%s", m)
+		} else if m, ok := strings.CutPrefix(msg, "WSREP_SST: [ERROR] "); ok {
+			s.ErrLogf("%s", m)
+		} else {
+			s.Logf("%s", strings.TrimPrefix(msg, "WSREP_SST: [INFO] "))
+		}
 	}
 	o.Reporter = reporter(s)
 	return o, nil

@@ -1,0 +1,479 @@
+package nativecopy
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// buildBinary builds galera-supervisor once per test process into a dir
+// mariadbd (user mysql) can reach, with the wsrep_sst_native-copy link.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir = fmt.Sprintf("/var/tmp/gs-test/bin-%d", os.Getpid())
+		if binErr = os.MkdirAll(binDir, 0o755); binErr != nil {
+			return
+		}
+		os.Chmod("/var/tmp/gs-test", 0o755)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "galera-supervisor"), "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out.String())
+			return
+		}
+		binErr = os.Symlink("galera-supervisor", filepath.Join(binDir, "wsrep_sst_"+Name))
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	t.Cleanup(func() {}) // the dir is removed by TestMain's caller? see removeBin
+	return binDir
+}
+
+func newCluster(t *testing.T, sstOpts map[string]string) *galeratest.Cluster {
+	t.Helper()
+	galeratest.Require(t)
+	bin := buildBinary(t)
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   Name,
+		SST:         sstOpts,
+		PathPrepend: []string{bin},
+	})
+	return c
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checksums(t *testing.T, ctx context.Context, n *galeratest.Node) map[string]string {
+	t.Helper()
+	s, err := n.Checksums(ctx)
+	must(t, err)
+	if len(s) == 0 {
+		t.Fatalf("node%d has no tables to compare", n.N)
+	}
+	return s
+}
+
+// logSince returns what was appended to a node's error log after off.
+func logSince(t *testing.T, n *galeratest.Node, off int64) string {
+	b, err := os.ReadFile(n.ErrorLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off > int64(len(b)) {
+		off = 0
+	}
+	return string(b[off:])
+}
+
+func logSize(n *galeratest.Node) int64 {
+	fi, err := os.Stat(n.ErrorLog)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func lockLine(log string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "donor write lock held") || strings.Contains(l, "first pass (no lock)") || strings.Contains(l, "verified") && strings.Contains(l, "MB/s") {
+			return l
+		}
+	}
+	return ""
+}
+
+func grepLines(log string, subs ...string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		for _, s := range subs {
+			if strings.Contains(l, s) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// join starts node n (stopped) and waits until it is Synced.
+func join(t *testing.T, ctx context.Context, n *galeratest.Node) {
+	t.Helper()
+	must(t, n.Start(ctx))
+	if err := n.WaitSynced(ctx); err != nil {
+		t.Fatalf("node%d did not join: %v", n.N, err)
+	}
+}
+
+// forceSST stops n and removes its grastate.dat, so that its next start
+// asks for a full SST while it still holds its old datadir.
+func forceSST(t *testing.T, ctx context.Context, n *galeratest.Node) {
+	t.Helper()
+	must(t, n.Stop(ctx))
+	must(t, os.Remove(filepath.Join(n.DataDir, "grastate.dat")))
+}
+
+// writeRows changes data on n so a joiner has something new to receive.
+func writeRows(t *testing.T, ctx context.Context, n *galeratest.Node, k int) {
+	t.Helper()
+	db, err := n.DB(ctx)
+	must(t, err)
+	conn, err := db.Conn(ctx)
+	must(t, err)
+	defer conn.Close()
+	// A pooled connection may still carry LoadData's wsrep_on=OFF.
+	for _, q := range []string{
+		"SET SESSION wsrep_on=ON",
+		"USE bench",
+		"CREATE TABLE IF NOT EXISTS bench.extra (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(100)) ENGINE=InnoDB",
+		fmt.Sprintf("INSERT INTO bench.extra (v) SELECT CONCAT('row ', seq) FROM seq_1_to_%d", k),
+		"UPDATE bench.t SET a = a + 1 WHERE id % 97 = 0",
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("node%d: %s: %v", n.N, q, err)
+		}
+	}
+}
+
+// TestRealNativeCopy runs one 2-node cluster through the method's paths:
+// an empty joiner, IST (bypass), delta over an old datadir, and a donor and
+// a joiner killed mid-transfer, each failure leaving both datadirs intact.
+func TestRealNativeCopy(t *testing.T) {
+	galeratest.Require(t)
+	ctx := ctxFor(t, 10*time.Minute)
+	c := newCluster(t, nil)
+	n1, n2 := c.Node(1), c.Node(2)
+	must(t, c.Bootstrap(ctx))
+	must(t, n1.CreateSampleTables(ctx))
+	must(t, n1.LoadData(ctx, 24<<20))
+
+	t.Run("empty joiner", func(t *testing.T) {
+		off := logSize(n1)
+		t0 := time.Now()
+		join(t, ctx, n2)
+		t.Logf("node2 Synced %.1fs after start", time.Since(t0).Seconds())
+		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
+			t.Fatal(err)
+		}
+		dl := logSince(t, n1, off)
+		if !strings.Contains(dl, "donor write lock held") {
+			t.Fatalf("donor log has no lock line:\n%s", dl)
+		}
+		t.Logf("donor:\n%s", grepLines(dl, "first pass", "donor write lock held", "verified"))
+	})
+
+	t.Run("IST bypass", func(t *testing.T) {
+		must(t, n2.Stop(ctx))
+		writeRows(t, ctx, n1, 500)
+		o1, o2 := logSize(n1), logSize(n2)
+		join(t, ctx, n2)
+		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
+			t.Fatal(err)
+		}
+		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+		if !strings.Contains(dl, "sending only the state") || !strings.Contains(jl, "sent bypass") {
+			t.Fatalf("bypass path not taken\ndonor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST"), grepLines(jl, "WSREP_SST"))
+		}
+		if strings.Contains(jl, "receiving ") {
+			t.Errorf("joiner received data on a bypass:\n%s", grepLines(jl, "WSREP_SST"))
+		}
+		t.Logf("joiner:\n%s", grepLines(jl, "bypass", "IST"))
+	})
+
+	t.Run("delta over old datadir", func(t *testing.T) {
+		forceSST(t, ctx, n2)
+		writeRows(t, ctx, n1, 2000)
+		must(t, n2.SetSST(map[string]string{"delta": "1"}))
+		defer n2.SetSST(map[string]string{"delta": ""})
+		o1, o2 := logSize(n1), logSize(n2)
+		join(t, ctx, n2)
+		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
+			t.Fatal(err)
+		}
+		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+		if !strings.Contains(jl, "delta mode: staged") || !strings.Contains(dl, "delta mode:") {
+			t.Fatalf("delta mode not used\ndonor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST"), grepLines(jl, "WSREP_SST"))
+		}
+		t.Logf("donor:\n%s\njoiner:\n%s", grepLines(dl, "delta", "lock held", "verified"), grepLines(jl, "delta", "received"))
+	})
+
+	t.Run("donor killed", func(t *testing.T) {
+		failJoin(t, ctx, c, "donor")
+	})
+	t.Run("joiner killed", func(t *testing.T) {
+		failJoin(t, ctx, c, "joiner")
+	})
+	t.Run("rejoin after failures", func(t *testing.T) {
+		join(t, ctx, n2)
+		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// serverFiles are what mariadbd itself writes in a joiner's datadir around
+// an SST; they are not the old data the SST must keep.
+func serverFile(name string) bool {
+	base := filepath.Base(name)
+	switch base {
+	case "grastate.dat", "gvwstate.dat", "galera.cache", "sst_in_progress", "wsrep_sst.pid", "tables_flushed", "sst_error":
+		return true
+	}
+	return strings.HasSuffix(base, ".err") || strings.HasSuffix(base, ".pid") || strings.HasPrefix(base, "core")
+}
+
+func dataSnapshot(t *testing.T, dir string) map[string]string {
+	s := snapshot(t, dir)
+	for k := range s {
+		if serverFile(k) {
+			delete(s, k)
+		}
+	}
+	return s
+}
+
+// failJoin makes node2 (holding an old datadir) ask for an SST and kills
+// the SST process of role mid-transfer; node2 must fail with its old data
+// intact and node1 must stay Synced with its data unchanged.
+func failJoin(t *testing.T, ctx context.Context, c *galeratest.Cluster, role string) {
+	n1, n2 := c.Node(1), c.Node(2)
+	forceSST(t, ctx, n2)
+	must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
+	defer n1.SetSST(map[string]string{"rlimit": ""})
+	before2 := dataSnapshot(t, n2.DataDir)
+	sums1 := checksums(t, ctx, n1)
+	o1, o2 := logSize(n1), logSize(n2)
+	must(t, n2.Start(ctx))
+	dir := n2.DataDir
+	if role == "donor" {
+		dir = n1.DataDir
+	}
+	pid, err := waitSSTProcess(ctx, role, dir, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	t.Logf("killing the %s's SST process %d", role, pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := n2.Wait(wctx); err == nil {
+		t.Log("node2's mariadbd exited cleanly")
+	}
+	if n2.Running() {
+		t.Fatal("node2 still runs after its SST failed")
+	}
+	dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+	t.Logf("donor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST: [ERROR]", "failed"), grepLines(jl, "WSREP_SST: [ERROR]", "Will never receive", "failed"))
+	if d := diffSnap(before2, dataSnapshot(t, n2.DataDir)); d != "" {
+		t.Errorf("node2's old datadir changed:\n%s", d)
+	}
+	for _, n := range []string{".sst-native-old", ".sst-native-trash", ".sst-native-swap"} {
+		if _, err := os.Lstat(filepath.Join(n2.DataDir, n)); err == nil {
+			t.Errorf("%s left in node2's datadir", n)
+		}
+	}
+	if err := n1.WaitSynced(ctx); err != nil {
+		t.Fatalf("donor not Synced after the failure: %v", err)
+	}
+	if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
+		t.Fatalf("donor's data changed: %v", err)
+	}
+	if role == "joiner" && !strings.Contains(dl, "WSREP_SST: [ERROR]") {
+		t.Errorf("donor logged no SST error after the joiner died:\n%s", grepLines(dl, "WSREP_SST"))
+	}
+	if _, err := os.Lstat(filepath.Join(n1.DataDir, "tables_flushed")); err == nil {
+		t.Error("tables_flushed left in the donor's datadir")
+	}
+}
+
+// waitSSTProcess finds the native-copy process of role working on datadir.
+func waitSSTProcess(ctx context.Context, role, datadir string, d time.Duration) (int, error) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err != nil {
+				continue
+			}
+			args := strings.Split(string(b), "\x00")
+			if len(args) == 0 || filepath.Base(args[0]) != "wsrep_sst_"+Name {
+				continue
+			}
+			cmd := strings.Join(args, " ")
+			if strings.Contains(cmd, "--role "+role) && strings.Contains(cmd, filepath.Clean(datadir)) {
+				return pid, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("no %s SST process for %s within %s", role, datadir, d)
+}
+
+// TestRealTLSAndLZ4: node2 joins empty over mutual TLS with lz4; then a
+// donor whose certificate the joiner's CA did not sign is refused.
+func TestRealTLSAndLZ4(t *testing.T) {
+	galeratest.Require(t)
+	ctx := ctxFor(t, 8*time.Minute)
+	c := newCluster(t, nil)
+	dir := filepath.Join(c.Dir(), "certs")
+	must(t, os.MkdirAll(dir, 0o755))
+	os.Chmod(c.Dir(), 0o755)
+	ca1, k1 := makeCA(t, "ca1")
+	ca2, k2 := makeCA(t, "ca2")
+	writeCert(t, dir, "ca1", ca1, nil)
+	for _, l := range []struct {
+		name string
+		ca   *x509.Certificate
+		key  *ecdsa.PrivateKey
+	}{{"node1", ca1, k1}, {"node2", ca1, k1}, {"foreign", ca2, k2}} {
+		cert, key := makeLeaf(t, l.name, l.ca, l.key)
+		writeCert(t, dir, l.name, cert, key)
+	}
+	tlsOpts := func(who string) map[string]string {
+		return map[string]string{"encrypt": "4", "tca": filepath.Join(dir, "ca1.crt"),
+			"tcert": filepath.Join(dir, who+".crt"), "tkey": filepath.Join(dir, who+".key"),
+			"compressor": "lz4", "decompressor": "lz4 -d", "sst-initial-timeout": "20"}
+	}
+	n1, n2 := c.Node(1), c.Node(2)
+	must(t, n1.SetSST(tlsOpts("node1")))
+	must(t, n2.SetSST(tlsOpts("node2")))
+	must(t, c.Bootstrap(ctx))
+	must(t, n1.LoadData(ctx, 16<<20))
+
+	t.Run("join", func(t *testing.T) {
+		o1, o2 := logSize(n1), logSize(n2)
+		join(t, ctx, n2)
+		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
+			t.Fatal(err)
+		}
+		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+		t.Logf("donor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST"), grepLines(jl, "WSREP_SST"))
+		if !strings.Contains(dl, "verified") {
+			t.Fatalf("no verified transfer in the donor log")
+		}
+	})
+
+	t.Run("foreign donor certificate", func(t *testing.T) {
+		forceSST(t, ctx, n2)
+		must(t, n1.SetSST(tlsOpts("foreign")))
+		defer n1.SetSST(tlsOpts("node1"))
+		before2 := dataSnapshot(t, n2.DataDir)
+		sums1 := checksums(t, ctx, n1)
+		o1, o2 := logSize(n1), logSize(n2)
+		must(t, n2.Start(ctx))
+		wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		defer cancel()
+		n2.Wait(wctx)
+		if n2.Running() {
+			t.Fatal("node2 still runs although the donor's certificate is foreign")
+		}
+		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+		t.Logf("donor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST: [ERROR]"), grepLines(jl, "WSREP_SST: [ERROR]", "refus"))
+		if !strings.Contains(dl, "WSREP_SST: [ERROR]") {
+			t.Errorf("donor logged no error")
+		}
+		if d := diffSnap(before2, dataSnapshot(t, n2.DataDir)); d != "" {
+			t.Errorf("node2's old datadir changed:\n%s", d)
+		}
+		if err := n1.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
+			t.Fatalf("donor's data changed: %v", err)
+		}
+	})
+}
+
+// TestRealDiskTooSmall: node2's datadir is a small tmpfs holding an old
+// datadir; the joiner must refuse before receiving, and keep the old data.
+func TestRealDiskTooSmall(t *testing.T) {
+	galeratest.Require(t)
+	ctx := ctxFor(t, 6*time.Minute)
+	c := newCluster(t, nil)
+	n1, n2 := c.Node(1), c.Node(2)
+	must(t, c.Bootstrap(ctx))
+	must(t, n1.LoadData(ctx, 40<<20))
+	must(t, os.MkdirAll(n2.DataDir, 0o755))
+	// galera.cache (64M) is allocated before the SST; leave ~24M beyond it.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=88m,mode=0755", "gs-test-tmpfs", n2.DataDir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		n2.Kill()
+		if out, err := exec.Command("umount", n2.DataDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", n2.DataDir, err, out)
+		}
+	})
+	mkfiles(t, n2.DataDir, map[string]int{"ibdata1": 2 << 20, "olddb/t.ibd": 1 << 20, "mysql/user.MAI": 8192})
+	exec.Command("chown", "-R", "mysql:mysql", n2.DataDir).Run()
+	before2 := dataSnapshot(t, n2.DataDir)
+	sums1 := checksums(t, ctx, n1)
+	o1, o2 := logSize(n1), logSize(n2)
+	must(t, n2.Start(ctx))
+	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	n2.Wait(wctx)
+	if n2.Running() {
+		t.Fatal("node2 still runs")
+	}
+	dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+	t.Logf("joiner:\n%s\ndonor:\n%s", grepLines(jl, "WSREP_SST: [ERROR]"), grepLines(dl, "WSREP_SST: [ERROR]"))
+	if !strings.Contains(jl, "not enough space") {
+		t.Errorf("joiner did not report the space shortage:\n%s", grepLines(jl, "WSREP_SST"))
+	}
+	if d := diffSnap(before2, dataSnapshot(t, n2.DataDir)); d != "" {
+		t.Errorf("node2's old datadir changed:\n%s", d)
+	}
+	if _, err := os.Lstat(filepath.Join(n2.DataDir, ".sst-native")); err == nil {
+		t.Error("staging left behind")
+	}
+	if err := n1.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
+		t.Fatalf("donor's data changed: %v", err)
+	}
+}
