@@ -425,3 +425,86 @@ func TestRealRecoverAfterCrash(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }
+
+// TestRealWatchdogAndReload runs a bootstrapped node under the built
+// supervisor with WATCHDOG_USEC set, as systemd does for WatchdogSec=:
+// pings flow while the node is healthy, stop while mariadbd is SIGSTOPped,
+// and resume after SIGCONT. SIGHUP re-reads the options and reaches
+// mariadbd; SIGTERM brings STOPPING=1 and a clean stop.
+func TestRealWatchdogAndReload(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 1})
+	n1 := c.Node(1)
+	sd := newSystemdSocket(t)
+	t.Setenv("WATCHDOG_USEC", "2000000")
+	sup := startSupervisor(t, n1, sd, "--wsrep-new-cluster")
+	if _, err := sd.waitFor(ctx, "READY=1", sup.exited); err != nil {
+		t.Fatal(err)
+	}
+	pings := func() int {
+		n := 0
+		for _, m := range sd.all() {
+			if m.s == "WATCHDOG=1" {
+				n++
+			}
+		}
+		return n
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if p := pings(); p < 2 {
+		t.Fatalf("%d WATCHDOG=1 in 2.5 s at WatchdogSec=2s", p)
+	}
+	mpid := mariadbdPID(sup.cmd.Process.Pid)
+	if mpid == 0 {
+		t.Fatal("no mariadbd")
+	}
+	syscall.Kill(mpid, syscall.SIGSTOP)
+	time.Sleep(1500 * time.Millisecond) // a ping in flight may land
+	before := pings()
+	time.Sleep(3 * time.Second)
+	stalled := pings() - before
+	syscall.Kill(mpid, syscall.SIGCONT)
+	if stalled != 0 {
+		t.Fatalf("%d WATCHDOG=1 while mariadbd was stopped", stalled)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if pings() == before {
+		t.Fatal("WATCHDOG=1 did not resume after SIGCONT")
+	}
+
+	sup.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(sup.log)
+		if bytes.Contains(b, []byte("forwarded SIGHUP to mariadbd")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP not forwarded")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st, err := n1.Status(ctx, "wsrep_local_state_comment"); err != nil || st != "Synced" {
+		t.Fatalf("after SIGHUP node is %q (%v)", st, err)
+	}
+	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	var stopping, extend bool
+	for _, m := range sd.all() {
+		if strings.Contains(m.s, "STOPPING=1") {
+			stopping = true
+		}
+		if stopping && strings.HasPrefix(m.s, "EXTEND_TIMEOUT_USEC=") {
+			extend = true
+		}
+	}
+	if !stopping || !extend {
+		t.Errorf("STOPPING=1 %v, then EXTEND_TIMEOUT_USEC %v", stopping, extend)
+	}
+	if left := c.Leftovers(); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}

@@ -428,7 +428,15 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	// rather than letting it drop root: the kernel clears Pdeathsig when a
 	// process changes its credentials, and rsync SST breaks as root.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: r.cred}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// SIGTERM to the whole group, as systemd's KillMode=control-group did
+	// for the stock unit: a running SST script is told too, so a joiner
+	// stopped mid-transfer does not wait on it.
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
+			return cmd.Process.Signal(syscall.SIGTERM)
+		}
+		return nil
+	}
 	cmd.WaitDelay = s.cfg.StopTimeout
 	stdout, closeOut := outFile(s.cfg.Stdout)
 	defer closeOut()
@@ -497,7 +505,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			stopStart = time.Now()
 			s.notify("STOPPING=1\n" + notify.Status(string(PhaseStopping)))
 			r.lastStatus, r.lastPhase = string(PhaseStopping), PhaseStopping
-			s.logf("stopping mariadbd (pid %d): SIGTERM, SIGKILL after %v", pid, s.cfg.StopTimeout)
+			s.logf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", pid, s.cfg.StopTimeout)
 			stopChild()
 			t := time.NewTicker(stopExtendEvery)
 			defer t.Stop()

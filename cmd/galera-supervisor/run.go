@@ -63,8 +63,10 @@ which MariaDB's unix_socket authentication admits. "Access denied" is shown
 in STATUS and logged; READY then never comes.
 
 Signals:
-  SIGTERM, SIGINT  STOPPING=1, SIGTERM to mariadbd; after --stop-timeout
-                   SIGKILL to its process group. Exit when it is gone.
+  SIGTERM, SIGINT  STOPPING=1, SIGTERM to mariadbd's process group (mariadbd
+                   and a running SST script, as KillMode=control-group did);
+                   after --stop-timeout SIGKILL to the group. Exit when
+                   mariadbd and everything below it are gone.
   SIGHUP           re-read the option files and log what changed (it applies
                    at mariadbd's next start); forward SIGHUP to mariadbd (it
                    flushes logs and privileges, as ExecReload=kill -HUP did)
