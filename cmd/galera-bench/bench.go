@@ -87,8 +87,15 @@ func (b *bench) run(ctx context.Context) (err error) {
 				}
 			}
 		}
-		if cerr := c.Close(); cerr != nil && err == nil {
+		cerr := c.Close()
+		if cerr != nil && err == nil {
 			err = fmt.Errorf("stop cluster: %w", cerr)
+		}
+		// Only a cleanly stopped donor is worth starting from again.
+		if b.cfg.reuse && cerr == nil && ctx.Err() == nil && b.report.PayloadBytes > 0 {
+			if serr := b.saveDonor(); serr != nil {
+				b.logf("warning: %v", serr)
+			}
 		}
 		// The harness removes a dir it made; in a -base-dir only the node dirs are ours.
 		if b.cfg.keep {
@@ -101,17 +108,23 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}()
 
 	n1 := c.Node(1)
+	reused := b.cfg.reuse && b.restoreDonor()
 	b.logf("bootstrapping node1 in %s", n1.Dir)
 	if err := c.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap node1: %w", err)
 	}
-	if err := b.load(ctx); err != nil {
-		return err
+	if !reused {
+		if err := b.load(ctx); err != nil {
+			return err
+		}
 	}
 	for _, q := range probeSchema {
 		if err := n1.Exec(ctx, q); err != nil {
 			return fmt.Errorf("create probe table on node1: %w", err)
 		}
+	}
+	if err := b.probeFloor(ctx, 5*time.Second); err != nil {
+		return err
 	}
 	b.report.PayloadBytes, b.report.DatadirBytes = treeSize(n1.DataDir)
 	b.logf("donor datadir %s, payload without galera.cache %s", human(b.report.DatadirBytes), human(b.report.PayloadBytes))
@@ -135,6 +148,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	WriteTable(b.stdout, b.report.Results)
 	fmt.Fprintln(b.stdout)
 	WriteTargets(b.stdout, b.report.Targets)
+	fmt.Fprintf(b.stdout, "\nlock probe noise floor (idle donor, longest write): %.3f s\n", b.report.ProbeIdleMaxS)
 	return b.write()
 }
 
@@ -174,6 +188,55 @@ func (b *bench) load(ctx context.Context) error {
 	}
 	b.report.LoadSeconds = time.Since(start).Seconds()
 	b.logf("loaded in %.0f s", b.report.LoadSeconds)
+	return nil
+}
+
+// donorCache is where -reuse keeps node1's loaded datadir between runs.
+func (b *bench) donorCache() (dir, marker string) {
+	dir = filepath.Join(b.cluster.Dir(), "donor-cache")
+	return dir, filepath.Join(dir, "size")
+}
+
+// restoreDonor puts a cached datadir loaded with the same -size in place of
+// the fresh one the harness made.
+func (b *bench) restoreDonor() bool {
+	dir, marker := b.donorCache()
+	want := fmt.Sprint(b.cfg.size)
+	if got, err := os.ReadFile(marker); err != nil || strings.TrimSpace(string(got)) != want {
+		if err == nil {
+			b.logf("donor cache %s holds -size %s bytes, not %s: loading afresh", dir, strings.TrimSpace(string(got)), want)
+		}
+		return false
+	}
+	n1 := b.cluster.Node(1)
+	if err := os.RemoveAll(n1.DataDir); err != nil {
+		b.logf("warning: remove %s: %v", n1.DataDir, err)
+		return false
+	}
+	if err := os.Rename(filepath.Join(dir, "data"), n1.DataDir); err != nil {
+		b.logf("warning: restore donor cache: %v", err)
+		return false
+	}
+	os.Remove(marker)
+	b.report.Notes = append(b.report.Notes, "node1's datadir was reused from "+dir)
+	b.logf("reusing node1's datadir loaded with %s from %s", human(b.cfg.size), dir)
+	return true
+}
+
+// saveDonor moves the stopped node1's datadir into the donor cache.
+func (b *bench) saveDonor() error {
+	dir, marker := b.donorCache()
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create donor cache: %w", err)
+	}
+	if err := os.Rename(b.cluster.Node(1).DataDir, filepath.Join(dir, "data")); err != nil {
+		return fmt.Errorf("save donor cache: %w", err)
+	}
+	if err := os.WriteFile(marker, []byte(fmt.Sprint(b.cfg.size)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("save donor cache: %w", err)
+	}
+	b.logf("kept node1's loaded datadir in %s for -reuse", dir)
 	return nil
 }
 
@@ -291,6 +354,9 @@ func (b *bench) join(ctx context.Context, m method) Result {
 		r.LoBytes = lo1 - lo0
 	}
 	r.LockLogS = b.saveLogs(m.Name, n1.ErrorLog, logOff, n2.ErrorLog)
+	if r.LockLogS < 0 {
+		r.LockLogS = b.backupLog(m.Name, n1.DataDir, start)
+	}
 
 	if err != nil {
 		// A joiner stopped mid-SST ignores SIGTERM until its SST script
@@ -369,6 +435,49 @@ func (b *bench) saveLogs(name, donorLog string, off int64, joinerLog string) flo
 	return span
 }
 
+// backupLog finds the mariadb-backup log the donor wrote during this join
+// (the stock script's and native-backup's names), saves it and returns the
+// BLOCK_COMMIT span it shows (-1: none).
+func (b *bench) backupLog(name, datadir string, since time.Time) float64 {
+	for _, f := range []string{"mariadb-backup.backup.log", "mariabackup.backup.log"} {
+		path := filepath.Join(datadir, f)
+		fi, err := os.Stat(path)
+		if err != nil || fi.ModTime().Before(since) {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
+		os.WriteFile(filepath.Join(b.cfg.out, "logs", safe+".donor."+f), data, 0o644)
+		return backupLockSpan(bytes.NewReader(data))
+	}
+	return -1
+}
+
+// probeFloor runs the lock probe on the idle donor: the longest write with
+// no SST running is the noise under every lock number.
+func (b *bench) probeFloor(ctx context.Context, d time.Duration) error {
+	db, err := b.cluster.Node(1).DB(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to node1 for the lock probe: %w", err)
+	}
+	p := &lockProbe{}
+	pctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	p.run(pctx, db, 10*time.Millisecond)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var r Result
+	p.fill(&r, time.Now())
+	b.report.ProbeIdleMaxS = r.LockProbeS
+	b.report.ProbeIdleWrites = r.ProbeWrites
+	b.logf("lock probe on the idle donor: longest of %d writes in %v took %.3f s (the noise floor of the lock column)", r.ProbeWrites, d, r.LockProbeS)
+	return nil
+}
+
 func fileSize(path string) int64 {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -422,6 +531,9 @@ func (b *bench) write() error {
 			fmt.Fprintln(w, "\n```")
 			WriteTargets(w, b.report.Targets)
 			fmt.Fprintln(w, "```")
+			fmt.Fprintf(w, "\nDataset: bench.t %s, donor datadir %s (%s without galera.cache); %s page cache; lock probe noise floor %.3f s.\n",
+				human(b.report.SizeBytes), human(b.report.DatadirBytes), human(b.report.PayloadBytes),
+				map[bool]string{true: "cold", false: "warm"}[b.cfg.cold], b.report.ProbeIdleMaxS)
 			return nil
 		}},
 		{"bench.png", func(w io.Writer) error { return WritePNG(w, title, subtitle, b.report.Results) }},

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,10 +31,19 @@ type lockProbe struct {
 	mu      sync.Mutex
 	longest time.Duration
 	at      time.Time
+	top     []stall // the longest few, longest first
 	writes  int
 	errs    int
 	lastErr error
 }
+
+// stall is one slow probe write.
+type stall struct {
+	at time.Time
+	d  time.Duration
+}
+
+const topStalls = 5
 
 func (p *lockProbe) record(d time.Duration, start time.Time, err error) {
 	p.mu.Lock()
@@ -45,6 +56,13 @@ func (p *lockProbe) record(d time.Duration, start time.Time, err error) {
 	}
 	if d > p.longest {
 		p.longest, p.at = d, start
+	}
+	if len(p.top) < topStalls || d > p.top[len(p.top)-1].d {
+		i := sort.Search(len(p.top), func(i int) bool { return p.top[i].d < d })
+		p.top = append(p.top[:i], append([]stall{{start, d}}, p.top[i:]...)...)
+		if len(p.top) > topStalls {
+			p.top = p.top[:topStalls]
+		}
 	}
 }
 
@@ -86,6 +104,11 @@ func (p *lockProbe) fill(r *Result, start time.Time) {
 	if !p.at.IsZero() {
 		r.LockProbeAtS = p.at.Sub(start).Seconds()
 	}
+	r.ProbeStalls = r.ProbeStalls[:0]
+	for _, s := range p.top {
+		r.ProbeStalls = append(r.ProbeStalls, [2]float64{
+			math.Round(s.at.Sub(start).Seconds()*1000) / 1000, math.Round(s.d.Seconds()*1000) / 1000})
+	}
 	r.ProbeWrites, r.ProbeErrors = p.writes, p.errs
 }
 
@@ -96,12 +119,18 @@ func (p *lockProbe) fill(r *Result, start time.Time) {
 var (
 	reLockStart = regexp.MustCompile(`(?i)flushing tables for SST|flush tables with read lock`)
 	reLockEnd   = regexp.MustCompile(`(?i)tables unlocked|unlock tables|released? (the )?(global )?read lock|read lock released|resuming|continue`)
-	reLogTime   = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2} +\d{1,2}:\d{2}:\d{2})`)
-	reSSTTime   = regexp.MustCompile(`\((\d{8} \d{2}:\d{2}:\d{2}\.\d{3})\)\s*$`)
+	// mariadb-backup's own log (1 s resolution): commits are blocked from
+	// asking for BLOCK_COMMIT until BACKUP STAGE END has run.
+	reBackupStart = regexp.MustCompile(`Starting BACKUP STAGE BLOCK_COMMIT`)
+	reBackupEnd   = regexp.MustCompile(`All tables unlocked|Executing BACKUP STAGE END`)
+
+	reLogTime = regexp.MustCompile(`^(?:\[\d+\] )?(\d{4}-\d{2}-\d{2} +\d{1,2}:\d{2}:\d{2})`)
+	reSSTTime = regexp.MustCompile(`\((\d{8} \d{2}:\d{2}:\d{2}\.\d{3})\)\s*$`)
 )
 
 // lineTime returns a log line's timestamp: the WSREP_SST "(YYYYMMDD
-// HH:MM:SS.mmm)" suffix when present, else the server's line prefix.
+// HH:MM:SS.mmm)" suffix when present, else the line's date prefix (the
+// server's, or mariadb-backup's after its "[NN] " thread tag).
 func lineTime(line string) (time.Time, bool) {
 	if m := reSSTTime.FindStringSubmatch(line); m != nil {
 		t, err := time.ParseInLocation("20060102 15:04:05.000", m[1], time.Local)
@@ -117,7 +146,12 @@ func lineTime(line string) (time.Time, bool) {
 // logLockSpan finds, in the donor's error log written during one join, the
 // time from the server flushing tables for the SST to the first later line
 // that says the lock went. It returns -1 when the log shows no such pair.
-func logLockSpan(r io.Reader) float64 {
+func logLockSpan(r io.Reader) float64 { return logSpan(r, reLockStart, reLockEnd) }
+
+// backupLockSpan does the same for a mariadb-backup.backup.log.
+func backupLockSpan(r io.Reader) float64 { return logSpan(r, reBackupStart, reBackupEnd) }
+
+func logSpan(r io.Reader, startRe, endRe *regexp.Regexp) float64 {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	var start, last time.Time
@@ -129,10 +163,10 @@ func logLockSpan(r io.Reader) float64 {
 		}
 		switch {
 		case start.IsZero():
-			if ok && reLockStart.MatchString(line) {
+			if ok && startRe.MatchString(line) {
 				start = t
 			}
-		case reLockEnd.MatchString(line) && !reLockStart.MatchString(line):
+		case endRe.MatchString(line) && !startRe.MatchString(line):
 			if !ok {
 				t = last
 			}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +162,22 @@ WSREP_SST: [INFO] Transfer of normal directories done (20261121 11:10:18.250)
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+func TestLockProbeTop(t *testing.T) {
+	p := &lockProbe{}
+	t0 := time.Unix(1000, 0)
+	for i, ms := range []int{5, 900, 7, 3000, 2, 40, 41, 42, 6} {
+		p.record(time.Duration(ms)*time.Millisecond, t0.Add(time.Duration(i)*time.Second), nil)
+	}
+	p.record(time.Millisecond, t0, errors.New("deadlock"))
+	var r Result
+	p.fill(&r, t0)
+	if r.LockProbeS != 3 || r.LockProbeAtS != 3 || r.ProbeWrites != 9 || r.ProbeErrors != 1 {
+		t.Errorf("fill: lock %v at %v, %d writes, %d errors", r.LockProbeS, r.LockProbeAtS, r.ProbeWrites, r.ProbeErrors)
+	}
+	want := [][2]float64{{3, 3}, {1, 0.9}, {7, 0.042}, {6, 0.041}, {5, 0.04}}
+	if !reflect.DeepEqual(r.ProbeStalls, want) {
+		t.Errorf("stalls = %v, want %v", r.ProbeStalls, want)
+	}
 }

@@ -32,8 +32,10 @@ type Result struct {
 	LockProbeS   float64 `json:"lock_probe_s"`
 	LockProbeAtS float64 `json:"lock_probe_at_s"` // when that write began, from the join's start
 	LockLogS     float64 `json:"lock_log_s"`
-	ProbeWrites  int     `json:"probe_writes"`
-	ProbeErrors  int     `json:"probe_errors"`
+	// The longest few probe writes: [start s from the join's start, seconds].
+	ProbeStalls [][2]float64 `json:"probe_stalls,omitempty"`
+	ProbeWrites int          `json:"probe_writes"`
+	ProbeErrors int          `json:"probe_errors"`
 
 	// Peak RSS, sampled from /proc. RSSPeakMiB is the larger of the two sides'
 	// peaks of the summed RSS of every descendant of that side's mariadbd,
@@ -60,9 +62,12 @@ type Report struct {
 	DatadirBytes int64     `json:"datadir_bytes"` // donor datadir after loading, galera.cache included
 	PayloadBytes int64     `json:"payload_bytes"` // minus galera.cache
 	LoadSeconds  float64   `json:"load_seconds"`  // 0 when reused
-	Results      []Result  `json:"results"`
-	Targets      []Target  `json:"targets"`
-	Notes        []string  `json:"notes,omitempty"`
+	// The lock probe on the idle donor before the first run: the noise floor.
+	ProbeIdleMaxS   float64  `json:"probe_idle_max_s"`
+	ProbeIdleWrites int      `json:"probe_idle_writes"`
+	Results         []Result `json:"results"`
+	Targets         []Target `json:"targets"`
+	Notes           []string `json:"notes,omitempty"`
 }
 
 // Target is one "Done when" line of issues 3 and 4, checked against a run.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -152,5 +153,20 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q): no error", in)
 		}
+	}
+}
+
+func TestBar(t *testing.T) {
+	got := bar("rsync", 512<<20, 1<<30, 12300*time.Millisecond, 10)
+	want := "rsync            [#####.....]  50%  512.0 MiB / 1.0 GiB   12.3s"
+	if got != want {
+		t.Errorf("bar =\n%q, want\n%q", got, want)
+	}
+	// Growth past the total (preallocated files) stays at 100%.
+	if got := bar("x", 3, 2, 0, 4); !strings.Contains(got, "[####] 100%") {
+		t.Errorf("overfull bar = %q", got)
+	}
+	if got := bar("x", 0, 0, 0, 4); !strings.Contains(got, "[....]   0%") {
+		t.Errorf("bar without a total = %q", got)
 	}
 }
