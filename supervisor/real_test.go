@@ -41,6 +41,12 @@ func builtSupervisor(t *testing.T) string {
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		for _, m := range []string{"native-copy", "native-backup"} {
+			if err := os.Symlink("galera-supervisor", filepath.Join(buildDir, "wsrep_sst_"+m)); err != nil {
+				buildErr = err
+			}
 		}
 	})
 	if buildErr != nil {
@@ -156,7 +162,9 @@ func startSupervisor(t *testing.T, n *galeratest.Node, sd *systemdSocket, args .
 	cmd.Stdout, cmd.Stderr = out, out
 	// GS_TEST_NODE marks the processes so that the harness's Close finds
 	// what we leave behind if this test fails half-way.
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sd.path, "GS_TEST_NODE="+n.Dir)
+	// mariadbd finds wsrep_sst_native-* next to the built binary, first.
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sd.path, "GS_TEST_NODE="+n.Dir,
+		"PATH="+filepath.Dir(bin)+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -506,5 +514,63 @@ func TestRealWatchdogAndReload(t *testing.T) {
 	}
 	if left := c.Leftovers(); len(left) > 0 {
 		t.Errorf("processes left: %v", left)
+	}
+}
+
+// TestRealJoinerNativeCopyKeepalive joins a node by native-copy, which
+// reports progress, rate-limited so the transfer takes a few seconds: the
+// supervisor shows the progress in STATUS and extends the start timeout by
+// --sst-stall-timeout while bytes move, and only before READY.
+func TestRealJoinerNativeCopyKeepalive(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bin := builtSupervisor(t)
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   "native-copy",
+		SST:         map[string]string{"rlimit": "12M"},
+		PathPrepend: []string{filepath.Dir(bin)},
+	})
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 48<<20); err != nil {
+		t.Fatal(err)
+	}
+	n2 := c.Node(2)
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, n2, sd, "--sst-stall-timeout=7s")
+	ready, err := sd.waitFor(ctx, "READY=1", sup.exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progressLines []string
+	extends := 0
+	for _, m := range sd.all() {
+		for _, l := range strings.Split(m.s, "\n") {
+			if v, ok := strings.CutPrefix(l, "STATUS="); ok && strings.HasPrefix(v, "receiving SST ") && strings.Contains(v, "%") {
+				progressLines = append(progressLines, v)
+			}
+			if l == "EXTEND_TIMEOUT_USEC=7000000" {
+				extends++
+				if m.at.After(ready.at) {
+					t.Errorf("extension after READY at %v", m.at)
+				}
+			}
+		}
+	}
+	t.Logf("%d progress lines, e.g. %q; %d extensions", len(progressLines), progressLines, extends)
+	if len(progressLines) < 2 {
+		t.Errorf("progress lines: %q", progressLines)
+	}
+	if extends < 2 {
+		t.Errorf("%d extensions during a transfer of several seconds", extends)
+	}
+	if v, err := n2.Status(ctx, "wsrep_local_state_comment"); err != nil || v != "Synced" {
+		t.Fatalf("READY=1 while node2 is %q (%v)", v, err)
+	}
+	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }
