@@ -121,41 +121,34 @@ func newRSSSampler(root string, sides map[string]int) *rssSampler {
 // sample reads /proc once and updates the peaks. RSS per side is the sum
 // over that side's SST processes at one instant.
 func (s *rssSampler) sample() error {
-	ps, err := readProcs(s.root)
+	s.mu.Lock()
+	sides := make(map[string]int, len(s.sides))
+	for k, v := range s.sides {
+		sides[k] = v
+	}
+	s.mu.Unlock()
+	procs, err := s.descendants(sides)
 	if err != nil {
 		return err
-	}
-	parent := make(map[int]int, len(ps))
-	for _, p := range ps {
-		parent[p.PID] = p.PPID
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sum := map[string]int64{}
 	var backup int64
-	for _, p := range ps {
-		if isServer(p.Comm) {
-			continue
-		}
-		side := ""
-		for q, hops := p.PPID, 0; q > 1 && hops < 64 && side == ""; q, hops = parent[q], hops+1 {
-			for name, root := range s.sides {
-				if root > 0 && q == root {
-					side = name
-				}
+	for side, ps := range procs {
+		for _, p := range ps {
+			if isServer(p.Comm) {
+				continue
 			}
-		}
-		if side == "" {
-			continue
-		}
-		rss := p.RSSPages * s.pageSize
-		if isBackup(p.Comm) {
-			backup += rss
-			continue
-		}
-		sum[side] += rss
-		if rss > s.peakProc {
-			s.peakProc, s.peakName = rss, fmt.Sprintf("%s (%s)", p.Comm, side)
+			rss := p.RSSPages * s.pageSize
+			if isBackup(p.Comm) {
+				backup += rss
+				continue
+			}
+			sum[side] += rss
+			if rss > s.peakProc {
+				s.peakProc, s.peakName = rss, fmt.Sprintf("%s (%s)", p.Comm, side)
+			}
 		}
 	}
 	for side, v := range sum {
@@ -164,6 +157,75 @@ func (s *rssSampler) sample() error {
 	s.peakBackup = max(s.peakBackup, backup)
 	s.samples++
 	return nil
+}
+
+// descendants lists every process below each side's PID. It follows the
+// kernel's /proc/PID/task/TID/children lists, which costs a few reads per
+// sample; without them it scans every process's stat.
+func (s *rssSampler) descendants(sides map[string]int) (map[string][]procStat, error) {
+	out := map[string][]procStat{}
+	scan := false
+	for side, pid := range sides {
+		if pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.root, strconv.Itoa(pid), "task")); err != nil {
+			scan = true
+			break
+		}
+		seen := map[int]bool{pid: true}
+		var walk func(pid, depth int)
+		walk = func(pid, depth int) {
+			tasks, _ := os.ReadDir(filepath.Join(s.root, strconv.Itoa(pid), "task"))
+			for _, t := range tasks {
+				b, err := os.ReadFile(filepath.Join(s.root, strconv.Itoa(pid), "task", t.Name(), "children"))
+				if err != nil {
+					continue
+				}
+				for _, f := range strings.Fields(string(b)) {
+					child, err := strconv.Atoi(f)
+					if err != nil || seen[child] {
+						continue
+					}
+					seen[child] = true
+					if st, err := readStat(s.root, child); err == nil {
+						out[side] = append(out[side], st)
+					}
+					if depth < 64 {
+						walk(child, depth+1)
+					}
+				}
+			}
+		}
+		walk(pid, 0)
+	}
+	if !scan {
+		return out, nil
+	}
+	ps, err := readProcs(s.root)
+	if err != nil {
+		return nil, err
+	}
+	parent := make(map[int]int, len(ps))
+	for _, p := range ps {
+		parent[p.PID] = p.PPID
+	}
+	out = map[string][]procStat{}
+	for _, p := range ps {
+		for q, hops := p.PPID, 0; q > 1 && hops < 64; q, hops = parent[q], hops+1 {
+			side := ""
+			for name, root := range sides {
+				if root > 0 && q == root {
+					side = name
+				}
+			}
+			if side != "" {
+				out[side] = append(out[side], p)
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // setSide changes which PID a side follows (the joiner's mariadbd is known

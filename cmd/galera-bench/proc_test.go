@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,8 +19,31 @@ func fakeProc(t *testing.T, procs map[int]struct {
 	ppid int
 	rss  int64
 }) string {
+	return fakeProcTasks(t, procs, false)
+}
+
+// fakeProcTasks also writes task/PID/children lists when tasks is set, as
+// a kernel with CONFIG_PROC_CHILDREN does.
+func fakeProcTasks(t *testing.T, procs map[int]struct {
+	comm string
+	ppid int
+	rss  int64
+}, tasks bool) string {
 	t.Helper()
 	root := t.TempDir()
+	if tasks {
+		kids := map[int][]string{}
+		for pid, p := range procs {
+			kids[p.ppid] = append(kids[p.ppid], fmt.Sprint(pid))
+		}
+		for pid := range procs {
+			dir := filepath.Join(root, fmt.Sprint(pid), "task", fmt.Sprint(pid))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, "children"), []byte(strings.Join(kids[pid], " ")+" "), 0o644)
+		}
+	}
 	for pid, p := range procs {
 		dir := filepath.Join(root, fmt.Sprint(pid))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -60,6 +84,12 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestRSSSampler(t *testing.T) {
+	for _, tasks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("children-lists=%t", tasks), func(t *testing.T) { testRSSSampler(t, tasks) })
+	}
+}
+
+func testRSSSampler(t *testing.T, tasks bool) {
 	page := int64(os.Getpagesize())
 	pages := func(mibs int64) int64 { return mibs * mib / page }
 	procs := map[int]fp{
@@ -69,12 +99,13 @@ func TestRSSSampler(t *testing.T) {
 		102: {"rsync", 101, pages(10)},           // donor's tool
 		103: {"mariadb-backup", 101, pages(300)}, // counted apart
 		104: {"socat", 103, pages(2)},            // child of mariadb-backup still counts
+		105: {"mariadbd", 101, pages(700)},       // a --wsrep-recover run: a server, not counted
 		200: {"mariadbd", 1, pages(800)},         // joiner server
 		201: {"wsrep_sst_nativ", 200, pages(30)}, // joiner
 		300: {"unrelated", 1, pages(500)},        // not ours
 		301: {"rsync", 300, pages(50)},           // not ours either
 	}
-	root := fakeProc(t, procs)
+	root := fakeProcTasks(t, procs, tasks)
 	s := newRSSSampler(root, map[string]int{"donor": 100, "joiner": 0})
 	if err := s.sample(); err != nil {
 		t.Fatal(err)
@@ -85,8 +116,7 @@ func TestRSSSampler(t *testing.T) {
 	}
 	// A later sample with less memory must not lower the peaks.
 	procs[102] = fp{"rsync", 101, pages(1)}
-	root2 := fakeProc(t, procs)
-	s.root = root2
+	s.root = fakeProcTasks(t, procs, tasks)
 	s.sample()
 
 	var r Result
@@ -179,5 +209,32 @@ func TestLockProbeTop(t *testing.T) {
 	want := [][2]float64{{3, 3}, {1, 0.9}, {7, 0.042}, {6, 0.041}, {5, 0.04}}
 	if !reflect.DeepEqual(r.ProbeStalls, want) {
 		t.Errorf("stalls = %v, want %v", r.ProbeStalls, want)
+	}
+}
+
+// The real /proc: the sampler finds this test's own child process.
+func TestRSSSamplerRealProc(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start sleep:", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	s := newRSSSampler("/proc", map[string]int{"donor": os.Getpid()})
+	var r Result
+	for i := 0; i < 50 && r.RSSDonorMiB == 0; i++ {
+		if err := s.sample(); err != nil {
+			t.Fatal(err)
+		}
+		s.fill(&r)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.RSSDonorMiB <= 0 || !strings.HasPrefix(r.RSSMaxProc, "sleep") {
+		t.Errorf("child sleep not seen: %+v", r)
+	}
+	if ps, _ := readProcs("/proc"); len(ps) < 2 {
+		t.Errorf("readProcs(/proc) found %d processes", len(ps))
 	}
 }
