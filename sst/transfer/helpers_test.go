@@ -264,3 +264,11 @@ func writePEM(t testing.TB, dir, name string, b []byte) string {
 	}
 	return p
 }
+
+func writeBoth(t testing.TB, path, cert, key string) {
+	a, _ := os.ReadFile(cert)
+	b, _ := os.ReadFile(key)
+	if err := os.WriteFile(path, append(a, b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -64,8 +64,8 @@ const progressWaiting = "waiting"
 // serveConn decodes one data connection until its end frame.
 func (s *Session) serveConn(dc *dataConn, sink *Sink) error {
 	fr := &frameReader{r: dc.r, maxChunk: s.chunk}
-	bp := s.bufs.Get().(*[]byte)
-	defer func() { s.bufs.Put(bp) }()
+	bp := s.bufs.get()
+	defer func() { s.bufs.put(bp) }()
 	where := fmt.Sprintf("data stream %d", dc.index)
 	idle := s.idle()
 	if s.codec == "filter" {
@@ -145,9 +145,9 @@ func (s *Session) serveConn(dc *dataConn, sink *Sink) error {
 				return fail(fmt.Errorf("bad stream id %d", f.id))
 			}
 			st := s.rxStream(uint32(f.id))
-			nb := s.bufs.Get().(*[]byte)
+			nb := s.bufs.get()
 			if err := st.put(s, f.off, bp, len(data)); err != nil {
-				s.bufs.Put(nb)
+				s.bufs.put(nb)
 				return fail(err)
 			}
 			bp = nb
@@ -198,7 +198,7 @@ func (s *Session) recvErr(dc *dataConn, where, last string, err error, idle time
 		if errors.As(s.err, &pe) {
 			return fmt.Errorf("%v; %w", e, s.err)
 		}
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(s.peerWait):
 	}
 	return e
 }
@@ -322,7 +322,13 @@ func (st *rxStream) put(s *Session, seq uint64, b *[]byte, n int) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	limit := 2 * len(s.data)
+	if seq > st.next+1<<24 {
+		return fmt.Errorf("stream %d: chunk %d is too far ahead of %d", st.id, seq, st.next)
+	}
 	for seq != st.next && len(st.pending) >= limit && s.failed() == nil {
+		if s.noWait {
+			return fmt.Errorf("stream %d: chunk %d would wait for %d", st.id, seq, st.next)
+		}
 		st.cond.Wait()
 	}
 	if err := s.failed(); err != nil {
@@ -361,7 +367,7 @@ func (st *rxStream) Read(p []byte) (int, error) {
 			n := copy(p, st.cur)
 			st.cur = st.cur[n:]
 			if len(st.cur) == 0 {
-				st.s.bufs.Put(st.curBuf)
+				st.s.bufs.put(st.curBuf)
 				st.curBuf = nil
 			}
 			return n, nil

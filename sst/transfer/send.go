@@ -280,17 +280,17 @@ func (s *Session) SendStream(ctx context.Context, id uint32, r io.Reader) (int64
 	var seq uint64
 	var total int64
 	for {
-		b := s.bufs.Get().(*[]byte)
+		b := s.bufs.get()
 		n, err := io.ReadFull(r, (*b)[:s.chunk])
 		if n > 0 {
 			if qerr := s.enqueue(ctx, job{kind: kindStream, id: uint64(id), off: int64(seq), n: n, buf: b}); qerr != nil {
-				s.bufs.Put(b)
+				s.bufs.put(b)
 				return total, fmt.Errorf("send stream %d: %w", id, qerr)
 			}
 			seq++
 			total += int64(n)
 		} else {
-			s.bufs.Put(b)
+			s.bufs.put(b)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
@@ -386,7 +386,7 @@ func (s *Session) send(fw *frameWriter, buf []byte, j *job) error {
 		}
 	case kindStream:
 		payload = (*j.buf)[:j.n]
-		defer s.bufs.Put(j.buf)
+		defer s.bufs.put(j.buf)
 	case kindFileEnd, kindStreamEnd:
 		binary.LittleEndian.PutUint64(tail[:], j.extra)
 		payload = tail[:]

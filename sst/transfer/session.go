@@ -261,7 +261,7 @@ type Session struct {
 	done, total, wire atomic.Int64
 	lastTotal         atomic.Int64
 
-	bufs    sync.Pool
+	bufs    *bufPool
 	wg      sync.WaitGroup // background goroutines
 	filters sync.WaitGroup // filter processes, until waited for
 
@@ -279,6 +279,8 @@ type Session struct {
 	streams  map[uint32]*rxStream
 	rv       rendezvous
 	nStreams atomic.Int64
+	noWait   bool          // fuzzing: a stream chunk that would wait fails instead
+	peerWait time.Duration // how long a broken stream waits for the donor's account
 
 	closeOnce sync.Once
 	closeErr  error
@@ -294,8 +296,8 @@ func newSession(o Options, peer, id string, chunk int, codec string) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{role: o.Role, peer: peer, opts: o, id: id, chunk: chunk, codec: codec, ctx: ctx, cancel: cancel,
 		dead: make(chan struct{}), inboxC: make(chan struct{}, 1), acks: make(chan ack, 4),
-		streams: map[uint32]*rxStream{}}
-	s.bufs.New = func() any { b := make([]byte, chunk); return &b }
+		streams: map[uint32]*rxStream{}, peerWait: 500 * time.Millisecond}
+	s.bufs = &bufPool{size: chunk, keep: 64}
 	return s
 }
 
@@ -596,4 +598,34 @@ func (s *Session) Done() int64 { return s.done.Load() }
 // are counted by the joiner's Sink).
 func (s *Session) Stats() Stats {
 	return Stats{Bytes: s.done.Load(), WireBytes: s.wire.Load(), Streams: s.nStreams.Load()}
+}
+
+// bufPool recycles chunk buffers. Unlike sync.Pool it keeps what it is
+// given, so a steady transfer allocates nothing, and it is deterministic,
+// which fuzzing needs.
+type bufPool struct {
+	mu   sync.Mutex
+	free []*[]byte
+	size int
+	keep int
+}
+
+func (p *bufPool) get() *[]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b
+	}
+	b := make([]byte, p.size)
+	return &b
+}
+
+func (p *bufPool) put(b *[]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < p.keep {
+		p.free = append(p.free, b)
+	}
 }

@@ -223,13 +223,20 @@ func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
 func (k *Sink) incomplete() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, rf := range k.files {
-		if !rf.ended {
-			return fmt.Errorf("%s: %d bytes received, end of file missing", rf.name, rf.got)
+	var first *rxFile
+	var firstID uint64
+	for id, rf := range k.files {
+		if first == nil || id < firstID {
+			first, firstID = rf, id
 		}
-		return fmt.Errorf("%s: truncated: %d of %d bytes received", rf.name, rf.got, rf.want)
 	}
-	return nil
+	switch {
+	case first == nil:
+		return nil
+	case !first.ended:
+		return fmt.Errorf("%s: %d bytes received, end of file missing", first.name, first.got)
+	}
+	return fmt.Errorf("%s: truncated: %d of %d bytes received", first.name, first.got, first.want)
 }
 
 func (k *Sink) dir(name string, mode uint32) error {
