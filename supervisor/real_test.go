@@ -574,3 +574,104 @@ func TestRealJoinerNativeCopyKeepalive(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }
+
+// sstPIDs lists the SST method's processes below pid (the sh -c wrapper
+// and the method itself).
+func sstPIDs(pid int) []int {
+	var out []int
+	for _, s := range descendants(pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
+		if err == nil && bytes.Contains(b, []byte("wsrep_sst_")) {
+			out = append(out, s.PID)
+		}
+	}
+	return out
+}
+
+// TestRealStalledSSTStopsExtensions freezes the donor's SST process in the
+// middle of a native-copy transfer: the joiner's supervisor must stop
+// extending the start timeout (so systemd's TimeoutStartSec= would fire),
+// and resume when the transfer moves again.
+func TestRealStalledSSTStopsExtensions(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bin := builtSupervisor(t)
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   "native-copy",
+		SST:         map[string]string{"rlimit": "8M"},
+		PathPrepend: []string{filepath.Dir(bin)},
+	})
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 48<<20); err != nil {
+		t.Fatal(err)
+	}
+	sd := newSystemdSocket(t)
+	const window = "EXTEND_TIMEOUT_USEC=3000000"
+	sup := startSupervisor(t, c.Node(2), sd, "--sst-stall-timeout=3s")
+	// Wait until bytes flow, then freeze the donor's side.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !slicesContainsPrefix(sd.statuses(), "receiving SST 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %q", sd.statuses())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	donor := sstPIDs(c.Node(1).PID())
+	if len(donor) == 0 {
+		t.Fatal("no donor SST process")
+	}
+	for _, p := range donor {
+		syscall.Kill(p, syscall.SIGSTOP)
+	}
+	frozen := time.Now()
+	defer func() {
+		for _, p := range donor {
+			syscall.Kill(p, syscall.SIGCONT)
+		}
+	}()
+	time.Sleep(8 * time.Second)
+	var last time.Time
+	for _, m := range sd.all() {
+		if m.s == window {
+			last = m.at
+		}
+	}
+	if last.IsZero() {
+		t.Fatal("no extension while the transfer moved")
+	}
+	if last.After(frozen.Add(1500 * time.Millisecond)) {
+		t.Fatalf("extension %v after the transfer froze", last.Sub(frozen))
+	}
+	for _, p := range donor {
+		syscall.Kill(p, syscall.SIGCONT)
+	}
+	thawed := time.Now()
+	if _, err := sd.waitFor(ctx, "READY=1", sup.exited); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	for _, m := range sd.all() {
+		if m.s == window && m.at.After(thawed) {
+			resumed = true
+		}
+	}
+	if !resumed {
+		t.Error("no extension after the transfer moved again")
+	}
+	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+func slicesContainsPrefix(ss []string, p string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
