@@ -309,7 +309,7 @@ func (b *bench) join(ctx context.Context, m method) Result {
 		}
 	}
 	r.PayloadBytes, _ = treeSize(n1.DataDir)
-	logOff := fileSize(n1.ErrorLog)
+	logOff, joinerOff := fileSize(n1.ErrorLog), fileSize(n2.ErrorLog)
 	r.Cold = b.dropCaches()
 
 	donorPID := n1.PID()
@@ -353,7 +353,7 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	if lo1, err := loRxBytes("/proc/net/dev"); err == nil && lo0 > 0 {
 		r.LoBytes = lo1 - lo0
 	}
-	r.LockLogS = b.saveLogs(m.Name, n1.ErrorLog, logOff, n2.ErrorLog)
+	r.LockLogS = b.saveLogs(m.Name, n1.ErrorLog, logOff, n2.ErrorLog, joinerOff)
 	if r.LockLogS < 0 {
 		r.LockLogS = b.backupLog(m.Name, n1.DataDir, start)
 	}
@@ -414,25 +414,39 @@ func (b *bench) waitSynced(ctx context.Context, n *galeratest.Node) error {
 	}
 }
 
-// saveLogs copies the donor's error log written since off and the joiner's
-// error log into the output dir, and returns the lock span the donor's log
+// saveLogs copies what the donor's and the joiner's error logs gained during
+// this join into the output dir, and returns the lock span the donor's part
 // shows (-1: none).
-func (b *bench) saveLogs(name, donorLog string, off int64, joinerLog string) float64 {
+func (b *bench) saveLogs(name, donorLog string, donorOff int64, joinerLog string, joinerOff int64) float64 {
 	dir := filepath.Join(b.cfg.out, "logs")
 	safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
-	span := -1.0
-	if f, err := os.Open(donorLog); err == nil {
-		f.Seek(off, io.SeekStart)
-		var buf bytes.Buffer
-		io.Copy(&buf, f)
-		f.Close()
-		os.WriteFile(filepath.Join(dir, safe+".donor.log"), buf.Bytes(), 0o644)
-		span = logLockSpan(bytes.NewReader(buf.Bytes()))
+	donor := tail(donorLog, donorOff)
+	os.WriteFile(filepath.Join(dir, safe+".donor.log"), donor, 0o644)
+	os.WriteFile(filepath.Join(dir, safe+".joiner.log"), tail(joinerLog, joinerOff), 0o644)
+	if donor == nil {
+		return -1
 	}
-	if data, err := os.ReadFile(joinerLog); err == nil {
-		os.WriteFile(filepath.Join(dir, safe+".joiner.log"), data, 0o644)
+	return logLockSpan(bytes.NewReader(donor))
+}
+
+// tail returns path's content from off on (nil when unreadable).
+func tail(path string, off int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
 	}
-	return span
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() < off {
+		off = 0 // the log was replaced since
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return nil
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // backupLog finds the mariadb-backup log the donor wrote during this join
