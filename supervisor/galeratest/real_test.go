@@ -77,6 +77,16 @@ func TestRealThreeNodeSST(t *testing.T) {
 		}
 	}
 
+	// Replicated writes through every node, after the SSTs.
+	t0 = time.Now()
+	if err := n3.LoadData(ctx, 20<<20); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replicated load on node3: %v", time.Since(t0))
+	if err := n1.Exec(ctx, "UPDATE gstest.kinds SET i = i + 1 WHERE id % 3 = 0"); err != nil {
+		t.Fatal(err)
+	}
+
 	sums := make([]map[string]string, 3)
 	for i, n := range c.Nodes() {
 		if sums[i], err = n.Checksums(ctx); err != nil {

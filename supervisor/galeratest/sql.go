@@ -40,6 +40,22 @@ func (n *Node) DB(ctx context.Context) (*sql.DB, error) {
 	return db, nil
 }
 
+// session is a connection of its own, for statements that change session
+// state (wsrep_on, wsrep_sync_wait, USE), which must never leak into the
+// shared pool. done closes it.
+func (n *Node) session(ctx context.Context) (conn *sql.Conn, done func(), err error) {
+	db, err := n.DB(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err = db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("node%d: connect %s: %w", n.N, n.Socket, err)
+	}
+	return conn, func() { conn.Close(); db.Close() }, nil
+}
+
 // pool is the node's own pool for Exec, Status and friends, closed on Stop.
 func (n *Node) pool() (*sql.DB, error) {
 	n.mu.Lock()
@@ -168,10 +184,6 @@ func (n *Node) Wsrep(ctx context.Context) (WsrepState, error) {
 // (no write-sets to build; joiners get it by SST, but not by IST). With
 // peers it replicates, in smaller transactions.
 func (n *Node) LoadData(ctx context.Context, bytes int64) error {
-	db, err := n.pool()
-	if err != nil {
-		return err
-	}
 	for _, q := range []string{
 		"CREATE DATABASE IF NOT EXISTS bench",
 		"CREATE TABLE IF NOT EXISTS bench.t (id BIGINT PRIMARY KEY, a INT NOT NULL, " +
@@ -185,11 +197,11 @@ func (n *Node) LoadData(ctx context.Context, bytes int64) error {
 	if err != nil {
 		return err
 	}
-	conn, err := db.Conn(ctx)
+	conn, done, err := n.session(ctx)
 	if err != nil {
-		return fmt.Errorf("node%d: load: %w", n.N, err)
+		return err
 	}
-	defer conn.Close()
+	defer done()
 	chunk := 100000
 	if size != "1" {
 		chunk = 20000
@@ -259,15 +271,11 @@ func (n *Node) CreateSampleTables(ctx context.Context) error {
 			PARTITION BY HASH(id) PARTITIONS 4`,
 		`INSERT INTO gstest.part SELECT seq, seq*2 FROM seq_1_to_1000`,
 	}
-	db, err := n.pool()
+	conn, done, err := n.session(ctx)
 	if err != nil {
 		return err
 	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("node%d: sample tables: %w", n.N, err)
-	}
-	defer conn.Close()
+	defer done()
 	// The sequence engine's tables live in every database; use one.
 	if _, err := conn.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS gstest"); err != nil {
 		return fmt.Errorf("node%d: sample tables: %w", n.N, err)
@@ -288,13 +296,23 @@ var systemSchemas = []string{"mysql", "sys", "information_schema", "performance_
 
 // Checksums returns CHECKSUM TABLE of every base table outside the system
 // schemas, keyed "db.table"; a NULL checksum (table missing or unreadable)
-// reads "NULL".
+// reads "NULL". It first waits for the node to catch up with the cluster
+// (wsrep_sync_wait), so it needs a node that is ready for queries.
 func (n *Node) Checksums(ctx context.Context) (map[string]string, error) {
-	db, err := n.pool()
+	conn, done, err := n.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "+
+	defer done()
+	// Wait until every write-set the cluster committed before this point is
+	// applied here, so nodes compare at the same position.
+	// A read of a real table is what waits; information_schema alone may not.
+	for _, q := range []string{"SET SESSION wsrep_sync_wait=1", "SELECT COUNT(*) FROM mysql.gtid_slave_pos"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("node%d: checksums: %s: %w", n.N, q, err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "+
 		"WHERE TABLE_TYPE='BASE TABLE' AND TABLE_SCHEMA NOT IN ('"+strings.Join(systemSchemas, "','")+"') "+
 		"ORDER BY 1, 2")
 	if err != nil {
@@ -317,7 +335,7 @@ func (n *Node) Checksums(ctx context.Context) (map[string]string, error) {
 	for _, name := range names {
 		var table string
 		var sum sql.NullString
-		if err := db.QueryRowContext(ctx, "CHECKSUM TABLE "+name).Scan(&table, &sum); err != nil {
+		if err := conn.QueryRowContext(ctx, "CHECKSUM TABLE "+name).Scan(&table, &sum); err != nil {
 			return nil, fmt.Errorf("node%d: checksum table %s: %w", n.N, name, err)
 		}
 		if sum.Valid {
