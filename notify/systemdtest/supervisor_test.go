@@ -96,7 +96,7 @@ wsrep_cluster_address=%s
 wsrep_node_name=%s
 wsrep_node_address=127.0.0.1
 wsrep_node_incoming_address=127.0.0.1:%d
-wsrep_provider_options='base_port=%d;gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=32M'
+wsrep_provider_options='base_port=%d;gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=128M'
 wsrep_sst_receive_address=127.0.0.1:%d
 wsrep_sst_method=native-copy
 
@@ -139,6 +139,16 @@ func newRig(t *testing.T, name string) *rig {
 		r.write("/etc/systemd/system/"+filepath.Base(u), string(b))
 	}
 	return r
+}
+
+// run is t.Run, with the rig's helpers failing the subtest.
+func (r *rig) run(t *testing.T, name string, f func(t *testing.T)) bool {
+	parent := r.t
+	defer func() { r.t = parent }()
+	return t.Run(name, func(t *testing.T) {
+		r.t = t
+		f(t)
+	})
 }
 
 func (r *rig) write(path, data string) {
@@ -310,7 +320,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 `
 	r.setup(ctx, []node{n1, n2}, nil, dropIn)
 
-	t.Run("bootstrap", func(t *testing.T) {
+	r.run(t, "bootstrap", func(t *testing.T) {
 		r.bootstrap(ctx, n1)
 		out, code := r.supervisor(ctx, "status", "--unit", n1.unit)
 		if code != 0 || !strings.Contains(out, "Synced, Primary, cluster size 1") {
@@ -322,7 +332,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 	}
 
 	// The donor reads [sst] when the SST starts: slow it to ~70 s.
-	rate := r.rateFor(ctx, n1, 55*time.Second)
+	rate := r.rateFor(ctx, n1, 75*time.Second)
 	r.write(n1.cnf, n1.config(fmt.Sprintf("gcomm://127.0.0.1:%d,127.0.0.1:%d", n1.gport, n2.gport), map[string]string{"rlimit": rate}))
 
 	start := time.Now()
@@ -351,7 +361,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 	t.Logf("%s left activating after %s; STATUS lines seen:\n  %s", n2.unit, took.Round(time.Second), strings.Join(statuses, "\n  "))
 	j2 := r.journal(ctx, n2.unit)
 
-	t.Run("sst-outlives-start-timeout", func(t *testing.T) {
+	r.run(t, "sst-outlives-start-timeout", func(t *testing.T) {
 		if st := r.show(ctx, n2.unit, "ActiveState"); st != "active" {
 			t.Fatalf("%s is %s (result %s) after %s, want active\n%s", n2.unit, st,
 				r.show(ctx, n2.unit, "Result"), took, r.m.Journal(ctx, n2.unit))
@@ -374,7 +384,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		}
 	})
 
-	t.Run("status-shows-progress", func(t *testing.T) {
+	r.run(t, "status-shows-progress", func(t *testing.T) {
 		if progressSeen == "" {
 			t.Fatalf("no STATUS with SST progress seen during the SST; lines were:\n%s", strings.Join(statuses, "\n"))
 		}
@@ -384,7 +394,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		t.Logf("systemctl status during the SST:\n%s", progressSeen)
 	})
 
-	t.Run("ready-at-synced", func(t *testing.T) {
+	r.run(t, "ready-at-synced", func(t *testing.T) {
 		active := r.state(ctx, n2.unit).ActiveEnter
 		synced, ok := firstLine(j2, "Server status change joined -> synced")
 		if !ok {
@@ -406,7 +416,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 			own.t.Format(time.StampMicro), synced.t.Format(time.StampMicro), active.Format(time.StampMicro))
 	})
 
-	t.Run("status", func(t *testing.T) {
+	r.run(t, "status", func(t *testing.T) {
 		out, code := r.supervisor(ctx, "status", "--json", "--unit", n2.unit)
 		if code != 0 {
 			t.Fatalf("status --json: exit %d\n%s", code, out)
@@ -434,7 +444,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		t.Logf("galera-supervisor status --unit %s:\n%s", n2.unit, human)
 	})
 
-	t.Run("stop-clean", func(t *testing.T) {
+	r.run(t, "stop-clean", func(t *testing.T) {
 		if out, err := r.m.Systemctl(ctx, "stop", n2.unit); err != nil {
 			t.Fatalf("systemctl stop: %v\n%s", err, out)
 		}
@@ -452,10 +462,52 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		}
 	})
 
-	t.Run("bootstrap-refused", func(t *testing.T) {
-		// n2 left first, so n1 was the last: n2 must not bootstrap.
-		if out, err := r.m.Systemctl(ctx, "stop", n1.unit); err != nil {
-			t.Fatalf("stop n1: %v %s", err, out)
+	r.run(t, "ready-after-ist", func(t *testing.T) {
+		// While n2 is down, n1 takes writes that n2 receives by IST at its
+		// next start. mariadbd accepts connections, and says READY=1,
+		// before it has applied them: only Synced may make the unit active.
+		q := func(sql string) { r.exec(ctx, "mariadb", "-S", n1.socket, "-e", sql) }
+		q("CREATE DATABASE IF NOT EXISTS gs; CREATE TABLE gs.t (id INT AUTO_INCREMENT PRIMARY KEY, pad CHAR(200) NOT NULL) ENGINE=InnoDB")
+		for i := 0; i < 40; i++ {
+			q("INSERT INTO gs.t (pad) SELECT repeat('x', 200) FROM gs.seq_1_to_5000")
+		}
+		mark := time.Now()
+		if out, err := r.m.Systemctl(ctx, "start", n2.unit); err != nil {
+			t.Fatalf("start n2 for IST: %v\n%s", err, out)
+		}
+		var j []journalLine
+		for _, l := range r.journal(ctx, n2.unit) {
+			if !l.t.Before(mark) {
+				j = append(j, l)
+			}
+		}
+		own, ok1 := firstLine(j, "its READY=1")
+		ist, ok2 := firstLine(j, "Receiving IST")
+		synced, ok3 := firstLine(j, "joined -> synced")
+		if !ok1 || !ok2 || !ok3 {
+			t.Fatalf("journal of %s since %s lacks mariadbd's READY (%v), IST (%v) or Synced (%v)", n2.unit, mark, ok1, ok2, ok3)
+		}
+		active := r.state(ctx, n2.unit).ActiveEnter
+		t.Logf("IST: mariadbd READY=1 %s, %q %s, Synced %s, unit active %s",
+			own.t.Format(time.StampMicro), ist.msg, ist.t.Format(time.StampMicro), synced.t.Format(time.StampMicro), active.Format(time.StampMicro))
+		// mariadbd says READY before it applies the IST: the window in
+		// which a relayed READY would have made the unit active too early.
+		if !own.t.Before(synced.t) {
+			t.Errorf("mariadbd's READY (%s) did not come before Synced (%s): the check has no window to catch an early READY",
+				own.t.Format(time.StampMicro), synced.t.Format(time.StampMicro))
+		}
+		if active.Before(synced.t) {
+			t.Errorf("unit active at %s, before the node was Synced at %s (mariadbd's own READY was at %s)",
+				active.Format(time.StampMicro), synced.t.Format(time.StampMicro), own.t.Format(time.StampMicro))
+		}
+	})
+
+	r.run(t, "bootstrap-refused", func(t *testing.T) {
+		// n2 leaves first, so n1 is the last: n2 must not bootstrap.
+		for _, u := range []string{n2.unit, n1.unit} {
+			if out, err := r.m.Systemctl(ctx, "stop", u); err != nil {
+				t.Fatalf("stop %s: %v %s", u, err, out)
+			}
 		}
 		out, code := r.supervisor(ctx, "bootstrap", "--unit", n2.unit)
 		if code != 3 || !strings.Contains(out, n2.datadir+"/grastate.dat") || !strings.Contains(out, "safe_to_bootstrap: 0") ||
