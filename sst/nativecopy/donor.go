@@ -91,6 +91,36 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	}
 
 	sent := map[string]int64{} // name → size announced
+	// sendPatch sends the blocks of f that differ from the joiner's copy df
+	// and returns the bytes sent.
+	sendPatch := func(f *file, df deltaFile) (int64, error) {
+		fh, err := os.Open(f.Path)
+		if err != nil {
+			return 0, sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
+		}
+		fi, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return 0, sst.Errorf(sst.EIO, "%s: stat %s: %w", s.Method, f.Path, err)
+		}
+		f.Read = time.Now()
+		f.Size, f.MTime = fi.Size(), fi.ModTime()
+		ranges, err := diffRanges(fh, f.Size, df)
+		if err != nil {
+			fh.Close()
+			return 0, sst.Errorf(sst.EIO, "%s: delta %s: %w", s.Method, f.Path, err)
+		}
+		sent[f.Name] = f.Size
+		var n int64
+		for _, r := range ranges {
+			n += r.Len
+		}
+		if len(ranges) == 0 && df.Size == f.Size {
+			fh.Close()
+			return 0, nil
+		}
+		return n, classify(sess.SendRanges(ctx, f.Name, fh, ranges, f.Size), "send "+f.Name+" to "+peer)
+	}
 	send := func(f *file, useDelta bool) error {
 		fh, err := os.Open(f.Path)
 		if err != nil {
@@ -104,20 +134,66 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		f.Read = time.Now()
 		f.Size, f.MTime = fi.Size(), fi.ModTime()
 		if df, ok := delta[f.Name]; ok && useDelta {
-			ranges, err := diffRanges(fh, f.Size, df)
-			if err != nil {
-				fh.Close()
-				return sst.Errorf(sst.EIO, "%s: delta %s: %w", s.Method, f.Path, err)
-			}
-			sent[f.Name] = f.Size
-			if len(ranges) == 0 && df.Size == f.Size {
-				fh.Close()
-				return nil
-			}
-			return classify(sess.SendRanges(ctx, f.Name, fh, ranges, f.Size), "send "+f.Name+" to "+peer)
+			fh.Close()
+			_, err := sendPatch(f, df)
+			return err
 		}
 		sent[f.Name] = f.Size
 		return classify(sess.SendFile(ctx, f.Name, fh), "send "+f.Name+" to "+peer)
+	}
+
+	// resend sends files again after they changed: those the joiner
+	// already holds a copy of, and big enough to be worth it, as a patch of
+	// the blocks that differ from that copy; the rest whole.
+	const patchMin = 4 << 20
+	resend := func(fs []*file) (int64, error) {
+		var names []string
+		var whole []*file
+		for _, f := range fs {
+			if _, had := sent[f.Name]; had && f.Size >= patchMin {
+				names = append(names, f.Name)
+			} else {
+				whole = append(whole, f)
+			}
+		}
+		var bytes int64
+		if len(names) > 0 {
+			if err := sess.Send("hashreq", hashReq{Names: names}); err != nil {
+				return 0, classify(err, "send to "+peer)
+			}
+			var resp hashResp
+			if err := sess.Expect(ctx, "hashes", &resp); err != nil {
+				return 0, classify(err, peer)
+			}
+			for _, df := range resp.Files {
+				delta[df.Name] = df
+			}
+			for _, f := range fs {
+				if _, ok := delta[f.Name]; !ok && f.Size >= patchMin {
+					if _, had := sent[f.Name]; had {
+						whole = append(whole, f) // the joiner has no copy after all
+					}
+				}
+			}
+			for _, f := range fs {
+				df, ok := delta[f.Name]
+				if !ok || f.Size < patchMin {
+					continue
+				}
+				n, err := sendPatch(f, df)
+				if err != nil {
+					return 0, err
+				}
+				bytes += n
+			}
+		}
+		for _, f := range whole {
+			if err := send(f, false); err != nil {
+				return 0, err
+			}
+			bytes += f.Size
+		}
+		return bytes, nil
 	}
 
 	// Which files must go (again): new ones, and those that changed since
@@ -185,15 +261,17 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			break
 		}
 		tc := time.Now()
-		for _, f := range ch {
-			if err := send(f, false); err != nil {
-				return fail(err)
-			}
+		n, err := resend(ch)
+		if err != nil {
+			return fail(err)
 		}
 		if _, err := sess.Sync(ctx); err != nil {
 			return classify(err, "catch-up pass to "+peer)
 		}
-		s.Logf("catch-up pass %d (no lock): %d changed files, %s in %.1fs", pass+1, len(ch), mb(bytes), time.Since(tc).Seconds())
+		s.Logf("catch-up pass %d (no lock): %d changed files (%s), %s sent in %.1fs", pass+1, len(ch), mb(bytes), mb(n), time.Since(tc).Seconds())
+		if n <= small {
+			break // what changes now is little: leave it to the locked pass
+		}
 	}
 
 	// The locked pass: logs first, then whatever changed.
@@ -224,14 +302,17 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	if err != nil {
 		return fail(err)
 	}
+	var logs []*file
 	for _, f := range all {
 		if f.Log {
-			if err := send(f, false); err != nil {
-				return fail(err)
-			}
-			again += f.Size
+			logs = append(logs, f)
 		}
 	}
+	nl, err := resend(logs)
+	if err != nil {
+		return fail(err)
+	}
+	again += nl
 	// The logs are read before any other file is looked at (see the
 	// package comment); Sync makes sure the engine has read them.
 	if _, err := sess.Sync(ctx); err != nil {
@@ -241,11 +322,12 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	if err != nil {
 		return fail(err)
 	}
+	nc, err := resend(ch)
+	if err != nil {
+		return fail(err)
+	}
+	again += nc
 	for _, f := range ch {
-		if err := send(f, false); err != nil {
-			return fail(err)
-		}
-		again += f.Size
 		resent = append(resent, f.Name)
 	}
 	final := make([]manifestF, 0, len(current))
@@ -261,7 +343,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	locked = false
 	held := time.Since(lockStart)
 	sort.Strings(resent)
-	s.Logf("donor write lock held %.1fs (re-sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(again), len(resent), listTail(resent))
+	s.Logf("donor write lock held %.1fs (sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(again), len(resent), listTail(resent))
 
 	if err := sess.Send("manifest", manifest{State: st.String(), Files: final}); err != nil {
 		return classify(err, "send to "+peer)

@@ -122,10 +122,14 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		}
 		done <- served{stats, err}
 	}()
-	var man manifest
-	merr := sess.Expect(sctx, "manifest", &man)
+	man, merr := control(sctx, sess, st, peer)
+	var se *sst.Error
+	if errors.As(merr, &se) {
+		sess.Abort(merr) // our own verdict: tell the donor, end Serve
+	}
 	res := <-done
-	if res.err != nil {
+	// The transfer's own error says most; a cancelled Serve only echoes ours.
+	if res.err != nil && !(merr != nil && errors.Is(res.err, context.Canceled)) {
 		return classify(res.err, "receive from "+peer)
 	}
 	if merr != nil {
@@ -338,4 +342,47 @@ func moveFile(from, to string) error {
 		return err
 	}
 	return os.Remove(from)
+}
+
+// control answers the donor's requests until its manifest arrives:
+// "hashreq" asks for the block hashes of staged files (complete, since the
+// donor synced first), so that a file that changed on the donor is patched
+// rather than sent again.
+func control(ctx context.Context, sess *transfer.Session, st *sst.Staging, peer string) (manifest, error) {
+	for {
+		msg, err := sess.Recv(ctx)
+		if err != nil {
+			return manifest{}, err
+		}
+		switch msg.Kind {
+		case "manifest":
+			var man manifest
+			if err := msg.Decode(&man); err != nil {
+				return manifest{}, sst.Errorf(sst.EPROTO, "native-copy: manifest from %s: %w", peer, err)
+			}
+			return man, nil
+		case "hashreq":
+			var req hashReq
+			if err := msg.Decode(&req); err != nil {
+				return manifest{}, sst.Errorf(sst.EPROTO, "native-copy: hash request from %s: %w", peer, err)
+			}
+			var resp hashResp
+			for _, name := range req.Names {
+				p, err := st.Path(name)
+				if err != nil {
+					return manifest{}, err
+				}
+				df, err := hashFile(p, name)
+				if err != nil {
+					continue // not staged: the donor sends it whole
+				}
+				resp.Files = append(resp.Files, df)
+			}
+			if err := sess.Send("hashes", resp); err != nil {
+				return manifest{}, err
+			}
+		default:
+			return manifest{}, sst.Errorf(sst.EPROTO, "native-copy: unexpected %q message from %s", msg.Kind, peer)
+		}
+	}
 }

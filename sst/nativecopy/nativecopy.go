@@ -2,10 +2,13 @@
 // donor's datadir, as the rsync method makes, over the sst/transfer engine.
 //
 // It differs from rsync in three ways. The donor copies everything first
-// without any lock, then asks the server for its write lock ("flush tables")
-// and re-sends under it only what may have changed since: the InnoDB redo
-// and Aria logs always, and every file whose size or mtime moved, or whose
-// mtime is too recent to tell. The lock is held for the second pass only.
+// without any lock, catches up (still unlocked) on files the server changed
+// meanwhile, then asks the server for its write lock ("flush tables") and
+// sends under it only what may have changed since: the InnoDB redo and Aria
+// logs always, and every file whose size or mtime moved, or whose mtime is
+// too recent to tell. A changed file the joiner already holds is patched:
+// the joiner returns block hashes of its staged copy and the donor sends
+// the blocks that differ. The lock is held for that last pass only.
 // The joiner receives into a staging directory and swaps it in only once
 // everything is there and verified (package sst's Staging). And with
 // [sst] delta=1 a joiner that still holds an older datadir sends the donor
@@ -59,6 +62,16 @@ type hello struct {
 
 type plan struct {
 	Delta []deltaFile `json:"delta,omitempty"`
+}
+
+// hashReq asks the joiner for the block hashes of staged files; hashResp
+// answers with those it has.
+type hashReq struct {
+	Names []string `json:"names"`
+}
+
+type hashResp struct {
+	Files []deltaFile `json:"files"`
 }
 
 type manifest struct {

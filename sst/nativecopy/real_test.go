@@ -477,3 +477,37 @@ func TestRealDiskTooSmall(t *testing.T) {
 		t.Fatalf("donor's data changed: %v", err)
 	}
 }
+
+// TestRealMeasure compares native-copy with the stock rsync on a bigger
+// dataset (GS_TEST_NC_MEASURE_MB, e.g. 1024); skipped when unset. It logs
+// time to Synced and the donor's lock lines.
+func TestRealMeasure(t *testing.T) {
+	galeratest.Require(t)
+	mbs, _ := strconv.Atoi(os.Getenv("GS_TEST_NC_MEASURE_MB"))
+	if mbs <= 0 {
+		t.Skip("set GS_TEST_NC_MEASURE_MB to measure")
+	}
+	ctx := ctxFor(t, 30*time.Minute)
+	bin := buildBinary(t)
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin}, BufferPool: "512M"})
+	n1, n2 := c.Node(1), c.Node(2)
+	must(t, c.Bootstrap(ctx))
+	must(t, n1.LoadData(ctx, int64(mbs)<<20))
+	for _, m := range []string{Name, "rsync", Name} {
+		if n2.Running() {
+			must(t, n2.Stop(ctx))
+		}
+		must(t, n2.Wipe())
+		must(t, n2.SetSSTMethod(m))
+		exec.Command("sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches").Run()
+		o1 := logSize(n1)
+		t0 := time.Now()
+		join(t, ctx, n2)
+		el := time.Since(t0)
+		dl := logSince(t, n1, o1)
+		t.Logf("%s: Synced after %.1fs\n%s", m, el.Seconds(), grepLines(dl, "first pass", "catch-up", "lock held", "verified", "Tables flushed", "resuming provider"))
+		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
