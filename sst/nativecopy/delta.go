@@ -3,9 +3,9 @@ package nativecopy
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"hash/crc32"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"

@@ -50,7 +50,11 @@ func TestMain(m *testing.M) {
 		})
 		os.Exit(sst.ExitCode(err))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir) // built by the real tests
+	}
+	os.Exit(code)
 }
 
 // files of a small datadir; sizes in bytes.

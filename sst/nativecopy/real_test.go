@@ -47,7 +47,6 @@ func buildBinary(t *testing.T) string {
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
-	t.Cleanup(func() {}) // the dir is removed by TestMain's caller? see removeBin
 	return binDir
 }
 
