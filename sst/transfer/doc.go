@@ -46,16 +46,43 @@
 //
 // A compressor naming lz4 uses the built-in lz4 block codec per chunk; the
 // checksum covers the uncompressed bytes, so it verifies end to end. Any
-// other compressor is a shell filter (sh -c) placed on each data
-// connection, below TLS; the joiner then needs a decompressor. encrypt=1
-// (the stock openssl/xbcrypt stream cipher with a shared key) is refused
-// with an explanation: use encrypt=3 or 4, or ssl-mode, with certificates.
+// other compressor is a shell filter (sh -c, in its own process group,
+// killed and reaped with the session) placed on each data connection,
+// below TLS; the joiner then needs a decompressor. A filter cannot be
+// asked to flush, so each Sync closes the compressor and starts a new one:
+// the connection carries length-prefixed segments, each a complete
+// compressed stream that the joiner feeds to a fresh decompressor.
+//
+// TLS (crypto/tls, TLS 1.2+) follows the stock options: encrypt=2 and 4
+// and ssl-mode=VERIFY_CA need a CA and both sides verify the peer's chain;
+// encrypt=3 and ssl-mode=REQUIRED encrypt and verify only when a CA is
+// given; VERIFY_IDENTITY also checks the joiner's name. encrypt=1 (the
+// stock openssl/xbcrypt stream cipher with a shared key) is refused with
+// an explanation rather than silently changed into something else: use
+// encrypt=3 or 4, or ssl-mode, with certificates.
+//
+// # Liveness
+//
+// The joiner fails after sst-initial-timeout when no donor connects. Both
+// sides ping over the control connection and the donor over idle data
+// connections; a peer silent for the idle timeout (transfer-idle-timeout,
+// default 120 s) fails the session, as does TCP keepalive for a peer gone
+// without a word. The stock socat waits forever (MDEV-15442).
+//
+// # Rate limit
+//
+// rlimit is shared by all data connections of the donor and counts the
+// frame bytes after lz4, before any external filter and TLS.
 //
 // # Why no sendfile
 //
 // Donor files may change while they are read (the first, unlocked pass of
 // native-copy), so the checksum must be computed over exactly the bytes
-// sent: the donor preads a chunk into a pooled buffer, checksums it and
-// writes that buffer. sendfile after a separate checksum read would race
-// with the server's writes and costs the same number of copies.
+// sent: the donor preads a chunk into its buffer, checksums it and writes
+// that buffer. sendfile after a separate checksum read would race with the
+// server's writes (a false mismatch) and costs the same number of copies;
+// on the joiner, splicing to the file first would write unverified data
+// and need a read back to check it. Buffers are per connection and reused,
+// so a steady transfer allocates nothing; on this 2-core VM the plain path
+// moves well over 1 GB/s over loopback, more than the disk takes.
 package transfer

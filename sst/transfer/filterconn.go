@@ -112,7 +112,7 @@ func (s *Session) endSegment(dc *dataConn, fw *frameWriter, last bool) error {
 func (s *Session) startPump(dc *dataConn) {
 	pr, pw := io.Pipe()
 	src := dc.r
-	dc.pr, dc.r = pr, bufio.NewReaderSize(pr, 256<<10)
+	dc.pr, dc.r = pr, bufio.NewReaderSize(pr, readBuf)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -130,7 +130,7 @@ func (s *Session) enqueue(ctx context.Context, j job) error {
 	if err := s.failed(); err != nil {
 		return err
 	}
-	if s.finished {
+	if s.finished.Load() {
 		return fmt.Errorf("send to %s after Finish", s.peer)
 	}
 	s.pending.Add(1)
@@ -467,7 +467,7 @@ func (s *Session) Sync(ctx context.Context) (Stats, error) {
 	if err := s.donorOnly("Sync"); err != nil {
 		return Stats{}, err
 	}
-	if s.finished {
+	if s.finished.Load() {
 		return Stats{}, fmt.Errorf("sync with %s after Finish", s.peer)
 	}
 	seq, err := s.barrier(ctx, kindBarrier)
@@ -483,11 +483,10 @@ func (s *Session) Finish(ctx context.Context) (Stats, error) {
 	if err := s.donorOnly("Finish"); err != nil {
 		return Stats{}, err
 	}
-	if s.finished {
+	if s.finished.Swap(true) {
 		return Stats{}, fmt.Errorf("Finish with %s called twice", s.peer)
 	}
 	seq, err := s.barrier(ctx, kindEnd)
-	s.finished = true
 	if err != nil {
 		return Stats{}, err
 	}

@@ -204,7 +204,7 @@ func (l *Listener) newSession(ctrl accepted, conns []accepted) (*Session, error)
 	s := newSession(l.opts, "donor "+ctrl.raw.RemoteAddr().String(), h.Session, h.Chunk, h.Codec)
 	s.ctrl, s.ctrlR = ctrl.conn, bufio.NewReader(ctrl.conn)
 	for i, a := range conns {
-		dc := &dataConn{index: i, conn: a.conn, raw: a.raw, r: bufio.NewReaderSize(a.conn, 256<<10)}
+		dc := &dataConn{index: i, conn: a.conn, raw: a.raw, r: bufio.NewReaderSize(a.conn, readBuf)}
 		s.data = append(s.data, dc)
 	}
 	if h.Codec == "filter" {
@@ -233,7 +233,13 @@ func (l *Listener) Close() error {
 	}
 }
 
-// Session is an established transfer between a donor and a joiner.
+// readBuf is the joiner's read buffer per connection: small, because a
+// payload read finds most of its bytes outside it and skips the copy.
+const readBuf = 64 << 10
+
+// Session is an established transfer between a donor and a joiner. The
+// Send methods may be called from several goroutines; Sync and Finish
+// must not run while a Send is in progress.
 type Session struct {
 	role   Role
 	peer   string
@@ -271,7 +277,7 @@ type Session struct {
 	nextFile atomic.Uint64
 	barriers uint64
 	limiter  *limiter
-	finished bool
+	finished atomic.Bool
 
 	// joiner
 	serving  atomic.Bool

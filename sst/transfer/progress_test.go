@@ -1,0 +1,91 @@
+package transfer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+)
+
+type events struct {
+	mu sync.Mutex
+	ev []progress.Event
+}
+
+func (e *events) Report(ev progress.Event) {
+	e.mu.Lock()
+	e.ev = append(e.ev, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) all() []progress.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]progress.Event(nil), e.ev...)
+}
+
+func TestProgress(t *testing.T) {
+	ctx := testCtx(t)
+	var je, de events
+	j, d := pair(t, "127.0.0.1", Options{Reporter: &je, Method: "native-copy"},
+		Options{Reporter: &de, Method: "native-copy", RateLimit: 2 << 20, Streams: 2})
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), 3<<20, 1)
+	sink, _ := OpenSink(t.TempDir(), SinkOptions{NoSync: true})
+	defer sink.Close()
+	served := make(chan error, 1)
+	go func() { _, err := j.Serve(ctx, sink); served <- err }()
+	d.SetTotal(3 << 20)
+	start := time.Now()
+	f, _ := os.Open(filepath.Join(src, "f"))
+	d.SendFile(ctx, "f", f)
+	if _, err := d.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	for _, c := range []struct {
+		who  string
+		ev   []progress.Event
+		role string
+	}{{"joiner", je.all(), "joiner"}, {"donor", de.all(), "donor"}} {
+		if len(c.ev) < 3 {
+			t.Fatalf("%s: %d events in %v", c.who, len(c.ev), el)
+		}
+		// At most one every ProgressInterval, plus the start and the end.
+		if max := int(el/ProgressInterval) + 3; len(c.ev) > max {
+			t.Errorf("%s: %d events in %v, want at most %d", c.who, len(c.ev), el, max)
+		}
+		last := c.ev[len(c.ev)-1]
+		if last.Done != 3<<20 || last.Total != 3<<20 || last.Role != c.role || last.Method != "native-copy" || !strings.Contains(last.Peer, "127.0.0.1") {
+			t.Errorf("%s: last event %+v", c.who, last)
+		}
+		for i := 1; i < len(c.ev); i++ {
+			if c.ev[i].Done < c.ev[i-1].Done {
+				t.Errorf("%s: progress went back: %+v", c.who, c.ev)
+			}
+		}
+	}
+}
+
+func TestServerLines(t *testing.T) {
+	var b bytes.Buffer
+	r := ServerLines(&b)
+	r.Report(progress.Event{Done: 0})
+	r.Report(progress.Event{Done: 0, Total: 100})
+	r.Report(progress.Event{Done: 50, Total: 100})
+	r.Report(progress.Event{Done: 50, Total: 100})
+	r.Report(progress.Event{Done: 100, Total: 100})
+	if got, want := b.String(), "complete 0\ntotal 100\ncomplete 50\ncomplete 100\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestRoundtripHostName(t *testing.T) { roundtrip(t, "localhost", Options{}, Options{Streams: 2}) }
