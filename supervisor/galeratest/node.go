@@ -277,8 +277,28 @@ func (n *Node) markSafeToBootstrap() error {
 }
 
 // Start starts mariadbd for this node and returns without waiting; extraArgs
-// follow --defaults-file on its command line.
+// follow --defaults-file on its command line. mariadbd runs as the mysql user
+// from the start rather than dropping root itself: the kernel clears
+// Pdeathsig when a process changes its credentials.
 func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
+	args := append([]string{Mariadbd, "--defaults-file=" + n.ConfigFile}, extraArgs...)
+	return n.start(args, false)
+}
+
+// StartProgram starts argv in place of mariadbd, for a program that runs the
+// node itself, such as galera-supervisor reading ConfigFile. It gets what
+// mariadbd gets: the node's environment, process group, Pdeathsig, and Stop,
+// Kill, WaitSynced and Close work the same. Stop signals the program only;
+// whatever it leaves running when it exits is SIGKILLed. asRoot runs it as root (it must then drop to mysql for mariadbd,
+// e.g. with user=mysql in the config); otherwise it runs as mysql.
+func (n *Node) StartProgram(ctx context.Context, asRoot bool, argv ...string) error {
+	if len(argv) == 0 {
+		return fmt.Errorf("start node%d: empty command", n.N)
+	}
+	return n.start(argv, asRoot)
+}
+
+func (n *Node) start(argv []string, asRoot bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.p != nil {
@@ -306,26 +326,22 @@ func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
 		return fmt.Errorf("open stdout log: %w", err)
 	}
 	defer out.Close()
-	args := append([]string{"--defaults-file=" + n.ConfigFile}, extraArgs...)
-	cmd := exec.Command(Mariadbd, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = n.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	marker := markerEnv + "=" + n.Dir
 	cmd.Env = append(n.environ(), marker)
-	// Run as mysql from the start rather than letting mariadbd drop root:
-	// the kernel clears Pdeathsig when a process changes its credentials.
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:    true,
-		Pdeathsig:  syscall.SIGKILL,
-		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}},
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if !asRoot {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}
 	}
 	if err := spawn(cmd); err != nil {
-		return fmt.Errorf("start %s for node%d: %w", Mariadbd, n.N, err)
+		return fmt.Errorf("start %s for node%d: %w", argv[0], n.N, err)
 	}
 	p := &proc{cmd: cmd, pid: cmd.Process.Pid, marker: marker, done: make(chan struct{})}
 	n.p = p
 	go p.watch()
-	n.c.logf("galeratest: node%d started, pid %d %s", n.N, p.pid, strings.Join(extraArgs, " "))
+	n.c.logf("galeratest: node%d started, pid %d: %s", n.N, p.pid, strings.Join(argv, " "))
 	return nil
 }
 

@@ -92,22 +92,30 @@ func (p *proc) watch() {
 }
 
 // killMarked SIGKILLs every process whose environment holds marker,
-// except skip, until none is left.
+// except skip, until none is left, and waits (bounded) until each is gone
+// or a zombie: a process being torn down may no longer show its environment.
 func killMarked(marker string, skip int) {
+	killed := map[int]bool{}
 	for range 50 {
-		pids := markedPIDs(marker)
 		n := 0
-		for _, pid := range pids {
+		for _, pid := range markedPIDs(marker) {
 			if pid == skip {
 				continue
 			}
 			syscall.Kill(pid, syscall.SIGKILL)
+			killed[pid] = true
 			n++
 		}
 		if n == 0 {
-			return
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := range killed {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 

@@ -294,3 +294,49 @@ func TestRealKillJoinerDuringSST(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRealStartProgram: a wrapper started as root that runs mariadbd (as a
+// supervisor would) is waited for, stopped and cleaned up like mariadbd.
+func TestRealStartProgram(t *testing.T) {
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := NewTest(t, Config{Nodes: 1})
+	n := c.Node(1)
+	// The shell stays as the parent of mariadbd, which drops root itself.
+	// It traps SIGTERM, so a stop never reaches mariadbd.
+	err := n.StartProgram(ctx, true, "/bin/sh", "-c", `trap 'echo TERM' TERM; "$@"; echo "mariadbd exited $?"`, "sh",
+		Mariadbd, "--defaults-file="+n.ConfigFile, "--wsrep-new-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mariadbd int
+	for _, pid := range markedPIDs(markerEnv + "=" + n.Dir) {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "mariadbd" {
+			mariadbd = pid
+		}
+	}
+	if mariadbd == 0 || mariadbd == n.PID() {
+		t.Fatalf("mariadbd pid %d under wrapper %d", mariadbd, n.PID())
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", mariadbd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _, _ := runUser()
+	if !strings.Contains(string(status), fmt.Sprintf("\nUid:\t%d\t", uid)) {
+		t.Errorf("mariadbd does not run as %s:\n%s", RunUser, status)
+	}
+	// SIGTERM reaches the wrapper only; sh waits for mariadbd, which never
+	// hears of it, so Stop must end with the group kill.
+	c.cfg.StopTimeout = 2 * time.Second
+	if err := n.Stop(ctx); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("Stop = %v, want a kill after the timeout", err)
+	}
+	if alive(mariadbd) {
+		t.Errorf("mariadbd %d alive after Stop", mariadbd)
+	}
+}
