@@ -219,18 +219,22 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		c.dir = d
 	}
-	if err := os.Chmod(c.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("chmod %s: %w", c.dir, err)
-	}
-	// owner lets sweepStale recognise a cluster whose test process died.
-	if err := os.WriteFile(filepath.Join(c.dir, "owner"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("write owner: %w", err)
-	}
-	c.name = "gs-" + filepath.Base(c.dir)
 	fail := func(err error) (*Cluster, error) {
 		c.Close()
 		return nil, err
 	}
+	if err := os.Chmod(c.dir, 0o755); err != nil {
+		return fail(fmt.Errorf("chmod %s: %w", c.dir, err))
+	}
+	// owner lets sweepStale recognise a cluster whose test process died.
+	if err := os.WriteFile(filepath.Join(c.dir, "owner"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fail(fmt.Errorf("write owner: %w", err))
+	}
+	// sun_path holds 108 bytes with its NUL.
+	if sock := filepath.Join(c.dir, fmt.Sprintf("node%d", cfg.Nodes), "mysqld.sock"); len(sock) > 107 {
+		return fail(fmt.Errorf("cluster dir %s too long: socket path %s exceeds 107 bytes", c.dir, sock))
+	}
+	c.name = "gs-" + filepath.Base(c.dir)
 
 	if err := mkdirShared(filepath.Join(Root, "ports")); err != nil {
 		return fail(err)

@@ -391,7 +391,8 @@ func (n *Node) PID() int {
 func (n *Node) Running() bool { return n.PID() != 0 }
 
 // Exited returns a channel closed when the current mariadbd has exited and
-// everything it left is killed, and its Wait error; nil when never started.
+// everything it left is killed (Wait then returns its exit error); nil when
+// never started.
 func (n *Node) Exited() <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
