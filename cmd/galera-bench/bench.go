@@ -163,8 +163,8 @@ func (b *bench) add(r Result) {
 		if r.LockLogS >= 0 {
 			logLock = fmt.Sprintf("%.2f s", r.LockLogS)
 		}
-		b.logf("%s: %.1f s to Synced, %.0f MB/s, donor write lock %.2f s at +%.1f s (log: %s), SST RSS %.1f MiB",
-			r.Method, r.Seconds, r.MBps, r.LockProbeS, r.LockProbeAtS, logLock, r.RSSPeakMiB)
+		b.logf("%s: %.1f s to Synced, %.0f MB/s, donor write lock %.2f s at +%.1f s (log: %s; donor state +%.1f..+%.1f s; longest write overall %.2f s at +%.1f s), SST RSS %.1f MiB",
+			r.Method, r.Seconds, r.MBps, r.LockProbeS, r.LockProbeAtS, logLock, r.DonorFromS, r.DonorToS, r.ProbeMaxAnyS, r.ProbeMaxAnyAtS, r.RSSPeakMiB)
 	}
 	b.report.Results = append(b.report.Results, r)
 }
@@ -325,9 +325,12 @@ func (b *bench) join(ctx context.Context, m method) Result {
 		stopMeasure()
 		return fail("connect to node1 for the lock probe: %v", err)
 	}
-	wg.Add(2)
+	defer db.Close()
+	watch := &donorWatch{}
+	wg.Add(3)
 	go func() { defer wg.Done(); sampler.run(mctx, 50*time.Millisecond) }()
 	go func() { defer wg.Done(); probe.run(mctx, db, 10*time.Millisecond) }()
+	go func() { defer wg.Done(); watch.run(mctx, db, 50*time.Millisecond) }()
 	// Let the probe take its connection before the clock starts.
 	time.Sleep(200 * time.Millisecond)
 
@@ -344,7 +347,11 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	stopMeasure()
 	wg.Wait()
 
-	probe.fill(&r, start)
+	from, to := watch.window()
+	if from.IsZero() {
+		b.logf("warning: %s: never saw node1 in the Donor state; the lock column counts every probe write", m.Name)
+	}
+	probe.fill(&r, start, from, to)
 	sampler.fill(&r)
 	if jp := n2.PID(); jp > 0 {
 		r.JoinerCPUS = float64(cpuTicks(jp)) / clockTicks
@@ -388,6 +395,11 @@ func (b *bench) waitSynced(ctx context.Context, n *galeratest.Node) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var db *sql.DB
+	defer func() {
+		if db != nil {
+			db.Close()
+		}
+	}()
 	for {
 		select {
 		case err := <-harness:
@@ -451,7 +463,7 @@ func tail(path string, off int64) []byte {
 
 // backupLog finds the mariadb-backup log the donor wrote during this join
 // (the stock script's and native-backup's names), saves it and returns the
-// BLOCK_COMMIT span it shows (-1: none).
+// BLOCK_DDL..END span it shows (-1: none).
 func (b *bench) backupLog(name, datadir string, since time.Time) float64 {
 	for _, f := range []string{"mariadb-backup.backup.log", "mariabackup.backup.log"} {
 		path := filepath.Join(datadir, f)
@@ -477,6 +489,7 @@ func (b *bench) probeFloor(ctx context.Context, d time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("connect to node1 for the lock probe: %w", err)
 	}
+	defer db.Close()
 	p := &lockProbe{}
 	pctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -485,7 +498,7 @@ func (b *bench) probeFloor(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 	var r Result
-	p.fill(&r, time.Now())
+	p.fill(&r, time.Now(), time.Time{}, time.Time{})
 	b.report.ProbeIdleMaxS = r.LockProbeS
 	b.report.ProbeIdleWrites = r.ProbeWrites
 	b.logf("lock probe on the idle donor: longest of %d writes in %v took %.3f s (the noise floor of the lock column)", r.ProbeWrites, d, r.LockProbeS)

@@ -35,16 +35,24 @@ Measured per run:
   s to Synced     starting the joiner's mariadbd -> wsrep_local_state_comment=Synced
   MB/s            (donor datadir bytes - galera.cache) / s to Synced;
                   for cp -r: every byte copied / (cp + sync) seconds
-  lock s (probe)  longest single write on the donor: a probe commits a tiny
-                  UPDATE every 10 ms during the join; FLUSH TABLES WITH READ
-                  LOCK or BACKUP STAGE BLOCK_COMMIT hold it up, so this is how
-                  long the donor refused writes (the methods' logs are not trusted)
-  lock s (log)    cross-check from the donor's error log: "Flushing tables for
-                  SST" to the line that says the lock went ("-": none found)
+  lock s (probe)  longest single write on the donor among those begun while
+                  it was in the Donor/Desynced state (polled every 50 ms): a
+                  probe commits a tiny UPDATE every 10 ms during the join;
+                  FLUSH TABLES WITH READ LOCK, or the provider pause from
+                  BACKUP STAGE BLOCK_DDL to END, holds it up, so this is how
+                  long the donor refused writes (the methods' logs are not
+                  trusted). The stalls outside that state (the joiner joining
+                  the group, its flow control while it catches up) are in
+                  bench.json, as is the probe's noise floor on the idle donor
+  lock s (log)    cross-check, 1 s resolution: the donor's error log from
+                  "Flushing tables for SST" to the line saying the lock went,
+                  or its mariadb-backup log from BACKUP STAGE BLOCK_DDL to
+                  "All tables unlocked" ("-": none found)
   SST RSS MiB     /proc sampled every 50 ms: per side, the summed RSS of every
                   descendant of that side's mariadbd (wsrep_sst_*, rsync, socat,
-                  mbstream, lz4, the native binary); the larger side's peak.
-                  mariadb-backup is left out and shown on its own (issue 4)
+                  mbstream, lz4, the native binary; not mariadbd itself) at
+                  one instant; the larger side's peak. mariadb-backup is left
+                  out and shown on its own (issue 4)
   x ...           ratios against rsync, cp -r and mariabackup of the same run
 
 The targets of issues 3 and 4 are then printed as PASS, MISS or N/A. They are

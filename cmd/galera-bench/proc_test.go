@@ -194,7 +194,7 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-func TestLockProbeTop(t *testing.T) {
+func TestLockProbeFill(t *testing.T) {
 	p := &lockProbe{}
 	t0 := time.Unix(1000, 0)
 	for i, ms := range []int{5, 900, 7, 3000, 2, 40, 41, 42, 6} {
@@ -202,13 +202,42 @@ func TestLockProbeTop(t *testing.T) {
 	}
 	p.record(time.Millisecond, t0, errors.New("deadlock"))
 	var r Result
-	p.fill(&r, t0)
-	if r.LockProbeS != 3 || r.LockProbeAtS != 3 || r.ProbeWrites != 9 || r.ProbeErrors != 1 {
-		t.Errorf("fill: lock %v at %v, %d writes, %d errors", r.LockProbeS, r.LockProbeAtS, r.ProbeWrites, r.ProbeErrors)
+	p.fill(&r, t0, time.Time{}, time.Time{})
+	if r.LockProbeS != 3 || r.LockProbeAtS != 3 || r.ProbeMaxAnyS != 3 || r.ProbeWrites != 9 || r.ProbeErrors != 1 {
+		t.Errorf("no window: lock %v at %v, any %v, %d writes, %d errors", r.LockProbeS, r.LockProbeAtS, r.ProbeMaxAnyS, r.ProbeWrites, r.ProbeErrors)
 	}
 	want := [][2]float64{{3, 3}, {1, 0.9}, {7, 0.042}, {6, 0.041}, {5, 0.04}}
 	if !reflect.DeepEqual(r.ProbeStalls, want) {
 		t.Errorf("stalls = %v, want %v", r.ProbeStalls, want)
+	}
+	// Donor state from +4 s to +7 s: the 3 s write at +3 s is outside.
+	r = Result{}
+	p.fill(&r, t0, t0.Add(4*time.Second), t0.Add(7*time.Second))
+	if r.LockProbeS != 0.042 || r.LockProbeAtS != 7 || r.ProbeMaxAnyS != 3 || r.ProbeMaxAnyAtS != 3 || r.DonorFromS != 4 || r.DonorToS != 7 {
+		t.Errorf("window: %+v", r)
+	}
+}
+
+func TestDonorWatch(t *testing.T) {
+	w := &donorWatch{}
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	if f, _ := w.window(); !f.IsZero() {
+		t.Fatal("window before any poll")
+	}
+	w.observe("Synced", at(0), at(0.05))
+	w.observe("Donor/Desynced", at(0.05), at(0.10))
+	w.observe("Donor/Desynced", at(0.10), at(0.15))
+	f, to := w.window()
+	if f != at(0.05) || to != at(0.15) {
+		t.Errorf("open window = %v..%v", f.Sub(t0), to.Sub(t0))
+	}
+	w.observe("Joined", at(0.15), at(0.20))
+	w.observe("Donor/Desynced", at(0.20), at(0.25)) // a later SST does not move it
+	w.observe("Synced", at(0.25), at(0.30))
+	f, to = w.window()
+	if f != at(0.05) || to != at(0.20) {
+		t.Errorf("closed window = %v..%v", f.Sub(t0), to.Sub(t0))
 	}
 }
 

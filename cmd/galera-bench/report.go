@@ -26,12 +26,20 @@ type Result struct {
 	MBps         float64 `json:"mb_per_s"`      // PayloadBytes / 1e6 / Seconds
 
 	// Donor write lock. LockProbeS is the longest time one tiny autocommit
-	// write on the donor took; LockLogS is the span the donor's error log shows
+	// write on the donor took among those begun while the donor was in the
+	// Donor/Desynced state; LockLogS is the span the donor's error log shows
 	// between the server flushing tables for the SST and the SST releasing
 	// them (-1: the log shows none).
 	LockProbeS   float64 `json:"lock_probe_s"`
 	LockProbeAtS float64 `json:"lock_probe_at_s"` // when that write began, from the join's start
 	LockLogS     float64 `json:"lock_log_s"`
+	// The longest probe write of the whole join, whatever held it up (the
+	// joiner's view change, its flow control while it catches up, I/O).
+	ProbeMaxAnyS   float64 `json:"probe_max_any_s"`
+	ProbeMaxAnyAtS float64 `json:"probe_max_any_at_s"`
+	// When the donor was Donor/Desynced, from the join's start (0, 0: not seen).
+	DonorFromS float64 `json:"donor_state_from_s"`
+	DonorToS   float64 `json:"donor_state_to_s"`
 	// The longest few probe writes: [start s from the join's start, seconds].
 	ProbeStalls [][2]float64 `json:"probe_stalls,omitempty"`
 	ProbeWrites int          `json:"probe_writes"`
