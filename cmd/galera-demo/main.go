@@ -33,8 +33,8 @@ What it does:
      Primary Component of one.
   3. Loads -data bytes into bench.t on node1, plus a few sample tables (InnoDB,
      Aria, MyISAM).
-  4. node2 joins, then node3 joins with an EMPTY datadir: it receives the whole
-     state from a donor by SST, using -sst-method (stock: rsync).
+  4. node2, then node3, join with EMPTY datadirs: each receives the whole state
+     from a donor by SST, using -sst-method (stock: rsync).
   5. Prints every node's wsrep state, checks that all tables checksum the same on
      every node, and keeps printing the state every -interval.
   6. On Ctrl-C, SIGTERM or after -seconds, stops every mariadbd it started (by PID,
@@ -74,7 +74,7 @@ Examples:
   galera-demo -seconds 20          run for 20 seconds after the cluster is up
   galera-demo -data 256MB          a bigger SST
   galera-demo -sst-method native-copy
-                                   node3 joins by the project's native SST; needs
+                                   the joiners use the project's native SST; needs
                                    wsrep_sst_native-copy beside this binary (make build)
 `)
 	}
@@ -128,6 +128,8 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		Nodes:     o.nodes,
 		SSTMethod: o.sstMethod,
 		Keep:      o.keep,
+		// Methods that log in to the donor (mariabackup, native-backup) need it.
+		Mysqld: map[string]string{"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password},
 	}
 	if o.verbose {
 		cfg.Logf = func(format string, args ...any) { d.say(format, args...) }
