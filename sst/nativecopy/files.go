@@ -106,6 +106,9 @@ func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, e
 	for _, s := range []sel{{tagInnoDBData, reInnoDBData, false}, {tagInnoDBLog, reRedo, true}, {tagInnoDBUndo, reUndo, false}, {tagAriaLog, reAria, true}} {
 		dir := d.tags[s.tag]
 		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // nothing there yet (a joiner's directory before its first SST)
+		}
 		if err != nil {
 			return nil, sst.Errorf(sst.ENOENT, "native-copy: read %s directory %s: %w", s.tag, dir, err)
 		}

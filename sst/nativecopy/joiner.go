@@ -65,6 +65,11 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		if err != nil {
 			return fail(sst.Errorf(sst.EPROTO, "%s: bypass state from %s: %w", s.Method, peer, err))
 		}
+		// The data stays; only leftovers of an interrupted earlier SST go.
+		if err := sst.Recover(s.Datadir, s.Logf); err != nil {
+			return fail(err)
+		}
+		os.RemoveAll(filepath.Join(s.Datadir, sst.StagingDirName))
 		s.Logf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st)
 		if err := sess.Send("verified", nil); err != nil {
 			return classify(err, peer)
@@ -234,6 +239,10 @@ func finishStaging(s *sst.Session, st *sst.Staging, d dirs, man manifest, peer s
 		} else {
 			x, ok := ext[dir]
 			if !ok {
+				// Missing directories are created, as the stock create_dirs does.
+				if err := os.MkdirAll(dir, 0o750); err != nil {
+					return out, sst.Errorf(sst.EIO, "%s: create %s directory %s: %w", s.Method, tag, dir, err)
+				}
 				var err error
 				if x, err = sst.NewStaging(dir, keepOnly(tag, base), s.Logf); err != nil {
 					return out, err

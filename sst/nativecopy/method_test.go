@@ -387,6 +387,8 @@ func TestBypass(t *testing.T) {
 	jd, dd := newPair(t)
 	mkfiles(t, jd, map[string]int{"ibdata1": 1000, "bench/t.ibd": 5000})
 	joinerBefore, donorBefore := snapshot(t, jd), snapshot(t, dd)
+	// Leftovers of an earlier joiner killed while receiving.
+	mkfiles(t, jd, map[string]int{sst.StagingDirName + "/bench/t.ibd": 100})
 	r := &sstRun{joinerDir: jd, donorDir: dd, bypass: true}
 	r.run(t, context.Background())
 	if r.joinerErr != nil || r.donorErr != nil {
@@ -403,6 +405,9 @@ func TestBypass(t *testing.T) {
 	}
 	if d := diffSnap(donorBefore, snapshot(t, dd)); d != "" {
 		t.Errorf("donor datadir changed:\n%s", d)
+	}
+	if _, err := os.Lstat(filepath.Join(jd, sst.StagingDirName)); err == nil {
+		t.Error("stale staging not removed on bypass")
 	}
 	if !strings.Contains(r.joiner.stderr.String(), "bypass") {
 		t.Errorf("joiner did not log the bypass:\n%s", r.joiner.stderr)

@@ -106,15 +106,6 @@ func logSize(n *galeratest.Node) int64 {
 	return fi.Size()
 }
 
-func lockLine(log string) string {
-	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "donor write lock held") || strings.Contains(l, "first pass (no lock)") || strings.Contains(l, "verified") && strings.Contains(l, "MB/s") {
-			return l
-		}
-	}
-	return ""
-}
-
 func grepLines(log string, subs ...string) string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
