@@ -157,3 +157,21 @@ func rmdirTree(root string) error {
 	}
 	return last
 }
+
+// sweepCgroups removes the empty cgroups of machines whose test binary died
+// without its cleanup. Young ones may belong to a machine being started.
+func sweepCgroups() {
+	for _, r := range cgroupRoots() {
+		dirs, _ := filepath.Glob(filepath.Join(r, "gs-nspawn-*"))
+		for _, d := range dirs {
+			fi, err := os.Stat(d)
+			if err != nil || time.Since(fi.ModTime()) < time.Minute {
+				continue
+			}
+			cg := &cgroup{dirs: []string{d}}
+			if len(cg.pids()) == 0 {
+				rmdirTree(d)
+			}
+		}
+	}
+}

@@ -138,6 +138,7 @@ func Start(ctx context.Context, rootfs string, cfg Config) (*Machine, error) {
 	if err := os.MkdirAll(m.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", m.dir, err)
 	}
+	sweepCgroups()
 	cg, err := newCgroup("gs-nspawn-" + name)
 	if err != nil {
 		return nil, err
@@ -163,9 +164,10 @@ func Start(ctx context.Context, rootfs string, cfg Config) (*Machine, error) {
 	defer console.Close()
 	// Not CommandContext: the machine outlives ctx, which only bounds the boot.
 	cmd := cg.command(context.Background(), args...)
-	cmd.Cancel = nil
 	cmd.Stdout, cmd.Stderr = console, console
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// If the test binary dies (a go test timeout skips t.Cleanup), nspawn
+	// gets SIGTERM, which powers the machine off.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		cg.remove()
