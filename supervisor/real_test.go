@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +35,10 @@ func builtSupervisor(t *testing.T) string {
 			return
 		}
 		os.Chmod(buildDir, 0o755)
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
+		}
 		cmd := exec.Command(goBin, "build", "-o", buildDir, "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
 		out, err := cmd.CombinedOutput()
 		if err != nil {

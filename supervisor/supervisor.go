@@ -375,7 +375,6 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 	r.view.recovering = true
 	r.say(true)
 	defer func() { r.view.recovering = false }()
-	var recPID atomic.Int64
 	type result struct {
 		pos Position
 		err error
@@ -386,7 +385,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 	go func() {
 		pos, err := Recover(rctx, RecoverConfig{
 			Mariadbd: s.cfg.Mariadbd, Defaults: s.cfg.Defaults, ExtraArgs: s.cfg.ExtraArgs,
-			User: userName, Credential: r.cred, Env: r.env, Started: func(pid int) { recPID.Store(int64(pid)) },
+			User: userName, Credential: r.cred, Env: r.env,
 		})
 		done <- result{pos, err}
 	}()

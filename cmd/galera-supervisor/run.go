@@ -108,7 +108,6 @@ type runOptions struct {
 	stopTimeout  time.Duration
 	stallTimeout time.Duration
 	healthEvery  time.Duration
-	extra        []string
 }
 
 type flagSet = flag.FlagSet
