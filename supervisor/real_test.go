@@ -677,3 +677,62 @@ func slicesContainsPrefix(ss []string, p string) bool {
 	}
 	return false
 }
+
+// TestRealFailedSSTExitCode kills the donor's SST process mid-transfer: the
+// joiner's mariadbd aborts, and its supervisor exits with ExitSST, the code
+// a unit's RestartPreventExitStatus= stops the SST loop with.
+func TestRealFailedSSTExitCode(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bin := builtSupervisor(t)
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   "native-copy",
+		SST:         map[string]string{"rlimit": "8M"},
+		PathPrepend: []string{filepath.Dir(bin)},
+	})
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, c.Node(2), sd)
+	deadline := time.Now().Add(2 * time.Minute)
+	for !slicesContainsPrefix(sd.statuses(), "receiving SST 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %q", sd.statuses())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	donor := sstPIDs(c.Node(1).PID())
+	if len(donor) == 0 {
+		t.Fatal("no donor SST process")
+	}
+	for _, p := range donor {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	select {
+	case <-sup.exited:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("joiner's supervisor still running 3 min after the donor's SST died")
+	}
+	var ee *exec.ExitError
+	if !errors.As(sup.err, &ee) || ee.ExitCode() != ExitSST {
+		t.Fatalf("supervisor: %v, want exit %d", sup.err, ExitSST)
+	}
+	for _, m := range sd.all() {
+		if strings.Contains(m.s, "READY=1") {
+			t.Error("READY=1 for a node whose SST failed")
+		}
+	}
+	// Nothing of the joiner's survives, wherever it re-parented.
+	for _, st := range allStats() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID))
+		if err == nil && st.State != 'Z' && bytes.Contains(b, []byte(c.Node(2).DataDir)) {
+			t.Errorf("process %d left: %q", st.PID, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
