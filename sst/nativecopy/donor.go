@@ -2,7 +2,9 @@ package nativecopy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -91,11 +93,17 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	}
 
 	sent := map[string]int64{} // name → size announced
+	// Before the lock a file may vanish (DROP, RENAME, TRUNCATE); under it
+	// DDL waits, so the locked pass's listing is the snapshot.
+	underLock := false
 	// sendPatch sends the blocks of f that differ from the joiner's copy df
 	// and returns the bytes sent.
 	sendPatch := func(f *file, df deltaFile) (int64, error) {
 		fh, err := os.Open(f.Path)
 		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && !underLock {
+				return 0, nil // dropped or renamed meanwhile; the locked pass lists anew
+			}
 			return 0, sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
 		}
 		fi, err := fh.Stat()
@@ -124,6 +132,9 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	send := func(f *file, useDelta bool) error {
 		fh, err := os.Open(f.Path)
 		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && !underLock {
+				return nil // dropped or renamed meanwhile; the locked pass lists anew
+			}
 			return sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
 		}
 		fi, err := fh.Stat()
@@ -217,15 +228,18 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 				byName[nf.Name] = nf
 				f = nf
 			}
-			current = append(current, f)
-			if f.Log && !withLogs {
-				continue
-			}
 			ch := true
 			if ok && !f.Log {
 				if ch, err = f.changed(); err != nil {
+					if errors.Is(err, fs.ErrNotExist) && !underLock {
+						continue // gone since the listing
+					}
 					return nil, 0, sst.Errorf(sst.EIO, "%s: %w", s.Method, err)
 				}
+			}
+			current = append(current, f)
+			if f.Log && !withLogs {
+				continue
 			}
 			if ch {
 				out = append(out, f)
@@ -285,7 +299,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	if err := s.Proto.FlushTables(); err != nil {
 		return fail(err)
 	}
-	locked := true
+	locked, underLock := true, true
 	lockStart := time.Now()
 	defer func() {
 		if locked {
