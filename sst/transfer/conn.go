@@ -65,22 +65,47 @@ func tuneConn(c net.Conn, o *Options) {
 	}
 }
 
+// explained is an error reworded for the operator that still unwraps to
+// its cause, so callers can classify it (errors.Is, errors.As).
+type explained struct {
+	msg  string
+	err  error
+	kind error // a sentinel the error also matches, e.g. ErrTLS
+}
+
+func (e *explained) Error() string        { return e.msg }
+func (e *explained) Unwrap() error        { return e.err }
+func (e *explained) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+// ErrTLS matches (errors.Is) every failure of a TLS handshake on either
+// side: no certificate, an untrusted one, or a peer that does not speak
+// TLS. The message says which.
+var ErrTLS = errors.New("TLS handshake failed")
+
+func explain(err error, format string, args ...any) error {
+	return &explained{msg: fmt.Sprintf(format, args...), err: err}
+}
+
+func explainTLS(err error, format string, args ...any) error {
+	return &explained{msg: fmt.Sprintf(format, args...), err: err, kind: ErrTLS}
+}
+
 // tlsError explains a TLS failure in the words of the options.
 func tlsError(peer string, err error) error {
 	s := err.Error()
 	switch {
 	case strings.Contains(s, "remote error: tls:"):
-		return fmt.Errorf("%s refused our TLS certificate (%v): check [sst] tcert, tkey and tca on both nodes", peer, err)
+		return explainTLS(err, "%s refused our TLS certificate (%v): check [sst] tcert, tkey and tca on both nodes", peer, err)
 	case strings.Contains(s, "didn't provide a certificate"), strings.Contains(s, "certificate required"):
-		return fmt.Errorf("%s presented no TLS certificate (%v): it needs [sst] tcert and tkey", peer, err)
+		return explainTLS(err, "%s presented no TLS certificate (%v): it needs [sst] tcert and tkey", peer, err)
 	case strings.Contains(s, "x509:") || strings.Contains(s, "certificate"):
-		return fmt.Errorf("%s presented a TLS certificate we do not trust (%v): check [sst] tca on both nodes", peer, err)
+		return explainTLS(err, "%s presented a TLS certificate we do not trust (%v): check [sst] tca on both nodes", peer, err)
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
-		return fmt.Errorf("%s closed the connection during the TLS handshake: does it speak TLS? set the same [sst] encrypt/ssl-mode on both nodes (its log has the reason)", peer)
+		return explainTLS(err, "%s closed the connection during the TLS handshake: does it speak TLS? set the same [sst] encrypt/ssl-mode on both nodes (its log has the reason)", peer)
 	case strings.Contains(s, "first record does not look like a TLS handshake"):
-		return fmt.Errorf("%s does not speak TLS (%v): set the same [sst] encrypt/ssl-mode on both nodes", peer, err)
+		return explainTLS(err, "%s does not speak TLS (%v): set the same [sst] encrypt/ssl-mode on both nodes", peer, err)
 	}
-	return fmt.Errorf("TLS handshake with %s: %w", peer, err)
+	return explainTLS(err, "TLS handshake with %s: %v", peer, err)
 }
 
 func isTLSAuthErr(err error) bool {
@@ -93,13 +118,13 @@ func netErr(peer, what string, err error, idle time.Duration) error {
 	var ne net.Error
 	switch {
 	case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && strings.HasPrefix(what, "data"):
-		return fmt.Errorf("%s closed the %s before the end of the data (truncated)", peer, what)
+		return explain(err, "%s closed the %s before the end of the data (truncated)", peer, what)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%s closed the %s (the peer died or gave up)", peer, what)
+		return explain(err, "%s closed the %s (the peer died or gave up)", peer, what)
 	case errors.Is(err, syscall.ECONNRESET):
-		return fmt.Errorf("%s reset the %s (peer died?)", peer, what)
+		return explain(err, "%s reset the %s (peer died?)", peer, what)
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("no data from %s on the %s for %v (idle timeout): the peer is stalled or gone", peer, what, idle)
+		return explain(err, "no data from %s on the %s for %v (idle timeout): the peer is stalled or gone", peer, what, idle)
 	case errors.Is(err, errCorrupt):
 		return fmt.Errorf("corrupt data from %s on the %s: %w", peer, what, err)
 	}
@@ -112,10 +137,17 @@ func dialOne(ctx context.Context, o *Options, addr Address, tcfg *tls.Config, se
 	peer := "joiner " + addr.HostPort()
 	d := net.Dialer{Timeout: 10 * time.Second, KeepAliveConfig: keepAliveConfig(o)}
 	var raw net.Conn
-	var err error
+	var err, refused error
+	// A joiner listens before it prints "ready", so a refusal is likely
+	// final; a few seconds of retries cover a slow accept backlog.
 	retryUntil := time.Now().Add(10 * time.Second)
 	for {
 		raw, err = d.DialContext(ctx, "tcp", addr.HostPort())
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			refused = err
+		} else if err != nil && refused != nil {
+			err = refused // the context ended the retries; the refusal is the news
+		}
 		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(retryUntil) || ctx.Err() != nil {
 			break
 		}
@@ -153,7 +185,7 @@ func dialOne(ctx context.Context, o *Options, addr Address, tcfg *tls.Config, se
 	var jh joinerHello
 	if err := readMsg(c, 4096, &jh); err != nil {
 		if tcfg == nil && errors.Is(err, io.EOF) {
-			return fail(fmt.Errorf("%s closed the connection during the handshake: if it expects TLS, set the same [sst] encrypt/ssl-mode on both nodes (the joiner's log has its reason)", peer))
+			return fail(explainTLS(err, "%s closed the connection during the handshake: if it expects TLS, set the same [sst] encrypt/ssl-mode on both nodes (the joiner's log has its reason)", peer))
 		}
 		if tcfg != nil && isTLSAuthErr(err) {
 			return fail(tlsError(peer, err))
@@ -163,8 +195,8 @@ func dialOne(ctx context.Context, o *Options, addr Address, tcfg *tls.Config, se
 		}
 		return fail(netErr(peer, "handshake", err, handshakeTimeout))
 	}
-	if jh.Error != "" {
-		return fail(fmt.Errorf("%s refused the session: %s", peer, jh.Error))
+	if jh.Error != "" { // only sent to a plain donor by a TLS joiner
+		return fail(explainTLS(nil, "%s refused the session: %s", peer, jh.Error))
 	}
 	if jh.Proto != protoName {
 		return fail(fmt.Errorf("%s speaks %q, not the native SST protocol", peer, jh.Proto))
@@ -227,7 +259,7 @@ func (l *Listener) handshakeIn(ctx context.Context, raw net.Conn) accepted {
 		}
 		if string(m[:]) == magic {
 			writeMsg(raw, &joinerHello{Proto: protoName, Version: ProtocolVersion, Error: "this joiner requires TLS: set the same [sst] encrypt/ssl-mode and certificates on both nodes"})
-			return fail(fmt.Errorf("%s does not speak TLS, this joiner requires it: set the same [sst] encrypt/ssl-mode on both nodes", from), true)
+			return fail(explainTLS(nil, "%s does not speak TLS, this joiner requires it: set the same [sst] encrypt/ssl-mode on both nodes", from), true)
 		}
 		tc := tls.Server(&prefixConn{Conn: raw, prefix: m[:]}, l.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -241,7 +273,7 @@ func (l *Listener) handshakeIn(ctx context.Context, raw net.Conn) accepted {
 	}
 	if string(m[:]) != magic {
 		if l.tls == nil && m[0] == 0x16 && m[1] == 0x03 {
-			return fail(fmt.Errorf("%s speaks TLS but this joiner does not: set the same [sst] encrypt/ssl-mode on both nodes", from), true)
+			return fail(explainTLS(nil, "%s speaks TLS but this joiner does not: set the same [sst] encrypt/ssl-mode on both nodes", from), true)
 		}
 		return fail(fmt.Errorf("%s is not a native SST donor (got %q)", from, m[:]), false)
 	}

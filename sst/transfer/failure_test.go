@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -456,3 +457,40 @@ func readPids(path string) []int {
 }
 
 var _ = context.Background
+
+// Callers classify errors into exit codes: the causes must unwrap.
+func TestErrorsUnwrap(t *testing.T) {
+	ctx := testCtx(t)
+	l, _ := Listen(ctx, Address{Host: "127.0.0.1"}, Options{InitialTimeout: 50 * time.Millisecond})
+	_, err := l.Accept(ctx)
+	l.Close()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("initial timeout %v does not unwrap to os.ErrDeadlineExceeded", err)
+	}
+	busy, _ := Listen(ctx, Address{Host: "127.0.0.1"}, Options{})
+	defer busy.Close()
+	_, err = Listen(ctx, busy.Addr(), Options{})
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("port in use: %v", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = Dial(sctx, Address{Host: "127.0.0.1", Port: l.Addr().Port}, "x", Options{})
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("refused: %v", err)
+	}
+	c := makeCerts(t)
+	_, _, jerr, derr := tryPair(t, "127.0.0.1", Options{TLS: TLS{Mode: TLSVerifyCA, Cert: c.joinerCert, Key: c.joinerKey, CA: c.ca}},
+		Options{TLS: TLS{Mode: TLSVerifyCA, Cert: c.rogueCert, Key: c.rogueKey, CA: c.ca}})
+	if !errors.Is(derr, ErrTLS) || !errors.Is(jerr, ErrTLS) {
+		t.Errorf("TLS refusals do not match ErrTLS: donor %v; joiner %v", derr, jerr)
+	}
+	var cv *tls.CertificateVerificationError
+	if !errors.As(jerr, &cv) {
+		t.Errorf("joiner's TLS refusal %v does not unwrap to tls.CertificateVerificationError", jerr)
+	}
+	_, _, jerr, derr = tryPair(t, "127.0.0.1", Options{TLS: TLS{Mode: TLSVerifyCA, Cert: c.joinerCert, Key: c.joinerKey, CA: c.ca}}, Options{})
+	if !errors.Is(derr, ErrTLS) || !errors.Is(jerr, ErrTLS) {
+		t.Errorf("plain donor to a TLS joiner does not match ErrTLS: donor %v; joiner %v", derr, jerr)
+	}
+}

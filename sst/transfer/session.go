@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -138,7 +139,8 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 			if lastReject != nil {
 				msg += "; last refused connection: " + lastReject.Error()
 			}
-			return nil, errors.New(msg)
+			// Unwraps to os.ErrDeadlineExceeded, so callers can tell a timeout.
+			return nil, explain(os.ErrDeadlineExceeded, "%s", msg)
 		case a := <-l.results:
 			if a.err != nil {
 				l.opts.logf("WSREP_SST: [WARNING] transfer: refused a connection: %v", a.err)
