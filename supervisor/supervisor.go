@@ -305,6 +305,7 @@ type runner struct {
 	lastStatus string
 	lastSaidAt time.Time
 	lastPhase  Phase
+	seenPhases map[Phase]bool
 	deniedOnce bool
 
 	sstJoiner     bool // a joiner SST was seen (progress or mariadbd's monitor)
@@ -328,11 +329,17 @@ func (r *runner) say(force bool) {
 	}
 	if phase != r.lastPhase {
 		r.s.logf("phase: %s", line)
-		if !r.ready && !r.view.stopping && r.lastPhase != "" && r.keep.Advanced(now) {
-			// A new phase before READY is progress too: SST done, then
-			// InnoDB start, joined, ... each earns one window.
+		// A phase reached for the first time before READY is progress too
+		// (SST done, then joined, ...): each earns one window. Only the
+		// first time, so that a flapping health check cannot keep a node
+		// that never syncs alive.
+		if !r.ready && !r.view.stopping && r.lastPhase != "" && !r.seenPhases[phase] && r.keep.Advanced(now) {
 			r.s.notify(notify.ExtendTimeout(r.keep.Window))
 		}
+		if r.seenPhases == nil {
+			r.seenPhases = map[Phase]bool{}
+		}
+		r.seenPhases[phase] = true
 	}
 	r.lastStatus, r.lastSaidAt, r.lastPhase = line, now, phase
 	r.s.notify(notify.Status(line))
