@@ -129,19 +129,38 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.report.PayloadBytes, b.report.DatadirBytes = treeSize(n1.DataDir)
 	b.logf("donor datadir %s, payload without galera.cache %s", human(b.report.DatadirBytes), human(b.report.PayloadBytes))
 
-	if b.cfg.cp {
-		r := b.cpRun(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
+	// Rounds run every method once each, so that drift in the machine's load
+	// spreads over all methods; each method's median run is reported.
+	runs := map[string][]Result{}
+	var order []string
+	record := func(r Result) {
+		if _, ok := runs[r.Method]; !ok {
+			order = append(order, r.Method)
 		}
-		b.add(r)
+		runs[r.Method] = append(runs[r.Method], r)
+		b.log(r)
 	}
-	for _, m := range b.specs {
-		r := b.join(ctx, m)
-		if ctx.Err() != nil {
-			return ctx.Err()
+	for round := 1; round <= b.cfg.runs; round++ {
+		if b.cfg.runs > 1 {
+			b.logf("round %d of %d", round, b.cfg.runs)
 		}
-		b.add(r)
+		if b.cfg.cp {
+			r := b.cpRun(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			record(r)
+		}
+		for _, m := range b.specs {
+			r := b.join(ctx, m)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			record(r)
+		}
+	}
+	for _, name := range order {
+		b.report.Results = append(b.report.Results, median(runs[name]))
 	}
 	b.report.Targets = Evaluate(b.report.Results)
 	fmt.Fprintln(b.stdout)
@@ -152,7 +171,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	return b.write()
 }
 
-func (b *bench) add(r Result) {
+func (b *bench) log(r Result) {
 	switch {
 	case !r.OK:
 		b.logf("%s FAILED: %s", r.Method, r.Err)
@@ -166,7 +185,6 @@ func (b *bench) add(r Result) {
 		b.logf("%s: %.1f s to Synced, %.0f MB/s, donor write lock %.2f s at +%.1f s (log: %s; donor state +%.1f..+%.1f s; longest write overall %.2f s at +%.1f s), SST RSS %.1f MiB",
 			r.Method, r.Seconds, r.MBps, r.LockProbeS, r.LockProbeAtS, logLock, r.DonorFromS, r.DonorToS, r.ProbeMaxAnyS, r.ProbeMaxAnyAtS, r.RSSPeakMiB)
 	}
-	b.report.Results = append(b.report.Results, r)
 }
 
 // load fills node1 with bench.t, showing t.ibd's growth.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,6 +61,34 @@ type Result struct {
 	JoinerCPUS float64 `json:"joiner_cpu_s"` // joiner mariadbd + waited children
 	LoBytes    int64   `json:"lo_rx_bytes"`  // change of lo rx_bytes: every process's traffic, not only this run's
 	Cold       bool    `json:"cold"`         // page cache dropped before the run
+
+	// With -runs > 1: every successful run's seconds, and how many failed.
+	Runs   []float64 `json:"runs_seconds,omitempty"`
+	Failed int       `json:"runs_failed,omitempty"`
+}
+
+// median picks the run with the median time among the successful ones (the
+// slower of the two middle ones for an even count) and lists every run's
+// seconds in it; with no success it returns the last failure.
+func median(rs []Result) Result {
+	var ok []Result
+	var all []float64
+	for _, r := range rs {
+		if r.OK {
+			ok = append(ok, r)
+			all = append(all, r.Seconds)
+		}
+	}
+	if len(ok) == 0 {
+		return rs[len(rs)-1]
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].Seconds < ok[j].Seconds })
+	m := ok[len(ok)/2]
+	if len(rs) > 1 {
+		m.Runs = all
+		m.Failed = len(rs) - len(ok)
+	}
+	return m
 }
 
 // Report is everything one bench run writes.

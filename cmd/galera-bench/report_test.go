@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,28 @@ func TestBar(t *testing.T) {
 	}
 	if got := bar("x", 0, 0, 0, 4); !strings.Contains(got, "[....]   0%") {
 		t.Errorf("bar without a total = %q", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	rs := []Result{
+		{Method: "rsync", OK: true, Seconds: 30},
+		{Method: "rsync", OK: false, Err: "boom"},
+		{Method: "rsync", OK: true, Seconds: 10},
+		{Method: "rsync", OK: true, Seconds: 20, MBps: 5},
+	}
+	m := median(rs)
+	if m.Seconds != 20 || m.MBps != 5 || m.Failed != 1 || !reflect.DeepEqual(m.Runs, []float64{30, 10, 20}) {
+		t.Errorf("median = %+v", m)
+	}
+	if m := median(rs[:1]); m.Runs != nil || m.Seconds != 30 {
+		t.Errorf("single run = %+v", m)
+	}
+	if m := median([]Result{{Method: "x", Err: "a"}, {Method: "x", Err: "b"}}); m.OK || m.Err != "b" {
+		t.Errorf("all failed = %+v", m)
+	}
+	// Even count: the slower middle run.
+	if m := median([]Result{{OK: true, Seconds: 1}, {OK: true, Seconds: 2}}); m.Seconds != 2 {
+		t.Errorf("even = %v", m.Seconds)
 	}
 }
