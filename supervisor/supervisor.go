@@ -499,6 +499,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	reapTick := time.NewTicker(time.Second)
 	defer reapTick.Stop()
 	keep := map[int]bool{pid: true}
+	sstScans := 0
 
 	done := ctx.Done()
 	var stopTick <-chan time.Time
@@ -546,7 +547,11 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			r.healthResult(res)
 
 		case <-sstTick.C:
-			r.scanSST(pid)
+			// Every 100 ms while joining (a short SST must not be missed),
+			// every second after (a donor's SST lasts longer).
+			if sstScans++; !r.ready || sstScans%10 == 0 {
+				r.scanSST(pid)
+			}
 
 		case <-reapTick.C:
 			for _, p := range reapOrphans(keep) {
