@@ -185,6 +185,37 @@ func TestRealNativeCopy(t *testing.T) {
 		t.Logf("donor:\n%s", grepLines(dl, "first pass", "donor write lock held", "verified"))
 	})
 
+	// The point of the unlocked passes: the donor keeps taking writes and
+	// flushing pages while it copies; the joiner must still come out equal.
+	t.Run("join under write load", func(t *testing.T) {
+		must(t, n2.Stop(ctx))
+		must(t, n2.Wipe())
+		must(t, n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"))
+		defer n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=90")
+		must(t, n1.SetSST(map[string]string{"rlimit": "40M"}))
+		defer n1.SetSST(map[string]string{"rlimit": ""})
+		wctx, stop := context.WithCancel(ctx)
+		writes := make(chan int, 1)
+		go func() { writes <- writeLoad(wctx, n1) }()
+		o1 := logSize(n1)
+		join(t, ctx, n2)
+		time.Sleep(500 * time.Millisecond) // a few writes after the join too
+		stop()
+		nw := <-writes
+		if nw < 10 {
+			t.Fatalf("only %d write transactions during the SST", nw)
+		}
+		if err := n2.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Both applied everything: compare once node2 has caught up.
+		if err := waitEqual(ctx, n1, n2); err != nil {
+			t.Fatal(err)
+		}
+		dl := logSince(t, n1, o1)
+		t.Logf("%d write transactions during the SST; donor:\n%s", nw, grepLines(dl, "first pass", "catch-up", "lock held", "verified"))
+	})
+
 	t.Run("IST bypass", func(t *testing.T) {
 		must(t, n2.Stop(ctx))
 		writeRows(t, ctx, n1, 500)
@@ -500,4 +531,57 @@ func TestRealMeasure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// writeLoad updates ranges of bench.t and inserts rows on n until ctx ends,
+// and returns the number of transactions committed.
+func writeLoad(ctx context.Context, n *galeratest.Node) int {
+	db, err := n.DB(ctx)
+	if err != nil {
+		return 0
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION wsrep_on=ON"); err != nil {
+		return 0
+	}
+	conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench.load (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(200)) ENGINE=InnoDB")
+	var top int64
+	conn.QueryRowContext(ctx, "SELECT MAX(id) FROM bench.t").Scan(&top)
+	done := 0
+	for i := int64(0); ctx.Err() == nil; i++ {
+		lo := (i * 7919) % max(top, 1)
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("UPDATE bench.t SET a = a + 1 WHERE id BETWEEN %d AND %d", lo, lo+2000)); err != nil {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO bench.load (v) VALUES (REPEAT('x', 150))"); err != nil {
+			continue
+		}
+		done++
+	}
+	return done
+}
+
+// waitEqual compares the checksums of a and b until they agree (b may
+// still be applying the last write-sets) or ctx's deadline nears.
+func waitEqual(ctx context.Context, a, b *galeratest.Node) error {
+	var last error
+	for i := 0; i < 20; i++ {
+		sa, err := a.Checksums(ctx)
+		if err != nil {
+			return err
+		}
+		sb, err := b.Checksums(ctx)
+		if err != nil {
+			return err
+		}
+		if last = galeratest.CompareChecksums(sa, sb); last == nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return last
 }
