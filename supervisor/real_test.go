@@ -736,3 +736,61 @@ func TestRealFailedSSTExitCode(t *testing.T) {
 		}
 	}
 }
+
+// TestRealDonorStatus bootstraps node1 under the supervisor and joins node2
+// by native-copy from it: node1's STATUS tells it is a donor with the
+// transfer's progress, then synced again, and nothing extends a timeout
+// once the unit is active.
+func TestRealDonorStatus(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bin := builtSupervisor(t)
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   "native-copy",
+		SST:         map[string]string{"rlimit": "12M"},
+		PathPrepend: []string{filepath.Dir(bin)},
+	})
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, c.Node(1), sd, "--wsrep-new-cluster")
+	ready, err := sd.waitFor(ctx, "READY=1", sup.exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(2).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(2).WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sts := sd.statuses()
+		if len(sts) > 0 && sts[len(sts)-1] == "synced" && slicesContainsPrefix(sts, "donor") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("STATUS lines %q: want donor, then synced", sts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("STATUS lines: %q", sd.statuses())
+	if !slicesContainsPrefix(sd.statuses(), "donor, sending SST") {
+		t.Errorf("no donor progress in %q", sd.statuses())
+	}
+	for _, m := range sd.all() {
+		if m.at.After(ready.at) && strings.Contains(m.s, "EXTEND_TIMEOUT_USEC") && !strings.Contains(m.s, "STOPPING") {
+			t.Errorf("extension while active: %q", m.s)
+		}
+	}
+	if err := c.Node(2).Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
