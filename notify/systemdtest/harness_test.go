@@ -141,8 +141,12 @@ TimeoutStartSec=%s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.ActiveState != "active" || st.SubState != "running" || st.StatusText != "helper ready after 2s" || st.MainPID == 0 {
-		t.Errorf("gs-ready.service state = %+v, want active/running with the helper's STATUS", st)
+	if st.ActiveState != "active" || st.SubState != "running" || st.StatusText != "helper ready after 2s" || st.MainPID == 0 ||
+		st.TimeoutStart != 20*time.Second {
+		t.Errorf("gs-ready.service state = %+v, want active/running with the helper's STATUS, TimeoutStart 20s", st)
+	}
+	if name, err := conn.UnitOf(ctx, st.MainPID); err != nil || name != "gs-ready.service" {
+		t.Errorf("UnitOf(main pid %d) = %q, %v", st.MainPID, name, err)
 	}
 
 	err = conn.Start(ctx, "gs-late.service")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -78,6 +79,10 @@ type State struct {
 	FragmentPath string     `json:"fragment_path,omitempty"`
 	// ControlGroup is the unit's cgroup path, relative to the hierarchy root.
 	ControlGroup string `json:"control_group,omitempty"`
+	// TimeoutStart and Watchdog are TimeoutStartSec= and WatchdogSec=
+	// (0: none). A start timeout of "infinity" is reported as 0.
+	TimeoutStart time.Duration `json:"timeout_start,omitempty"`
+	Watchdog     time.Duration `json:"watchdog,omitempty"`
 }
 
 // State reads the unit's state. A unit that is not loaded is loaded on
@@ -111,6 +116,8 @@ func (c *Conn) State(ctx context.Context, name string) (State, error) {
 	s.EnvironmentFiles = envFiles(sp["EnvironmentFiles"])
 	s.ExecStart = execArgv(sp["ExecStart"])
 	s.ControlGroup, _ = sp["ControlGroup"].(string)
+	s.TimeoutStart = usecDuration(sp["TimeoutStartUSec"])
+	s.Watchdog = usecDuration(sp["WatchdogUSec"])
 	return s, nil
 }
 
@@ -150,6 +157,24 @@ func execArgv(v any) [][]string {
 		}
 	}
 	return out
+}
+
+func usecDuration(v any) time.Duration {
+	us, ok := v.(uint64)
+	if !ok || us == 0 || us == math.MaxUint64 {
+		return 0
+	}
+	return time.Duration(us) * time.Microsecond
+}
+
+// UnitOf returns the name of the unit whose cgroup holds pid; a supervisor
+// finds its own unit with UnitOf(ctx, uint32(os.Getpid())).
+func (c *Conn) UnitOf(ctx context.Context, pid uint32) (string, error) {
+	name, err := c.c.GetUnitNameByPID(ctx, pid)
+	if err != nil {
+		return "", fmt.Errorf("unit of pid %d: %w", pid, err)
+	}
+	return name, nil
 }
 
 func usecTime(v any) time.Time {
