@@ -325,9 +325,12 @@ func printStatus(w io.Writer, st *Status, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "  %s\n", st.GrastateError)
 	}
-	if s := st.LastSST; s != nil {
+	switch s := st.LastSST; {
+	case s != nil:
 		fmt.Fprintf(w, "last SST:\n  %s\n", s)
-	} else {
+	case st.Unit == nil:
+		fmt.Fprintf(w, "last SST:    unknown (no unit to read the journal of)\n")
+	default:
 		fmt.Fprintf(w, "last SST:    none in the journal\n")
 	}
 }
