@@ -158,17 +158,18 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	// the blocks that differ from that copy; the rest whole.
 	const patchMin = 4 << 20
 	resend := func(fs []*file) (int64, error) {
+		var patch, whole []*file
 		var names []string
-		var whole []*file
 		for _, f := range fs {
 			if _, had := sent[f.Name]; had && f.Size >= patchMin {
+				patch = append(patch, f)
 				names = append(names, f.Name)
 			} else {
 				whole = append(whole, f)
 			}
 		}
 		var bytes int64
-		if len(names) > 0 {
+		if len(patch) > 0 {
 			if err := sess.Send("hashreq", hashReq{Names: names}); err != nil {
 				return 0, classify(err, "send to "+peer)
 			}
@@ -176,19 +177,17 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			if err := sess.Expect(ctx, "hashes", &resp); err != nil {
 				return 0, classify(err, peer)
 			}
+			// Only fresh hashes count: an older plan entry may be stale.
+			for _, n := range names {
+				delete(delta, n)
+			}
 			for _, df := range resp.Files {
 				delta[df.Name] = df
 			}
-			for _, f := range fs {
-				if _, ok := delta[f.Name]; !ok && f.Size >= patchMin {
-					if _, had := sent[f.Name]; had {
-						whole = append(whole, f) // the joiner has no copy after all
-					}
-				}
-			}
-			for _, f := range fs {
+			for _, f := range patch {
 				df, ok := delta[f.Name]
-				if !ok || f.Size < patchMin {
+				if !ok {
+					whole = append(whole, f) // the joiner has no copy after all
 					continue
 				}
 				n, err := sendPatch(f, df)
