@@ -348,7 +348,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		if len(statuses) == 0 || statuses[len(statuses)-1] != st {
 			statuses = append(statuses, st)
 		}
-		if progressSeen == "" && strings.Contains(st, "SST") && strings.Contains(st, "%") {
+		if progressSeen == "" && strings.Contains(st, "SST") && strings.Contains(st, "%") && strings.Contains(st, "ETA") {
 			out, _ := r.m.Systemctl(ctx, "status", "--no-pager", "-n0", n2.unit)
 			progressSeen = out
 		}
@@ -468,7 +468,7 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		// before it has applied them: only Synced may make the unit active.
 		q := func(sql string) { r.exec(ctx, "mariadb", "-S", n1.socket, "-e", sql) }
 		q("CREATE DATABASE IF NOT EXISTS gs; CREATE TABLE gs.t (id INT AUTO_INCREMENT PRIMARY KEY, pad CHAR(200) NOT NULL) ENGINE=InnoDB")
-		for i := 0; i < 40; i++ {
+		for i := 0; i < 60; i++ {
 			q("INSERT INTO gs.t (pad) SELECT repeat('x', 200) FROM gs.seq_1_to_5000")
 		}
 		mark := time.Now()
