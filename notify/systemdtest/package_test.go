@@ -130,6 +130,27 @@ func TestSystemdPackage(t *testing.T) {
 		t.Errorf("galera-supervisor.service is %s after install; the package must not enable it", st)
 	}
 
+	// galera-supervisor.service on the standard option files, bootstrapped
+	// by Debian's own galera_new_cluster (it writes the file the unit reads).
+	r.write("/etc/mysql/mariadb.conf.d/60-galera.cnf", `[galera]
+wsrep_on=ON
+wsrep_provider=/usr/lib/galera/libgalera_smm.so
+wsrep_cluster_address=gcomm://127.0.0.1
+wsrep_node_address=127.0.0.1
+wsrep_sst_method=native-copy
+binlog_format=row
+innodb_autoinc_lock_mode=2
+innodb_buffer_pool_size=64M
+`)
+	if out, err := m.Exec(ctx, "galera_new_cluster", "galera-supervisor.service"); err != nil {
+		t.Fatalf("galera_new_cluster galera-supervisor.service: %v\n%s\n%s", err, out, m.Journal(ctx, "galera-supervisor.service"))
+	}
+	if out, code := r.supervisor(ctx, "status"); code != 0 || !strings.Contains(out, "galera-supervisor.service") ||
+		!strings.Contains(out, "Synced, Primary, cluster size 1") {
+		t.Errorf("status (default unit galera-supervisor.service): exit %d\n%s", code, out)
+	}
+	r.exec(ctx, "systemctl", "stop", "galera-supervisor.service")
+
 	// A one-node cluster from the packaged template unit.
 	n1 := newNode(1)
 	r.write(n1.cnf, n1.config("gcomm://", nil))
