@@ -25,7 +25,7 @@ var (
 	benchSize int64
 )
 
-func benchTree(b *testing.B) string {
+func benchTree(b testing.TB) string {
 	benchOnce.Do(func() {
 		mb := 512
 		if v := os.Getenv("GS_BENCH_MB"); v != "" {
@@ -114,7 +114,7 @@ func benchTransfer(b *testing.B, jo, do Options) {
 		}
 		l.Close()
 		d := <-dch
-		sink, _ := OpenSink(dst, SinkOptions{})
+		sink, _ := OpenSink(dst, SinkOptions{NoSync: !benchSync})
 		served := make(chan error, 1)
 		go func() { _, err := j.Serve(ctx, sink); served <- err }()
 		sendTree(ctx, b, d, src)
@@ -146,6 +146,12 @@ func cpuTime() time.Duration {
 }
 
 func BenchmarkTransferPlain(b *testing.B) { benchTransfer(b, Options{}, Options{}) }
+
+func BenchmarkTransferPlainNoWriteBehind(b *testing.B) {
+	writeBehind = false
+	defer func() { writeBehind = true }()
+	benchTransfer(b, Options{}, Options{})
+}
 
 func BenchmarkTransferPlain1Stream(b *testing.B) { benchTransfer(b, Options{}, Options{Streams: 1}) }
 

@@ -198,6 +198,7 @@ func (s *Session) recvErr(dc *dataConn, where, last string, err error, idle time
 		if errors.As(s.err, &pe) {
 			return fmt.Errorf("%v; %w", e, s.err)
 		}
+		return s.err // this side failed first; the broken stream is its echo
 	case <-time.After(s.peerWait):
 	}
 	return e

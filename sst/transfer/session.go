@@ -330,6 +330,7 @@ func (s *Session) idle() time.Duration { return dur(s.opts.IdleTimeout, DefaultI
 func (s *Session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.err = err
+		close(s.dead) // before telling the peer, whose reaction may come back fast
 		var pe *PeerError
 		if !errors.As(err, &pe) && !errors.Is(err, errClosed) && !errors.Is(err, errPeerClosed) {
 			msg := err.Error()
@@ -344,7 +345,6 @@ func (s *Session) fail(err error) {
 				s.ctrlMu.Unlock()
 			}
 		}
-		close(s.dead)
 		s.cancel()
 		for _, dc := range s.data {
 			dc.conn.Close()
