@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
 
 // Serve receives data into sink (nil if the donor sends no files) until the
@@ -22,7 +24,7 @@ func (s *Session) Serve(ctx context.Context, sink *Sink) (Stats, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { s.fail(ctx.Err()) })
 	defer stop()
-	s.report(progressWaiting)
+	s.report(progress.PhaseWaiting)
 	var wg sync.WaitGroup
 	var firstMu sync.Mutex
 	var first error
@@ -58,8 +60,6 @@ func (s *Session) Serve(ctx context.Context, sink *Sink) (Stats, error) {
 	s.report("")
 	return st, nil
 }
-
-const progressWaiting = "waiting"
 
 // serveConn decodes one data connection until its end frame.
 func (s *Session) serveConn(dc *dataConn, sink *Sink) error {

@@ -133,15 +133,15 @@ func (s *Session) enqueue(ctx context.Context, j job) error {
 	if s.finished.Load() {
 		return fmt.Errorf("send to %s after Finish", s.peer)
 	}
-	s.pending.Add(1)
+	s.pending.add(1)
 	select {
 	case s.jobs <- j:
 		return nil
 	case <-s.dead:
-		s.pending.Done()
+		s.pending.add(-1)
 		return s.err
 	case <-ctx.Done():
-		s.pending.Done()
+		s.pending.add(-1)
 		return ctx.Err()
 	}
 }
@@ -343,14 +343,14 @@ func (s *Session) worker(dc *dataConn) {
 				continue
 			}
 			j = job{kind: kindPing}
-			s.pending.Add(1)
+			s.pending.add(1)
 		}
 		err := s.send(fw, buf, &j)
 		if err == nil && (j.kind == kindBarrier || j.kind == kindEnd) {
 			err = s.endSegment(dc, fw, j.kind == kindEnd)
 		}
 		last = time.Now()
-		s.pending.Done()
+		s.pending.add(-1)
 		if j.done != nil {
 			j.done <- err
 		}
@@ -414,10 +414,8 @@ func (s *Session) send(fw *frameWriter, buf []byte, j *job) error {
 // barrier puts a frame on every connection once all queued jobs are
 // written, and waits until each is written.
 func (s *Session) barrier(ctx context.Context, kind byte) (uint64, error) {
-	wait := make(chan struct{})
-	go func() { s.pending.Wait(); close(wait) }()
 	select {
-	case <-wait:
+	case <-s.pending.zero():
 	case <-s.dead:
 		return 0, s.err
 	case <-ctx.Done():
@@ -427,7 +425,7 @@ func (s *Session) barrier(ctx context.Context, kind byte) (uint64, error) {
 	seq := s.barriers
 	done := make(chan error, len(s.data))
 	for _, dc := range s.data {
-		s.pending.Add(1)
+		s.pending.add(1)
 		dc.private <- job{kind: kind, id: seq, off: int64(s.nextFile.Load()), done: done}
 	}
 	for range s.data {
@@ -495,4 +493,56 @@ func (s *Session) Finish(ctx context.Context) (Stats, error) {
 		s.report("")
 	}
 	return st, err
+}
+
+// pendingCount counts queued jobs not yet written; zero tells when all are.
+type pendingCount struct {
+	mu      sync.Mutex
+	n       int
+	waiters []chan struct{}
+}
+
+func (p *pendingCount) add(d int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n += d
+	if p.n == 0 {
+		for _, w := range p.waiters {
+			close(w)
+		}
+		p.waiters = nil
+	}
+}
+
+func (p *pendingCount) zero() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := make(chan struct{})
+	if p.n == 0 {
+		close(w)
+	} else {
+		p.waiters = append(p.waiters, w)
+	}
+	return w
+}
+
+// drain releases what jobs a failed session left queued: their files
+// and buffers.
+func (s *Session) drain() {
+	if s.jobs == nil {
+		return
+	}
+	for {
+		select {
+		case j := <-s.jobs:
+			if j.file != nil {
+				j.file.release(1)
+			}
+			if j.buf != nil {
+				s.bufs.put(j.buf)
+			}
+		default:
+			return
+		}
+	}
 }

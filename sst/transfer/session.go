@@ -275,7 +275,7 @@ type Session struct {
 
 	// donor
 	jobs     chan job
-	pending  sync.WaitGroup
+	pending  pendingCount
 	nextFile atomic.Uint64
 	barriers uint64
 	limiter  *limiter
@@ -428,7 +428,7 @@ func (s *Session) readControl() {
 		switch m.Kind {
 		case "_ping":
 		case "_bye":
-			s.fail(fmt.Errorf("%w: %s closed the session", errPeerClosed, s.peer))
+			s.fail(explain(errPeerClosed, "%s closed the session", s.peer))
 			return
 		case "_error":
 			var e struct{ Msg string }
@@ -583,6 +583,7 @@ func (s *Session) Close() error {
 		}
 		s.fail(errClosed)
 		s.wg.Wait()
+		s.drain()
 		s.filters.Wait()
 	})
 	return nil
