@@ -88,6 +88,13 @@ func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, val
 	fillRect(img, image.Rect(plot.Min.X, plot.Min.Y, plot.Min.X+1, plot.Max.Y+1), colAxis)
 	fillRect(img, image.Rect(plot.Min.X, plot.Max.Y, plot.Max.X, plot.Max.Y+1), colAxis)
 
+	// The reference line goes under the bars and their labels.
+	if !math.IsNaN(ref) {
+		yy := y(ref)
+		for x := plot.Min.X; x < plot.Max.X; x += 12 {
+			fillRect(img, image.Rect(x, yy-1, min(x+7, plot.Max.X), yy+2), colRef)
+		}
+	}
 	n := len(rs)
 	if n == 0 {
 		return
@@ -113,7 +120,9 @@ func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, val
 			c = colFailed
 		}
 		fillRect(img, image.Rect(x0, yy, x0+barW, plot.Max.Y), c)
-		drawText(img, cx-textWidth(lbl, scale)/2, yy-glyphH*scale-4, lbl, scale, colText)
+		vx, vy := cx-textWidth(lbl, scale)/2, yy-glyphH*scale-4
+		fillRect(img, image.Rect(vx-2, vy-2, vx+textWidth(lbl, scale)+2, vy+glyphH*scale+2), colBG)
+		drawText(img, vx, vy, lbl, scale, colText)
 		// The name, broken before "+" when it is too wide for the slot.
 		names := []string{r.Method}
 		if base, v, ok := strings.Cut(r.Method, "+"); ok && textWidth(r.Method, scale) > slot-4 {
@@ -133,12 +142,6 @@ func panel(img *image.RGBA, area image.Rectangle, title string, rs []Result, val
 				drawText(img, cx-textWidth(l, scale)/2, ly+2, l, scale, colRef)
 				ly += line
 			}
-		}
-	}
-	if !math.IsNaN(ref) {
-		yy := y(ref)
-		for x := plot.Min.X; x < plot.Max.X; x += 12 {
-			fillRect(img, image.Rect(x, yy-1, min(x+7, plot.Max.X), yy+2), colRef)
 		}
 	}
 }
