@@ -30,8 +30,8 @@ func parseStat(b []byte) (procStat, error) {
 		return s, fmt.Errorf("no comm in %q", b)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:open])))
-	if err != nil {
-		return s, fmt.Errorf("pid: %w", err)
+	if err != nil || pid <= 0 {
+		return s, fmt.Errorf("bad pid in %.40q", b)
 	}
 	s.PID, s.Comm = pid, string(b[open+1:end])
 	f := strings.Fields(string(b[end+1:]))

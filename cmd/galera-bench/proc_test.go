@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,7 +77,7 @@ func TestParseStat(t *testing.T) {
 	if s.PID != 4242 || s.PPID != 17 || s.Comm != "odd) (name) " || s.RSSPages != 256 || s.CPUTicks != 110 {
 		t.Errorf("parseStat = %+v", s)
 	}
-	for _, bad := range []string{"", "12 noparen S 1", "12 (x) S", "x (y) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"} {
+	for _, bad := range []string{"", "-3 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22", "12 noparen S 1", "12 (x) S", "x (y) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"} {
 		if _, err := parseStat([]byte(bad)); err == nil {
 			t.Errorf("parseStat(%q): no error", bad)
 		}
@@ -266,4 +267,24 @@ func TestRSSSamplerRealProc(t *testing.T) {
 	if ps, _ := readProcs("/proc"); len(ps) < 2 {
 		t.Errorf("readProcs(/proc) found %d processes", len(ps))
 	}
+}
+
+// FuzzParseStat: /proc/PID/stat lines hold a free-form comm; the parser must
+// never panic, and what it accepts must survive a round trip of its fields.
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("4242 (odd) (name) ) R 17 4242 4242 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 12345 1000000 256 18446744073709551615\n"))
+	f.Add([]byte("1 (init) S 0 1 1 0 -1 4194560 1 0 0 0 1 2 3 4 20 0 1 0 5 6 7 8"))
+	f.Add([]byte("12 ()) Z 1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseStat(b)
+		if err != nil {
+			return
+		}
+		if s.PID <= 0 {
+			t.Errorf("pid %d accepted from %q", s.PID, b)
+		}
+		if !bytes.Contains(b, []byte("("+s.Comm+")")) {
+			t.Errorf("comm %q not in %q", s.Comm, b)
+		}
+	})
 }
