@@ -54,13 +54,13 @@ func (b *bench) progress(ctx context.Context, label string, total int64, measure
 			select {
 			case <-ctx.Done():
 				if tty {
-					fmt.Fprintf(b.stderr, "\r%s\n", bar(label, measure(), total, time.Since(start), 30))
+					fmt.Fprintf(b.stderr, "\r%s\x1b[K\n", bar(label, measure(), total, time.Since(start), 30))
 				}
 				return
 			case <-t.C:
 				line := bar(label, measure(), total, time.Since(start), 30)
 				if tty {
-					fmt.Fprintf(b.stderr, "\r%s", line)
+					fmt.Fprintf(b.stderr, "\r%s\x1b[K", line)
 				} else {
 					fmt.Fprintln(b.stderr, line)
 				}
