@@ -68,6 +68,12 @@ README), bench.png (chart) and logs/ (each run's joiner and donor logs).
 Every process the bench starts is stopped by PID when it ends, fails or is
 interrupted (Ctrl-C).
 
+Examples:
+  make bench                                   all methods, 4G, into bench-results/
+  make bench BENCH_FLAGS='-lz4 -runs 3'        with lz4 variants, median of 3 rounds
+  galera-bench -size 300M -methods rsync,native-copy -out /tmp/b   a quick check
+  galera-bench -base-dir /var/tmp/gb4g -reuse  load once, reuse the donor next time
+
 Flags:
 `
 
