@@ -68,6 +68,37 @@ func hashFile(path, name string) (deltaFile, error) {
 // differ from the joiner's, merged where adjacent; bytes past the joiner's
 // size are always sent.
 func diffRanges(f *os.File, size int64, df deltaFile) ([]transfer.Range, error) {
+	mine, err := hashHandle(f, size)
+	if err != nil {
+		return nil, err
+	}
+	return rangesFrom(size, mine, df), nil
+}
+
+// hashHandle hashes the blocks of f's first size bytes. A file that shrank
+// meanwhile yields fewer hashes; the blocks without one count as changed
+// (and a later pass corrects the size).
+func hashHandle(f *os.File, size int64) ([]string, error) {
+	var out []string
+	buf := make([]byte, blockSize)
+	for off := int64(0); off < size; off += blockSize {
+		n := min(blockSize, size-off)
+		m, err := f.ReadAt(buf[:n], off)
+		if int64(m) == n {
+			out = append(out, blockHash(buf[:n]))
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// rangesFrom compares the donor's block hashes of a size-byte file with
+// the joiner's copy and returns the ranges to send, merged where adjacent.
+func rangesFrom(size int64, mine []string, theirs deltaFile) []transfer.Range {
 	var out []transfer.Range
 	add := func(off, n int64) {
 		if k := len(out); k > 0 && out[k-1].Off+out[k-1].Len == off {
@@ -76,27 +107,17 @@ func diffRanges(f *os.File, size int64, df deltaFile) ([]transfer.Range, error) 
 		}
 		out = append(out, transfer.Range{Off: off, Len: n})
 	}
-	buf := make([]byte, blockSize)
 	for i, off := 0, int64(0); off < size; i, off = i+1, off+blockSize {
 		n := min(blockSize, size-off)
-		if off+n > df.Size || i >= len(df.Blocks) {
+		if off+n > theirs.Size || i >= len(theirs.Blocks) {
 			add(off, size-off)
 			break
 		}
-		m, err := f.ReadAt(buf[:n], off)
-		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
-			if errors.Is(err, io.EOF) {
-				// Shrank while read: send the rest; the second pass corrects it.
-				add(off, size-off)
-				break
-			}
-			return nil, err
-		}
-		if blockHash(buf[:n]) != df.Blocks[i] {
+		if i >= len(mine) || mine[i] != theirs.Blocks[i] {
 			add(off, n)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // stageForDelta copies the joiner's existing file src into staging as name

@@ -96,57 +96,59 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	// Before the lock a file may vanish (DROP, RENAME, TRUNCATE); under it
 	// DDL waits, so the locked pass's listing is the snapshot.
 	underLock := false
-	// sendPatch sends the blocks of f that differ from the joiner's copy df
-	// and returns the bytes sent.
-	sendPatch := func(f *file, df deltaFile) (int64, error) {
+	// openFor opens f for sending and notes what it looked like then; nil
+	// without error when it vanished before the lock.
+	openFor := func(f *file) (*os.File, error) {
 		fh, err := os.Open(f.Path)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && !underLock {
-				return 0, nil // dropped or renamed meanwhile; the locked pass lists anew
+				return nil, nil // dropped or renamed meanwhile; the locked pass lists anew
 			}
-			return 0, sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
+			return nil, sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
 		}
 		fi, err := fh.Stat()
 		if err != nil {
 			fh.Close()
-			return 0, sst.Errorf(sst.EIO, "%s: stat %s: %w", s.Method, f.Path, err)
+			return nil, sst.Errorf(sst.EIO, "%s: stat %s: %w", s.Method, f.Path, err)
 		}
 		f.Read = time.Now()
 		f.Size, f.MTime = fi.Size(), fi.ModTime()
-		ranges, err := diffRanges(fh, f.Size, df)
-		if err != nil {
-			fh.Close()
-			return 0, sst.Errorf(sst.EIO, "%s: delta %s: %w", s.Method, f.Path, err)
-		}
+		return fh, nil
+	}
+	// patch sends the blocks of f (open as fh, hashed as mine) that differ
+	// from the joiner's copy theirs, and returns the bytes sent.
+	patch := func(f *file, fh *os.File, mine []string, theirs deltaFile) (int64, error) {
+		ranges := rangesFrom(f.Size, mine, theirs)
 		sent[f.Name] = f.Size
 		var n int64
 		for _, r := range ranges {
 			n += r.Len
 		}
-		if len(ranges) == 0 && df.Size == f.Size {
+		if len(ranges) == 0 && theirs.Size == f.Size {
 			fh.Close()
 			return 0, nil
 		}
 		return n, classify(sess.SendRanges(ctx, f.Name, fh, ranges, f.Size), "send "+f.Name+" to "+peer)
 	}
+	sendPatch := func(f *file, theirs deltaFile) (int64, error) {
+		fh, err := openFor(f)
+		if err != nil || fh == nil {
+			return 0, err
+		}
+		mine, err := hashHandle(fh, f.Size)
+		if err != nil {
+			fh.Close()
+			return 0, sst.Errorf(sst.EIO, "%s: read %s: %w", s.Method, f.Path, err)
+		}
+		return patch(f, fh, mine, theirs)
+	}
 	send := func(f *file, useDelta bool) error {
-		fh, err := os.Open(f.Path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && !underLock {
-				return nil // dropped or renamed meanwhile; the locked pass lists anew
-			}
-			return sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
-		}
-		fi, err := fh.Stat()
-		if err != nil {
-			fh.Close()
-			return sst.Errorf(sst.EIO, "%s: stat %s: %w", s.Method, f.Path, err)
-		}
-		f.Read = time.Now()
-		f.Size, f.MTime = fi.Size(), fi.ModTime()
 		if df, ok := delta[f.Name]; ok && useDelta {
-			fh.Close()
 			_, err := sendPatch(f, df)
+			return err
+		}
+		fh, err := openFor(f)
+		if err != nil || fh == nil {
 			return err
 		}
 		sent[f.Name] = f.Size
@@ -158,23 +160,52 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	// the blocks that differ from that copy; the rest whole.
 	const patchMin = 4 << 20
 	resend := func(fs []*file) (int64, error) {
-		var patch, whole []*file
-		var names []string
+		var cand, whole []*file
 		for _, f := range fs {
 			if _, had := sent[f.Name]; had && f.Size >= patchMin {
-				patch = append(patch, f)
-				names = append(names, f.Name)
+				cand = append(cand, f)
 			} else {
 				whole = append(whole, f)
 			}
 		}
 		var bytes int64
-		if len(patch) > 0 {
-			if err := sess.Send("hashreq", hashReq{Names: names}); err != nil {
-				return 0, classify(err, "send to "+peer)
+		if len(cand) > 0 {
+			// Hash our side while the joiner hashes its copy.
+			var names []string
+			handles := map[*file]*os.File{}
+			for _, f := range cand {
+				fh, err := openFor(f)
+				if err != nil {
+					for _, h := range handles {
+						h.Close()
+					}
+					return 0, err
+				}
+				if fh != nil {
+					handles[f] = fh
+					names = append(names, f.Name)
+				}
 			}
+			hashed := make(chan map[*file][]string, 1)
+			go func() {
+				m := map[*file][]string{}
+				for f, fh := range handles {
+					if h, err := hashHandle(fh, f.Size); err == nil {
+						m[f] = h
+					}
+				}
+				hashed <- m
+			}()
 			var resp hashResp
-			if err := sess.Expect(ctx, "hashes", &resp); err != nil {
+			err := sess.Send("hashreq", hashReq{Names: names})
+			if err == nil {
+				err = sess.Expect(ctx, "hashes", &resp)
+			}
+			mine := <-hashed
+			if err != nil {
+				for _, h := range handles {
+					h.Close()
+				}
 				return 0, classify(err, peer)
 			}
 			// Only fresh hashes count: an older plan entry may be stale.
@@ -184,13 +215,18 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			for _, df := range resp.Files {
 				delta[df.Name] = df
 			}
-			for _, f := range patch {
-				df, ok := delta[f.Name]
+			for _, f := range cand {
+				fh, ok := handles[f]
 				if !ok {
+					continue // vanished
+				}
+				theirs, ok := delta[f.Name]
+				if !ok {
+					fh.Close()
 					whole = append(whole, f) // the joiner has no copy after all
 					continue
 				}
-				n, err := sendPatch(f, df)
+				n, err := patch(f, fh, mine[f], theirs)
 				if err != nil {
 					return 0, err
 				}

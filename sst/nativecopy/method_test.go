@@ -256,6 +256,7 @@ type sstRun struct {
 	addr func(string) string
 	// onLine sees every donor line before the fake server acts.
 	onDonorLine func(string)
+	withProgress bool // --progress 1
 	// onStart sees each side as it starts ("joiner", "donor").
 	onStart func(role string, s *side)
 
@@ -267,7 +268,7 @@ type sstRun struct {
 func (r *sstRun) run(t *testing.T, ctx context.Context) {
 	t.Helper()
 	r.joiner = startSide(t, ctx, []string{"--role", "joiner", "--address", "127.0.0.1:0", "--datadir", r.joinerDir + "/",
-		"--parent", fmt.Sprint(os.Getpid()), "--progress", "0", "--mysqld-args", "--wsrep-new-cluster"}, r.joinerOpts, r.externalJoiner)
+		"--parent", fmt.Sprint(os.Getpid()), "--progress", r.progress(), "--mysqld-args", "--wsrep-new-cluster"}, r.joinerOpts, r.externalJoiner)
 	if r.onStart != nil {
 		r.onStart("joiner", r.joiner)
 	}
@@ -283,7 +284,7 @@ func (r *sstRun) run(t *testing.T, ctx context.Context) {
 		addr = r.addr(addr)
 	}
 	dargs := []string{"--role", "donor", "--address", addr, "--local-port", "3306", "--socket", "/nonexistent.sock",
-		"--progress", "0", "--datadir", r.donorDir + "/", "--gtid", testUUID + ":5", "--gtid-domain-id", "0"}
+		"--progress", r.progress(), "--datadir", r.donorDir + "/", "--gtid", testUUID + ":5", "--gtid-domain-id", "0"}
 	if r.bypass {
 		dargs = append(dargs, "--bypass")
 	}
@@ -318,6 +319,13 @@ func (r *sstRun) run(t *testing.T, ctx context.Context) {
 	r.donorErr = r.donor.wait(t, 60*time.Second)
 	r.joinerErr = r.joiner.wait(t, 60*time.Second)
 	wg.Wait()
+}
+
+func (r *sstRun) progress() string {
+	if r.withProgress {
+		return "1"
+	}
+	return "0"
 }
 
 func newPair(t *testing.T) (joinerDir, donorDir string) {
@@ -486,4 +494,46 @@ func TestSecondJoinerRefused(t *testing.T) {
 	if _, ok := <-s.lines; ok {
 		t.Fatal("joiner printed something although it did not run")
 	}
+}
+
+// With --progress 1 both sides print total/complete lines, in their place
+// in the protocol, and every donor line fits the server's 128-byte buffer.
+func TestProgressLines(t *testing.T) {
+	jd, dd := newPair(t)
+	r := &sstRun{joinerDir: jd, donorDir: dd, withProgress: true, donorOpts: map[string]string{"rlimit": "20M"}}
+	r.run(t, context.Background())
+	if r.joinerErr != nil || r.donorErr != nil {
+		t.Fatalf("joiner: %v\ndonor: %v\n%s\n%s", r.joinerErr, r.donorErr, r.joiner.stderr, r.donor.stderr)
+	}
+	check := func(role string, lines []string, first, last func(string) bool) {
+		t.Helper()
+		var totals, completes int
+		for i, l := range lines {
+			switch {
+			case i == 0 && first != nil:
+				if !first(l) {
+					t.Errorf("%s: first line %q", role, l)
+				}
+			case i == len(lines)-1:
+				if !last(l) {
+					t.Errorf("%s: last line %q", role, l)
+				}
+			case strings.HasPrefix(l, "total "):
+				totals++
+			case strings.HasPrefix(l, "complete "):
+				completes++
+			case role == "donor" && (l == "flush tables" || l == "continue"):
+			default:
+				t.Errorf("%s: unexpected line %q", role, l)
+			}
+			if role == "donor" && len(l)+1 >= 128 {
+				t.Errorf("donor line %q too long", l)
+			}
+		}
+		if totals == 0 || completes == 0 {
+			t.Errorf("%s: %d total and %d complete lines:\n%s", role, totals, completes, strings.Join(lines, "\n"))
+		}
+	}
+	check("joiner", r.joinerLines, func(l string) bool { return strings.HasPrefix(l, "ready ") }, func(l string) bool { return l == testUUID+":7 0" })
+	check("donor", r.donorLines, nil, func(l string) bool { return l == "done "+testUUID+":7 0" })
 }

@@ -522,11 +522,15 @@ func TestRealMeasure(t *testing.T) {
 		must(t, n2.SetSSTMethod(m))
 		exec.Command("sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches").Run()
 		o1 := logSize(n1)
+		rctx, stopRSS := context.WithCancel(ctx)
+		rss := make(chan map[string]int64, 1)
+		go func() { rss <- peakRSS(rctx, []string{n1.DataDir, n2.DataDir}) }()
 		t0 := time.Now()
 		join(t, ctx, n2)
 		el := time.Since(t0)
+		stopRSS()
 		dl := logSince(t, n1, o1)
-		t.Logf("%s: Synced after %.1fs\n%s", m, el.Seconds(), grepLines(dl, "first pass", "catch-up", "lock held", "verified", "Tables flushed", "resuming provider"))
+		t.Logf("%s: Synced after %.1fs; peak RSS of SST processes (KiB): %v\n%s", m, el.Seconds(), <-rss, grepLines(dl, "first pass", "catch-up", "lock held", "verified", "Tables flushed", "resuming provider"))
 		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
 			t.Fatal(err)
 		}
@@ -584,4 +588,46 @@ func waitEqual(ctx context.Context, a, b *galeratest.Node) error {
 		time.Sleep(500 * time.Millisecond)
 	}
 	return last
+}
+
+// peakRSS samples the VmHWM of every process whose command line names a
+// wsrep_sst_ script and one of dirs, until ctx ends; keyed by role.
+func peakRSS(ctx context.Context, dirs []string) map[string]int64 {
+	peak := map[string]int64{}
+	for ctx.Err() == nil {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err != nil || !bytes.Contains(b, []byte("wsrep_sst_")) {
+				continue
+			}
+			cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+			match := false
+			for _, d := range dirs {
+				match = match || strings.Contains(cmd, filepath.Clean(d))
+			}
+			if !match {
+				continue
+			}
+			role := "donor"
+			if strings.Contains(cmd, "--role joiner") {
+				role = "joiner"
+			}
+			st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					peak[role] = max(peak[role], kb)
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return peak
 }
