@@ -255,7 +255,7 @@ type sstRun struct {
 	// addr rewrites the address the donor dials (a proxy in between).
 	addr func(string) string
 	// onLine sees every donor line before the fake server acts.
-	onDonorLine func(string)
+	onDonorLine  func(string)
 	withProgress bool // --progress 1
 	// onStart sees each side as it starts ("joiner", "donor").
 	onStart func(role string, s *side)
