@@ -97,3 +97,24 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func FuzzParseState(f *testing.F) {
+	f.Add(testUUID + ":5 0")
+	f.Add(testUUID + ":-1")
+	f.Add("x:1 2")
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := ParseState(s)
+		if err != nil {
+			return
+		}
+		// What parses renders to something that parses to the same state,
+		// and is a valid single protocol line.
+		again, err := ParseState(st.String())
+		if err != nil || again != st {
+			t.Fatalf("ParseState(%q) = %+v; round trip %+v, %v", s, st, again, err)
+		}
+		if len(st.String()) >= maxDonorLine-5 {
+			t.Fatalf("state line %q too long for the donor's done line", st)
+		}
+	})
+}
