@@ -62,10 +62,13 @@ func (m *Meter) String() string {
 	if e.Phase == PhaseReceiving || e.Phase == PhaseSending {
 		s += " SST"
 	}
-	if e.Total > 0 {
-		s += fmt.Sprintf(" %d%% %s/%s", percent(e.Done, e.Total), gib(e.Done), gib(e.Total)+" GiB")
-	} else if e.Done > 0 {
-		s += " " + gib(e.Done) + " GiB"
+	switch {
+	case e.Total > 0 && e.Done <= e.Total:
+		s += fmt.Sprintf(" %d%% %s", percent(e.Done, e.Total), sizePair(e.Done, e.Total))
+	case e.Done > 0:
+		// A total that the transfer outgrew was an estimate; drop it.
+		u := unitFor(e.Done)
+		s += " " + sizeNum(e.Done, u) + " " + u.name
 	}
 	if m.haveRate {
 		s += fmt.Sprintf(" %.0f MB/s", m.rate/1e6)
@@ -84,4 +87,28 @@ func percent(done, total int64) int64 {
 	return min(max(p, 0), 100)
 }
 
-func gib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<30)) }
+type unit struct {
+	name string
+	size float64
+}
+
+// unitFor picks GiB from 1 GiB up and MiB below, so small SSTs do not read 0.0.
+func unitFor(n int64) unit {
+	if n >= 1<<30 {
+		return unit{"GiB", 1 << 30}
+	}
+	return unit{"MiB", 1 << 20}
+}
+
+func sizeNum(n int64, u unit) string {
+	if u.name == "MiB" {
+		return fmt.Sprintf("%.0f", float64(n)/u.size)
+	}
+	return fmt.Sprintf("%.1f", float64(n)/u.size)
+}
+
+// sizePair renders "2.0/4.5 GiB": both numbers in the unit of the total.
+func sizePair(done, total int64) string {
+	u := unitFor(total)
+	return sizeNum(done, u) + "/" + sizeNum(total, u) + " " + u.name
+}

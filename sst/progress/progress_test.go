@@ -55,3 +55,16 @@ func TestMeter(t *testing.T) {
 		t.Fatalf("String() = %q, want %q", got, want)
 	}
 }
+
+func TestMeterSmallAndOvershoot(t *testing.T) {
+	var m Meter
+	m.Observe(Event{Phase: PhaseReceiving, Done: 60 << 20, Total: 120 << 20}, time.Unix(0, 0))
+	if got, want := m.String(), "receiving SST 50% 60/120 MiB"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+	var o Meter
+	o.Observe(Event{Phase: PhaseReceiving, Done: 3 << 30, Total: 2 << 30}, time.Unix(0, 0))
+	if got, want := o.String(), "receiving SST 3.0 GiB"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+}
