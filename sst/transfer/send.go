@@ -402,7 +402,18 @@ func (s *Session) send(fw *frameWriter, buf []byte, j *job) error {
 		if j.name != "" {
 			where = " (sending " + j.name + ")"
 		}
-		return fmt.Errorf("%w%s", netErr(s.peer, "data connection", err, s.idle()), where)
+		e := fmt.Errorf("%w%s", netErr(s.peer, "data connection", err, s.idle()), where)
+		// The joiner's account of why it closed may be just behind.
+		select {
+		case <-s.dead:
+			var pe *PeerError
+			if errors.As(s.err, &pe) {
+				return fmt.Errorf("%w (%v)", s.err, e)
+			}
+			return s.err
+		case <-time.After(s.peerWait):
+		}
+		return e
 	}
 	s.wire.Add(int64(n))
 	if j.kind == kindChunk || j.kind == kindStream {

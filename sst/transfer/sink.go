@@ -84,6 +84,10 @@ func (k *Sink) Close() error {
 	return k.r.Close()
 }
 
+// maxDepth bounds the levels of a received path: a datadir is shallow, and
+// thousands of levels would only make the joiner create directories.
+const maxDepth = 64
+
 // checkName accepts slash-separated relative names without ".", ".." or
 // empty components.
 func checkName(name string) error {
@@ -96,6 +100,8 @@ func checkName(name string) error {
 		return fmt.Errorf("NUL in path %q", name)
 	case !fs.ValidPath(name) || name == ".":
 		return fmt.Errorf("path %q escapes the root or is not clean", name)
+	case strings.Count(name, "/") >= maxDepth:
+		return fmt.Errorf("path %.60q...: more than %d levels deep", name, maxDepth)
 	}
 	return nil
 }
