@@ -88,7 +88,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm IST to %s: %w", peer, err))
 		}
 		s.Logf("IST from %s: state %s, datadir left as it is", peer, state)
-		return s.Proto.Coordinates(state)
+		err := s.Proto.Coordinates(state)
+		awaitClose(ctx, sess, 10*time.Second)
+		return err
 	}
 
 	staging, err := sst.NewStaging(s.Datadir, keep, s.Logf)
@@ -253,4 +255,16 @@ func place(s *sst.Session, staging *sst.Staging) (err error) {
 	}
 	say("swapped %d entries into %s; previous contents removed", len(moved), staging.Root)
 	return nil
+}
+
+// awaitClose reads until the donor hangs up, so that closing first never
+// resets a connection whose last message the donor has yet to read.
+func awaitClose(ctx context.Context, sess *transfer.Session, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		if _, err := sess.Recv(ctx); err != nil {
+			return
+		}
+	}
 }

@@ -187,6 +187,7 @@ func TestJoinerIST(t *testing.T) {
 	if err := sess.Expect(ctx, msgReceived, nil); err != nil {
 		t.Fatal(err)
 	}
+	sess.Close()
 	err, lines := j.wait(t)
 	if err != nil {
 		t.Fatal(err)

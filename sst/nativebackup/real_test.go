@@ -368,3 +368,89 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 	}
 	return ca, cert, key
 }
+
+// rejoin stops node2, drops its grastate so that it asks for a full SST,
+// and joins it again.
+func rejoin(ctx context.Context, t *testing.T, c *galeratest.Cluster) {
+	t.Helper()
+	n1, n2 := c.Node(1), c.Node(2)
+	if err := n2.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(n2.DataDir, "grastate.dat"))
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(ctx, t, n1, n2)
+	compareTables(ctx, t, n1, n2)
+}
+
+// TestRealNativeBackupUnixSocketAndIST: with a 'mysql'@'localhost'
+// unix_socket account, as Debian's install creates, the donor (OS user
+// mysql) creates the temporary user through it; wsrep_sst_auth='mysql:'
+// makes mariadb-backup log in by unix_socket; a node that can catch up
+// by IST gets only the state and keeps its datadir.
+func TestRealNativeBackupUnixSocketAndIST(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, nil, 32<<20)
+	n1, n2 := c.Node(1), c.Node(2)
+	for _, q := range []string{
+		"CREATE USER 'mysql'@'localhost' IDENTIFIED VIA unix_socket",
+		"GRANT ALL PRIVILEGES ON *.* TO 'mysql'@'localhost' WITH GRANT OPTION",
+	} {
+		if err := n1.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(ctx, t, n1, n2)
+	compareTables(ctx, t, n1, n2)
+	waitNoTempUsers(ctx, t, n1, n2)
+	if log, _ := os.ReadFile(n1.ErrorLog); !strings.Contains(string(log), "(as mysql) with RELOAD") {
+		t.Errorf("the donor did not create the temporary user through the mysql unix_socket account")
+	}
+
+	if err := n1.Exec(ctx, "SET GLOBAL wsrep_sst_auth='mysql:'"); err != nil {
+		t.Fatal(err)
+	}
+	rejoin(ctx, t, c)
+	if log, _ := os.ReadFile(n1.ErrorLog); !strings.Contains(string(log), "--user=mysql --socket=") {
+		t.Errorf("mariadb-backup did not run as the unix_socket user mysql")
+	}
+
+	// IST: node2 stops cleanly, misses a few writes, comes back.
+	if err := n2.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := oldDataHash(t, n2.DataDir)
+	for i := 0; i < 20; i++ {
+		if err := n1.Exec(ctx, "INSERT INTO gstest.w (v, at) VALUES (?, NOW(6))", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(ctx, t, n1, n2)
+	compareTables(ctx, t, n1, n2)
+	if log, _ := os.ReadFile(n1.ErrorLog); !strings.Contains(string(log), "IST: sent state") {
+		t.Errorf("the donor did not take the IST bypass path")
+	}
+	if log, _ := os.ReadFile(n2.ErrorLog); !strings.Contains(string(log), "datadir left as it is") {
+		t.Errorf("the joiner did not take the IST path")
+	}
+	_ = before // the server itself changes InnoDB files once it runs again
+}
