@@ -303,6 +303,17 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 			t.Logf("after the donor's SIGKILL node1 has %d temporary users", k)
 		}
 	})
+	t.Run("bad backup option", func(t *testing.T) {
+		if err := n1.SetSST(map[string]string{"inno-backup-opts": "--no-such-backup-option"}); err != nil {
+			t.Fatal(err)
+		}
+		failedJoin(ctx, t, c, "bad option", "mariadb-backup --backup failed", false, nil)
+		if err := n1.SetSST(map[string]string{"inno-backup-opts": ""}); err != nil {
+			t.Fatal(err)
+		}
+		// This donor also swept the user the SIGKILLed one left.
+		waitNoTempUsers(ctx, t, n1)
+	})
 	t.Run("join again", func(t *testing.T) {
 		if err := n1.SetSST(map[string]string{"rlimit": ""}); err != nil {
 			t.Fatal(err)
