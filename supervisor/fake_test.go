@@ -36,7 +36,12 @@ const fakePosition = "8fa998c1-e59b-11f1-82b9-9e02990180a0:42,0-1-42"
 
 func fakeMariadbd(mode string, args []string) int {
 	dir := os.Getenv("GS_FAKE_DIR")
-	write := func(name, s string) { os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644) }
+	// Atomic, so that the tests' readers never see a half-written file.
+	write := func(name, s string) {
+		tmp := filepath.Join(dir, name+".tmp")
+		os.WriteFile(tmp, []byte(s), 0o644)
+		os.Rename(tmp, filepath.Join(dir, name))
+	}
 	appendf := func(name, format string, a ...any) {
 		f, err := os.OpenFile(filepath.Join(dir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
