@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -247,6 +248,12 @@ func place(s *sst.Session, staging *sst.Staging) (err error) {
 		}
 		moved = append(moved, e.Name())
 	}
+	if idx, names, err := binlogIndex(s, staging.Dir, moved); err != nil {
+		return err
+	} else if idx != "" {
+		say("wrote binlog index %s listing %s", idx, strings.Join(names, ", "))
+		moved = append(moved, idx)
+	}
 	for _, n := range moved {
 		say("move %s", n)
 	}
@@ -267,4 +274,42 @@ func awaitClose(ctx context.Context, sess *transfer.Session, d time.Duration) {
 			return
 		}
 	}
+}
+
+// binlogIndex writes, into staging, the binlog index naming the binlog
+// files the backup carried, as the stock script appends them to the index:
+// otherwise the server starts a new index and the files are orphaned. Only
+// a binlog kept in the datadir is handled. It returns the index's name in
+// staging and the files listed.
+func binlogIndex(s *sst.Session, dir string, staged []string) (string, []string, error) {
+	base, index := s.Binlog()
+	if base == "" || filepath.Dir(base) != filepath.Clean(s.Datadir) || filepath.Dir(index) != filepath.Clean(s.Datadir) {
+		return "", nil, nil
+	}
+	prefix := filepath.Base(base) + "."
+	var names []string
+	for _, n := range staged {
+		num, ok := strings.CutPrefix(n, prefix)
+		if !ok || num == "" || strings.Trim(num, "0123456789") != "" {
+			continue
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return "", nil, nil
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		if filepath.IsAbs(s.Args.Binlog) {
+			b.WriteString(filepath.Join(s.Datadir, n) + "\n")
+		} else {
+			b.WriteString("./" + n + "\n")
+		}
+	}
+	name := filepath.Base(index)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o640); err != nil {
+		return "", nil, sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: write binlog index %s: %w", name, err))
+	}
+	return name, names, nil
 }

@@ -454,3 +454,52 @@ func TestRealNativeBackupUnixSocketAndIST(t *testing.T) {
 	}
 	_ = before // the server itself changes InnoDB files once it runs again
 }
+
+// TestRealNativeBackupBinlog: with binary logging on, the joiner ends up
+// with a usable binlog index and the tables equal.
+func TestRealNativeBackupBinlog(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin := sstBinDir(t)
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin},
+		Mysqld: map[string]string{"log_bin": "mysql-bin", "log_slave_updates": "ON"}})
+	n1, n2 := c.Node(1), c.Node(2)
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.CreateSampleTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Exec(ctx, "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Exec(ctx, "INSERT INTO gstest.part VALUES (100001, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(ctx, t, n1, n2)
+	compareTables(ctx, t, n1, n2)
+	ents, _ := os.ReadDir(n2.DataDir)
+	var names []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "mysql-bin") {
+			names = append(names, e.Name())
+		}
+	}
+	idx, _ := os.ReadFile(filepath.Join(n2.DataDir, "mysql-bin.index"))
+	t.Logf("node2 binlog files %v, index %q", names, idx)
+	for _, n := range names {
+		if n != "mysql-bin.index" && !strings.Contains(string(idx), "./"+n+"\n") {
+			t.Errorf("binlog %s is not in node2's index", n)
+		}
+	}
+	if err := n2.Exec(ctx, "FLUSH BINARY LOGS"); err != nil {
+		t.Errorf("node2 cannot rotate its binlog: %v", err)
+	}
+}
