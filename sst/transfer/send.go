@@ -118,6 +118,7 @@ func Dial(ctx context.Context, addr Address, secret string, opts Options) (*Sess
 		}
 	}
 	s.jobs = make(chan job, 2*n)
+	s.logSession()
 	s.start()
 	for _, dc := range s.data {
 		s.wg.Add(1)

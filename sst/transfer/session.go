@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -214,6 +215,7 @@ func (l *Listener) newSession(ctrl accepted, conns []accepted) (*Session, error)
 			s.startPump(dc)
 		}
 	}
+	s.logSession()
 	s.start()
 	return s, nil
 }
@@ -307,6 +309,22 @@ func newSession(o Options, peer, id string, chunk int, codec string) *Session {
 		streams: map[uint32]*rxStream{}, peerWait: 500 * time.Millisecond}
 	s.bufs = &bufPool{size: chunk, keep: 64}
 	return s
+}
+
+func (s *Session) logSession() {
+	codec := s.codec
+	switch codec {
+	case "":
+		codec = "uncompressed"
+	case "filter":
+		cmd := s.opts.Compressor
+		if s.role == Joiner {
+			cmd = s.opts.Decompressor
+		}
+		codec = "filter " + strconv.Quote(cmd)
+	}
+	s.opts.logf("WSREP_SST: [INFO] transfer: session with %s: %d streams, %d KiB chunks, %s, TLS %s",
+		s.peer, len(s.data), s.chunk>>10, codec, s.opts.TLS.Mode)
 }
 
 // start launches the control reader, the pinger and the progress ticker.
