@@ -158,8 +158,9 @@ func startSupervisor(t *testing.T, n *galeratest.Node, sd *systemdSocket, args .
 		t.Fatal(err)
 	}
 	defer out.Close()
-	full := append([]string{"run", "--defaults-file=" + n.ConfigFile, "--runtime-dir=" + filepath.Join(n.Dir, "run"),
-		"--stop-timeout=90s", "--health-interval=200ms", "--sst-stall-timeout=45s"}, args...)
+	full := []string{"run", "--defaults-file=" + n.ConfigFile, "--runtime-dir=" + filepath.Join(n.Dir, "run"),
+		"--stop-timeout=90s", "--health-interval=200ms", "--sst-stall-timeout=45s"}
+	full = append(full, args...) // a later flag wins
 	cmd := exec.Command(bin, full...)
 	cmd.Stdout, cmd.Stderr = out, out
 	// GS_TEST_NODE marks the processes so that the harness's Close finds
@@ -793,4 +794,54 @@ func TestRealDonorStatus(t *testing.T) {
 	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
+}
+
+// TestRealAccessDenied gives the health check credentials the server
+// refuses: STATUS says so, READY=1 never comes, and the stop is still clean.
+func TestRealAccessDenied(t *testing.T) {
+	galeratest.Require(t)
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 1})
+	n1 := c.Node(1)
+	// The node's config plus credentials (--defaults-extra-file is ignored
+	// next to --defaults-file, as in MariaDB).
+	cnf, err := os.ReadFile(n1.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnf = append(cnf, "\n[galera-supervisor]\nuser = gs_nobody\npassword = wrong\n"...)
+	withCreds := filepath.Join(n1.Dir, "supervisor.cnf")
+	if err := os.WriteFile(withCreds, cnf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, n1, sd, "--defaults-file="+withCreds, "--wsrep-new-cluster")
+	deadline := time.Now().Add(2 * time.Minute)
+	for !anyContains(sd.statuses(), "health check: access denied") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access denied in STATUS: %q", sd.statuses())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	for _, m := range sd.all() {
+		if strings.Contains(m.s, "READY=1") {
+			t.Fatal("READY=1 without a working health check")
+		}
+	}
+	log, _ := os.ReadFile(sup.log)
+	if !bytes.Contains(log, []byte(`as "gs_nobody": access denied`)) || !bytes.Contains(log, []byte("[galera-supervisor]")) {
+		t.Errorf("log does not explain the denial:\n%s", log)
+	}
+	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+func anyContains(ss []string, sub string) bool {
+	for _, s := range ss {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
