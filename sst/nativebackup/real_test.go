@@ -149,7 +149,7 @@ func (w *writer) report(t *testing.T, from, to time.Time) {
 	secs := int(to.Sub(from)/time.Second) + 1
 	per := make([]int, secs)
 	var maxLat, maxGap time.Duration
-	var prev time.Time
+	var prev, gapEnd time.Time
 	n := 0
 	for i, c := range w.commits {
 		if c.Before(from) || c.After(to) {
@@ -162,6 +162,7 @@ func (w *writer) report(t *testing.T, from, to time.Time) {
 		}
 		if !prev.IsZero() && c.Sub(prev) > maxGap {
 			maxGap = c.Sub(prev)
+			gapEnd = c
 		}
 		prev = c
 	}
@@ -171,8 +172,8 @@ func (w *writer) report(t *testing.T, from, to time.Time) {
 			empty++
 		}
 	}
-	t.Logf("writer on the donor: %d commits in %v of SST, %d errors; max commit stall %v, max gap between commits %v; commits per second %v; %d empty 1 s windows",
-		n, to.Sub(from).Round(time.Millisecond), len(w.errs), maxLat.Round(time.Millisecond), maxGap.Round(time.Millisecond), per, empty)
+	t.Logf("writer on the donor: %d commits in %v of SST, %d errors; max commit stall %v, max gap between commits %v (ending %s); commits per second %v; %d empty 1 s windows",
+		n, to.Sub(from).Round(time.Millisecond), len(w.errs), maxLat.Round(time.Millisecond), maxGap.Round(time.Millisecond), gapEnd.UTC().Format("15:04:05.000"), per, empty)
 	if n == 0 || empty > 1 {
 		t.Errorf("the donor did not keep committing during the SST: %d commits, %d empty 1 s windows", n, empty)
 	}
