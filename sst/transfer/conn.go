@@ -128,7 +128,7 @@ func netErr(peer, what string, err error, idle time.Duration) error {
 	case errors.Is(err, errCorrupt):
 		return fmt.Errorf("corrupt data from %s on the %s: %w", peer, what, err)
 	}
-	return fmt.Errorf("%s: %s: %w", what, peer, err)
+	return fmt.Errorf("%s with %s: %w", what, peer, err)
 }
 
 // dialOne connects one connection and runs the donor's half of the

@@ -494,3 +494,38 @@ func TestErrorsUnwrap(t *testing.T) {
 		t.Errorf("plain donor to a TLS joiner does not match ErrTLS: donor %v; joiner %v", derr, jerr)
 	}
 }
+
+// A broken filter names itself on the side where it runs.
+func TestFilterFails(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		jo, do     Options
+		who, wants string
+	}{
+		{"compressor missing", Options{Decompressor: "gzip -dc"}, Options{Compressor: "no-such-compressor-xyz"}, "donor", "no-such-compressor-xyz"},
+		{"decompressor fails", Options{Decompressor: "echo bad >&2; exit 3"}, Options{Compressor: "gzip -c"}, "joiner", "exit status 3: bad"},
+		{"wrong decompressor", Options{Decompressor: "cat"}, Options{Compressor: "gzip -c"}, "joiner", "corrupt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			j, d := pair(t, "127.0.0.1", tc.jo, tc.do)
+			sink, _ := OpenSink(t.TempDir(), SinkOptions{NoSync: true})
+			defer sink.Close()
+			served := make(chan error, 1)
+			go func() { _, err := j.Serve(ctx, sink); served <- err }()
+			src := filepath.Join(t.TempDir(), "f")
+			writeFile(t, src, 1<<20, 1)
+			f, _ := os.Open(src)
+			d.SendFile(ctx, "f", f)
+			_, derr := d.Finish(ctx)
+			jerr := <-served
+			if tc.who == "donor" {
+				wantErr(t, "donor", derr, tc.wants)
+				wantErr(t, "joiner", jerr, "donor 127.0.0.1", tc.wants)
+			} else {
+				wantErr(t, "joiner", jerr, tc.wants)
+				wantErr(t, "donor", derr, "joiner 127.0.0.1", tc.wants)
+			}
+		})
+	}
+}

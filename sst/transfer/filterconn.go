@@ -3,8 +3,10 @@ package transfer
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -152,12 +154,14 @@ func (s *Session) pump(src io.Reader, pw *io.PipeWriter) error {
 		}
 		werr := f.wait(30 * time.Second)
 		switch {
+		case ferr != nil && !errors.Is(ferr, syscall.EPIPE):
+			return ferr // the connection broke
+		case werr != nil:
+			return werr // the decompressor failed: its status and stderr say why
 		case ferr != nil:
 			return ferr
 		case cerr != nil:
 			return cerr
-		case werr != nil:
-			return fmt.Errorf("%w", werr)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -346,7 +347,7 @@ func (s *Session) worker(dc *dataConn) {
 			j = job{kind: kindPing}
 			s.pending.add(1)
 		}
-		err := s.send(fw, buf, &j)
+		err := s.send(dc, fw, buf, &j)
 		if err == nil && (j.kind == kindBarrier || j.kind == kindEnd) {
 			err = s.endSegment(dc, fw, j.kind == kindEnd)
 		}
@@ -367,7 +368,7 @@ func (s *Session) worker(dc *dataConn) {
 	}
 }
 
-func (s *Session) send(fw *frameWriter, buf []byte, j *job) error {
+func (s *Session) send(dc *dataConn, fw *frameWriter, buf []byte, j *job) error {
 	f := frame{kind: j.kind, flags: j.flags, id: j.id, off: uint64(j.off), mode: j.mode}
 	var payload []byte
 	var tail [8]byte
@@ -398,6 +399,12 @@ func (s *Session) send(fw *frameWriter, buf []byte, j *job) error {
 	if err != nil {
 		if s.failed() != nil {
 			return s.err
+		}
+		if dc.flt != nil && errors.Is(err, syscall.EPIPE) {
+			// The compressor died: its exit status and stderr say why.
+			if ferr := dc.flt.wait(2 * time.Second); ferr != nil {
+				return ferr
+			}
 		}
 		where := ""
 		if j.name != "" {
