@@ -328,5 +328,10 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 		waitCaughtUp(ctx, t, n1, n2)
 		compareTables(ctx, t, n1, n2)
 		waitNoTempUsers(ctx, t, n1, n2)
+		// Each attempt archived the previous attempt's logs.
+		arch, _ := filepath.Glob(filepath.Join(c.Dir(), "sst_log_archive", "*.gz"))
+		if len(arch) < 5 {
+			t.Errorf("%d archived logs after 6 SSTs: %v", len(arch), arch)
+		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
@@ -157,4 +158,13 @@ func readCoordinates(read func(name string) ([]byte, error)) (sst.State, error) 
 		return st, nil
 	}
 	return sst.State{}, fmt.Errorf("%w: %v", errNoCoordinates, errors.Join(errs...))
+}
+
+// archivePrevious archives this role's logs from an earlier SST, unless
+// [sst] sst-log-archive=0.
+func archivePrevious(s *sst.Session, names ...string) {
+	if s.Option("sst-log-archive", "1") != "1" {
+		return
+	}
+	archiveLogs(s.Datadir, s.Option("sst-log-archive-dir", DefaultLogArchiveDir), names, time.Now(), s.Warnf)
 }

@@ -74,6 +74,7 @@ func newCluster(t *testing.T, ctx context.Context, sst map[string]string, dataBy
 	t.Helper()
 	bin := sstBinDir(t)
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, SST: sst, PathPrepend: []string{bin}})
+	archiveInClusterDir(t, c)
 	n1 := c.Node(1)
 	if err := c.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
@@ -88,6 +89,22 @@ func newCluster(t *testing.T, ctx context.Context, sst map[string]string, dataBy
 		t.Fatal(err)
 	}
 	return c
+}
+
+// archiveInClusterDir points sst-log-archive-dir into the cluster's
+// directory, so that tests leave nothing in /tmp/sst_log_archive.
+func archiveInClusterDir(t *testing.T, c *galeratest.Cluster) {
+	t.Helper()
+	dir := filepath.Join(c.Dir(), "sst_log_archive")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	for _, n := range c.Nodes() {
+		if err := n.SetSST(map[string]string{"sst-log-archive-dir": dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // writer commits small transactions on a node and records when each
@@ -468,6 +485,7 @@ func TestRealNativeBackupBinlog(t *testing.T) {
 	bin := sstBinDir(t)
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin},
 		Mysqld: map[string]string{"log_bin": "mysql-bin", "log_slave_updates": "ON"}})
+	archiveInClusterDir(t, c)
 	n1, n2 := c.Node(1), c.Node(2)
 	if err := c.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
