@@ -25,6 +25,7 @@ var (
 // Donor sends the state, and for a full SST the mariadb-backup stream, then
 // prints done once the joiner confirmed it has everything.
 func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
+	defer logPeakRSS(s)
 	st, err := donorState(s.Args)
 	if err != nil {
 		return err

@@ -96,7 +96,7 @@ func TestDonorJoinerFakeBackup(t *testing.T) {
 	if got := out.String(); got != "done "+testState+"\n" {
 		t.Errorf("donor stdout %q", got)
 	}
-	err, lines := j.wait(t)
+	lines, err := j.wait(t)
 	if err != nil {
 		t.Fatalf("joiner: %v", err)
 	}
@@ -140,7 +140,7 @@ func TestDonorWrongCredentials(t *testing.T) {
 	if out.Len() != 0 {
 		t.Errorf("donor printed %q", out.String())
 	}
-	err, lines := j.wait(t)
+	lines, err := j.wait(t)
 	if err == nil || !strings.Contains(err.Error(), "Access denied for user 'sst'@'localhost'") {
 		t.Errorf("joiner: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 // is IST, the mbstream into staging; prepares it and swaps it in; then
 // prints the coordinates.
 func (Method) Joiner(ctx context.Context, s *sst.Session) error {
+	defer logPeakRSS(s)
 	addr, err := transfer.ParseAddress(s.Args.Address)
 	if err != nil {
 		return sst.Errorf(sst.EINVAL, "native-backup: --address %q: %w", s.Args.Address, err)

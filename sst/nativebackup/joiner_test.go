@@ -128,7 +128,7 @@ func startJoiner(t *testing.T, ctx context.Context, datadir string) *joinerRun {
 	return j
 }
 
-func (j *joinerRun) wait(t *testing.T) (error, []string) {
+func (j *joinerRun) wait(t *testing.T) ([]string, error) {
 	t.Helper()
 	var err error
 	select {
@@ -140,7 +140,7 @@ func (j *joinerRun) wait(t *testing.T) (error, []string) {
 	for l := range j.lines {
 		lines = append(lines, l)
 	}
-	return err, lines
+	return lines, err
 }
 
 func dialJoiner(t *testing.T, ctx context.Context, j *joinerRun) *transfer.Session {
@@ -188,7 +188,7 @@ func TestJoinerIST(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess.Close()
-	err, lines := j.wait(t)
+	lines, err := j.wait(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestJoinerBadInput(t *testing.T) {
 			j := startJoiner(t, ctx, dir)
 			sess := dialJoiner(t, ctx, j)
 			derr := tc.donor(ctx, sess)
-			err, lines := j.wait(t)
+			lines, err := j.wait(t)
 			if err == nil {
 				t.Fatalf("joiner succeeded (donor: %v), printed %q", derr, lines)
 			}

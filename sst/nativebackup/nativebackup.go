@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -167,4 +168,13 @@ func archivePrevious(s *sst.Session, names ...string) {
 		return
 	}
 	archiveLogs(s.Datadir, s.Option("sst-log-archive-dir", DefaultLogArchiveDir), names, time.Now(), s.Warnf)
+}
+
+// logPeakRSS says how much memory this process (not mariadb-backup) needed
+// at most, which the issue bounds at 64 MiB.
+func logPeakRSS(s *sst.Session) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.Logf("native-backup %s: peak RSS %d MiB", s.Args.Role, ru.Maxrss>>10)
+	}
 }

@@ -311,9 +311,21 @@ func TestRealNativeBackupJoin(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := newCluster(t, ctx, nil, 96<<20)
+	size := int64(96 << 20)
+	if v, err := strconv.Atoi(os.Getenv("GS_NB_DATA_MB")); err == nil && v > 0 {
+		size = int64(v) << 20 // a bigger run by hand, for numbers
+	}
+	c := newCluster(t, ctx, nil, size)
 	joinWithWriter(ctx, t, c)
 	waitNoTempUsers(ctx, t, c.Node(1), c.Node(2))
+	for _, n := range c.Nodes() {
+		log, _ := os.ReadFile(n.ErrorLog)
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.Contains(l, "peak RSS") || strings.Contains(l, "streamed") || strings.Contains(l, "prepared the snapshot") || strings.Contains(l, "received ") {
+				t.Logf("node%d: %s", n.N, l)
+			}
+		}
+	}
 	log, _ := os.ReadFile(c.Node(1).ErrorLog)
 	if !strings.Contains(string(log), "created temporary SST user gs_sst_") || !strings.Contains(string(log), "dropped temporary SST user gs_sst_") {
 		t.Errorf("the donor's log does not show the temporary user created and dropped")
