@@ -66,10 +66,8 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	serveCtx, stopServe := context.WithCancel(ctx)
 	defer stopServe()
 	served := make(chan error, 1)
-	var serveStats transfer.Stats
 	go func() {
-		var err error
-		serveStats, err = sess.Serve(serveCtx, nil)
+		_, err := sess.Serve(serveCtx, nil)
 		served <- err
 	}()
 
@@ -114,6 +112,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	s.Report(progress.Event{Phase: progress.PhaseReceiving, Total: sm.Total, Peer: peer})
 	t0 := time.Now()
 	xs, err := mbstream.Extract(ctx, sess.Stream(streamID), staging.Dir, mbstream.Options{
+		NoSync: opts.NoSync, // [sst] transfer-sync=0
 		Progress: func(n int64) {
 			s.Report(progress.Event{Phase: progress.PhaseReceiving, Done: n, Total: sm.Total, Peer: peer})
 		},
@@ -130,7 +129,6 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	if err := <-served; err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: receive from %s: %w", peer, err))
 	}
-	_ = serveStats
 	if err := sess.Send(msgReceived, receivedMsg{Files: xs.Files, Bytes: xs.Bytes}); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm receipt to %s: %w", peer, err))
 	}
