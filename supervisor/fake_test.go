@@ -56,6 +56,9 @@ func fakeMariadbd(mode string, args []string) int {
 	}
 	if slices.Contains(args, "--wsrep-recover") {
 		appendf("recover-argv", "%s\n", strings.Join(args, " "))
+		if mode == "recover-hang" {
+			time.Sleep(time.Minute) // SIGTERM's default action ends it
+		}
 		if mode == "recover-fail" {
 			fmt.Fprintln(os.Stderr, "2026-01-01 0 [ERROR] InnoDB: Plugin initialization aborted")
 			return 1

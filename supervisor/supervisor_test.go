@@ -532,3 +532,31 @@ func TestNotifyOverSocket(t *testing.T) {
 		}
 	}
 }
+
+func TestStopDuringRecovery(t *testing.T) {
+	n := startFake(t, "recover-hang", func(c *Config, datadir string) { writeGrastate(t, datadir, -1, 1) })
+	deadline := time.Now().Add(10 * time.Second)
+	for !anyStatusPrefix(n.rec, "recovering") {
+		if time.Now().After(deadline) {
+			t.Fatal("no STATUS=recovering")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	n.stop()
+	if err := n.result(10 * time.Second); err != nil {
+		t.Fatalf("Run stopped during recovery: %v, want nil", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop during recovery took %v", d)
+	}
+	if _, err := os.Stat(filepath.Join(n.dir, "argv")); err == nil {
+		t.Error("mariadbd started after a stop during recovery")
+	}
+	for _, p := range descendants(os.Getpid()) {
+		if p.State != 'Z' {
+			t.Errorf("process %d left after a stop during recovery", p.PID)
+		}
+	}
+}
