@@ -465,7 +465,6 @@ func TestRealNativeBackupUnixSocketAndIST(t *testing.T) {
 	if err := n2.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := oldDataHash(t, n2.DataDir)
 	for i := 0; i < 20; i++ {
 		if err := n1.Exec(ctx, "INSERT INTO gstest.w (v, at) VALUES (?, NOW(6))", i); err != nil {
 			t.Fatal(err)
@@ -485,7 +484,6 @@ func TestRealNativeBackupUnixSocketAndIST(t *testing.T) {
 	if log, _ := os.ReadFile(n2.ErrorLog); !strings.Contains(string(log), "datadir left as it is") {
 		t.Errorf("the joiner did not take the IST path")
 	}
-	_ = before // the server itself changes InnoDB files once it runs again
 }
 
 // TestRealNativeBackupBinlog: with binary logging on, the joiner ends up
