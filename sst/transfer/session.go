@@ -293,7 +293,6 @@ type Session struct {
 	peerWait time.Duration // how long a broken stream waits for the donor's account
 
 	closeOnce sync.Once
-	closeErr  error
 }
 
 type ack struct {
