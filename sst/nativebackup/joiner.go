@@ -89,9 +89,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm IST to %s: %w", peer, err))
 		}
 		s.Logf("IST from %s: state %s, datadir left as it is", peer, state)
-		err := s.Proto.Coordinates(state)
-		awaitClose(ctx, sess, 10*time.Second)
-		return err
+		// Hanging up at once is fine: the donor's session still delivers
+		// the confirmation it read before the hang-up.
+		return s.Proto.Coordinates(state)
 	}
 
 	staging, err := sst.NewStaging(s.Datadir, keep, s.Logf)
@@ -262,18 +262,6 @@ func place(s *sst.Session, staging *sst.Staging) (err error) {
 	}
 	say("swapped %d entries into %s; previous contents removed", len(moved), staging.Root)
 	return nil
-}
-
-// awaitClose reads until the donor hangs up, so that closing first never
-// resets a connection whose last message the donor has yet to read.
-func awaitClose(ctx context.Context, sess *transfer.Session, d time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		if _, err := sess.Recv(ctx); err != nil {
-			return
-		}
-	}
 }
 
 // binlogIndex writes, into staging, the binlog index naming the binlog

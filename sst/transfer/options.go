@@ -62,6 +62,10 @@ type Options struct {
 
 	Reporter progress.Reporter                // progress events, at most every ProgressInterval; nil = none
 	Logf     func(format string, args ...any) // diagnostics (stderr in the methods); nil = none
+
+	// hook, in tests, runs at named points of a session, so that a test
+	// can force an interleaving that load would otherwise make rare.
+	hook func(point string, s *Session)
 }
 
 // ProgressInterval is the least time between two progress events.
@@ -270,6 +274,12 @@ func dur(d, def time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+func (o *Options) at(point string, s *Session) {
+	if o.hook != nil {
+		o.hook(point, s)
+	}
 }
 
 func (o *Options) logf(format string, args ...any) {

@@ -123,6 +123,7 @@ func Dial(ctx context.Context, addr Address, secret string, opts Options) (*Sess
 	s.start()
 	for _, dc := range s.data {
 		s.wg.Add(1)
+		s.workers.Add(1)
 		go s.worker(dc)
 	}
 	return s, nil
@@ -310,6 +311,7 @@ func (s *Session) SendStream(ctx context.Context, id uint32, r io.Reader) (int64
 // worker owns one data connection and sends the jobs it takes.
 func (s *Session) worker(dc *dataConn) {
 	defer s.wg.Done()
+	defer s.workers.Done()
 	fw := &frameWriter{w: dc.w, hdr: make([]byte, headerSize+maxName+4096), lz4: s.codec == "lz4"}
 	fw.before = func(n int) error {
 		if err := s.limiter.wait(s.ctx, n); err != nil {
@@ -447,35 +449,54 @@ func (s *Session) barrier(ctx context.Context, kind byte) (uint64, error) {
 		s.pending.add(1)
 		dc.private <- job{kind: kind, id: seq, off: int64(s.nextFile.Load()), done: done}
 	}
+	s.opts.at("barrier", s)
 	for range s.data {
+		var err error
 		select {
-		case err := <-done:
-			if err != nil {
-				return 0, err
-			}
+		case err = <-done:
 		case <-s.dead:
-			return 0, s.err
+			// A joiner that hung up right after the barrier arrived
+			// does not undo it: every worker hands in the result of the
+			// barrier job it took before it returns.
+			s.workers.Wait()
+			select {
+			case err = <-done:
+			default:
+				return 0, s.err
+			}
 		case <-ctx.Done():
 			return 0, ctx.Err()
+		}
+		if err != nil {
+			return 0, err
 		}
 	}
 	return seq, nil
 }
 
 func (s *Session) waitAck(ctx context.Context, kind string, seq uint64) (Stats, error) {
+	s.opts.at("waitAck", s)
+	var a ack
 	select {
-	case a := <-s.acks:
-		if a.Kind != kind || a.Seq != seq {
-			err := fmt.Errorf("%s acknowledged %s %d, expected %s %d", s.peer, a.Kind, a.Seq, kind, seq)
-			s.fail(err)
-			return Stats{}, err
-		}
-		return a.Stats, nil
+	case a = <-s.acks:
 	case <-s.dead:
-		return Stats{}, s.err
+		// The joiner may acknowledge and hang up at once (an IST joiner
+		// has nothing else to do): an ack read before the end counts.
+		<-s.ctrlDone
+		select {
+		case a = <-s.acks:
+		default:
+			return Stats{}, s.err
+		}
 	case <-ctx.Done():
 		return Stats{}, ctx.Err()
 	}
+	if a.Kind != kind || a.Seq != seq {
+		err := fmt.Errorf("%s acknowledged %s %d, expected %s %d", s.peer, a.Kind, a.Seq, kind, seq)
+		s.fail(err)
+		return Stats{}, err
+	}
+	return a.Stats, nil
 }
 
 // Sync waits until the joiner has written and checked everything queued so

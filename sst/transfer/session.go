@@ -262,6 +262,7 @@ type Session struct {
 	failOnce sync.Once
 	dead     chan struct{}
 	err      error
+	ctrlDone chan struct{} // closed when readControl has returned
 
 	inboxMu sync.Mutex
 	inbox   []Message
@@ -273,6 +274,7 @@ type Session struct {
 
 	bufs    *bufPool
 	wg      sync.WaitGroup // background goroutines
+	workers sync.WaitGroup // the donor's data workers, also in wg
 	filters sync.WaitGroup // filter processes, until waited for
 
 	// donor
@@ -304,7 +306,7 @@ type ack struct {
 func newSession(o Options, peer, id string, chunk int, codec string) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{role: o.Role, peer: peer, opts: o, id: id, chunk: chunk, codec: codec, ctx: ctx, cancel: cancel,
-		dead: make(chan struct{}), inboxC: make(chan struct{}, 1), acks: make(chan ack, 4),
+		dead: make(chan struct{}), ctrlDone: make(chan struct{}), inboxC: make(chan struct{}, 1), acks: make(chan ack, 4),
 		streams: map[uint32]*rxStream{}, peerWait: 500 * time.Millisecond}
 	s.bufs = &bufPool{size: chunk, keep: 64}
 	return s
@@ -431,6 +433,7 @@ func (s *Session) Send(kind string, body any) error {
 
 func (s *Session) readControl() {
 	defer s.wg.Done()
+	defer close(s.ctrlDone)
 	for {
 		if d := s.idle(); d > 0 {
 			s.ctrl.SetReadDeadline(time.Now().Add(d))
@@ -471,6 +474,7 @@ func (s *Session) readControl() {
 				s.total.Store(n)
 			}
 		default:
+			s.opts.at("inbox", s)
 			s.inboxMu.Lock()
 			s.inbox = append(s.inbox, m)
 			s.inboxMu.Unlock()
@@ -496,6 +500,13 @@ func (s *Session) pinger() {
 			return
 		case <-t.C:
 			if err := s.sendCtl("_ping", nil, max(s.idle(), time.Second)); err != nil {
+				// A peer that hung up may have said why, or sent its last
+				// messages, just before: failing here would close the
+				// connection before readControl has read them.
+				select {
+				case <-s.ctrlDone:
+				case <-time.After(s.peerWait):
+				}
 				s.fail(err)
 				return
 			}
@@ -554,6 +565,9 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 		select {
 		case <-s.inboxC:
 		case <-s.dead:
+			// Messages the peer sent before the end are still delivered,
+			// including one readControl is appending right now.
+			<-s.ctrlDone
 			s.inboxMu.Lock()
 			n := len(s.inbox)
 			s.inboxMu.Unlock()
