@@ -2,7 +2,9 @@ package nativebackup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -204,15 +206,19 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 		return sst.WithErrno(errNoBackupTool, fmt.Errorf("native-backup: start %s: %w", bin, err))
 	}
 	s.Report(progress.Event{Phase: progress.PhaseSending, Peer: sess.Peer()})
-	n, sendErr := sess.SendStream(bctx, streamID, stdout)
+	xr := &exitReader{r: stdout, wait: cmd.Wait}
+	n, sendErr := sess.SendStream(bctx, streamID, xr)
 	if sendErr != nil {
 		cancel() // the joiner is gone or failed: stop the backup
 	}
-	waitErr := cmd.Wait()
+	waitErr := xr.err
+	if !xr.waited {
+		waitErr = cmd.Wait()
+	}
 	switch {
 	case ctx.Err() != nil:
 		return sst.WithErrno(sst.EINTR, fmt.Errorf("native-backup: backup interrupted: %w", context.Cause(ctx)))
-	case sendErr != nil:
+	case sendErr != nil && !(xr.waited && waitErr != nil):
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: stream backup to %s: %w", sess.Peer(), sendErr))
 	case waitErr != nil:
 		// The stock script's status for a failed mariadb-backup is 22.
@@ -221,6 +227,30 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 	}
 	s.Logf("mariadb-backup streamed %d bytes in %v", n, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// exitReader reads mariadb-backup's stdout. At its end it waits for the
+// process and turns a failed exit into a read error, so that the stream is
+// not ended cleanly: a joiner never takes a failed backup's output for a
+// complete stream, and waits for the donor's reason instead.
+type exitReader struct {
+	r      io.Reader
+	wait   func() error
+	waited bool
+	err    error // the process's exit, once waited
+}
+
+var errBackupExit = errors.New("mariadb-backup failed")
+
+func (x *exitReader) Read(p []byte) (int, error) {
+	n, err := x.r.Read(p)
+	if err == io.EOF && !x.waited {
+		x.waited = true
+		if x.err = x.wait(); x.err != nil {
+			return n, errBackupExit
+		}
+	}
+	return n, err
 }
 
 // estimatePayload guesses the stream size for progress and the joiner's

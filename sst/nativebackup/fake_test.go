@@ -34,6 +34,15 @@ func fakeBackup(args []string) int {
 	case !slices.Contains(args, "--backup"):
 		return 2
 	}
+	if os.Getenv("MYSQL_PWD") == "midway" {
+		// Half a stream, then the failure, as a backup that loses its
+		// connection or redo log mid-copy.
+		var buf bytes.Buffer
+		mbstream.NewWriter(&buf).WriteFileChunks("ibdata1", bytes.NewReader(bytes.Repeat([]byte("n"), 100000)), 30000)
+		os.Stdout.Write(buf.Bytes()[:buf.Len()/2])
+		fmt.Fprintln(os.Stderr, "[00] 2026-11-21 12:00:01 [ERROR] InnoDB: xtrabackup_copy_logfile() failed: redo log overwritten")
+		return 1
+	}
 	if os.Getenv("MYSQL_PWD") != "s3cret" || !slices.Contains(args, "--user=sst") {
 		fmt.Fprintln(os.Stderr, "[00] 2026-11-21 12:00:00 Connecting to server host: localhost")
 		fmt.Fprintln(os.Stderr, "[00] 2026-11-21 12:00:00 Failed to connect to MariaDB server: Access denied for user 'sst'@'localhost' (using password: YES).")
@@ -142,6 +151,37 @@ func TestDonorWrongCredentials(t *testing.T) {
 	}
 	lines, err := j.wait(t)
 	if err == nil || !strings.Contains(err.Error(), "Access denied for user 'sst'@'localhost'") {
+		t.Errorf("joiner: %v", err)
+	}
+	if len(lines) != 0 {
+		t.Errorf("joiner printed %q", lines)
+	}
+	if hashTree(t, dir) != before {
+		t.Errorf("joiner's datadir changed")
+	}
+}
+
+// TestDonorBackupFailsMidStream: a backup that dies after writing part of
+// its stream does not end the stream cleanly, so the joiner does not take
+// the short stream for the whole story: it names the donor's reason.
+func TestDonorBackupFailsMidStream(t *testing.T) {
+	withFakeBackup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := oldDatadir(t)
+	before := hashTree(t, dir)
+	j := startJoiner(t, ctx, dir)
+	var out bytes.Buffer
+	derr := (Method{}).Donor(ctx, donorSession(t, j.addr.String(), "sst:midway", &out))
+	const want = "xtrabackup_copy_logfile() failed"
+	if derr == nil || sst.ExitCode(derr) != 22 || !strings.Contains(derr.Error(), want) {
+		t.Errorf("donor: %v (exit %d)", derr, sst.ExitCode(derr))
+	}
+	if out.Len() != 0 {
+		t.Errorf("donor printed %q", out.String())
+	}
+	lines, err := j.wait(t)
+	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("joiner: %v", err)
 	}
 	if len(lines) != 0 {

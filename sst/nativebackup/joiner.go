@@ -122,6 +122,10 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		if errors.As(err, &pe) {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: %w", err))
 		}
+		// A donor whose backup failed ends a short stream, then says why.
+		if perr := sess.PeerFailure(peerWait); perr != nil {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: %w (the stream stopped short: %v)", perr, err))
+		}
 		err = sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: extract the stream from %s into %s: %w", peer, staging.Dir, err))
 		sess.Abort(err)
 		return err
@@ -154,6 +158,10 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	s.Report(progress.Event{Phase: progress.PhaseDone, Peer: peer})
 	return s.Proto.Coordinates(coords)
 }
+
+// peerWait is how long a joiner whose extraction failed waits for the
+// donor's own account of the failure.
+const peerWait = time.Second
 
 // checkSnapshot refuses a stream that is not a complete backup.
 func checkSnapshot(dir string) error {

@@ -228,6 +228,20 @@ func TestJoinerBadInput(t *testing.T) {
 			sess.Abort(errors.New("native-backup: mariadb-backup --backup failed (exit status 1): Failed to connect to MariaDB server: Access denied for user 'sst'@'localhost' (using password: YES)"))
 			return nil
 		}, "Access denied for user 'sst'@'localhost'"},
+		// A donor that ends the stream and only then fails, with the
+		// joiner's extraction failing first: the reason still wins.
+		{"donor error after a short stream", func(ctx context.Context, sess *transfer.Session) error {
+			sess.Send(msgState, stateMsg{State: testState})
+			if _, err := sess.SendStream(ctx, streamID, bytes.NewReader(good[:len(good)/2])); err != nil {
+				return err
+			}
+			if _, err := sess.Sync(ctx); err != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond) // the joiner's extraction hits the short end
+			sess.Abort(errors.New("native-backup: mariadb-backup --backup failed (exit status 1): Access denied for user 'sst'@'localhost'"))
+			return nil
+		}, "Access denied for user 'sst'@'localhost'"},
 		{"donor gone mid-stream", func(ctx context.Context, sess *transfer.Session) error {
 			sess.Send(msgState, stateMsg{State: testState})
 			if _, err := sess.SendStream(ctx, streamID, bytes.NewReader(good[:len(good)/2])); err != nil {

@@ -580,6 +580,26 @@ func (s *Session) Recv(ctx context.Context) (Message, error) {
 	}
 }
 
+// PeerFailure waits up to d for the peer's own account of a failure and
+// returns it (a *PeerError), or nil when the session ended otherwise or is
+// still up after d. A method calls it when its reading of the data failed:
+// a donor that gives up mid-stream may have ended the stream cleanly, and
+// its reason travels just behind, on the control connection.
+func (s *Session) PeerFailure(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.dead:
+	case <-t.C:
+		return nil
+	}
+	var pe *PeerError
+	if errors.As(s.err, &pe) {
+		return s.err
+	}
+	return nil
+}
+
 // Expect receives the next message, fails unless it is of the given kind,
 // and decodes its body into v (nil to ignore it).
 func (s *Session) Expect(ctx context.Context, kind string, v any) error {
