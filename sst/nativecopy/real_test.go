@@ -257,8 +257,70 @@ func TestRealNativeCopy(t *testing.T) {
 	t.Run("joiner killed", func(t *testing.T) {
 		failJoin(t, ctx, c, "joiner")
 	})
+	// mariadbd itself dies: the joiner's SST process must notice (--parent),
+	// stop, and leave the old datadir as it was: no orphan, no half state.
+	t.Run("joiner mariadbd killed", func(t *testing.T) {
+		forceSST(t, ctx, n2)
+		must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
+		defer n1.SetSST(map[string]string{"rlimit": ""})
+		before2 := dataSnapshot(t, n2.DataDir)
+		sums1 := checksums(t, ctx, n1)
+		o2 := logSize(n2)
+		must(t, n2.Start(ctx))
+		pid, err := waitSSTProcess(ctx, "joiner", n2.DataDir, 60*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		t.Logf("killing node2's mariadbd %d (not its SST process %d)", n2.PID(), pid)
+		must(t, syscall.Kill(n2.PID(), syscall.SIGKILL))
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("SST process %d outlived its mariadbd by 10s", pid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		n2.Wait(wctx)
+		// The harness kills a dead node's process group, so the SST process
+		// may go by SIGKILL before its --parent watch fires (that watch is
+		// tested in package sst). Either way: no orphan, old data intact;
+		// a half-received staging is cleared by the next SST.
+		t.Logf("joiner:\n%s", grepLines(logSince(t, n2, o2), "WSREP_SST"))
+		if d := diffSnap(before2, dataSnapshot(t, n2.DataDir)); d != "" {
+			t.Errorf("node2's old datadir changed:\n%s", d)
+		}
+		// A SIGKILLed node2 never said goodbye: node1 alone is not a
+		// Primary Component until told so.
+		for i := 0; ; i++ {
+			w, err := n1.Wsrep(ctx)
+			must(t, err)
+			if w.ClusterStatus != "Primary" {
+				break
+			}
+			if i > 300 {
+				t.Fatalf("node1 still Primary 30s after node2 died: %+v", w)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		must(t, n1.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"))
+		if err := n1.WaitSynced(ctx); err != nil {
+			t.Fatalf("donor not Synced: %v", err)
+		}
+		if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
+			t.Fatalf("donor's data changed: %v", err)
+		}
+	})
 	t.Run("rejoin after failures", func(t *testing.T) {
 		join(t, ctx, n2)
+		for _, n := range []string{".sst-native", ".sst-native-old", ".sst-native-trash", ".sst-native-swap"} {
+			if _, err := os.Lstat(filepath.Join(n2.DataDir, n)); err == nil {
+				t.Errorf("%s left in node2's datadir after a successful SST", n)
+			}
+		}
 		if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {
 			t.Fatal(err)
 		}
