@@ -184,8 +184,12 @@ func TestRawStream(t *testing.T) {
 func TestRawStreamTruncated(t *testing.T) {
 	ctx := testCtx(t)
 	j, d := pair(t, "127.0.0.1", Options{}, Options{Streams: 2, ChunkSize: 16 << 10})
+	// The source stalls after 200 KiB: the donor cannot finish the
+	// stream before it dies, however the goroutines are scheduled.
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
 	go j.Serve(ctx, nil)
-	go d.SendStream(ctx, 1, io.LimitReader(zeroReader{}, 1<<20))
+	go d.SendStream(ctx, 1, &stallReader{left: 200 << 10, release: release})
 	b, err := io.ReadAll(io.LimitReader(j.Stream(1), 100<<10))
 	if err != nil || len(b) != 100<<10 {
 		t.Fatalf("first bytes: %d %v", len(b), err)
@@ -198,9 +202,22 @@ func TestRawStreamTruncated(t *testing.T) {
 	wantErr(t, "stream reader", err, "donor 127.0.0.1")
 }
 
-type zeroReader struct{}
+// stallReader reads left zero bytes, then blocks until release.
+type stallReader struct {
+	left    int
+	release chan struct{}
+}
 
-func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+func (r *stallReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		<-r.release
+		return 0, io.EOF
+	}
+	n := min(len(p), r.left)
+	clear(p[:n])
+	r.left -= n
+	return n, nil
+}
 
 func TestSendRanges(t *testing.T) {
 	ctx := testCtx(t)
