@@ -292,7 +292,7 @@ type Session struct {
 	rv       rendezvous
 	nStreams atomic.Int64
 	noWait   bool          // fuzzing: a stream chunk that would wait fails instead
-	peerWait time.Duration // how long a broken stream waits for the donor's account
+	peerWait time.Duration // how long a broken connection waits for the peer's account
 
 	closeOnce sync.Once
 }
@@ -303,11 +303,18 @@ type ack struct {
 	Stats Stats  `json:"stats"`
 }
 
+// peerWait bounds the wait, after a broken connection, for the peer's own
+// account on the control connection. The account or the control
+// connection's own end usually comes at once; the bound only matters when
+// the control connection is alive and silent, and a loaded machine can
+// hold a goroutine back for much of a second.
+const peerWait = 2 * time.Second
+
 func newSession(o Options, peer, id string, chunk int, codec string) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{role: o.Role, peer: peer, opts: o, id: id, chunk: chunk, codec: codec, ctx: ctx, cancel: cancel,
 		dead: make(chan struct{}), ctrlDone: make(chan struct{}), inboxC: make(chan struct{}, 1), acks: make(chan ack, 4),
-		streams: map[uint32]*rxStream{}, peerWait: 500 * time.Millisecond}
+		streams: map[uint32]*rxStream{}, peerWait: peerWait}
 	s.bufs = &bufPool{size: chunk, keep: 64}
 	return s
 }
