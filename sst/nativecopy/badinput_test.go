@@ -399,3 +399,29 @@ func killAfter(role string, d time.Duration) func(string, *side) {
 		time.AfterFunc(d, func() { p.Signal(syscall.SIGKILL) })
 	}
 }
+
+// The joiner dies while the donor waits for the server's lock, which may
+// never come: the donor must not wait forever.
+func TestJoinerDiesDuringLockWait(t *testing.T) {
+	jd, dd := oldJoiner(t)
+	r := &sstRun{joinerDir: jd, donorDir: dd, externalJoiner: true, noFlush: true}
+	r.onDonorLine = func(l string) {
+		if l == "flush tables" {
+			r.joiner.cmd.Process.Kill()
+		}
+	}
+	t0 := time.Now()
+	runBad(t, r)
+	if r.donorErr == nil {
+		t.Fatal("donor succeeded")
+	}
+	if el := time.Since(t0); el > 20*time.Second {
+		t.Errorf("donor took %s to notice", el)
+	}
+	if !strings.Contains(r.donor.stderr.String(), "waited for the server's lock") {
+		t.Errorf("donor's error does not say what it was waiting for:\n%s", r.donor.stderr)
+	}
+	if got := strings.Join(r.donorLines, "|"); got != "flush tables|continue" {
+		t.Errorf("donor stdout %q: the lock must be released", got)
+	}
+}

@@ -341,7 +341,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			s.Proto.Continue()
 		}
 	}()
-	st, err := sst.WaitTablesFlushed(ctx, s.Datadir, 0)
+	st, err := waitLock(ctx, s, sess, peer)
 	if err != nil {
 		return fail(err)
 	}
@@ -428,6 +428,36 @@ func gtidState(s *sst.Session) (sst.State, error) {
 	st.Domain = s.Args.GTIDDomainID
 	if st.Domain == "" {
 		st.Domain = "0"
+	}
+	return st, nil
+}
+
+// waitLock waits for the server's answer to "flush tables", which has no
+// timeout of its own, and gives up at once if the joiner goes away
+// meanwhile: it sends nothing while the donor waits, so anything the
+// session delivers then is the end.
+func waitLock(ctx context.Context, s *sst.Session, sess *transfer.Session, peer string) (sst.State, error) {
+	wctx, stop := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := sess.Recv(wctx)
+		if wctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("unexpected message")
+		}
+		stop(classify(err, peer+" while the donor waited for the server's lock"))
+	}()
+	st, err := sst.WaitTablesFlushed(wctx, s.Datadir, 0)
+	stop(nil)
+	<-done
+	if err != nil {
+		if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
+			return st, cause
+		}
+		return st, err
 	}
 	return st, nil
 }

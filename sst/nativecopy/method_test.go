@@ -257,6 +257,7 @@ type sstRun struct {
 	// onLine sees every donor line before the fake server acts.
 	onDonorLine  func(string)
 	withProgress bool // --progress 1
+	noFlush      bool // the fake server never answers "flush tables"
 	// onStart sees each side as it starts ("joiner", "donor").
 	onStart func(role string, s *side)
 
@@ -309,7 +310,7 @@ func (r *sstRun) run(t *testing.T, ctx context.Context) {
 		if r.onDonorLine != nil {
 			r.onDonorLine(l)
 		}
-		if l == "flush tables" {
+		if l == "flush tables" && !r.noFlush {
 			// The server: FTWRL, then tables_flushed via a rename.
 			tmp := filepath.Join(r.donorDir, "tables_flushed.tmp")
 			os.WriteFile(tmp, []byte(testUUID+":7 0\n"), 0o640)
