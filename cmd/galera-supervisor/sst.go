@@ -79,6 +79,9 @@ Methods:
                 the previous datadir is kept until then and restored on
                 any failure. With IST possible (--bypass) only the
                 position is sent and the joiner's datadir is not touched.
+  native-backup mariadb-backup --backup on the donor (no long write lock),
+                streamed over the same engine; the joiner extracts it into
+                staging, runs --prepare there and swaps it in the same way.
 
 Contract (stdout is for the server only; logs go to stderr as
 "WSREP_SST: [INFO] ..."):
