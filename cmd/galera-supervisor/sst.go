@@ -79,6 +79,16 @@ Methods:
                 the previous datadir is kept until then and restored on
                 any failure. With IST possible (--bypass) only the
                 position is sent and the joiner's datadir is not touched.
+  native-backup the non-blocking method: the donor streams
+                "mariadb-backup --backup --stream=mbstream" through the
+                same engine while it keeps taking writes; the joiner
+                extracts the mbstream natively into staging, runs
+                "mariadb-backup --prepare", and swaps the result in with
+                the same safety. Logs: mariadb-backup.backup.log (donor),
+                mariadb-backup.prepare.log and mariadb-backup.move.log
+                (joiner). With wsrep_sst_auth empty the donor creates a
+                temporary user with only the privileges a backup needs
+                and drops it when the SST ends, however it ends.
   native-backup mariadb-backup --backup on the donor (no long write lock),
                 streamed over the same engine; the joiner extracts it into
                 staging, runs --prepare there and swaps it in the same way.
