@@ -52,6 +52,13 @@ func (s *Session) startSendFilter(dc *dataConn) error {
 				}
 			}
 			if rerr == io.EOF {
+				// Only a compressor that succeeded ends its segment: the
+				// joiner must not take a failed one's output, often none,
+				// for a whole segment and blame its own decompressor.
+				if err := f.wait(30 * time.Second); err != nil {
+					dc.copyErr <- err
+					return
+				}
 				clear(buf[:4])
 				dc.copyErr <- s.writeData(dc, buf[:4])
 				return
