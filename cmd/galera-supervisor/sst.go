@@ -89,9 +89,6 @@ Methods:
                 (joiner). With wsrep_sst_auth empty the donor creates a
                 temporary user with only the privileges a backup needs
                 and drops it when the SST ends, however it ends.
-  native-backup mariadb-backup --backup on the donor (no long write lock),
-                streamed over the same engine; the joiner extracts it into
-                staging, runs --prepare there and swaps it in the same way.
 
 Contract (stdout is for the server only; logs go to stderr as
 "WSREP_SST: [INFO] ..."):
