@@ -187,6 +187,25 @@ func (s *Session) Binlog() (base, index string) {
 
 // Report sends a progress event to the supervisor, with role and method
 // filled in.
+// Reporter forwards an engine's progress to the supervisor and, with
+// --progress 1, to the server as total/complete lines.
+func (s *Session) Reporter() progress.Reporter {
+	var mu sync.Mutex
+	var total int64 = -1
+	return progress.Func(func(e progress.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		s.Report(e)
+		if e.Total > 0 && e.Total != total {
+			total = e.Total
+			s.Proto.Total(e.Total)
+		}
+		if e.Done > 0 {
+			s.Proto.Complete(e.Done)
+		}
+	})
+}
+
 func (s *Session) Report(e progress.Event) {
 	if s.Progress == nil {
 		return

@@ -16,12 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
-	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
@@ -81,7 +79,7 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 	o.Logf = func(format string, args ...any) {
 		s.Logf("%s", strings.TrimPrefix(fmt.Sprintf(format, args...), "WSREP_SST: [INFO] "))
 	}
-	o.Reporter = reporter(s)
+	o.Reporter = s.Reporter()
 	comp := o.Compressor
 	if role == transfer.Joiner {
 		comp = o.Decompressor
@@ -91,25 +89,6 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 	}
 	s.Logf("transfer: TLS %s, compression %s, rate limit %d B/s", o.TLS.Mode, comp, o.RateLimit)
 	return o, nil
-}
-
-// reporter forwards the engine's progress to the supervisor and, with
-// --progress 1, to the server as total/complete lines.
-func reporter(s *sst.Session) progress.Reporter {
-	var mu sync.Mutex
-	var total int64 = -1
-	return progress.Func(func(e progress.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		s.Report(e)
-		if e.Total > 0 && e.Total != total {
-			total = e.Total
-			s.Proto.Total(e.Total)
-		}
-		if e.Done > 0 {
-			s.Proto.Complete(e.Done)
-		}
-	})
 }
 
 // parseAddress splits the donor's --address: [auth@]host:port/native_backup/<secret>.

@@ -33,11 +33,9 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
-	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
@@ -113,27 +111,8 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 			s.Logf("%s", strings.TrimPrefix(msg, "WSREP_SST: [INFO] "))
 		}
 	}
-	o.Reporter = reporter(s)
+	o.Reporter = s.Reporter()
 	return o, nil
-}
-
-// reporter forwards the engine's progress to the supervisor and, with
-// --progress 1, to the server as total/complete lines.
-func reporter(s *sst.Session) progress.Reporter {
-	var mu sync.Mutex
-	var total int64 = -1
-	return progress.Func(func(e progress.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		s.Report(e)
-		if e.Total > 0 && e.Total != total {
-			total = e.Total
-			s.Proto.Total(e.Total)
-		}
-		if e.Done > 0 {
-			s.Proto.Complete(e.Done)
-		}
-	})
 }
 
 // classify gives an engine error the errno the server should see.
@@ -148,7 +127,6 @@ func classify(err error, what string) error {
 	var pe *transfer.PeerError
 	var certErr *tls.CertificateVerificationError
 	var uaErr x509.UnknownAuthorityError
-	var alert tls.AlertError
 	var recErr tls.RecordHeaderError
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -164,7 +142,7 @@ func classify(err error, what string) error {
 		return sst.WithErrno(sst.ECONNREFUSED, fmt.Errorf("%s: %w", what, err))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return sst.WithErrno(sst.ETIMEDOUT, fmt.Errorf("%s: %w", what, err))
-	case errors.As(err, &certErr), errors.As(err, &uaErr), errors.As(err, &alert), errors.As(err, &recErr):
+	case errors.Is(err, transfer.ErrTLS), errors.As(err, &certErr), errors.As(err, &uaErr), errors.As(err, &recErr):
 		return sst.WithErrno(sst.EACCES, fmt.Errorf("%s: TLS: %w", what, err))
 	case errors.Is(err, syscall.ENOSPC):
 		return sst.WithErrno(sst.ENOSPC, fmt.Errorf("%s: %w", what, err))
