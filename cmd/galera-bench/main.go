@@ -69,7 +69,7 @@ Every process the bench starts is stopped by PID when it ends, fails or is
 interrupted (Ctrl-C).
 
 Examples:
-  make bench                                   all methods, 4G, into bench-results/
+  make bench                                   all methods, 4G, into cmd/galera-bench/results/
   make bench BENCH_FLAGS='-lz4 -runs 3'        with lz4 variants, median of 3 rounds
   galera-bench -size 300M -methods rsync,native-copy -out /tmp/b   a quick check
   galera-bench -base-dir /var/tmp/gb4g -reuse  load once, reuse the donor next time
@@ -124,7 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	methods := fs.String("methods", "all", `comma-separated SST methods to join with, in order, e.g. "rsync,native-copy,mariabackup+lz4"; "all" = every available one`)
 	fs.BoolVar(&c.lz4, "lz4", false, `also run the "+lz4" variant of every method that has one`)
 	fs.BoolVar(&c.cp, "cp", true, "also run cp -r of the donor datadir (+ sync), the physical limit")
-	fs.StringVar(&c.out, "out", filepath.Join(filepath.Dir(defBin), "bench-results"), "directory for bench.json, bench.tsv, bench.md, bench.png and logs/")
+	fs.StringVar(&c.out, "out", filepath.Join(filepath.Dir(defBin), "cmd", "galera-bench", "results"), "directory for bench.json, bench.tsv, bench.md, bench.png and logs/")
 	fs.BoolVar(&c.cold, "cold", true, "sync and drop the page cache (echo 3 > /proc/sys/vm/drop_caches) before each run, as the baseline did")
 	fs.BoolVar(&c.keep, "keep", false, "keep the node dirs (datadirs, configs, error logs) for inspection; the processes are stopped anyway")
 	fs.IntVar(&c.runs, "runs", 1, "rounds of every method (and cp -r); each method's median run is reported, all runs are in bench.json")
