@@ -14,6 +14,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
 // The test binary impersonates mariadbd when GS_FAKE_MARIADBD names a
@@ -26,9 +27,7 @@ func TestMain(m *testing.M) {
 		os.Exit(fakeMariadbd(mode, os.Args[1:]))
 	}
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	galeratest.RemoveBinaries()
 	os.Exit(code)
 }
 

@@ -19,42 +19,10 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// builtSupervisor builds galera-supervisor once per test binary, into a dir
-// under /var/tmp that TestMain removes.
+// builtSupervisor is the galera-supervisor that galeratest builds once per
+// test binary.
 func builtSupervisor(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("/var/tmp", "gs-supervisor-bin-")
-		if buildErr != nil {
-			return
-		}
-		os.Chmod(buildDir, 0o755)
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = "/usr/local/go/bin/go"
-		}
-		cmd := exec.Command(goBin, "build", "-o", buildDir, "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-			return
-		}
-		for _, m := range []string{"native-copy", "native-backup"} {
-			if err := os.Symlink("galera-supervisor", filepath.Join(buildDir, "wsrep_sst_"+m)); err != nil {
-				buildErr = err
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "galera-supervisor")
+	return filepath.Join(galeratest.Binaries(t), "galera-supervisor")
 }
 
 // systemdSocket is a fake NOTIFY_SOCKET: it keeps what systemd would hear.

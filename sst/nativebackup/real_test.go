@@ -8,11 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -24,55 +22,20 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	if filepath.Base(os.Args[0]) == "mariadb-backup" {
 		os.Exit(fakeBackup(os.Args[1:]))
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	galeratest.RemoveBinaries()
 	os.Exit(code)
-}
-
-// sstBinDir builds galera-supervisor once into a directory mariadbd (user
-// mysql) can traverse, with the wsrep_sst_native-backup link beside it.
-func sstBinDir(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir := fmt.Sprintf("/var/tmp/gs-test/bin-%d", os.Getpid())
-		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
-			return
-		}
-		os.Chmod(filepath.Dir(dir), 0o755)
-		os.Chmod(dir, 0o755)
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "galera-supervisor"), "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		if buildErr = os.Symlink("galera-supervisor", filepath.Join(dir, "wsrep_sst_"+Name)); buildErr != nil {
-			return
-		}
-		binDir = dir
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
 }
 
 // newCluster starts node1 with some data in several tables; node2 is
 // configured for native-backup but not started.
 func newCluster(t *testing.T, ctx context.Context, sst map[string]string, dataBytes int64) *galeratest.Cluster {
 	t.Helper()
-	bin := sstBinDir(t)
+	bin := galeratest.Binaries(t)
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, SST: sst, PathPrepend: []string{bin}})
 	archiveInClusterDir(t, c)
 	n1 := c.Node(1)
@@ -492,7 +455,7 @@ func TestRealNativeBackupBinlog(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bin := sstBinDir(t)
+	bin := galeratest.Binaries(t)
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin},
 		Mysqld: map[string]string{"log_bin": "mysql-bin", "log_slave_updates": "ON"}})
 	archiveInClusterDir(t, c)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
 const testUUID = "e1060d8c-a7e1-11ef-9a39-0e5cc7e5c2b4"
@@ -51,9 +52,7 @@ func TestMain(m *testing.M) {
 		os.Exit(sst.ExitCode(err))
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir) // built by the real tests
-	}
+	galeratest.RemoveBinaries() // built by the real tests
 	os.Exit(code)
 }
 

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,41 +20,10 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
-// buildBinary builds galera-supervisor once per test process into a dir
-// mariadbd (user mysql) can reach, with the wsrep_sst_native-copy link.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir = fmt.Sprintf("/var/tmp/gs-test/bin-%d", os.Getpid())
-		if binErr = os.MkdirAll(binDir, 0o755); binErr != nil {
-			return
-		}
-		os.Chmod("/var/tmp/gs-test", 0o755)
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "galera-supervisor"), "github.com/galera-supervisor/galera-supervisor/cmd/galera-supervisor")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out.String())
-			return
-		}
-		binErr = os.Symlink("galera-supervisor", filepath.Join(binDir, "wsrep_sst_"+Name))
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binDir
-}
-
 func newCluster(t *testing.T, sstOpts map[string]string) *galeratest.Cluster {
 	t.Helper()
 	galeratest.Require(t)
-	bin := buildBinary(t)
+	bin := galeratest.Binaries(t)
 	c := galeratest.NewTest(t, galeratest.Config{
 		Nodes:       2,
 		SSTMethod:   Name,
@@ -559,7 +527,7 @@ func TestRealMeasure(t *testing.T) {
 		t.Skip("set GS_TEST_NC_MEASURE_MB to measure")
 	}
 	ctx := ctxFor(t, 30*time.Minute)
-	bin := buildBinary(t)
+	bin := galeratest.Binaries(t)
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin}, BufferPool: "512M"})
 	n1, n2 := c.Node(1), c.Node(2)
 	must(t, c.Bootstrap(ctx))

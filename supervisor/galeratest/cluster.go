@@ -424,10 +424,17 @@ func sweepStale(logf func(string, ...any)) {
 		return
 	}
 	for _, e := range ents {
+		dir := filepath.Join(Root, e.Name())
+		if pid, ok := strings.CutPrefix(e.Name(), "bin-"); ok && e.IsDir() {
+			// Binaries of a test process that is gone.
+			if n, err := strconv.Atoi(pid); err == nil && errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), "c-") {
 			continue
 		}
-		dir := filepath.Join(Root, e.Name())
 		b, err := os.ReadFile(filepath.Join(dir, "owner"))
 		if err != nil {
 			continue
