@@ -488,6 +488,47 @@ func TestRealWatchdogAndReload(t *testing.T) {
 	}
 }
 
+// slowNativeCopyCluster is a 2-node cluster whose SSTs go by native-copy at
+// rlimit, so a test can watch one in flight. With donorBytes > 0, node1
+// is bootstrapped and loaded with that much data; node2 is left to the test.
+func slowNativeCopyCluster(t *testing.T, ctx context.Context, rlimit string, donorBytes int64) *galeratest.Cluster {
+	t.Helper()
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   "native-copy",
+		SST:         map[string]string{"rlimit": rlimit},
+		PathPrepend: []string{filepath.Dir(builtSupervisor(t))},
+	})
+	if donorBytes == 0 {
+		return c
+	}
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, donorBytes); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// donorSSTInFlight waits until the joiner's STATUS shows SST bytes moving
+// and returns the PIDs of the donor's SST processes.
+func donorSSTInFlight(t *testing.T, sd *systemdSocket, c *galeratest.Cluster) []int {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !slicesContainsPrefix(sd.statuses(), "receiving SST 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %q", sd.statuses())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	donor := sstPIDs(c.Node(1).PID())
+	if len(donor) == 0 {
+		t.Fatal("no donor SST process")
+	}
+	return donor
+}
+
 // TestRealJoinerNativeCopyKeepalive joins a node by native-copy, which
 // reports progress, rate-limited so the transfer takes a few seconds: the
 // supervisor shows the progress in STATUS and extends the start timeout by
@@ -496,19 +537,7 @@ func TestRealJoinerNativeCopyKeepalive(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bin := builtSupervisor(t)
-	c := galeratest.NewTest(t, galeratest.Config{
-		Nodes:       2,
-		SSTMethod:   "native-copy",
-		SST:         map[string]string{"rlimit": "12M"},
-		PathPrepend: []string{filepath.Dir(bin)},
-	})
-	if err := c.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Node(1).LoadData(ctx, 48<<20); err != nil {
-		t.Fatal(err)
-	}
+	c := slowNativeCopyCluster(t, ctx, "12M", 48<<20)
 	n2 := c.Node(2)
 	sd := newSystemdSocket(t)
 	sup := startSupervisor(t, n2, sd, "--sst-stall-timeout=7s")
@@ -567,34 +596,12 @@ func TestRealStalledSSTStopsExtensions(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bin := builtSupervisor(t)
-	c := galeratest.NewTest(t, galeratest.Config{
-		Nodes:       2,
-		SSTMethod:   "native-copy",
-		SST:         map[string]string{"rlimit": "8M"},
-		PathPrepend: []string{filepath.Dir(bin)},
-	})
-	if err := c.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Node(1).LoadData(ctx, 48<<20); err != nil {
-		t.Fatal(err)
-	}
+	c := slowNativeCopyCluster(t, ctx, "8M", 48<<20)
 	sd := newSystemdSocket(t)
 	const window = "EXTEND_TIMEOUT_USEC=3000000"
 	sup := startSupervisor(t, c.Node(2), sd, "--sst-stall-timeout=3s")
 	// Wait until bytes flow, then freeze the donor's side.
-	deadline := time.Now().Add(2 * time.Minute)
-	for !slicesContainsPrefix(sd.statuses(), "receiving SST 1") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress: %q", sd.statuses())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	donor := sstPIDs(c.Node(1).PID())
-	if len(donor) == 0 {
-		t.Fatal("no donor SST process")
-	}
+	donor := donorSSTInFlight(t, sd, c)
 	for _, p := range donor {
 		syscall.Kill(p, syscall.SIGSTOP)
 	}
@@ -654,32 +661,10 @@ func TestRealFailedSSTExitCode(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bin := builtSupervisor(t)
-	c := galeratest.NewTest(t, galeratest.Config{
-		Nodes:       2,
-		SSTMethod:   "native-copy",
-		SST:         map[string]string{"rlimit": "8M"},
-		PathPrepend: []string{filepath.Dir(bin)},
-	})
-	if err := c.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Node(1).LoadData(ctx, 32<<20); err != nil {
-		t.Fatal(err)
-	}
+	c := slowNativeCopyCluster(t, ctx, "8M", 32<<20)
 	sd := newSystemdSocket(t)
 	sup := startSupervisor(t, c.Node(2), sd)
-	deadline := time.Now().Add(2 * time.Minute)
-	for !slicesContainsPrefix(sd.statuses(), "receiving SST 1") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress: %q", sd.statuses())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	donor := sstPIDs(c.Node(1).PID())
-	if len(donor) == 0 {
-		t.Fatal("no donor SST process")
-	}
+	donor := donorSSTInFlight(t, sd, c)
 	for _, p := range donor {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
@@ -714,13 +699,7 @@ func TestRealDonorStatus(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bin := builtSupervisor(t)
-	c := galeratest.NewTest(t, galeratest.Config{
-		Nodes:       2,
-		SSTMethod:   "native-copy",
-		SST:         map[string]string{"rlimit": "12M"},
-		PathPrepend: []string{filepath.Dir(bin)},
-	})
+	c := slowNativeCopyCluster(t, ctx, "12M", 0)
 	sd := newSystemdSocket(t)
 	sup := startSupervisor(t, c.Node(1), sd, "--wsrep-new-cluster")
 	ready, err := sd.waitFor(ctx, "READY=1", sup.exited)

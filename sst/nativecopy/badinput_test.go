@@ -313,17 +313,7 @@ func TestJoinerKilled(t *testing.T) {
 // A donor whose certificate is not signed by the joiner's CA is refused.
 func TestWrongCertificate(t *testing.T) {
 	dir := t.TempDir()
-	ca1, k1 := makeCA(t, "ca1")
-	ca2, k2 := makeCA(t, "ca2")
-	writeCert(t, dir, "ca1", ca1, nil)
-	for _, l := range []struct {
-		name string
-		ca   *x509.Certificate
-		key  *ecdsa.PrivateKey
-	}{{"joiner", ca1, k1}, {"donor-good", ca1, k1}, {"donor-bad", ca2, k2}} {
-		c, k := makeLeaf(t, l.name, l.ca, l.key)
-		writeCert(t, dir, l.name, c, k)
-	}
+	writePKI(t, dir, []string{"joiner", "donor-good"}, "donor-bad")
 	opts := func(who string) map[string]string {
 		return map[string]string{"encrypt": "4", "tca": filepath.Join(dir, "ca1.crt"), "tcert": filepath.Join(dir, who+".crt"), "tkey": filepath.Join(dir, who+".key"),
 			"sst-initial-timeout": "4"}
@@ -348,6 +338,21 @@ func TestWrongCertificate(t *testing.T) {
 		checkUntouched(t, jd, dd, jb, db)
 		noStaging(t, jd)
 	})
+}
+
+// writePKI writes into dir a CA (ca1.crt), a certificate and key signed by
+// it for each of trusted, and one for foreign signed by another CA.
+func writePKI(t *testing.T, dir string, trusted []string, foreign string) {
+	t.Helper()
+	ca1, k1 := makeCA(t, "ca1")
+	ca2, k2 := makeCA(t, "ca2")
+	writeCert(t, dir, "ca1", ca1, nil)
+	for _, name := range trusted {
+		c, k := makeLeaf(t, name, ca1, k1)
+		writeCert(t, dir, name, c, k)
+	}
+	c, k := makeLeaf(t, foreign, ca2, k2)
+	writeCert(t, dir, foreign, c, k)
 }
 
 func makeCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {

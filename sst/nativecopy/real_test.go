@@ -3,8 +3,6 @@ package nativecopy
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -410,17 +408,7 @@ func TestRealTLSAndLZ4(t *testing.T) {
 	dir := filepath.Join(c.Dir(), "certs")
 	must(t, os.MkdirAll(dir, 0o755))
 	os.Chmod(c.Dir(), 0o755)
-	ca1, k1 := makeCA(t, "ca1")
-	ca2, k2 := makeCA(t, "ca2")
-	writeCert(t, dir, "ca1", ca1, nil)
-	for _, l := range []struct {
-		name string
-		ca   *x509.Certificate
-		key  *ecdsa.PrivateKey
-	}{{"node1", ca1, k1}, {"node2", ca1, k1}, {"foreign", ca2, k2}} {
-		cert, key := makeLeaf(t, l.name, l.ca, l.key)
-		writeCert(t, dir, l.name, cert, key)
-	}
+	writePKI(t, dir, []string{"node1", "node2"}, "foreign")
 	tlsOpts := func(who string) map[string]string {
 		return map[string]string{"encrypt": "4", "tca": filepath.Join(dir, "ca1.crt"),
 			"tcert": filepath.Join(dir, who+".crt"), "tkey": filepath.Join(dir, who+".key"),
