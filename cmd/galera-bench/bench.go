@@ -351,7 +351,7 @@ func (b *bench) join(ctx context.Context, m method) Result {
 		if err := n.SetSSTMethod(m.SST); err != nil {
 			return fail("node%d: set wsrep_sst_method=%s: %v", n.N, m.SST, err)
 		}
-		if err := n.SetSST(m.sstOptions()); err != nil {
+		if err := n.SetSST(m.sstOptions(b.cfg.sst)); err != nil {
 			return fail("node%d: set [sst] options: %v", n.N, err)
 		}
 	}

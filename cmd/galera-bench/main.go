@@ -90,6 +90,7 @@ type config struct {
 	baseDir    string
 	binDir     string
 	bufferPool string
+	sst        map[string]string // -sst: more [sst] options for every run
 	timeout    time.Duration
 	verbose    bool
 }
@@ -132,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.baseDir, "base-dir", "", "dir for the nodes (must be traversable by user mysql; default: a fresh dir under /var/tmp/gs-test/)")
 	fs.StringVar(&c.binDir, "bin", defBin, "dir holding wsrep_sst_native-copy and wsrep_sst_native-backup (put first in mariadbd's PATH)")
 	fs.StringVar(&c.bufferPool, "buffer-pool", "1G", "innodb_buffer_pool_size of each node (the baseline used 1G)")
+	sstOpts := fs.String("sst", "", `more [sst] options for every run, as key=value,key=value, e.g. "transfer-streams=4"`)
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on one join after this long")
 	fs.BoolVar(&c.verbose, "v", false, "log what the cluster harness does")
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +151,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	var err error
 	if c.size, err = parseSize(*size); err != nil {
 		return nil, fmt.Errorf("-size: %w", err)
+	}
+	if *sstOpts != "" {
+		c.sst = map[string]string{}
+		for _, kv := range strings.Split(*sstOpts, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return nil, fmt.Errorf("-sst %q: want key=value", kv)
+			}
+			c.sst[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
 	}
 	for _, m := range strings.Split(*methods, ",") {
 		if m = strings.TrimSpace(m); m != "" {

@@ -19,10 +19,14 @@ type method struct {
 	Native bool
 }
 
-// sstOptions is the whole [sst] section for a run.
-func (m method) sstOptions() map[string]string {
+// sstOptions is the whole [sst] section for a run, with the -sst options
+// on top.
+func (m method) sstOptions(extra map[string]string) map[string]string {
 	// Empty values delete the keys the previous run set.
 	o := map[string]string{"time": "1", "compressor": "", "decompressor": ""}
+	for k, v := range extra {
+		o[k] = v
+	}
 	if m.LZ4 {
 		o["compressor"] = "lz4 -z"
 		o["decompressor"] = "lz4 -d"

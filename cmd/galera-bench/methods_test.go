@@ -76,10 +76,10 @@ func TestResolveMethods(t *testing.T) {
 	if ms[4] != want {
 		t.Errorf("mariabackup+lz4 = %+v, want %+v", ms[4], want)
 	}
-	if o := ms[4].sstOptions(); !reflect.DeepEqual(o, map[string]string{"time": "1", "compressor": "lz4 -z", "decompressor": "lz4 -d"}) {
+	if o := ms[4].sstOptions(nil); !reflect.DeepEqual(o, map[string]string{"time": "1", "compressor": "lz4 -z", "decompressor": "lz4 -d"}) {
 		t.Errorf("lz4 [sst] options = %v", o)
 	}
-	if o := ms[0].sstOptions(); o["compressor"] != "" || o["decompressor"] != "" || o["time"] != "1" {
+	if o := ms[0].sstOptions(map[string]string{"transfer-streams": "2"}); o["compressor"] != "" || o["decompressor"] != "" || o["time"] != "1" || o["transfer-streams"] != "2" {
 		t.Errorf("rsync [sst] options = %v", o)
 	}
 

@@ -118,8 +118,16 @@ Contract (stdout is for the server only; logs go to stderr as
   delta                  1: delta mode, the joiner sends block hashes of
                          its old files and receives only what differs;
                          auto: when an old datadir is present (default 0)
-  transfer-streams, transfer-chunk-size, transfer-idle-timeout, transfer-sync
-                         engine tuning
+  transfer-streams       parallel data connections; each keeps one direct
+                         disk request in flight on either side (8)
+  transfer-chunk-size    bytes per frame, 4k to 8M (1M)
+  transfer-idle-timeout  seconds without data before the peer is given up (120)
+  transfer-sync          0 skips the joiner's final syncfs (1)
+
+Files larger than 256 KiB go disk to disk with O_DIRECT on both sides,
+bypassing the page cache (the redo and Aria logs excepted: the donor
+compares them block by block again under the lock); where the file system
+refuses O_DIRECT, the page cache is used.
 
 Exit codes are errnos, which the server reports negated:
   2 ENOENT datadir or file missing      16 EBUSY port taken

@@ -72,9 +72,14 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		return fail(err)
 	}
 	var total int64
+	isLog := map[string]bool{}
 	for _, f := range files {
 		total += f.Size
+		isLog[f.Name] = f.Log
 	}
+	// The logs are compared block by block again under the lock: kept in
+	// the page cache on both sides, that is a memory scan, not a disk read.
+	sess.Cache(func(name string) bool { return isLog[name] })
 	s.Logf("sending %d files, %s, to %s", len(files), mb(total), peer)
 	sess.SetTotal(total)
 	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {

@@ -102,7 +102,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 			return fail(err)
 		}
 	}
-	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{})
+	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync})
 	if err != nil {
 		return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
 	}

@@ -29,6 +29,7 @@ const (
 	flagLZ4   = 1 // payload is an lz4 block of rawLen bytes
 	flagWhole = 2 // chunk of a whole-file transfer (the file is truncated first)
 	flagEOF   = 4 // last chunk of a whole file
+	flagCache = 8 // chunk of a file to keep in the page cache (no direct I/O)
 )
 
 const (

@@ -20,7 +20,7 @@ const (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultStreams        = 4
+	DefaultStreams        = 8
 	DefaultChunkSize      = 1 << 20
 	DefaultInitialTimeout = 300 * time.Second
 	DefaultIdleTimeout    = 120 * time.Second

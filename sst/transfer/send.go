@@ -35,13 +35,14 @@ type job struct {
 // closes it.
 type sendFile struct {
 	f    *os.File
+	r    *directReader
 	name string
 	left atomic.Int64
 }
 
 func (sf *sendFile) release(n int64) {
 	if sf.left.Add(-n) == 0 {
-		sf.f.Close()
+		sf.r.Close()
 	}
 }
 
@@ -183,6 +184,13 @@ func (s *Session) SendSymlink(ctx context.Context, name, target string) error {
 	return s.enqueue(ctx, job{kind: kindSymlink, name: name, target: target})
 }
 
+// Cache names the files that go through the page cache on both sides
+// rather than by direct I/O: those read again soon, such as a log the
+// donor compares block by block later. Set it before sending.
+func (s *Session) Cache(match func(name string) bool) { s.cache = match }
+
+func (s *Session) cached(name string) bool { return s.cache != nil && s.cache(name) }
+
 // SendFile queues the whole of f (its size when called) for the joiner's
 // file name, and takes ownership of f, which is closed once sent. It
 // returns when the chunks are queued; errors surface here or at Sync or
@@ -194,13 +202,18 @@ func (s *Session) SendFile(ctx context.Context, name string, f *os.File) error {
 	}
 	size := st.Size()
 	chunks := max(1, (size+int64(s.chunk)-1)/int64(s.chunk))
-	sf := &sendFile{f: f, name: name}
+	cache := s.cached(name)
+	sf := &sendFile{f: f, r: newDirectReader(f, size, cache), name: name}
 	sf.left.Store(chunks)
 	id := s.nextFile.Add(1)
 	mode := uint32(st.Mode().Perm())
+	flags := byte(flagWhole)
+	if cache {
+		flags |= flagCache
+	}
 	for i := int64(0); i < chunks; i++ {
 		off := i * int64(s.chunk)
-		j := job{kind: kindChunk, flags: flagWhole, name: name, mode: mode, id: id, off: off,
+		j := job{kind: kindChunk, flags: flags, name: name, mode: mode, id: id, off: off,
 			n: int(min(int64(s.chunk), size-off)), file: sf}
 		if i == chunks-1 {
 			j.flags |= flagEOF
@@ -253,13 +266,18 @@ func (s *Session) SendRanges(ctx context.Context, name string, f *os.File, range
 	}
 	id := s.nextFile.Add(1)
 	mode := uint32(st.Mode().Perm())
-	sf := &sendFile{f: f, name: name}
+	cache := s.cached(name)
+	var flags byte
+	if cache {
+		flags = flagCache
+	}
+	sf := &sendFile{f: f, r: newDirectReader(f, st.Size(), cache), name: name}
 	sf.left.Store(chunks + 1)
 	defer sf.release(1)
 	left := chunks
 	for _, r := range ranges {
 		for off := r.Off; off < r.Off+r.Len; off += int64(s.chunk) {
-			j := job{kind: kindChunk, name: name, mode: mode, id: id, off: off,
+			j := job{kind: kindChunk, flags: flags, name: name, mode: mode, id: id, off: off,
 				n: int(min(int64(s.chunk), r.Off+r.Len-off)), file: sf}
 			if err := s.enqueue(ctx, j); err != nil {
 				sf.release(left)
@@ -324,7 +342,7 @@ func (s *Session) worker(dc *dataConn) {
 		}
 		return nil
 	}
-	buf := make([]byte, s.chunk)
+	buf := alignedBuf(s.chunk)
 	// Pings keep the joiner's read deadline alive while the method is busy;
 	// behind a filter they would sit in its buffer, so the control
 	// channel's pings carry liveness alone there.
@@ -377,7 +395,7 @@ func (s *Session) send(dc *dataConn, fw *frameWriter, buf []byte, j *job) error 
 	switch j.kind {
 	case kindChunk:
 		payload = buf[:j.n]
-		n, err := j.file.f.ReadAt(payload, j.off)
+		n, err := j.file.r.ReadAt(payload, j.off)
 		j.file.release(1)
 		if n < j.n {
 			if err != nil && err != io.EOF {

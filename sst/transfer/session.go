@@ -273,9 +273,10 @@ type Session struct {
 	lastTotal         atomic.Int64
 
 	bufs    *bufPool
-	wg      sync.WaitGroup // background goroutines
-	workers sync.WaitGroup // the donor's data workers, also in wg
-	filters sync.WaitGroup // filter processes, until waited for
+	cache   func(name string) bool // files kept out of direct I/O
+	wg      sync.WaitGroup         // background goroutines
+	workers sync.WaitGroup         // the donor's data workers, also in wg
+	filters sync.WaitGroup         // filter processes, until waited for
 
 	// donor
 	jobs     chan job
@@ -685,7 +686,7 @@ func (p *bufPool) get() *[]byte {
 		p.free = p.free[:n-1]
 		return b
 	}
-	b := make([]byte, p.size)
+	b := alignedBuf(p.size)
 	return &b
 }
 

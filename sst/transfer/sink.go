@@ -43,6 +43,7 @@ type Sink struct {
 type rxFile struct {
 	name   string
 	f      *os.File
+	w      *directWriter
 	mode   fs.FileMode
 	whole  bool
 	ended  bool
@@ -76,8 +77,8 @@ func (k *Sink) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for id, rf := range k.files {
-		if rf.f != nil {
-			rf.f.Close()
+		if rf.w != nil {
+			rf.w.Close()
 		}
 		delete(k.files, id)
 	}
@@ -124,15 +125,15 @@ func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64,
 	if off < 0 || end < off {
 		return fmt.Errorf("%s: bad offset %d", name, off)
 	}
-	rf, err := k.open(id, name, mode, flags&flagWhole != 0)
+	rf, err := k.open(id, name, mode, flags&flagWhole != 0, flags&flagCache != 0)
 	if err != nil {
 		return err
 	}
 	if len(data) > 0 {
-		if _, err := rf.f.WriteAt(data, off); err != nil {
+		if err := rf.w.WriteAt(data, off, flags&(flagWhole|flagEOF) == flagWhole|flagEOF); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
-		if writeBehind && !k.o.NoSync && len(data) >= writeBehindMin {
+		if writeBehind && !k.o.NoSync && len(data) >= writeBehindMin && rf.w.buffered() {
 			// Start writeback now, so the disk works while the network
 			// does and the final syncfs has little left; without it,
 			// gigabytes pile up in the page cache and are written only at
@@ -162,7 +163,7 @@ func (k *Sink) fileEnd(id uint64, name string, mode uint32, size, sent int64) er
 	if size < 0 || sent < 0 {
 		return fmt.Errorf("%s: bad end record (size %d, sent %d)", name, size, sent)
 	}
-	rf, err := k.open(id, name, mode, false)
+	rf, err := k.open(id, name, mode, false, false)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (k *Sink) fileEnd(id uint64, name string, mode uint32, size, sent int64) er
 	return k.maybeDone(id, rf)
 }
 
-func (k *Sink) open(id uint64, name string, mode uint32, whole bool) (*rxFile, error) {
+func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rxFile, error) {
 	k.openMu.Lock()
 	defer k.openMu.Unlock()
 	k.mu.Lock()
@@ -201,7 +202,7 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole bool) (*rxFile, e
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	rf = &rxFile{name: name, f: f, mode: perm, whole: whole}
+	rf = &rxFile{name: name, f: f, w: newDirectWriter(f, cache), mode: perm, whole: whole}
 	k.files[id] = rf
 	return rf, nil
 }
@@ -226,10 +227,10 @@ func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
 	if err == nil {
 		err = rf.f.Chmod(rf.mode)
 	}
-	if cerr := rf.f.Close(); err == nil {
+	if cerr := rf.w.Close(); err == nil {
 		err = cerr
 	}
-	rf.f = nil
+	rf.f, rf.w = nil, nil
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", rf.name, err)
 	}
