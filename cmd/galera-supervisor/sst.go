@@ -119,7 +119,8 @@ Contract (stdout is for the server only; logs go to stderr as
                          its old files and receives only what differs;
                          auto: when an old datadir is present (default 0)
   transfer-streams       parallel data connections; each keeps one direct
-                         disk request in flight on either side (8)
+                         disk request in flight on either side
+                         (native-copy 8, native-backup 4)
   transfer-chunk-size    bytes per frame, 4k to 8M (1M)
   transfer-idle-timeout  seconds without data before the peer is given up (120)
   transfer-sync          0 skips the joiner's final syncfs (1)

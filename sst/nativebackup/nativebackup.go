@@ -76,6 +76,11 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 		return o, sst.WithErrno(sst.EINVAL, err)
 	}
 	o.Method = Name
+	if o.Streams == 0 {
+		// One pipe feeds the connections and there is no file I/O to
+		// overlap: more than 4 only add buffers.
+		o.Streams = 4
+	}
 	o.Logf = func(format string, args ...any) {
 		s.Logf("%s", strings.TrimPrefix(fmt.Sprintf(format, args...), "WSREP_SST: [INFO] "))
 	}

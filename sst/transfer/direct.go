@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,24 @@ const (
 
 var useDirect = true // benchmarks and tests compare without it
 
-// directReads and directWrites count the chunks that went by direct I/O.
-var directReads, directWrites atomic.Int64
+// directReads and directWrites count the chunks that went by direct I/O;
+// zeroSkipped the bytes of zeros not written.
+var directReads, directWrites, zeroSkipped atomic.Int64
+
+var zeros [64 << 10]byte
+
+// allZero is cheap on data: a page's header differs from zero in its
+// first bytes, and only a block of zeros is read to the end.
+func allZero(b []byte) bool {
+	for len(b) > 0 {
+		k := min(len(b), len(zeros))
+		if !bytes.Equal(b[:k], zeros[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}
 
 func alignUp(n int64) int64 { return (n + dioAlign - 1) &^ (dioAlign - 1) }
 
@@ -130,6 +147,7 @@ func (r *directReader) Close() error {
 // side by side; the final Truncate trims what was allocated ahead.
 type directWriter struct {
 	f     *os.File // buffered
+	fresh bool     // created empty: a block never written reads as zeros
 	dOnce sync.Once
 	d     *os.File // O_DIRECT, or nil; opened for the first big write
 	off   atomic.Bool
@@ -141,8 +159,8 @@ type directWriter struct {
 // growStep caps how far ahead of the writes a file is allocated.
 const growStep = 256 << 20
 
-func newDirectWriter(f *os.File, cache bool) *directWriter {
-	w := &directWriter{f: f}
+func newDirectWriter(f *os.File, fresh, cache bool) *directWriter {
+	w := &directWriter{f: f, fresh: fresh}
 	if cache {
 		w.dOnce.Do(func() {})
 	}
@@ -163,6 +181,12 @@ func (w *directWriter) buffered() bool {
 // otherwise an unaligned tail is written buffered.
 func (w *directWriter) WriteAt(data []byte, off int64, eof bool) error {
 	n := len(data)
+	if w.fresh && allZero(data) {
+		// Free extents of a tablespace: left as a hole, which the final
+		// Truncate covers; nothing is written.
+		zeroSkipped.Add(int64(n))
+		return nil
+	}
 	if n >= dioMinChunk {
 		w.dOnce.Do(func() { w.d = reopenDirect(w.f, os.O_WRONLY) })
 	}

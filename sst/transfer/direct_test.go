@@ -36,6 +36,15 @@ func TestDirectIO(t *testing.T) {
 				writeFile(t, filepath.Join(src, name), size, seed)
 				seed++
 			}
+			// Free extents: zeros from 1 MiB to 3 MiB, then data again.
+			sparse := make([]byte, 4<<20+1)
+			for i := range sparse {
+				if i < 1<<20 || i >= 3<<20 {
+					sparse[i] = byte(i*7 + 1)
+				}
+			}
+			os.WriteFile(filepath.Join(src, "sparse.ibd"), sparse, 0o640)
+			sizes["sparse.ibd"] = len(sparse)
 			j, d := pair(t, "127.0.0.1", Options{}, Options{Streams: c.streams, ChunkSize: c.chunk})
 			d.Cache(func(name string) bool { return name == "redo.log" })
 			sink, err := OpenSink(dst, SinkOptions{})
@@ -45,12 +54,15 @@ func TestDirectIO(t *testing.T) {
 			defer sink.Close()
 			served := make(chan error, 1)
 			go func() { _, err := j.Serve(ctx, sink); served <- err }()
-			r0, w0 := directReads.Load(), directWrites.Load()
+			r0, w0, z0 := directReads.Load(), directWrites.Load(), zeroSkipped.Load()
 			sendTree(ctx, t, d, src)
 			if _, err := d.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
 			compareTrees(t, src, dst)
+			if z := zeroSkipped.Load() - z0; z < 1<<20 {
+				t.Errorf("%d bytes of zeros skipped, want at least 1 MiB", z)
+			}
 			if c.direct && (directReads.Load() == r0 || directWrites.Load() == w0) {
 				t.Errorf("direct I/O not used: %d reads, %d writes", directReads.Load()-r0, directWrites.Load()-w0)
 			}

@@ -202,7 +202,7 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	rf = &rxFile{name: name, f: f, w: newDirectWriter(f, cache), mode: perm, whole: whole}
+	rf = &rxFile{name: name, f: f, w: newDirectWriter(f, whole, cache), mode: perm, whole: whole}
 	k.files[id] = rf
 	return rf, nil
 }
