@@ -9,24 +9,27 @@ import "fmt"
 //	code  name                  meaning                                         restart?
 //	0     ExitOK                stopped on request; mariadbd exited cleanly     -
 //	1     ExitFailure           internal or unexpected failure                  yes
-//	2     ExitConfig            bad command line or option files, datadir lock  no (RestartPreventExitStatus)
 //	3     ExitRecovery          mariadbd --wsrep-recover failed                 no
 //	4     ExitSST               the node died while joining by SST              no, or with StartLimitBurst=
 //	5     ExitMariadbd          mariadbd exited or died on its own              yes
 //	6     ExitBootstrapRefused  --wsrep-new-cluster but safe_to_bootstrap: 0    no
 //	7     ExitStopTimeout       mariadbd ignored SIGTERM for the stop timeout   -
+//	78    ExitConfig            bad command line or option files, datadir lock  no (RestartPreventExitStatus)
 //
-// A unit should set RestartPreventExitStatus=2 3 4 6 (a failed SST then does
-// not loop; "systemctl restart" still retries it on purpose).
+// A unit should set RestartPreventExitStatus=3 4 6 78 (a failed SST then
+// does not loop; "systemctl restart" still retries it on purpose). A
+// configuration error is EX_CONFIG of sysexits.h rather than 2, because 2
+// is how the Go runtime ends after a panic or SIGABRT, and a crash must
+// restart.
 const (
 	ExitOK               = 0
 	ExitFailure          = 1
-	ExitConfig           = 2
 	ExitRecovery         = 3
 	ExitSST              = 4
 	ExitMariadbd         = 5
 	ExitBootstrapRefused = 6
 	ExitStopTimeout      = 7
+	ExitConfig           = 78
 )
 
 // ExitError is an error that chooses the process's exit code.

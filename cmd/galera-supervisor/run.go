@@ -75,19 +75,21 @@ No process outlives mariadbd: its process group is killed after it exits,
 and the supervisor is a child subreaper, so orphaned SST processes and
 mariadb-backup re-parent to it and are stopped and reaped.
 
-Exit codes (for Restart= and RestartPreventExitStatus=2 3 4 6):
+Exit codes (for Restart= and RestartPreventExitStatus=3 4 6 78):
   0  stopped on request, mariadbd exited cleanly
   1  internal or unexpected failure
-  2  usage or configuration error (flags, option files, cannot start mariadbd)
+  2  the Go runtime crashed (a panic, or SIGABRT): restart
   3  position recovery (--wsrep-recover) failed
   4  mariadbd died while joining by SST (a failed SST; do not loop on it)
   5  mariadbd exited or died on its own
   6  --wsrep-new-cluster refused: grastate.dat says safe_to_bootstrap: 0
   7  mariadbd ignored SIGTERM for --stop-timeout and was killed
+  78 usage or configuration error (flags, option files, cannot start
+     mariadbd): EX_CONFIG, so that a unit does not restart it
 
 A unit: Type=notify, ExecStart=galera-supervisor run $_WSREP_NEW_CLUSTER
 (galera_new_cluster's variable expands to --wsrep-new-cluster),
-KillMode=mixed, TimeoutStopSec=900, RestartPreventExitStatus=2 3 4 6.
+KillMode=mixed, TimeoutStopSec=900, RestartPreventExitStatus=3 4 6 78.
 `
 
 func cmdRun() *command {
@@ -182,7 +184,8 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 	fs := runFlags(&o)
 	extra, err := parseFlags(fs, args)
 	if err != nil {
-		return err
+		// A unit must not restart a bad ExecStart line.
+		return &supervisor.ExitError{Code: supervisor.ExitConfig, Err: err}
 	}
 	// galera_new_cluster style: the flag may also come with mariadbd's args.
 	for _, a := range extra {
