@@ -82,7 +82,7 @@ func fakeMariadbd(mode string, args []string) int {
 	case "crash":
 		time.Sleep(100 * time.Millisecond)
 		return 1
-	case "sst-fail", "sst-progress":
+	case "sst-fail", "sst-fail-hang", "sst-progress":
 		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
 		r := progress.FromEnv()
 		var done int64
@@ -95,10 +95,15 @@ func fakeMariadbd(mode string, args []string) int {
 		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
 		write("stalled", "")
 		time.Sleep(time.Second)
-		if mode == "sst-fail" {
+		if mode != "sst-progress" {
 			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseFailed, Done: done, Err: "donor went away"})
 			time.Sleep(50 * time.Millisecond)
 			fmt.Fprintln(os.Stderr, "WSREP: gcs_group_handle_join_msg():1225: Will never receive state. Need to abort.")
+			if mode == "sst-fail-hang" {
+				// As 10.11 does at times: every thread waits, SIGTERM too.
+				signal.Ignore(syscall.SIGTERM)
+				select {}
+			}
 			return 1
 		}
 		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseDone, Done: done, Total: done})

@@ -48,6 +48,9 @@ type Config struct {
 	Watchdog time.Duration
 	// HealthInterval is the period of the health check; default 1s.
 	HealthInterval time.Duration
+	// AbortGrace is how long mariadbd may take to abort after its joiner
+	// SST failed before its process group is killed; default 60s.
+	AbortGrace time.Duration
 
 	Systemd notify.Sender // where notifications go; default notify.Discard
 	// Stdout and Stderr receive mariadbd's output; default os.Stderr.
@@ -63,6 +66,9 @@ const (
 	DefaultMariadbd     = "/usr/sbin/mariadbd"
 	DefaultStopTimeout  = 870 * time.Second // mariadb.service's TimeoutStopSec=900, less a margin
 	DefaultStallTimeout = 60 * time.Second  // as mariadbd's own WSREP_EXTEND_TIMEOUT_INTERVAL
+	// After "Will never receive state. Need to abort" 10.11 aborts within
+	// a second, but at times hangs there with every thread waiting.
+	DefaultAbortGrace = 60 * time.Second
 )
 
 // Supervisor runs one node. Use New, then Run.
@@ -97,6 +103,9 @@ func New(cfg Config) *Supervisor {
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
+	}
+	if cfg.AbortGrace <= 0 {
+		cfg.AbortGrace = DefaultAbortGrace
 	}
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = time.Second
@@ -314,6 +323,8 @@ type runner struct {
 	// is told by what mariadbd does next.
 	sstJoinerEnded bool
 	sstFailed      string
+	sstFailedAt    time.Time
+	abortKilled    bool
 }
 
 // say sends STATUS= when it changed; progress lines at most once a second.
@@ -557,6 +568,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			for _, p := range reapOrphans(keep) {
 				s.logf("reaped orphan process %d", p)
 			}
+			r.killHungAbort(pid)
 
 		case <-s.reload:
 			r.reloadOptions(ctx, cmd)
@@ -644,6 +656,9 @@ func (r *runner) progressEvent(e progress.Event) {
 			r.sstJoinerDone = true
 		case progress.PhaseFailed:
 			r.sstFailed = e.Err
+			if r.sstFailedAt.IsZero() {
+				r.sstFailedAt = time.Now()
+			}
 			s.logf("SST joiner failed: %s", e.Err)
 		}
 	}
@@ -651,6 +666,21 @@ func (r *runner) progressEvent(e progress.Event) {
 		s.notify(notify.ExtendTimeout(r.keep.Window))
 	}
 	r.say(e.Phase != prev)
+}
+
+// killHungAbort kills mariadbd when its joiner SST failed and it has not
+// aborted within the grace: a joiner whose SST failed never recovers, and
+// a hung one would hold the unit in "activating" until the start timeout.
+func (r *runner) killHungAbort(pid int) {
+	g := r.s.cfg.AbortGrace
+	if r.ready || r.view.stopping || r.abortKilled || r.sstFailedAt.IsZero() || time.Since(r.sstFailedAt) < g {
+		return
+	}
+	r.abortKilled = true
+	r.s.logf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g)
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 // scanSST notes an SST method running below mariadbd.

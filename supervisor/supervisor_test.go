@@ -270,6 +270,19 @@ func TestCrashExitCode(t *testing.T) {
 	}
 }
 
+// TestSSTFailAbortHangs: mariadbd hangs in its abort after the SST failed;
+// the supervisor kills it after AbortGrace and exits with ExitSST.
+func TestSSTFailAbortHangs(t *testing.T) {
+	n := startFake(t, "sst-fail-hang", func(c *Config, _ string) { c.AbortGrace = 2 * time.Second })
+	err := n.result(20 * time.Second)
+	if code := exitCode(err); code != ExitSST {
+		t.Fatalf("exit code %d (%v), want %d", code, err, ExitSST)
+	}
+	if !strings.Contains(err.Error(), "signal: killed") || !strings.Contains(err.Error(), "donor went away") {
+		t.Errorf("error should tell mariadbd was killed after the SST failed: %v", err)
+	}
+}
+
 func TestSSTFailExitCode(t *testing.T) {
 	n := startFake(t, "sst-fail", nil)
 	err := n.result(10 * time.Second)

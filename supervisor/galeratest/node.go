@@ -449,6 +449,40 @@ func (n *Node) Restart(ctx context.Context, extraArgs ...string) error {
 	return n.Start(ctx, extraArgs...)
 }
 
+// WaitAbort waits for a joiner whose SST failed to give up. 10.11 logs
+// "Will never receive state. Need to abort" and aborts, but at times hangs
+// there with every thread waiting; a node still alive grace after that
+// line is killed, and hung says so. Log lines from before logOffset (a
+// size of ErrorLog) are not looked at.
+func (n *Node) WaitAbort(ctx context.Context, logOffset int64, grace time.Duration) (hung bool, err error) {
+	p := n.current()
+	if p == nil {
+		return false, nil
+	}
+	var since time.Time
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			return false, nil
+		case <-ctx.Done():
+			return false, fmt.Errorf("node%d did not give up: %w", n.N, ctx.Err())
+		case <-tick.C:
+		}
+		if since.IsZero() {
+			if b, err := os.ReadFile(n.ErrorLog); err == nil && int64(len(b)) > logOffset && bytes.Contains(b[logOffset:], []byte("Need to abort")) {
+				since = time.Now()
+			}
+			continue
+		}
+		if time.Since(since) >= grace {
+			n.c.logf("galeratest: node%d (pid %d) hung %v after \"Need to abort\": killed", n.N, p.pid, grace)
+			return true, n.kill(p)
+		}
+	}
+}
+
 // Kill SIGKILLs the node's process group and waits until it is gone.
 func (n *Node) Kill() error {
 	p := n.current()
