@@ -148,8 +148,9 @@ func (r *directReader) Close() error {
 type directWriter struct {
 	f     *os.File // buffered
 	fresh bool     // created empty: a block never written reads as zeros
+	cache bool
 	dOnce sync.Once
-	d     *os.File // O_DIRECT, or nil; opened for the first big write
+	d     atomic.Pointer[os.File] // O_DIRECT; opened for the first big write
 	off   atomic.Bool
 
 	allocMu sync.Mutex
@@ -160,10 +161,7 @@ type directWriter struct {
 const growStep = 256 << 20
 
 func newDirectWriter(f *os.File, fresh, cache bool) *directWriter {
-	w := &directWriter{f: f, fresh: fresh}
-	if cache {
-		w.dOnce.Do(func() {})
-	}
+	w := &directWriter{f: f, fresh: fresh, cache: cache}
 	if fi, err := f.Stat(); err == nil {
 		w.alloc.Store(fi.Size())
 	}
@@ -172,8 +170,7 @@ func newDirectWriter(f *os.File, fresh, cache bool) *directWriter {
 
 // buffered says whether writes go through the page cache.
 func (w *directWriter) buffered() bool {
-	w.dOnce.Do(func() {})
-	return w.d == nil || w.off.Load()
+	return w.d.Load() == nil || w.off.Load()
 }
 
 // WriteAt writes data at off. eof says data ends the file, so that its
@@ -188,7 +185,11 @@ func (w *directWriter) WriteAt(data []byte, off int64, eof bool) error {
 		return nil
 	}
 	if n >= dioMinChunk {
-		w.dOnce.Do(func() { w.d = reopenDirect(w.f, os.O_WRONLY) })
+		w.dOnce.Do(func() {
+			if !w.cache {
+				w.d.Store(reopenDirect(w.f, os.O_WRONLY))
+			}
+		})
 	}
 	if w.buffered() || off%dioAlign != 0 || !isAligned(data) || n < dioAlign && !eof {
 		_, err := w.f.WriteAt(data, off)
@@ -207,7 +208,7 @@ func (w *directWriter) WriteAt(data []byte, off int64, eof bool) error {
 	buf := data[:direct]
 	done := 0
 	for done < len(buf) {
-		m, err := unix.Pwrite(int(w.d.Fd()), buf[done:], off+int64(done))
+		m, err := unix.Pwrite(int(w.d.Load().Fd()), buf[done:], off+int64(done))
 		if err == unix.EINTR {
 			continue
 		}
@@ -254,9 +255,9 @@ func (w *directWriter) grow(end int64) {
 }
 
 func (w *directWriter) Close() error {
-	w.dOnce.Do(func() {})
-	if w.d != nil {
-		w.d.Close()
+	w.dOnce.Do(func() {}) // no direct open after this
+	if d := w.d.Load(); d != nil {
+		d.Close()
 	}
 	return w.f.Close()
 }
