@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -84,6 +85,9 @@ func (p *proc) watch() {
 	}
 	p.killGroup()
 	killMarked(p.marker, p.pid)
+	// SIGKILLed members may still be tearing down (a big address space
+	// takes a while), with no environment left to find them by.
+	waitGroupGone(p.pid, 10*time.Second)
 	p.mu.Lock()
 	p.err = p.cmd.Wait()
 	p.reaped = true
@@ -145,6 +149,43 @@ func markedPIDs(marker string) []int {
 				pids = append(pids, pid)
 				break
 			}
+		}
+	}
+	return pids
+}
+
+// waitGroupGone waits until no process of group pgid is left but zombies.
+func waitGroupGone(pgid int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for len(groupMembers(pgid)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupMembers lists the live, non-zombie processes of group pgid.
+func groupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the parenthesised name: state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
