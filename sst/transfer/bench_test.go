@@ -153,6 +153,14 @@ func BenchmarkTransferPlainNoWriteBehind(b *testing.B) {
 	benchTransfer(b, Options{}, Options{})
 }
 
+// BenchmarkTransferPlainBuffered is the engine without direct I/O: both
+// sides through the page cache.
+func BenchmarkTransferPlainBuffered(b *testing.B) {
+	useDirect = false
+	defer func() { useDirect = true }()
+	benchTransfer(b, Options{}, Options{})
+}
+
 func BenchmarkTransferPlain1Stream(b *testing.B) { benchTransfer(b, Options{}, Options{Streams: 1}) }
 
 func BenchmarkTransferLZ4(b *testing.B) {
