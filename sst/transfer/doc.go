@@ -83,7 +83,10 @@
 // server's writes (a false mismatch) and costs the same number of copies;
 // on the joiner, splicing to the file first would write unverified data
 // and need a read back to check it. Buffers are per connection and reused,
-// so a steady transfer allocates nothing.
+// so a steady transfer allocates nothing. With direct I/O (below) the disk
+// DMAs into that buffer, so the copy sendfile would save, page cache to
+// user, does not happen either: each byte is copied once per side, into
+// and out of the socket.
 //
 // # Direct I/O
 //
