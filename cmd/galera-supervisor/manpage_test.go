@@ -35,12 +35,13 @@ func TestManPage(t *testing.T) {
 			t.Errorf("no section for command %s", cmd.name)
 		}
 	}
-	if testing.Short() {
-		return
-	}
 	groff, err := exec.LookPath("groff")
 	if err != nil {
-		t.Fatalf("groff (package groff-base) is needed to check the man page: %v", err)
+		// make deps installs it; outside make, only GS_TEST_REAL=1 insists.
+		if os.Getenv("GS_TEST_REAL") == "1" {
+			t.Fatalf("groff (package groff-base) is needed to check the man page: %v", err)
+		}
+		t.Skipf("groff not installed: %v", err)
 	}
 	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z", manFile)
 	out, err := cmd.CombinedOutput()
