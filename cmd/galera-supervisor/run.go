@@ -73,7 +73,9 @@ Signals:
                    once it answers queries.
 No process outlives mariadbd: its process group is killed after it exits,
 and the supervisor is a child subreaper, so orphaned SST processes and
-mariadb-backup re-parent to it and are stopped and reaped.
+mariadb-backup re-parent to it and are stopped and reaped. A joiner whose
+SST failed must abort; one still running 60 s after a native method reported
+the failure (10.11 hangs there at times) is killed with its group (exit 4).
 
 Exit codes (for Restart= and RestartPreventExitStatus=3 4 6 78):
   0  stopped on request, mariadbd exited cleanly
