@@ -49,13 +49,11 @@ contract.
 		}
 	}
 	fmt.Fprint(w, `.SH EXIT STATUS
-See
-.B galera-supervisor help run
-above: 0 clean stop, 1 unexpected failure, 2 a crash of the Go runtime,
-3 recovery failed, 4 SST failed, 5 mariadbd exited on its own, 6 bootstrap
-refused, 7 stop timeout, 78 configuration error. The units set
-RestartPreventExitStatus=3 4 6 78. As an SST method the exit codes are
-errnos, as mariadbd expects.
+Each command's exit codes are listed with it above; those of
+.B run
+are what a unit's Restart= and RestartPreventExitStatus= act on. As an SST
+method the exit codes are errnos, as mariadbd expects (see
+.BR sst ).
 .SH FILES
 .TP
 .I /usr/lib/systemd/system/galera-supervisor.service

@@ -20,8 +20,8 @@ galera_recovery does), and prints "--wsrep_start_position=<uuid:seqno[,gtid]>"
 on stdout. It prints nothing when wsrep_on is off. mariadbd must not be
 running on the datadir.
 
-Exit codes: 0 printed (or wsrep off), 2 usage or option files, 3 recovery
-failed (the log's tail is on stderr).
+Exit codes: 0 printed (or wsrep off), 2 usage, 3 recovery failed (the log's
+tail is on stderr), 78 option files.
 
 Options:
 ` + flagUsage(recoverFlags(new(supervisor.Defaults), new(string))),

@@ -72,14 +72,9 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		return fail(err)
 	}
 	var total int64
-	isLog := map[string]bool{}
 	for _, f := range files {
 		total += f.Size
-		isLog[f.Name] = f.Log
 	}
-	// The logs are compared block by block again under the lock: kept in
-	// the page cache on both sides, that is a memory scan, not a disk read.
-	sess.Cache(func(name string) bool { return isLog[name] })
 	s.Logf("sending %d files, %s, to %s", len(files), mb(total), peer)
 	sess.SetTotal(total)
 	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {
@@ -253,6 +248,10 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	for _, f := range files {
 		byName[f.Name] = f
 	}
+	// The logs are compared block by block again under the lock: kept in
+	// the page cache on both sides, that is a memory scan, not a disk read.
+	// (Called from SendFile, on this goroutine, as pending adds to byName.)
+	sess.Cache(func(name string) bool { f := byName[name]; return f != nil && f.Log })
 	var current []*file
 	pending := func(withLogs bool) ([]*file, int64, error) {
 		now, err := listFiles(d, binlogs, func(string, ...any) {})
