@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,7 +134,10 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.logf("donor datadir %s, payload without galera.cache %s", human(b.report.DatadirBytes), human(b.report.PayloadBytes))
 
 	// Rounds run every method once each, so that drift in the machine's load
-	// spreads over all methods; each method's median run is reported.
+	// spreads over all methods; each method's median run is reported. Each
+	// round starts one method later: on this kind of VM a run is slower just
+	// after another wrote gigabytes, so no method may always follow the same
+	// one (with as many rounds as methods, each runs once in each position).
 	runs := map[string][]Result{}
 	var order []string
 	record := func(r Result) {
@@ -143,25 +147,27 @@ func (b *bench) run(ctx context.Context) (err error) {
 		runs[r.Method] = append(runs[r.Method], r)
 		b.log(r)
 	}
+	var jobs []func() Result
+	if b.cfg.cp {
+		jobs = append(jobs, func() Result { return b.cpRun(ctx) })
+	}
+	for _, m := range b.specs {
+		jobs = append(jobs, func() Result { return b.join(ctx, m) })
+	}
 	for round := 1; round <= b.cfg.runs; round++ {
 		if b.cfg.runs > 1 {
 			b.logf("round %d of %d", round, b.cfg.runs)
 		}
-		if b.cfg.cp {
-			r := b.cpRun(ctx)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			record(r)
-		}
-		for _, m := range b.specs {
-			r := b.join(ctx, m)
+		for _, job := range rotate(jobs, round-1) {
+			r := job()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			record(r)
 		}
 	}
+	// The table keeps the methods' usual order, whichever ran first.
+	sort.SliceStable(order, func(i, j int) bool { return b.rank(order[i]) < b.rank(order[j]) })
 	for _, name := range order {
 		b.report.Results = append(b.report.Results, median(runs[name]))
 	}
@@ -624,4 +630,26 @@ func (b *bench) write() error {
 	}
 	fmt.Fprintf(b.stdout, "\nwrote %s/{bench.json,bench.tsv,bench.md,bench.png,logs/}\n", b.cfg.out)
 	return nil
+}
+
+// rotate returns s started at its k-th element, wrapping around.
+func rotate[T any](s []T, k int) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	k %= len(s)
+	return append(append([]T(nil), s[k:]...), s[:k]...)
+}
+
+// rank is a method's place in the report: cp -r, then the -methods order.
+func (b *bench) rank(method string) int {
+	if method == cpMethod {
+		return -1
+	}
+	for i, m := range b.specs {
+		if m.Name == method {
+			return i
+		}
+	}
+	return len(b.specs)
 }

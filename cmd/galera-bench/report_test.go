@@ -194,3 +194,27 @@ func TestMedian(t *testing.T) {
 		t.Errorf("even = %v", m.Seconds)
 	}
 }
+
+func TestRotate(t *testing.T) {
+	jobs := []string{"cp -r", "rsync", "native-copy"}
+	seen := map[string]map[int]bool{}
+	for round := 0; round < len(jobs); round++ {
+		for pos, j := range rotate(jobs, round) {
+			if seen[j] == nil {
+				seen[j] = map[int]bool{}
+			}
+			seen[j][pos] = true
+		}
+	}
+	for _, j := range jobs {
+		if len(seen[j]) != len(jobs) {
+			t.Errorf("%s ran in positions %v, want each of %d once", j, seen[j], len(jobs))
+		}
+	}
+	if got := rotate(jobs, 4); got[0] != "rsync" {
+		t.Errorf("rotate(jobs, 4) starts with %s, want rsync", got[0])
+	}
+	if jobs[0] != "cp -r" {
+		t.Errorf("rotate changed its input: %v", jobs)
+	}
+}

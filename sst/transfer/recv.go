@@ -123,7 +123,7 @@ func (s *Session) serveConn(dc *dataConn, sink *Sink) error {
 			if sent > 1<<62 {
 				return fail(fmt.Errorf("%s: malformed end of file", name))
 			}
-			if err := sink.fileEnd(f.id, name, f.mode, int64(f.off), int64(sent)); err != nil {
+			if err := sink.fileEnd(f.id, name, f.mode, f.flags, int64(f.off), int64(sent)); err != nil {
 				return fail(err)
 			}
 		case kindDir:

@@ -251,7 +251,18 @@ func (s *Session) checkFile(what, name string, f *os.File) (fs.FileInfo, error) 
 // which is then truncated or extended to size (delta mode). It takes
 // ownership of f.
 func (s *Session) SendRanges(ctx context.Context, name string, f *os.File, ranges []Range, size int64) error {
-	st, err := s.checkFile("send ranges", name, f)
+	return s.sendRanges(ctx, "send ranges", name, f, ranges, size, false)
+}
+
+// SendSparse queues only ranges of f for the joiner's file name, which is
+// created anew with size: what lies outside the ranges reads back as zeros.
+// Later SendRanges calls may patch it. It takes ownership of f.
+func (s *Session) SendSparse(ctx context.Context, name string, f *os.File, ranges []Range, size int64) error {
+	return s.sendRanges(ctx, "send sparse", name, f, ranges, size, true)
+}
+
+func (s *Session) sendRanges(ctx context.Context, what, name string, f *os.File, ranges []Range, size int64, fresh bool) error {
+	st, err := s.checkFile(what, name, f)
 	if err != nil {
 		return err
 	}
@@ -259,7 +270,7 @@ func (s *Session) SendRanges(ctx context.Context, name string, f *os.File, range
 	for _, r := range ranges {
 		if r.Off < 0 || r.Len < 0 || r.Off+r.Len > size || r.Off+r.Len < r.Off {
 			f.Close()
-			return fmt.Errorf("send ranges of %s: range %d+%d outside the size %d", name, r.Off, r.Len, size)
+			return fmt.Errorf("%s of %s: range %d+%d outside the size %d", what, name, r.Off, r.Len, size)
 		}
 		chunks += (r.Len + int64(s.chunk) - 1) / int64(s.chunk)
 		sent += r.Len
@@ -270,6 +281,10 @@ func (s *Session) SendRanges(ctx context.Context, name string, f *os.File, range
 	var flags byte
 	if cache {
 		flags = flagCache
+	}
+	if fresh {
+		// Truncated at the first frame the joiner sees, whichever it is.
+		flags |= flagWhole
 	}
 	sf := &sendFile{f: f, r: newDirectReader(f, st.Size(), cache), name: name}
 	sf.left.Store(chunks + 1)
@@ -286,7 +301,7 @@ func (s *Session) SendRanges(ctx context.Context, name string, f *os.File, range
 			left--
 		}
 	}
-	if err := s.enqueue(ctx, job{kind: kindFileEnd, name: name, mode: mode, id: id, off: size, extra: uint64(sent)}); err != nil {
+	if err := s.enqueue(ctx, job{kind: kindFileEnd, flags: flags, name: name, mode: mode, id: id, off: size, extra: uint64(sent)}); err != nil {
 		return fmt.Errorf("send %s: %w", name, err)
 	}
 	return nil

@@ -156,14 +156,15 @@ func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64,
 }
 
 // fileEnd records the final size of a patched file and the bytes sent.
-func (k *Sink) fileEnd(id uint64, name string, mode uint32, size, sent int64) error {
+// flags are its chunks' (flagWhole: created anew, by SendSparse).
+func (k *Sink) fileEnd(id uint64, name string, mode uint32, flags byte, size, sent int64) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if size < 0 || sent < 0 {
 		return fmt.Errorf("%s: bad end record (size %d, sent %d)", name, size, sent)
 	}
-	rf, err := k.open(id, name, mode, false, false)
+	rf, err := k.open(id, name, mode, flags&flagWhole != 0, flags&flagCache != 0)
 	if err != nil {
 		return err
 	}

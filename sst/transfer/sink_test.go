@@ -275,4 +275,45 @@ func TestSendRanges(t *testing.T) {
 	}
 }
 
+// SendSparse creates the file anew even where the joiner held one: bytes
+// outside the ranges must read back as zeros, not as the old copy's.
+func TestSendSparse(t *testing.T) {
+	ctx := testCtx(t)
+	j, d := pair(t, "127.0.0.1", Options{}, Options{Streams: 4, ChunkSize: 4 << 10})
+	src, dst := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(src, "log"), 256<<10, 7)
+	writeFile(t, filepath.Join(dst, "log"), 300<<10, 8) // stale, longer
+	sink, _ := OpenSink(dst, SinkOptions{})
+	defer sink.Close()
+	served := make(chan error, 1)
+	go func() { _, err := j.Serve(ctx, sink); served <- err }()
+	ranges := []Range{{0, 12 << 10}, {100 << 10, 30<<10 + 5}, {250 << 10, 6 << 10}}
+	f, _ := os.Open(filepath.Join(src, "log"))
+	if err := d.SendSparse(ctx, "log", f, ranges, 256<<10); err != nil {
+		t.Fatal(err)
+	}
+	f, _ = os.Open(filepath.Join(src, "log"))
+	if err := d.SendSparse(ctx, "empty", f, nil, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(src, "log"))
+	want := make([]byte, len(a))
+	for _, r := range ranges {
+		copy(want[r.Off:r.Off+r.Len], a[r.Off:r.Off+r.Len])
+	}
+	got, _ := os.ReadFile(filepath.Join(dst, "log"))
+	if !bytes.Equal(got, want) {
+		t.Errorf("log: %d bytes, differs from the ranges over zeros", len(got))
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "empty")); err != nil || len(b) != 64<<10 || !allZero(b) {
+		t.Errorf("empty: %d bytes, err %v; want 64 KiB of zeros", len(b), err)
+	}
+}
+
 var _ = context.Background
