@@ -68,21 +68,26 @@ func hashFile(path, name string) (deltaFile, error) {
 // differ from the joiner's, merged where adjacent; bytes past the joiner's
 // size are always sent.
 func diffRanges(f *os.File, size int64, df deltaFile) ([]transfer.Range, error) {
-	mine, err := hashHandle(f, size)
+	mine, err := hashHandle(f, size, nil)
 	if err != nil {
 		return nil, err
 	}
 	return rangesFrom(size, mine, df), nil
 }
 
-// hashHandle hashes the blocks of f's first size bytes. A file that shrank
-// meanwhile yields fewer hashes; the blocks without one count as changed
-// (and a later pass corrects the size).
-func hashHandle(f *os.File, size int64) ([]string, error) {
+// hashHandle hashes the blocks of f's first size bytes; given only, just
+// those that overlap its ranges (the others get an empty hash, which
+// matches none). A file that shrank meanwhile yields fewer hashes; the
+// blocks without one count as changed (and a later pass corrects the size).
+func hashHandle(f *os.File, size int64, only []transfer.Range) ([]string, error) {
 	var out []string
 	buf := make([]byte, blockSize)
 	for off := int64(0); off < size; off += blockSize {
 		n := min(blockSize, size-off)
+		if only != nil && len(intersect([]transfer.Range{{Off: off, Len: n}}, only)) == 0 {
+			out = append(out, "")
+			continue
+		}
 		m, err := f.ReadAt(buf[:n], off)
 		if int64(m) == n {
 			out = append(out, blockHash(buf[:n]))
@@ -115,6 +120,25 @@ func rangesFrom(size int64, mine []string, theirs deltaFile) []transfer.Range {
 		}
 		if i >= len(mine) || mine[i] != theirs.Blocks[i] {
 			add(off, n)
+		}
+	}
+	return out
+}
+
+// intersect returns the parts of a that lie in b; both sorted by offset,
+// without overlaps.
+func intersect(a, b []transfer.Range) []transfer.Range {
+	var out []transfer.Range
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		lo := max(a[i].Off, b[j].Off)
+		hi := min(a[i].Off+a[i].Len, b[j].Off+b[j].Len)
+		if lo < hi {
+			out = append(out, transfer.Range{Off: lo, Len: hi - lo})
+		}
+		if a[i].Off+a[i].Len < b[j].Off+b[j].Len {
+			i++
+		} else {
+			j++
 		}
 	}
 	return out

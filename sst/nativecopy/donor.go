@@ -76,6 +76,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		total += f.Size
 	}
 	s.Logf("sending %d files, %s, to %s", len(files), mb(total), peer)
+	payload := total
 	sess.SetTotal(total)
 	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {
 		return classify(err, "send to "+peer)
@@ -117,8 +118,11 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	}
 	// patch sends the blocks of f (open as fh, hashed as mine) that differ
 	// from the joiner's copy theirs, and returns the bytes sent.
-	patch := func(f *file, fh *os.File, mine []string, theirs deltaFile) (int64, error) {
+	patch := func(f *file, fh *os.File, mine []string, theirs deltaFile, only []transfer.Range) (int64, error) {
 		ranges := rangesFrom(f.Size, mine, theirs)
+		if only != nil {
+			ranges = intersect(ranges, only)
+		}
 		sent[f.Name] = f.Size
 		var n int64
 		for _, r := range ranges {
@@ -135,15 +139,26 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		if err != nil || fh == nil {
 			return 0, err
 		}
-		mine, err := hashHandle(fh, f.Size)
+		mine, err := hashHandle(fh, f.Size, nil)
 		if err != nil {
 			fh.Close()
 			return 0, sst.Errorf(sst.EIO, "%s: read %s: %w", s.Method, f.Path, err)
 		}
-		return patch(f, fh, mine, theirs)
+		return patch(f, fh, mine, theirs, nil)
+	}
+	// redoLimit is the part of redo log f that matters: its live part, in
+	// whole blocks, or nil (everything) when the scan fails.
+	redoLimit := func(f *file, fh *os.File) ([]transfer.Range, redoLive) {
+		live, err := liveRedo(fh, f.Size)
+		if err != nil {
+			s.Logf("%s: sending it whole: %v", f.Name, err)
+			return nil, live
+		}
+		return live.rounded(f.Size, redoUnit), live
 	}
 	send := func(f *file, useDelta bool) error {
-		if df, ok := delta[f.Name]; ok && useDelta {
+		df, hasDelta := delta[f.Name]
+		if hasDelta && useDelta {
 			_, err := sendPatch(f, df)
 			return err
 		}
@@ -152,6 +167,15 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			return err
 		}
 		sent[f.Name] = f.Size
+		if f.Redo && !hasDelta {
+			if only, live := redoLimit(f, fh); only != nil {
+				f.Sparse = true
+				payload -= f.Size - rangeBytes(only)
+				sess.SetTotal(payload) // for progress; the joiner's space check took the whole
+				s.Logf("%s: sending its live part only, LSN %d to %d (%s of %s)", f.Name, live.Checkpoint, live.End, mb(rangeBytes(only)), mb(f.Size))
+				return classify(sess.SendSparse(ctx, f.Name, fh, only, f.Size), "send "+f.Name+" to "+peer)
+			}
+		}
 		return classify(sess.SendFile(ctx, f.Name, fh), "send "+f.Name+" to "+peer)
 	}
 
@@ -173,6 +197,16 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			// Hash our side while the joiner hashes its copy.
 			var names []string
 			handles := map[*file]*os.File{}
+			// A redo log sent sparse is compared within its live part only:
+			// the joiner holds zeros elsewhere, which recovery never reads.
+			limits := map[*file][]transfer.Range{}
+			defer func() {
+				for _, f := range cand {
+					if l := limits[f]; l != nil {
+						s.Logf("%s: compared its live part only (%s)", f.Name, mb(rangeBytes(l)))
+					}
+				}
+			}()
 			for _, f := range cand {
 				fh, err := openFor(f)
 				if err != nil {
@@ -184,13 +218,16 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 				if fh != nil {
 					handles[f] = fh
 					names = append(names, f.Name)
+					if f.Sparse {
+						limits[f], _ = redoLimit(f, fh)
+					}
 				}
 			}
 			hashed := make(chan map[*file][]string, 1)
 			go func() {
 				m := map[*file][]string{}
 				for f, fh := range handles {
-					if h, err := hashHandle(fh, f.Size); err == nil {
+					if h, err := hashHandle(fh, f.Size, limits[f]); err == nil {
 						m[f] = h
 					}
 				}
@@ -226,7 +263,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 					whole = append(whole, f) // the joiner has no copy after all
 					continue
 				}
-				n, err := patch(f, fh, mine[f], theirs)
+				n, err := patch(f, fh, mine[f], theirs, limits[f])
 				if err != nil {
 					return 0, err
 				}
@@ -302,7 +339,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		return classify(err, "first pass to "+peer)
 	}
 	pass1 := time.Since(t1)
-	s.Logf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(total), pass1.Seconds(), float64(total)/1e6/max(pass1.Seconds(), 1e-3))
+	s.Logf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(payload), pass1.Seconds(), float64(payload)/1e6/max(pass1.Seconds(), 1e-3))
 	const catchUpPasses = 3
 	small := max(int64(64<<20), total/50)
 	for pass := 0; pass < catchUpPasses; pass++ {

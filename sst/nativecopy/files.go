@@ -45,6 +45,9 @@ type file struct {
 	MTime time.Time
 	// Log files (InnoDB redo, Aria log) are re-sent under the lock always.
 	Log bool
+	// Redo is an InnoDB redo log; Sparse says that only its live part went
+	// to the joiner, over zeros (see liveRedo).
+	Redo, Sparse bool
 	// Read is when the donor queued it; a later change to the file, or an
 	// mtime too close to this to tell, means it must be sent again.
 	Read time.Time
@@ -90,12 +93,12 @@ func (d dirs) wireName(tag, base string) string {
 func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, error) {
 	var out []*file
 	seen := map[string]bool{}
-	add := func(name, path string, fi fs.FileInfo, log bool) {
+	add := func(name, path string, fi fs.FileInfo, log, redo bool) {
 		if seen[name] {
 			return
 		}
 		seen[name] = true
-		out = append(out, &file{Name: name, Path: path, Size: fi.Size(), MTime: fi.ModTime(), Log: log})
+		out = append(out, &file{Name: name, Path: path, Size: fi.Size(), MTime: fi.ModTime(), Log: log, Redo: redo})
 	}
 	// Flat files of the special directories.
 	type sel struct {
@@ -120,7 +123,7 @@ func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, e
 			if err != nil {
 				continue // removed meanwhile
 			}
-			add(d.wireName(s.tag, e.Name()), filepath.Join(dir, e.Name()), fi, s.log)
+			add(d.wireName(s.tag, e.Name()), filepath.Join(dir, e.Name()), fi, s.log, s.re == reRedo)
 		}
 	}
 	for _, b := range binlogs {
@@ -128,7 +131,7 @@ func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, e
 		if err != nil {
 			return nil, sst.Errorf(sst.ENOENT, "native-copy: binlog %s: %w", b, err)
 		}
-		add("@"+tagBinlog+"/"+filepath.Base(b), b, fi, false)
+		add("@"+tagBinlog+"/"+filepath.Base(b), b, fi, false, false)
 	}
 	// The datadir's directories, recursively.
 	ents, err := os.ReadDir(d.data)
@@ -169,7 +172,7 @@ func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, e
 				return nil
 			}
 			rel, _ := filepath.Rel(d.data, p)
-			add(filepath.ToSlash(rel), p, fi, false)
+			add(filepath.ToSlash(rel), p, fi, false, false)
 			return nil
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package nativecopy
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,7 +154,11 @@ func TestRealNativeCopy(t *testing.T) {
 		if !strings.Contains(dl, "donor write lock held") {
 			t.Fatalf("donor log has no lock line:\n%s", dl)
 		}
-		t.Logf("donor:\n%s", grepLines(dl, "first pass", "donor write lock held", "verified"))
+		// The redo log went sparse, and the joiner recovered from it.
+		if !strings.Contains(dl, "ib_logfile0: sending its live part only") {
+			t.Errorf("donor sent the whole redo log:\n%s", grepLines(dl, "ib_logfile0"))
+		}
+		t.Logf("donor:\n%s", grepLines(dl, "first pass", "ib_logfile0", "donor write lock held", "verified"))
 	})
 
 	// The point of the unlocked passes: the donor keeps taking writes and
@@ -184,7 +189,10 @@ func TestRealNativeCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		dl := logSince(t, n1, o1)
-		t.Logf("%d write transactions during the SST; donor:\n%s", nw, grepLines(dl, "first pass", "catch-up", "lock held", "verified"))
+		if !strings.Contains(dl, "ib_logfile0: compared its live part only") {
+			t.Errorf("the locked pass compared the whole redo log:\n%s", grepLines(dl, "ib_logfile0"))
+		}
+		t.Logf("%d write transactions during the SST; donor:\n%s", nw, grepLines(dl, "first pass", "ib_logfile0", "catch-up", "lock held", "verified"))
 	})
 
 	t.Run("IST bypass", func(t *testing.T) {
@@ -660,5 +668,68 @@ func waitFailed(t *testing.T, ctx context.Context, n *galeratest.Node, logOff in
 	if err := n.Wait(wctx); err != nil && n.Running() {
 		t.Logf("node%d's mariadbd hangs in its abort after the failed SST; killing it", n.N)
 		must(t, n.Kill())
+	}
+}
+
+// The redo scan against the server's own log: with the server quiet, the
+// end of the log liveRedo finds must be the server's LSN, after the log
+// has wrapped around its file at least once.
+func TestRealRedoEnd(t *testing.T) {
+	galeratest.Require(t)
+	ctx := ctxFor(t, 10*time.Minute)
+	c := newCluster(t, nil)
+	n1 := c.Node(1)
+	must(t, c.Bootstrap(ctx))
+	must(t, n1.CreateSampleTables(ctx))
+	path := filepath.Join(n1.DataDir, "ib_logfile0")
+	fi, err := os.Stat(path)
+	must(t, err)
+	capacity := uint64(fi.Size() - redoStart)
+	status := func(name string) uint64 {
+		v, err := n1.Status(ctx, name)
+		must(t, err)
+		u, err := strconv.ParseUint(v, 10, 64)
+		must(t, err)
+		return u
+	}
+	check := func(what string) redoLive {
+		for try := 0; ; try++ {
+			cur := status("Innodb_lsn_current")
+			f, err := os.Open(path)
+			must(t, err)
+			live, err := liveRedo(f, fi.Size())
+			f.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if status("Innodb_lsn_current") == cur && status("Innodb_lsn_flushed") == cur {
+				if live.End != cur {
+					t.Fatalf("%s: scan ends at LSN %d, the server is at %d", what, live.End, cur)
+				}
+				t.Logf("%s: live LSN %d..%d (%d bytes), %d ranges", what, live.Checkpoint, live.End, live.End-live.Checkpoint, len(live.Ranges))
+				return live
+			}
+			if try == 100 {
+				t.Fatalf("%s: the server's LSN did not settle", what)
+			}
+			time.Sleep(200 * time.Millisecond) // purge or the log flush still running
+		}
+	}
+	check("after start")
+	must(t, n1.LoadData(ctx, int64(capacity)*3/2))
+	// Rows of varied size: records from a few bytes to whole pages, whose
+	// lengths take the longer varint forms.
+	for i := 0; i < 300; i++ {
+		must(t, n1.Exec(ctx, fmt.Sprintf("INSERT INTO gstest.kinds (s, t) VALUES ('redo', REPEAT(CHAR(65 + %d), %d))", i%26, 1+i*997%60000)))
+	}
+	live := check("after the load")
+	f, err := os.Open(path)
+	must(t, err)
+	hdr := make([]byte, 16)
+	_, err = f.ReadAt(hdr, 0)
+	f.Close()
+	must(t, err)
+	if first := binary.BigEndian.Uint64(hdr[8:]); live.End-first < capacity {
+		t.Errorf("the log did not wrap: %d bytes written into a %d-byte ring", live.End-first, capacity)
 	}
 }
