@@ -24,7 +24,7 @@ const (
 	redoCheckpoint2 = 8192
 	redoHeaderCRC   = 508 // CRC-32C of the header's first 508 bytes
 	redoFileCP      = 0xf0
-	redoWindow      = 8 << 20 // a longer mini-transaction is not scanned
+	redoWindow      = 8 << 20  // a longer mini-transaction is not scanned
 	redoUnit        = 64 << 10 // what a live part is widened to
 )
 
