@@ -128,7 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.out, "out", filepath.Join(filepath.Dir(defBin), "cmd", "galera-bench", "results"), "directory for bench.json, bench.tsv, bench.md, bench.png and logs/")
 	fs.BoolVar(&c.cold, "cold", true, "sync and drop the page cache (echo 3 > /proc/sys/vm/drop_caches) before each run, as the baseline did")
 	fs.BoolVar(&c.keep, "keep", false, "keep the node dirs (datadirs, configs, error logs) for inspection; the processes are stopped anyway")
-	fs.IntVar(&c.runs, "runs", 1, "rounds of every method (and cp -r); each method's median run is reported, all runs are in bench.json")
+	fs.IntVar(&c.runs, "runs", 1, "rounds of every method (and cp -r), each round starting one method later than the last; each method's median run is reported, all runs are in bench.json")
 	fs.BoolVar(&c.reuse, "reuse", false, "keep the loaded node1 datadir in -base-dir/donor-cache after a clean run and start from it next time (same -size), skipping the load")
 	fs.StringVar(&c.baseDir, "base-dir", "", "dir for the nodes (must be traversable by user mysql; default: a fresh dir under /var/tmp/gs-test/)")
 	fs.StringVar(&c.binDir, "bin", defBin, "dir holding wsrep_sst_native-copy and wsrep_sst_native-backup (put first in mariadbd's PATH)")

@@ -73,7 +73,10 @@ Methods:
   native-copy   physical copy of the donor's datadir. The donor copies
                 everything without a lock first, then takes the server's
                 write lock ("flush tables") only to re-send the redo and
-                Aria logs and the files that changed meanwhile. The joiner
+                Aria logs and the files that changed meanwhile. Of the
+                InnoDB redo log only the live part goes, from the
+                checkpoint to the end of the log (MariaDB 10.8+ format,
+                unencrypted; other logs go whole). The joiner
                 receives into <datadir>/.sst-native, verifies every file
                 against the donor's manifest and only then swaps it in;
                 the previous datadir is kept until then and restored on
