@@ -40,28 +40,24 @@ func blockHash(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// hashFile hashes the blocks of the file at path.
-func hashFile(path, name string) (deltaFile, error) {
+// hashFile hashes the blocks of the file at path (those overlapping only,
+// when given; see hashHandle).
+func hashFile(path, name string, only []transfer.Range) (deltaFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return deltaFile{}, err
 	}
 	defer f.Close()
-	df := deltaFile{Name: name}
-	buf := make([]byte, blockSize)
-	for {
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			df.Blocks = append(df.Blocks, blockHash(buf[:n]))
-			df.Size += int64(n)
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return df, nil
-		}
-		if err != nil {
-			return deltaFile{}, err
-		}
+	fi, err := f.Stat()
+	if err != nil {
+		return deltaFile{}, err
 	}
+	blocks, err := hashHandle(f, fi.Size(), only)
+	if err != nil {
+		return deltaFile{}, err
+	}
+	size := min(fi.Size(), int64(len(blocks))*blockSize)
+	return deltaFile{Name: name, Size: size, Blocks: blocks}, nil
 }
 
 // diffRanges reads f (size bytes) and returns the ranges whose blocks

@@ -150,8 +150,14 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	// whole blocks, or nil (everything) when the scan fails.
 	redoLimit := func(f *file, fh *os.File) ([]transfer.Range, redoLive) {
 		live, err := liveRedo(fh, f.Size)
+		if err == nil && underLock && !live.Clean {
+			// Under the lock the log stands still; an end that is not the
+			// server's marker is not to be trusted. (Before the lock a
+			// write in progress explains it, and the locked pass repairs.)
+			err = fmt.Errorf("scan ended at LSN %d without the end marker", live.End)
+		}
 		if err != nil {
-			s.Logf("%s: sending it whole: %v", f.Name, err)
+			s.Logf("%s: sending or comparing it whole: %v", f.Name, err)
 			return nil, live
 		}
 		return live.rounded(f.Size, redoUnit), live
@@ -234,7 +240,13 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 				hashed <- m
 			}()
 			var resp hashResp
-			err := sess.Send("hashreq", hashReq{Names: names})
+			req := hashReq{Names: names, Only: map[string][]transfer.Range{}}
+			for f, l := range limits {
+				if l != nil {
+					req.Only[f.Name] = l
+				}
+			}
+			err := sess.Send("hashreq", req)
 			if err == nil {
 				err = sess.Expect(ctx, "hashes", &resp)
 			}

@@ -381,7 +381,7 @@ func control(ctx context.Context, sess *transfer.Session, st *sst.Staging, peer 
 				if err != nil {
 					return manifest{}, err
 				}
-				df, err := hashFile(p, name)
+				df, err := hashFile(p, name, req.Only[name])
 				if err != nil {
 					continue // not staged: the donor sends it whole
 				}

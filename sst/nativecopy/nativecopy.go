@@ -66,6 +66,10 @@ type plan struct {
 // answers with those it has.
 type hashReq struct {
 	Names []string `json:"names"`
+	// Only limits the hashing of a file to the blocks overlapping these
+	// ranges (a redo log sent sparse: reading its holes would fill the
+	// joiner's page cache with zeros).
+	Only map[string][]transfer.Range `json:"only,omitempty"`
 }
 
 type hashResp struct {

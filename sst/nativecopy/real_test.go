@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -694,7 +695,10 @@ func TestRealRedoEnd(t *testing.T) {
 	}
 	check := func(what string) redoLive {
 		for try := 0; ; try++ {
+			// Only a log written out up to the server's LSN, before the
+			// scan and after it, must scan to that LSN.
 			cur := status("Innodb_lsn_current")
+			written := status("Innodb_lsn_flushed") == cur
 			f, err := os.Open(path)
 			must(t, err)
 			live, err := liveRedo(f, fi.Size())
@@ -702,9 +706,12 @@ func TestRealRedoEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			if status("Innodb_lsn_current") == cur && status("Innodb_lsn_flushed") == cur {
+			if written && status("Innodb_lsn_current") == cur && status("Innodb_lsn_flushed") == cur {
+				if !live.Clean {
+					t.Errorf("%s: the end at LSN %d is not the server's end marker", what, live.End)
+				}
 				if live.End != cur {
-					t.Fatalf("%s: scan ends at LSN %d, the server is at %d", what, live.End, cur)
+					t.Fatalf("%s: scan ends at LSN %d, the server is at %d\n%s", what, live.End, cur, redoAt(path, live.End))
 				}
 				t.Logf("%s: live LSN %d..%d (%d bytes), %d ranges", what, live.Checkpoint, live.End, live.End-live.Checkpoint, len(live.Ranges))
 				return live
@@ -716,7 +723,39 @@ func TestRealRedoEnd(t *testing.T) {
 		}
 	}
 	check("after start")
+	// While the server writes, every scan must succeed (an end short of
+	// the server's LSN is expected: it moves on).
+	lctx, stopScans := context.WithCancel(ctx)
+	scans := make(chan error, 1)
+	go func() {
+		n := 0
+		defer func() { t.Logf("%d scans during the load", n) }()
+		for lctx.Err() == nil {
+			f, err := os.Open(path)
+			if err != nil {
+				scans <- err
+				return
+			}
+			_, err = liveRedo(f, fi.Size())
+			f.Close()
+			if err != nil {
+				scans <- fmt.Errorf("scan %d during the load: %w\n%s", n, err, redoDump(path))
+				return
+			}
+			n++
+		}
+		scans <- nil
+	}()
 	must(t, n1.LoadData(ctx, int64(capacity)*3/2))
+	// Then small commits while the page cleaner flushes everything and
+	// checkpoints often, as on a donor under light load.
+	must(t, n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"))
+	for i := 0; i < 1500; i++ {
+		must(t, n1.Exec(ctx, fmt.Sprintf("UPDATE gstest.kinds SET i = i + 1 WHERE id = %d", 1+i%500)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopScans()
+	must(t, <-scans)
 	// Rows of varied size: records from a few bytes to whole pages, whose
 	// lengths take the longer varint forms.
 	for i := 0; i < 300; i++ {
@@ -732,4 +771,63 @@ func TestRealRedoEnd(t *testing.T) {
 	if first := binary.BigEndian.Uint64(hdr[8:]); live.End-first < capacity {
 		t.Errorf("the log did not wrap: %d bytes written into a %d-byte ring", live.End-first, capacity)
 	}
+}
+
+// redoDump describes the mini-transactions from the checkpoint on.
+func redoDump(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	hdr := make([]byte, redoStart)
+	f.ReadAt(hdr, 0)
+	var b strings.Builder
+	first := binary.BigEndian.Uint64(hdr[8:])
+	for _, o := range []int{redoCheckpoint1, redoCheckpoint2} {
+		fmt.Fprintf(&b, "block %d: checkpoint %d end %d\n", o, binary.BigEndian.Uint64(hdr[o:]), binary.BigEndian.Uint64(hdr[o+8:]))
+	}
+	r := ring{f: f, first: first, capacity: uint64(fi.Size()) - redoStart}
+	cp := max(binary.BigEndian.Uint64(hdr[redoCheckpoint1:]), binary.BigEndian.Uint64(hdr[redoCheckpoint2:]))
+	r.load(cp, false)
+	lsn := cp
+	for k := 0; k < 40; k++ {
+		i, n, ok, err := r.mtr(lsn)
+		if err != nil || !ok {
+			fmt.Fprintf(&b, "%d: end (%v)\n", lsn, err)
+			break
+		}
+		fmt.Fprintf(&b, "%d: %d bytes: % x\n", lsn, n, r.buf[i:i+min(n, 24)])
+		lsn += uint64(n)
+	}
+	return b.String()
+}
+
+func redoAt(path string, lsn uint64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	hdr := make([]byte, redoStart)
+	f.ReadAt(hdr, 0)
+	r := ring{f: f, first: binary.BigEndian.Uint64(hdr[8:]), capacity: uint64(fi.Size()) - redoStart}
+	r.load(lsn, false)
+	b := r.buf
+	var out strings.Builder
+	fmt.Fprintf(&out, "offset %d, seq bit %d, first %d, capacity %d\n", r.offset(lsn), r.seqBit(lsn), r.first, r.capacity)
+	j := 0
+	for k := 0; k < 30 && j < len(b) && b[j] > 1; k++ {
+		l, ok := recordLen(b[j:])
+		fmt.Fprintf(&out, "  rec at +%d: %02x len %d ok %v: % x\n", j, b[j], l, ok, b[j:j+min(l, 20)])
+		if !ok {
+			break
+		}
+		j += l
+	}
+	fmt.Fprintf(&out, "  end byte at +%d: % x\n", j, b[j:j+13])
+	fmt.Fprintf(&out, "  crc of [0,%d) = %08x\n", j, crc32.Checksum(b[:j], castagnoli))
+	return out.String()
 }

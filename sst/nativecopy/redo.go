@@ -24,7 +24,8 @@ const (
 	redoCheckpoint2 = 8192
 	redoHeaderCRC   = 508 // CRC-32C of the header's first 508 bytes
 	redoFileCP      = 0xf0
-	redoWindow      = 8 << 20  // a longer mini-transaction is not scanned
+	redoWindow      = 1 << 20  // read at a time
+	redoWindowMax   = 16 << 20 // a longer mini-transaction is not scanned
 	redoUnit        = 64 << 10 // what a live part is widened to
 )
 
@@ -32,6 +33,10 @@ const (
 type redoLive struct {
 	Checkpoint uint64 // LSN recovery starts from
 	End        uint64 // LSN of the end of the log
+	// Clean: the end is the server's end marker (a 0 or 1 byte where the
+	// next mini-transaction would start) or a block boundary. Anything else
+	// means a write in progress, or a mini-transaction this scan got wrong.
+	Clean bool
 	// Ranges of the file to copy, the header first, in file order; a joiner
 	// whose copy holds these bytes and zeros elsewhere recovers the same.
 	Ranges []transfer.Range
@@ -91,6 +96,14 @@ func liveRedo(f io.ReaderAt, size int64) (redoLive, error) {
 		return live, fmt.Errorf("no FILE_CHECKPOINT for LSN %d at LSN %d (scan ended at %d)", cp, cpEnd, end)
 	}
 	live.Checkpoint, live.End = cp, end
+	if off := r.offset(end); off%512 == 0 {
+		live.Clean = true
+	} else {
+		var c [1]byte
+		if _, err := f.ReadAt(c[:], off); err == nil && c[0] <= 1 {
+			live.Clean = true
+		}
+	}
 	live.Ranges = append([]transfer.Range{{Off: 0, Len: redoStart}}, r.fileRanges(cp, end)...)
 	return live, nil
 }
@@ -133,12 +146,16 @@ func (r *ring) seqBit(lsn uint64) byte {
 	return 0
 }
 
-// load reads redoWindow bytes (at most the capacity) from lsn.
-func (r *ring) load(lsn uint64) error {
+// load fills the window (at most the capacity) from lsn; grow doubles it.
+func (r *ring) load(lsn uint64, grow bool) error {
 	n := min(uint64(redoWindow), r.capacity)
-	if r.buf == nil {
+	if grow {
+		n = min(2*uint64(len(r.buf)), r.capacity)
+	}
+	if uint64(len(r.buf)) < n {
 		r.buf = make([]byte, n)
 	}
+	n = uint64(len(r.buf))
 	r.base = lsn
 	for done := uint64(0); done < n; {
 		off := r.offset(lsn + done)
@@ -156,7 +173,7 @@ func (r *ring) load(lsn uint64) error {
 // record that recovery requires is there, at cpEnd or later.
 func (r *ring) scan(lsn, cpEnd uint64) (end uint64, sawFileCP bool, err error) {
 	start, cp := lsn, lsn
-	if err := r.load(lsn); err != nil {
+	if err := r.load(lsn, false); err != nil {
 		return 0, false, err
 	}
 	for {
@@ -183,7 +200,7 @@ func (r *ring) mtr(lsn uint64) (i, n int, ok bool, err error) {
 	for {
 		i = int(lsn - r.base)
 		if i >= len(r.buf) {
-			if err := r.load(lsn); err != nil {
+			if err := r.load(lsn, false); err != nil {
 				return 0, 0, false, err
 			}
 			continue
@@ -203,7 +220,7 @@ func (r *ring) mtr(lsn uint64) (i, n int, ok bool, err error) {
 		if j+5 > len(b) {
 			if i > 0 {
 				// Straddles the window: read again from its start.
-				if err := r.load(lsn); err != nil {
+				if err := r.load(lsn, false); err != nil {
 					return 0, 0, false, err
 				}
 				continue
@@ -211,7 +228,13 @@ func (r *ring) mtr(lsn uint64) (i, n int, ok bool, err error) {
 			if uint64(len(b)) >= r.capacity {
 				return i, 0, false, nil // longer than the log: not a real one
 			}
-			return 0, 0, false, fmt.Errorf("mini-transaction at LSN %d longer than %d bytes", lsn, len(b))
+			if len(b) >= redoWindowMax {
+				return 0, 0, false, fmt.Errorf("mini-transaction at LSN %d longer than %d bytes", lsn, len(b))
+			}
+			if err := r.load(lsn, true); err != nil {
+				return 0, 0, false, err
+			}
+			continue
 		}
 		if b[j] != r.seqBit(lsn+uint64(j-i)) {
 			return i, 0, false, nil

@@ -47,7 +47,8 @@ func (w *redoWriter) mtr(recs ...[]byte) uint64 {
 	tail := make([]byte, 5)
 	tail[0] = w.ring().seqBit(start + uint64(len(body)))
 	binary.BigEndian.PutUint32(tail[1:], crc)
-	w.put(start, append(body, tail...))
+	// As the server does, a 0 follows: the end marker until the next one.
+	w.put(start, append(append(body, tail...), 0))
 	w.lsn += uint64(len(body) + 5)
 	return start
 }
@@ -153,11 +154,13 @@ func TestLiveRedo(t *testing.T) {
 		after    int
 		block    int
 		wantWrap bool // the live part crosses the ring's end
+		long     bool // a mini-transaction longer than the scan's window
 	}{
-		{"fresh", 0, 50, redoCheckpoint1, false},
-		{"wrapped", 700, 200, redoCheckpoint2, false},
-		{"live part wraps", 1000, 400, redoCheckpoint1, true},
-		{"clean shutdown", 900, 0, redoCheckpoint2, false},
+		{"fresh", 0, 50, redoCheckpoint1, false, false},
+		{"wrapped", 700, 200, redoCheckpoint2, false, false},
+		{"live part wraps", 1000, 400, redoCheckpoint1, true, false},
+		{"clean shutdown", 900, 0, redoCheckpoint2, false, false},
+		{"long mini-transaction", 300, 10, redoCheckpoint1, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newRedo(size, 0x3000+uint64(rnd.IntN(1<<20)))
@@ -172,13 +175,21 @@ func TestLiveRedo(t *testing.T) {
 			}
 			cp := w.checkpoint(tc.block)
 			w.load(rnd, tc.after)
+			if tc.long {
+				var recs [][]byte
+				for k := 0; k < 15; k++ {
+					recs = append(recs, record(0x30, 200000, rnd))
+				}
+				w.mtr(recs...) // 3 MB: the scan's window must grow
+				w.load(rnd, 3)
+			}
 			end := w.lsn
 			live, err := liveRedo(bytes.NewReader(w.b), size)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if live.Checkpoint != cp || live.End != end {
-				t.Fatalf("live %d..%d, want %d..%d", live.Checkpoint, live.End, cp, end)
+			if live.Checkpoint != cp || live.End != end || !live.Clean {
+				t.Fatalf("live %d..%d (clean %v), want %d..%d (clean)", live.Checkpoint, live.End, live.Clean, cp, end)
 			}
 			if tc.wantWrap && len(live.Ranges) != 3 {
 				t.Errorf("ranges %v: want the header and two pieces", live.Ranges)
@@ -252,8 +263,8 @@ func TestLiveRedoRefuses(t *testing.T) {
 	w.load(rnd, 1)
 	w.b[w.ring().offset(w.lsn-2)] ^= 0xff // its CRC
 	live, err := liveRedo(bytes.NewReader(w.b), size)
-	if err != nil || live.End != before {
-		t.Errorf("torn tail: end %d, %v; want %d", live.End, err, before)
+	if err != nil || live.End != before || live.Clean {
+		t.Errorf("torn tail: end %d (clean %v), %v; want %d, not clean", live.End, live.Clean, err, before)
 	}
 }
 
