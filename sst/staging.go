@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -87,6 +88,8 @@ type Staging struct {
 	keep KeepRule
 	logf func(string, ...any)
 
+	lock *os.File // flock on Root while this SST works in it
+
 	mu      sync.Mutex
 	written map[string]Written
 
@@ -123,16 +126,50 @@ func NewStaging(root string, keep KeepRule, logf func(string, ...any)) (*Staging
 		}
 	}
 	s := &Staging{Root: root, Dir: filepath.Join(root, StagingDirName), keep: keep, logf: logf, written: map[string]Written{}}
+	lock, err := lockRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
 	if err := s.recover(); err != nil {
+		s.unlock()
 		return nil, err
 	}
 	if err := os.RemoveAll(s.Dir); err != nil {
+		s.unlock()
 		return nil, Errorf(EACCES, "sst: remove stale staging %s: %w", s.Dir, err)
 	}
 	if err := os.Mkdir(s.Dir, 0o750); err != nil {
+		s.unlock()
 		return nil, Errorf(EACCES, "sst: create staging %s: %w", s.Dir, err)
 	}
 	return s, nil
+}
+
+// lockRoot takes an exclusive flock on the directory root: a joiner holds
+// it from NewStaging to the end of its swap, so that Cleanup (another
+// process) leaves a running SST's work alone. The kernel drops it when the
+// joiner dies, however it dies.
+func lockRoot(root string) (*os.File, error) {
+	f, err := os.Open(root)
+	if err != nil {
+		return nil, Errorf(EACCES, "sst: open %s: %w", root, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, Errorf(EBUSY, "sst: another SST is working in %s", root)
+		}
+		return nil, Errorf(EIO, "sst: lock %s: %w", root, err)
+	}
+	return f, nil
+}
+
+func (s *Staging) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 }
 
 // Recover rolls back a swap in root that a crash interrupted, and clears
@@ -145,6 +182,39 @@ func Recover(root string, logf func(string, ...any)) error {
 	}
 	s.Dir = filepath.Join(s.Root, StagingDirName)
 	return s.recover()
+}
+
+// Cleanup is what a node's supervisor runs before anything reads root: it
+// rolls back an interrupted swap (Recover) and removes a staging directory
+// left by a joiner that was killed. No SST may be running in root.
+func Cleanup(root string, logf func(string, ...any)) error {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	lock, err := lockRoot(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if e := (*Error)(nil); errors.As(err, &e) && e.Errno == EBUSY {
+		logf("%s: an SST is working in it; its leftovers are its own", root)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := Recover(root, logf); err != nil {
+		return err
+	}
+	dir := filepath.Join(filepath.Clean(root), StagingDirName)
+	if _, err := os.Lstat(dir); err != nil {
+		return nil
+	}
+	logf("removing %s left by an interrupted SST", dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return Errorf(EACCES, "sst: remove stale staging %s: %w", dir, err)
+	}
+	return nil
 }
 
 func (s *Staging) recover() error {
@@ -360,6 +430,7 @@ func (s *Staging) Abort() {
 		return
 	}
 	os.RemoveAll(s.Dir)
+	s.unlock()
 }
 
 func (s *Staging) fail(step string) error {
@@ -421,6 +492,7 @@ func Swap(stagings ...*Staging) error {
 			sw.s.logf("remove previous datadir contents: %v", err)
 		}
 		os.RemoveAll(sw.s.Dir)
+		sw.s.unlock()
 	}
 	return nil
 }

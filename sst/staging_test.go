@@ -242,6 +242,56 @@ func TestStagingCrashRecovery(t *testing.T) {
 	}
 }
 
+// A joiner killed mid-swap leaves a half-swapped root and its staging;
+// Cleanup puts the old contents back and removes the rest.
+func TestCleanup(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, oldDatadir)
+	before := treeHash(t, root)
+	st, _ := stage(t, root)
+	sw := &swap{s: st, old: filepath.Join(root, OldDirName), journal: filepath.Join(root, JournalName)}
+	half := 0
+	st.failpoint = func(step string) error {
+		if half++; half == 3 {
+			return errors.New("killed")
+		}
+		return nil
+	}
+	if err := sw.do(); err == nil {
+		t.Fatal("swap survived its failpoint")
+	}
+	// While the joiner lives, its work is left alone.
+	var said []string
+	if err := Cleanup(root, func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, OldDirName)); err != nil || len(said) != 1 || !strings.Contains(said[0], "an SST is working") {
+		t.Fatalf("Cleanup touched a live joiner's swap (%v), said %q", err, said)
+	}
+	// Then it is killed: the kernel drops its lock, the rollback never ran.
+	st.unlock()
+	said = nil
+	if err := Cleanup(root, func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }); err != nil {
+		t.Fatal(err)
+	}
+	if after := treeHash(t, root); after != before {
+		t.Errorf("old contents not restored: %s", strings.Join(said, "; "))
+	}
+	for _, n := range []string{StagingDirName, OldDirName, JournalName} {
+		if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
+			t.Errorf("%s left in root", n)
+		}
+	}
+	if len(said) != 2 {
+		t.Errorf("said %q, want the rollback and the staging removal", said)
+	}
+	// Nothing to do: nothing said.
+	said = nil
+	if err := Cleanup(root, func(f string, a ...any) { said = append(said, f) }); err != nil || len(said) != 0 {
+		t.Errorf("second Cleanup: %v, said %q", err, said)
+	}
+}
+
 func TestStagingVerify(t *testing.T) {
 	root := t.TempDir()
 	st, man := stage(t, root)

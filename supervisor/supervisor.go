@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
 
@@ -219,6 +220,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer func() { r.health.Close() }()
 
 	args := append(s.cfg.Defaults.Args(), s.cfg.ExtraArgs...)
+	if err := CleanSST(opts, s.logf); err != nil {
+		return exitErr(ExitRecovery, "%w", err)
+	}
 	if wsrep {
 		pos, err := r.recoverPosition(ctx, datadir, userName)
 		if err != nil {
@@ -425,6 +429,42 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 			return &res.pos, nil
 		}
 	}
+}
+
+// CleanSST undoes what a killed SST joiner left in the node's directories:
+// a joiner killed while it swapped in a snapshot leaves the old contents
+// half moved aside, so this must run before anything reads the datadir.
+// A running joiner's work is left alone (sst.Cleanup).
+func CleanSST(opts Options, logf func(string, ...any)) error {
+	datadir, _ := opts.Get("datadir")
+	if datadir == "" {
+		datadir = "/var/lib/mysql"
+	}
+	for _, root := range sstRoots(opts, datadir) {
+		if err := sst.Cleanup(root, logf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sstRoots are the directories an SST swaps into: the datadir and those
+// InnoDB and Aria directories the options put elsewhere.
+func sstRoots(opts Options, datadir string) []string {
+	roots := []string{filepath.Clean(datadir)}
+	for _, o := range []string{"innodb-data-home-dir", "innodb-log-group-home-dir", "innodb-undo-directory", "aria-log-dir-path"} {
+		v, _ := opts.Get(o)
+		if v == "" {
+			continue
+		}
+		if !filepath.IsAbs(v) {
+			v = filepath.Join(datadir, v)
+		}
+		if v = filepath.Clean(v); !slices.Contains(roots, v) {
+			roots = append(roots, v)
+		}
+	}
+	return roots
 }
 
 type healthResult struct {

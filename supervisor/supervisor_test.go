@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/sst"
 )
 
 // fakeHealth reads the fake mariadbd's wsrep state from a file.
@@ -372,6 +373,43 @@ func TestRecoverUnknownSeqno(t *testing.T) {
 	}
 	if !anyStatusPrefix(n.rec, "recovering") {
 		t.Error("no STATUS=recovering")
+	}
+}
+
+// A joiner killed mid-swap: the new snapshot's grastate.dat (seqno 17) is
+// in place, the old one (seqno -1) moved aside. The supervisor must put the
+// old datadir back before it reads grastate, so recovery runs on it.
+func TestInterruptedSwapRolledBack(t *testing.T) {
+	var datadir string
+	n := startFake(t, "normal", func(c *Config, d string) {
+		datadir = d
+		old := filepath.Join(d, sst.OldDirName)
+		must(t, os.Mkdir(old, 0o750))
+		writeGrastate(t, old, -1, 0)
+		must(t, os.WriteFile(filepath.Join(old, "ibdata1"), []byte("old"), 0o640))
+		writeGrastate(t, d, 17, 0)
+		must(t, os.WriteFile(filepath.Join(d, "ibdata1"), []byte("new"), 0o640))
+		must(t, os.WriteFile(filepath.Join(d, sst.JournalName), []byte("grastate.dat\nibdata1\n"), 0o640))
+		must(t, os.MkdirAll(filepath.Join(d, sst.StagingDirName, "db"), 0o750))
+	})
+	n.waitReady()
+	if b, _ := os.ReadFile(filepath.Join(datadir, "ibdata1")); string(b) != "old" {
+		t.Errorf("ibdata1 holds %q, want the old datadir's", b)
+	}
+	if _, err := os.Stat(filepath.Join(n.dir, "recover-argv")); err != nil {
+		t.Error("no recovery on the restored datadir (its grastate says seqno -1)")
+	}
+	for _, name := range []string{sst.OldDirName, sst.JournalName, sst.StagingDirName} {
+		if _, err := os.Lstat(filepath.Join(datadir, name)); err == nil {
+			t.Errorf("%s left in the datadir", name)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

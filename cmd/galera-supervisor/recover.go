@@ -18,7 +18,8 @@ Runs "mariadbd <defaults> [args] --wsrep-recover --disable-log-error
 --user=<user>" (with the datadir's owner as user when run as root, as
 galera_recovery does), and prints "--wsrep_start_position=<uuid:seqno[,gtid]>"
 on stdout. It prints nothing when wsrep_on is off. mariadbd must not be
-running on the datadir.
+running on the datadir. First, as "run" does, it rolls back a snapshot swap
+that a killed SST joiner left half done, and removes its staging directory.
 
 Exit codes: 0 printed (or wsrep off), 2 usage, 3 recovery failed (the log's
 tail is on stderr), 78 option files.
@@ -53,6 +54,10 @@ func runRecover(ctx context.Context, c *cli, args []string) error {
 	if !opts.Bool("wsrep-on", false) {
 		fmt.Fprintln(c.stderr, "wsrep_on is off: nothing to recover")
 		return nil
+	}
+	logf := logger(c.stderr, "galera-supervisor: ")
+	if err := supervisor.CleanSST(opts, logf); err != nil {
+		return &supervisor.ExitError{Code: supervisor.ExitRecovery, Err: err}
 	}
 	user := opts.Server["user"]
 	if user == "" {

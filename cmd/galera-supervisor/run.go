@@ -28,7 +28,12 @@ process and mariadbd runs as its child.
      [galera] [mysqld-10.11]... with --defaults-group-suffix) for datadir,
      socket, user, wsrep_on; [client] then [galera-supervisor] for the health
      check's user and password.
-  2. Reads <datadir>/grastate.dat. With --wsrep-new-cluster and
+  2. Undoes what a killed SST joiner left: a half-done swap of a new
+     snapshot into the datadir (or a separate InnoDB/Aria directory) is
+     rolled back from <dir>/.sst-native-old, and <dir>/.sst-native is
+     removed. A joiner still running keeps its work (it holds a lock).
+     Exit 3 when the rollback cannot finish; the message names the path.
+     Then reads <datadir>/grastate.dat. With --wsrep-new-cluster and
      safe_to_bootstrap: 0 it refuses (exit 6). When the seqno is -1 it runs
      "mariadbd <defaults> --wsrep-recover --disable-log-error --user=<user>"
      (as galera_recovery did) and passes --wsrep_start_position=<pos>.
