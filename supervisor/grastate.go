@@ -38,6 +38,10 @@ const grastateMax = 4096
 // ParseGrastate parses grastate.dat as Galera does: line by line, a
 // "key:" token then its value; '#' starts a comment; unknown keys and other
 // lines are ignored. A bad value is an error naming the line.
+// ErrBadGrastate is what a grastate.dat that does not parse wraps: empty
+// or cut short by a crash while Galera rewrote it, or garbled.
+var ErrBadGrastate = errors.New("grastate")
+
 func ParseGrastate(r io.Reader) (*Grastate, error) {
 	// Galera assumes safe when the key is absent (files before version 2.1).
 	g := &Grastate{Seqno: SeqnoUnknown, SafeToBootstrap: true}
@@ -50,7 +54,7 @@ func ParseGrastate(r io.Reader) (*Grastate, error) {
 		line := sc.Text()
 		size += len(line) + 1
 		if size > grastateMax+1 {
-			return nil, fmt.Errorf("grastate: longer than %d bytes", grastateMax)
+			return nil, fmt.Errorf("%w: longer than %d bytes", ErrBadGrastate, grastateMax)
 		}
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
@@ -72,13 +76,13 @@ func ParseGrastate(r io.Reader) (*Grastate, error) {
 			g.Version = val
 		case "uuid":
 			if !validUUID(val) {
-				return nil, fmt.Errorf("grastate: line %d: bad uuid %q", n, val)
+				return nil, fmt.Errorf("%w: line %d: bad uuid %q", ErrBadGrastate, n, val)
 			}
 			g.UUID, seen.uuid = strings.ToLower(val), true
 		case "seqno":
 			s, err := strconv.ParseInt(val, 10, 64)
 			if err != nil || s < SeqnoUnknown {
-				return nil, fmt.Errorf("grastate: line %d: bad seqno %q", n, val)
+				return nil, fmt.Errorf("%w: line %d: bad seqno %q", ErrBadGrastate, n, val)
 			}
 			g.Seqno, seen.seqno = s, true
 		case "safe_to_bootstrap":
@@ -88,21 +92,21 @@ func ParseGrastate(r io.Reader) (*Grastate, error) {
 			case "1":
 				g.SafeToBootstrap = true
 			default:
-				return nil, fmt.Errorf("grastate: line %d: bad safe_to_bootstrap %q", n, val)
+				return nil, fmt.Errorf("%w: line %d: bad safe_to_bootstrap %q", ErrBadGrastate, n, val)
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("grastate: longer than %d bytes", grastateMax)
+			return nil, fmt.Errorf("%w: longer than %d bytes", ErrBadGrastate, grastateMax)
 		}
 		return nil, fmt.Errorf("grastate: read: %w", err)
 	}
 	if !seen.uuid {
-		return nil, errors.New("grastate: no uuid")
+		return nil, fmt.Errorf("%w: no uuid", ErrBadGrastate)
 	}
 	if !seen.seqno {
-		return nil, errors.New("grastate: no seqno")
+		return nil, fmt.Errorf("%w: no seqno", ErrBadGrastate)
 	}
 	return g, nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -791,4 +792,65 @@ func anyContains(ss []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestRealPowerLossMidSST kills the joiner's whole tree (supervisor,
+// mariadbd, its SST process) mid-transfer, as a power loss would: the
+// staging directory is left behind. The next start must remove it before
+// anything else and join by a fresh SST.
+func TestRealPowerLossMidSST(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	c := slowNativeCopyCluster(t, ctx, "8M", 32<<20)
+	n2 := c.Node(2)
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, n2, sd)
+	donorSSTInFlight(t, sd, c)
+	tree := []int{sup.cmd.Process.Pid}
+	for _, s := range descendants(sup.cmd.Process.Pid) {
+		tree = append(tree, s.PID)
+	}
+	for _, p := range tree {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	<-sup.exited
+	staging := filepath.Join(n2.DataDir, sst.StagingDirName)
+	if _, err := os.Stat(staging); err != nil {
+		t.Fatalf("no staging left by the killed joiner: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range tree {
+		for alive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d outlived SIGKILL by 30s", p)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	sd2 := newSystemdSocket(t)
+	sup2 := startSupervisor(t, n2, sd2)
+	if _, err := sd2.waitFor(ctx, "READY=1", sup2.exited); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(sup2.log)
+	if !strings.Contains(string(b), "removing "+staging+" left by an interrupted SST") {
+		t.Errorf("the second start did not say it removed the staging:\n%s", b)
+	}
+	if err := galeratest.CompareChecksums(mustChecksums(t, ctx, c.Node(1)), mustChecksums(t, ctx, n2)); err != nil {
+		t.Error(err)
+	}
+	if code := sup2.stop(t, 2*time.Minute); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+func mustChecksums(t *testing.T, ctx context.Context, n *galeratest.Node) map[string]string {
+	t.Helper()
+	s, err := n.Checksums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -382,7 +382,16 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 		if g.Seqno != SeqnoUnknown {
 			return nil, nil
 		}
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrBadGrastate):
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			// Galera rewrites grastate.dat in place: a crash at that moment
+			// leaves it empty or cut short. InnoDB still knows the position.
+			if s.cfg.NewCluster {
+				return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %v: safe_to_bootstrap cannot be read "+
+					"(fix or remove the file once you are sure this node has the newest data)", err)
+			}
+			s.logf("%v: taking the position as unknown", err)
+		}
 		// A datadir without grastate.dat: recover only when InnoDB has data
 		// (a server turned into a node); an empty one joins by SST, and a
 		// recovery run would create files in it.

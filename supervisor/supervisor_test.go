@@ -446,6 +446,44 @@ func TestBootstrapRefused(t *testing.T) {
 	}
 }
 
+// grastate.dat cut short by a crash while Galera rewrote it: the position
+// is unknown, so InnoDB's is recovered; with no InnoDB data the node joins
+// by SST; a bootstrap cannot read safe_to_bootstrap and is refused.
+func TestBadGrastate(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		ibdata, newClust bool
+		wantRecover      bool
+		wantCode         int
+	}{
+		{"with InnoDB data", true, false, true, 0},
+		{"empty datadir", false, false, false, 0},
+		{"bootstrap", true, true, false, ExitBootstrapRefused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startFake(t, "normal", func(c *Config, datadir string) {
+				must(t, os.WriteFile(filepath.Join(datadir, "grastate.dat"), []byte("# GALERA saved state\nversion: 2.1\n"), 0o644))
+				if tc.ibdata {
+					must(t, os.WriteFile(filepath.Join(datadir, "ibdata1"), []byte("x"), 0o640))
+				}
+				c.NewCluster = tc.newClust
+			})
+			if tc.wantCode != 0 {
+				err := n.result(10 * time.Second)
+				if code := exitCode(err); code != tc.wantCode || !strings.Contains(err.Error(), "grastate.dat: grastate: no uuid") {
+					t.Fatalf("exit %d (%v), want %d naming the file", code, err, tc.wantCode)
+				}
+				return
+			}
+			n.waitReady()
+			_, err := os.Stat(filepath.Join(n.dir, "recover-argv"))
+			if got := err == nil; got != tc.wantRecover {
+				t.Errorf("recovery ran: %v, want %v", got, tc.wantRecover)
+			}
+		})
+	}
+}
+
 func TestBootstrapAllowed(t *testing.T) {
 	n := startFake(t, "normal", func(c *Config, datadir string) {
 		writeGrastate(t, datadir, 5, 1)

@@ -38,7 +38,9 @@ process and mariadbd runs as its child.
      "mariadbd <defaults> --wsrep-recover --disable-log-error --user=<user>"
      (as galera_recovery did) and passes --wsrep_start_position=<pos>.
      Nothing is recovered when wsrep_on is off, or when the datadir is empty
-     (the node joins by SST).
+     (the node joins by SST). A grastate.dat that does not parse (empty or
+     cut short by a crash while Galera rewrote it) counts as seqno -1, and
+     a --wsrep-new-cluster start is then refused (exit 6).
   3. Starts mariadbd <defaults> [extra args] in its own process group, with
      NOTIFY_SOCKET set to a socket of the supervisor's and
      GALERA_SUPERVISOR_PROGRESS to the SST progress socket, both in
