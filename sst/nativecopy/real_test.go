@@ -773,25 +773,38 @@ func TestRealRedoEnd(t *testing.T) {
 	}
 }
 
+// openRedo opens a redo log for the diagnostics below.
+func openRedo(path string) (*ring, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	hdr := make([]byte, redoStart)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return &ring{f: f, first: binary.BigEndian.Uint64(hdr[8:]), capacity: uint64(fi.Size()) - redoStart}, hdr, nil
+}
+
 // redoDump describes the mini-transactions from the checkpoint on.
 func redoDump(path string) string {
-	f, err := os.Open(path)
+	r, hdr, err := openRedo(path)
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	hdr := make([]byte, redoStart)
-	f.ReadAt(hdr, 0)
+	defer r.f.(*os.File).Close()
 	var b strings.Builder
-	first := binary.BigEndian.Uint64(hdr[8:])
 	for _, o := range []int{redoCheckpoint1, redoCheckpoint2} {
 		fmt.Fprintf(&b, "block %d: checkpoint %d end %d\n", o, binary.BigEndian.Uint64(hdr[o:]), binary.BigEndian.Uint64(hdr[o+8:]))
 	}
-	r := ring{f: f, first: first, capacity: uint64(fi.Size()) - redoStart}
-	cp := max(binary.BigEndian.Uint64(hdr[redoCheckpoint1:]), binary.BigEndian.Uint64(hdr[redoCheckpoint2:]))
-	r.load(cp, false)
-	lsn := cp
+	lsn := max(binary.BigEndian.Uint64(hdr[redoCheckpoint1:]), binary.BigEndian.Uint64(hdr[redoCheckpoint2:]))
+	r.load(lsn, false)
 	for k := 0; k < 40; k++ {
 		i, n, ok, err := r.mtr(lsn)
 		if err != nil || !ok {
@@ -804,16 +817,13 @@ func redoDump(path string) string {
 	return b.String()
 }
 
+// redoAt describes the records at lsn, where a scan stopped.
 func redoAt(path string, lsn uint64) string {
-	f, err := os.Open(path)
+	r, _, err := openRedo(path)
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	hdr := make([]byte, redoStart)
-	f.ReadAt(hdr, 0)
-	r := ring{f: f, first: binary.BigEndian.Uint64(hdr[8:]), capacity: uint64(fi.Size()) - redoStart}
+	defer r.f.(*os.File).Close()
 	r.load(lsn, false)
 	b := r.buf
 	var out strings.Builder
@@ -821,13 +831,15 @@ func redoAt(path string, lsn uint64) string {
 	j := 0
 	for k := 0; k < 30 && j < len(b) && b[j] > 1; k++ {
 		l, ok := recordLen(b[j:])
-		fmt.Fprintf(&out, "  rec at +%d: %02x len %d ok %v: % x\n", j, b[j], l, ok, b[j:j+min(l, 20)])
+		fmt.Fprintf(&out, "  rec at +%d: %02x len %d ok %v: % x\n", j, b[j], l, ok, b[j:min(len(b), j+min(l, 20))])
 		if !ok {
 			break
 		}
 		j += l
 	}
-	fmt.Fprintf(&out, "  end byte at +%d: % x\n", j, b[j:j+13])
-	fmt.Fprintf(&out, "  crc of [0,%d) = %08x\n", j, crc32.Checksum(b[:j], castagnoli))
+	if j+13 <= len(b) {
+		fmt.Fprintf(&out, "  end byte at +%d: % x\n", j, b[j:j+13])
+		fmt.Fprintf(&out, "  crc of [0,%d) = %08x\n", j, crc32.Checksum(b[:j], castagnoli))
+	}
 	return out.String()
 }
