@@ -87,13 +87,13 @@ func liveRedo(f io.ReaderAt, size int64) (redoLive, error) {
 		return live, errors.New("redo log has no valid checkpoint")
 	}
 	r := ring{f: f, first: first, capacity: uint64(size) - redoStart}
-	end, sawFileCP, err := r.scan(cp, cpEnd)
+	end, after, sawFileCP, err := r.scan(cp, cpEnd)
 	if err != nil {
 		return live, err
 	}
 	if !sawFileCP {
 		// Recovery would refuse this log; the scan must have ended early.
-		return live, fmt.Errorf("no FILE_CHECKPOINT for LSN %d at LSN %d (scan ended at %d)", cp, cpEnd, end)
+		return live, fmt.Errorf("no FILE_CHECKPOINT for LSN %d at LSN %d or later (%d mini-transactions there; scan ended at %d)", cp, cpEnd, after, end)
 	}
 	live.Checkpoint, live.End = cp, end
 	if off := r.offset(end); off%512 == 0 {
@@ -169,26 +169,30 @@ func (r *ring) load(lsn uint64, grow bool) error {
 }
 
 // scan walks the mini-transactions from lsn to the end of the log, as
-// recovery does, and returns that end and whether the FILE_CHECKPOINT(cp)
-// record that recovery requires is there, at cpEnd or later.
-func (r *ring) scan(lsn, cpEnd uint64) (end uint64, sawFileCP bool, err error) {
+// recovery does, and returns that end, how many it saw from cpEnd on, and
+// whether the FILE_CHECKPOINT(cp) record that recovery requires is among
+// those.
+func (r *ring) scan(lsn, cpEnd uint64) (end uint64, after int, sawFileCP bool, err error) {
 	start, cp := lsn, lsn
 	if err := r.load(lsn, false); err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	for {
 		if lsn-start >= r.capacity {
-			return 0, false, errors.New("redo log scan did not end within the file")
+			return 0, 0, false, errors.New("redo log scan did not end within the file")
 		}
 		i, n, ok, err := r.mtr(lsn)
 		if err != nil {
-			return 0, false, err
+			return 0, 0, false, err
 		}
 		if !ok {
-			return lsn, sawFileCP, nil
+			return lsn, after, sawFileCP, nil
 		}
-		if lsn >= cpEnd && !sawFileCP {
-			sawFileCP = hasFileCP(r.buf[i:i+n-5], cp)
+		if lsn >= cpEnd {
+			after++
+			if !sawFileCP {
+				sawFileCP = hasFileCP(r.buf[i:i+n-5], cp)
+			}
 		}
 		lsn += uint64(n)
 	}
