@@ -171,11 +171,23 @@ func TestRealNativeCopy(t *testing.T) {
 		defer n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=90")
 		must(t, n1.SetSST(map[string]string{"rlimit": "40M"}))
 		defer n1.SetSST(map[string]string{"rlimit": ""})
+		o1 := logSize(n1)
+		must(t, n2.Start(ctx))
+		// The writes start with the donor's SST: a state exchange that meets
+		// a busy send queue can stall for good in Galera ("Temporary failure
+		// in sending state UUID, will try again in next primary component"),
+		// which is not what this test is about.
+		if _, err := waitSSTProcess(ctx, "donor", n1.DataDir, 2*time.Minute); err != nil {
+			t.Fatal(err)
+		}
 		wctx, stop := context.WithCancel(ctx)
 		writes := make(chan int, 1)
 		go func() { writes <- writeLoad(wctx, n1) }()
-		o1 := logSize(n1)
-		join(t, ctx, n2)
+		if err := n2.WaitSynced(ctx); err != nil {
+			stop()
+			<-writes
+			t.Fatalf("node2 did not join: %v", err)
+		}
 		time.Sleep(500 * time.Millisecond) // a few writes after the join too
 		stop()
 		nw := <-writes
