@@ -221,9 +221,10 @@ func (r *rig) unitProcs(ctx context.Context, unit string) []string {
 	return procs
 }
 
-// dbSize is what an SST of n copies: the datadir without galera.cache.
+// dbSize is about what a native-copy SST of n sends: the datadir without
+// galera.cache and without the redo log, of which only the live part goes.
 func (r *rig) dbSize(ctx context.Context, n node) int64 {
-	out := r.exec(ctx, "du", "-sb", "--exclude=galera.cache", n.datadir)
+	out := r.exec(ctx, "du", "-sb", "--exclude=galera.cache", "--exclude=ib_logfile*", n.datadir)
 	f := strings.Fields(out)
 	size, err := strconv.ParseInt(f[0], 10, 64)
 	if err != nil {
@@ -297,7 +298,7 @@ func (r *rig) bootstrap(ctx context.Context, n node) {
 func (r *rig) rateFor(ctx context.Context, donor node, want time.Duration) string {
 	size := r.dbSize(ctx, donor)
 	rate := size / int64(want.Seconds())
-	r.t.Logf("donor datadir %d bytes: rlimit=%d for an SST of about %s", size, rate, want)
+	r.t.Logf("donor datadir %d bytes without redo log: rlimit=%d for an SST of about %s", size, rate, want)
 	return strconv.FormatInt(rate, 10)
 }
 
