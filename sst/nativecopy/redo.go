@@ -93,7 +93,9 @@ func liveRedo(f io.ReaderAt, size int64) (redoLive, error) {
 	}
 	if !sawFileCP {
 		// Recovery would refuse this log; the scan must have ended early.
-		return live, fmt.Errorf("no FILE_CHECKPOINT for LSN %d at LSN %d or later (%d mini-transactions there; scan ended at %d)", cp, cpEnd, after, end)
+		var at [32]byte
+		f.ReadAt(at[:], r.offset(cpEnd)) // for the report: what stands at cpEnd
+		return live, fmt.Errorf("no FILE_CHECKPOINT for LSN %d at LSN %d or later (%d mini-transactions there, starting % x; scan ended at %d)", cp, cpEnd, after, at, end)
 	}
 	live.Checkpoint, live.End = cp, end
 	if off := r.offset(end); off%512 == 0 {
