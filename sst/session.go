@@ -1,12 +1,14 @@
 package sst
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,34 +133,56 @@ type Dirs struct {
 	Data, InnoDBData, InnoDBLog, InnoDBUndo, AriaLog string
 }
 
-// Dirs resolves the InnoDB and Aria directories from the command line,
-// then (data home only) the environment, then the server's option groups,
-// relative paths against the datadir, as wsrep_sst_common's create_dirs.
-func (s *Session) Dirs() Dirs {
-	pick := func(arg, env, opt string) string {
-		v := arg
+// DirsFrom resolves the directories of a node whose datadir is datadir,
+// value giving each server option's setting ("innodb-data-home-dir",
+// "innodb-log-group-home-dir", "innodb-undo-directory",
+// "aria-log-dir-path"): unset means the datadir, a relative path is taken
+// against it, as wsrep_sst_common's create_dirs does.
+func DirsFrom(datadir string, value func(option string) string) Dirs {
+	pick := func(opt string) string {
+		v := value(opt)
 		if v == "" {
-			v = env
-		}
-		if v == "" {
-			v = s.OptionIn(ServerGroups, opt, "")
-		}
-		if v == "" {
-			return s.Datadir
+			return datadir
 		}
 		if !filepath.IsAbs(v) {
-			v = filepath.Join(s.Datadir, v)
+			v = filepath.Join(datadir, v)
 		}
 		return filepath.Clean(v)
 	}
-	a := s.Args
 	return Dirs{
-		Data:       s.Datadir,
-		InnoDBData: pick(a.InnoDBDataHomeDir, s.Env.InnoDBDataHomeDir, "innodb-data-home-dir"),
-		InnoDBLog:  pick(a.InnoDBLogGroupHomeDir, "", "innodb-log-group-home-dir"),
-		InnoDBUndo: pick(a.InnoDBUndoDirectory, "", "innodb-undo-directory"),
-		AriaLog:    pick(a.AriaLogDirPath, "", "aria-log-dir-path"),
+		Data:       datadir,
+		InnoDBData: pick("innodb-data-home-dir"),
+		InnoDBLog:  pick("innodb-log-group-home-dir"),
+		InnoDBUndo: pick("innodb-undo-directory"),
+		AriaLog:    pick("aria-log-dir-path"),
 	}
+}
+
+// Roots are the distinct directories of d, the datadir first: where an SST
+// stages and swaps.
+func (d Dirs) Roots() []string {
+	var out []string
+	for _, r := range []string{d.Data, d.InnoDBData, d.InnoDBLog, d.InnoDBUndo, d.AriaLog} {
+		if r = filepath.Clean(r); !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Dirs resolves the InnoDB and Aria directories from the command line,
+// then (data home only) the environment, then the server's option groups.
+func (s *Session) Dirs() Dirs {
+	a := s.Args
+	given := map[string]string{
+		"innodb-data-home-dir":      cmp.Or(a.InnoDBDataHomeDir, s.Env.InnoDBDataHomeDir),
+		"innodb-log-group-home-dir": a.InnoDBLogGroupHomeDir,
+		"innodb-undo-directory":     a.InnoDBUndoDirectory,
+		"aria-log-dir-path":         a.AriaLogDirPath,
+	}
+	return DirsFrom(s.Datadir, func(opt string) string {
+		return cmp.Or(given[opt], s.OptionIn(ServerGroups, opt, ""))
+	})
 }
 
 // Binlog returns the binlog basename and index file as absolute paths, or

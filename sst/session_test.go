@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -93,4 +94,20 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+func TestDirsFrom(t *testing.T) {
+	opts := map[string]string{
+		"innodb-log-group-home-dir": "redo",      // relative: under the datadir
+		"innodb-undo-directory":     "/srv/undo", // absolute
+		"aria-log-dir-path":         "/data/db/", // the datadir, spelt otherwise
+	}
+	d := DirsFrom("/data/db", func(o string) string { return opts[o] })
+	want := Dirs{Data: "/data/db", InnoDBData: "/data/db", InnoDBLog: "/data/db/redo", InnoDBUndo: "/srv/undo", AriaLog: "/data/db"}
+	if d != want {
+		t.Errorf("DirsFrom = %+v, want %+v", d, want)
+	}
+	if got := d.Roots(); !slices.Equal(got, []string{"/data/db", "/data/db/redo", "/srv/undo"}) {
+		t.Errorf("Roots = %q", got)
+	}
 }

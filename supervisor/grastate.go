@@ -35,13 +35,13 @@ const SeqnoUnknown = -1
 // grastateMax is Galera's limit on the file's size (saved_state.cpp).
 const grastateMax = 4096
 
-// ParseGrastate parses grastate.dat as Galera does: line by line, a
-// "key:" token then its value; '#' starts a comment; unknown keys and other
-// lines are ignored. A bad value is an error naming the line.
 // ErrBadGrastate is what a grastate.dat that does not parse wraps: empty
 // or cut short by a crash while Galera rewrote it, or garbled.
 var ErrBadGrastate = errors.New("grastate")
 
+// ParseGrastate parses grastate.dat as Galera does: line by line, a
+// "key:" token then its value; '#' starts a comment; unknown keys and other
+// lines are ignored. A bad value is an error naming the line.
 func ParseGrastate(r io.Reader) (*Grastate, error) {
 	// Galera assumes safe when the key is absent (files before version 2.1).
 	g := &Grastate{Seqno: SeqnoUnknown, SafeToBootstrap: true}

@@ -49,6 +49,14 @@ type Options struct {
 	Client map[string]string
 }
 
+// Datadir is the server's datadir option, mariadbd's default when unset.
+func (o Options) Datadir() string {
+	if v, _ := o.Get("datadir"); v != "" {
+		return v
+	}
+	return "/var/lib/mysql"
+}
+
 // Key normalises an option name the way mariadbd compares them.
 func Key(name string) string { return optionfile.Key(name) }
 

@@ -163,10 +163,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err != nil {
 		return exitErr(ExitConfig, "read option files: %w", err)
 	}
-	datadir := opts.Server["datadir"]
-	if datadir == "" {
-		datadir = "/var/lib/mysql"
-	}
+	datadir := opts.Datadir()
 	wsrep := opts.Bool("wsrep-on", false)
 	userName := opts.Server["user"]
 	if userName == "" {
@@ -383,7 +380,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 			return nil, nil
 		}
 	case errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrBadGrastate):
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, ErrBadGrastate) {
 			// Galera rewrites grastate.dat in place: a crash at that moment
 			// leaves it empty or cut short. InnoDB still knows the position.
 			if s.cfg.NewCluster {
@@ -445,35 +442,13 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 // half moved aside, so this must run before anything reads the datadir.
 // A running joiner's work is left alone (sst.Cleanup).
 func CleanSST(opts Options, logf func(string, ...any)) error {
-	datadir, _ := opts.Get("datadir")
-	if datadir == "" {
-		datadir = "/var/lib/mysql"
-	}
-	for _, root := range sstRoots(opts, datadir) {
+	dirs := sst.DirsFrom(opts.Datadir(), func(o string) string { v, _ := opts.Get(o); return v })
+	for _, root := range dirs.Roots() {
 		if err := sst.Cleanup(root, logf); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// sstRoots are the directories an SST swaps into: the datadir and those
-// InnoDB and Aria directories the options put elsewhere.
-func sstRoots(opts Options, datadir string) []string {
-	roots := []string{filepath.Clean(datadir)}
-	for _, o := range []string{"innodb-data-home-dir", "innodb-log-group-home-dir", "innodb-undo-directory", "aria-log-dir-path"} {
-		v, _ := opts.Get(o)
-		if v == "" {
-			continue
-		}
-		if !filepath.IsAbs(v) {
-			v = filepath.Join(datadir, v)
-		}
-		if v = filepath.Clean(v); !slices.Contains(roots, v) {
-			roots = append(roots, v)
-		}
-	}
-	return roots
 }
 
 type healthResult struct {

@@ -139,10 +139,7 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return fmt.Errorf("bootstrap: read option files for the datadir: %w", err)
 		}
-		datadir, _ = opts.Get("datadir")
-		if datadir == "" {
-			datadir = "/var/lib/mysql"
-		}
+		datadir = opts.Datadir()
 	}
 	grastate := filepath.Join(datadir, "grastate.dat")
 	if err := checkGrastate(grastate, o.force, logf); err != nil {

@@ -124,10 +124,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			ranges = intersect(ranges, only)
 		}
 		sent[f.Name] = f.Size
-		var n int64
-		for _, r := range ranges {
-			n += r.Len
-		}
+		n := rangeBytes(ranges)
 		if len(ranges) == 0 && theirs.Size == f.Size {
 			fh.Close()
 			return 0, nil
