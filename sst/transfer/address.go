@@ -60,13 +60,13 @@ func ParseAddress(s string) (Address, error) {
 			}
 		}
 		ip, err := netip.ParseAddr(a.Host)
-		if err != nil || !ip.Is6() {
+		if err != nil || !ip.Is6() || !goodZone(ip.Zone()) {
 			return a, fmt.Errorf("parse SST address %q: %q in brackets is not an IPv6 address", in, a.Host)
 		}
 	case strings.Count(hostport, ":") > 1:
 		// A bare IPv6 literal: it cannot carry a port without brackets.
 		ip, err := netip.ParseAddr(hostport)
-		if err != nil || !ip.Is6() {
+		if err != nil || !ip.Is6() || !goodZone(ip.Zone()) {
 			return a, fmt.Errorf("parse SST address %q: IPv6 address must be in brackets to carry a port", in)
 		}
 		a.Host = hostport
@@ -91,6 +91,19 @@ func ParseAddress(s string) (Address, error) {
 		a.Port = int(p)
 	}
 	return a, nil
+}
+
+// goodZone accepts the zones of link-local addresses ("fe80::1%eth0"):
+// interface names or indexes, never the brackets or separators of the
+// address syntax itself.
+func goodZone(z string) bool {
+	for i := 0; i < len(z); i++ {
+		c := z[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkHost accepts IPv4 literals and host names (RFC 1123 labels, plus '_'

@@ -38,6 +38,8 @@ func TestParseAddress(t *testing.T) {
 		{in: "[::1]:", errContain: "empty port"},
 		{in: "[127.0.0.1]:4444", errContain: "not an IPv6"},
 		{in: "fd00::5:4444:x", errContain: "brackets"},
+		{in: "::%]", errContain: "brackets"}, // found by FuzzParseAddress: the zone swallowed a ']'
+		{in: "[fe80::1%a:b]:1", errContain: "not an IPv6"},
 		{in: "ho st", errContain: "invalid character"},
 		{in: "-host", errContain: "bad host name"},
 		{in: "a..b", errContain: "bad host name"},
