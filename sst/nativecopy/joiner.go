@@ -141,7 +141,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return classify(merr, peer)
 	}
 	el := time.Since(t0)
-	s.Logf("received %s from %s in %.1fs (%.0f MB/s)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3))
+	s.Logf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds())
 
 	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer})
 	state, err := sst.ParseState(man.State)

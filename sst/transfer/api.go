@@ -3,6 +3,7 @@ package transfer
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Message is one control message: a kind and a JSON body.
@@ -36,6 +37,9 @@ type Stats struct {
 	Streams   int64 `json:"streams"`   // raw streams ended
 	Bytes     int64 `json:"bytes"`     // payload bytes (file and stream data, uncompressed)
 	WireBytes int64 `json:"wireBytes"` // frame bytes on the data connections, after lz4, before any filter or TLS
+	// SyncTime is the joiner's final syncfs: what the disk still owed when
+	// the last byte arrived.
+	SyncTime time.Duration `json:"syncTime,omitempty"`
 }
 
 // PeerError is a failure the peer reported over the control channel.

@@ -46,7 +46,7 @@ func (s *Session) Serve(ctx context.Context, sink *Sink) (Stats, error) {
 	st := s.Stats()
 	if sink != nil {
 		ks := sink.Stats()
-		st.Files, st.Dirs, st.Symlinks = ks.Files, ks.Dirs, ks.Symlinks
+		st.Files, st.Dirs, st.Symlinks, st.SyncTime = ks.Files, ks.Dirs, ks.Symlinks, ks.SyncTime
 	}
 	if err := s.failed(); err != nil {
 		if ctx.Err() != nil {

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,6 +52,7 @@ type rxFile struct {
 	want   int64 // bytes the donor sent, known once ended
 	got    int64 // bytes written
 	maxEnd int64
+	have   spans // byte ranges received, so that none arrives twice
 }
 
 // OpenSink opens root, which must exist, as the destination of a Serve.
@@ -130,6 +132,12 @@ func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64,
 		return err
 	}
 	if len(data) > 0 {
+		k.mu.Lock()
+		dup := !rf.have.add(off, end)
+		k.mu.Unlock()
+		if dup {
+			return fmt.Errorf("%s: data at offset %d (%d bytes) overlaps data already received", name, off, len(data))
+		}
 		if err := rf.w.WriteAt(data, off, flags&(flagWhole|flagEOF) == flagWhole|flagEOF); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
@@ -315,8 +323,12 @@ func (k *Sink) sync() error {
 		return fmt.Errorf("sync %s: %w", k.root, err)
 	}
 	defer d.Close()
+	t0 := time.Now()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
 		return fmt.Errorf("syncfs %s: %w", k.root, err)
 	}
+	k.mu.Lock()
+	k.stats.SyncTime += time.Since(t0)
+	k.mu.Unlock()
 	return nil
 }

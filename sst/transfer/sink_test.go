@@ -103,6 +103,28 @@ func TestSinkOutOfOrderChunks(t *testing.T) {
 	}
 }
 
+// A chunk sent twice while another is lost keeps the byte count right; the
+// sink refuses the second copy instead of completing a file with a hole.
+func TestSinkDuplicateChunk(t *testing.T) {
+	root := t.TempDir()
+	k, _ := OpenSink(root, SinkOptions{})
+	defer k.Close()
+	if err := k.chunk(1, "f", 0o600, flagWhole, 0, []byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	err := k.chunk(1, "f", 0o600, flagWhole, 1, []byte("bc"))
+	if err == nil || !strings.Contains(err.Error(), "f: data at offset 1 (2 bytes) overlaps") {
+		t.Fatalf("overlapping chunk: %v", err)
+	}
+	// The same for a patched file's ranges.
+	if err := k.chunk(2, "g", 0o600, 0, 4, []byte("xy")); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.chunk(2, "g", 0o600, 0, 4, []byte("xy")); err == nil {
+		t.Fatal("a range received twice was accepted")
+	}
+}
+
 // The donor's escape attempt fails the session on both sides.
 func TestSessionRejectsEscape(t *testing.T) {
 	ctx := testCtx(t)
