@@ -71,7 +71,7 @@ var SSTVocabulary = []SSTOption{
 	// The native methods' own options.
 	{Name: "delta", Doc: "native-copy: 1 sends only blocks that differ from the joiner's old datadir; auto when one is present", Check: oneOfFold("0", "1", "auto")},
 	{Name: "transfer-streams", Doc: "native methods: parallel TCP streams, each one disk request in flight on either side (default 8; native-backup 4)", Check: intRange(1, 64)},
-	{Name: "transfer-chunk-size", Doc: "native methods: bytes per checksummed chunk, 4k to 8M", Check: size},
+	{Name: "transfer-chunk-size", Doc: "native methods: bytes per checksummed chunk, 4k to 8M (default: native-copy 4M, 2M with a compressor; native-backup 1M)", Check: size},
 	{Name: "transfer-idle-timeout", Doc: "native methods: seconds of silence before a peer counts as gone (default 120)", Check: intRange(0, 1<<31-1)},
 	{Name: "transfer-sync", Doc: "native methods: 0 skips the joiner's final syncfs", Check: boolean},
 }

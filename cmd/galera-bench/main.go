@@ -27,8 +27,9 @@ galera-bench starts a 2-node Galera cluster on loopback (real mariadbd and
 galera-4, node dirs under -base-dir), fills node1 once with bench.t (random
 hex plus repetitive text, about 3:1 for lz4, as in stock-baseline.md), and
 then, for each method in -methods, joins an EMPTY node2 by that SST method:
-node2 is stopped and wiped, the page cache dropped (-cold), and the clock
-runs from starting node2's mariadbd until it reports Synced. "cp -r" of
+node2 is stopped and wiped, the disk left to rest (-pause), the page cache
+dropped (-cold), and the clock runs from starting node2's mariadbd until it
+reports Synced. "cp -r" of
 node1's datadir plus sync is run the same way, as the physical limit.
 
 Measured per run:
@@ -84,6 +85,7 @@ type config struct {
 	cp         bool
 	out        string
 	cold       bool
+	pause      time.Duration
 	keep       bool
 	reuse      bool
 	runs       int
@@ -127,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.cp, "cp", true, "also run cp -r of the donor datadir (+ sync), the physical limit")
 	fs.StringVar(&c.out, "out", filepath.Join(filepath.Dir(defBin), "cmd", "galera-bench", "results"), "directory for bench.json, bench.tsv, bench.md, bench.png and logs/")
 	fs.BoolVar(&c.cold, "cold", true, "sync and drop the page cache (echo 3 > /proc/sys/vm/drop_caches) before each run, as the baseline did")
+	fs.DurationVar(&c.pause, "pause", 30*time.Second, "before each run, after the wipe, let the disk rest this long: on a VM the host still writes back the previous run's gigabytes (0: start at once)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the node dirs (datadirs, configs, error logs) for inspection; the processes are stopped anyway")
 	fs.IntVar(&c.runs, "runs", 1, "rounds of every method (and cp -r), each round starting one method later than the last; each method's median run is reported, all runs are in bench.json")
 	fs.BoolVar(&c.reuse, "reuse", false, "keep the loaded node1 datadir in -base-dir/donor-cache after a clean run and start from it next time (same -size), skipping the load")

@@ -99,6 +99,7 @@ type Report struct {
 	DatadirBytes int64     `json:"datadir_bytes"` // donor datadir after loading, galera.cache included
 	PayloadBytes int64     `json:"payload_bytes"` // minus galera.cache
 	LoadSeconds  float64   `json:"load_seconds"`  // 0 when reused
+	PauseSeconds float64   `json:"pause_seconds"` // the disk's rest before each run
 	// The lock probe on the idle donor before the first run: the noise floor.
 	ProbeIdleMaxS   float64  `json:"probe_idle_max_s"`
 	ProbeIdleWrites int      `json:"probe_idle_writes"`

@@ -124,7 +124,8 @@ Contract (stdout is for the server only; logs go to stderr as
   transfer-streams       parallel data connections; each keeps one direct
                          disk request in flight on either side
                          (native-copy 8, native-backup 4)
-  transfer-chunk-size    bytes per frame, 4k to 8M (1M)
+  transfer-chunk-size    bytes per frame, 4k to 8M (native-copy 4M, 2M
+                         with a compressor; native-backup 1M)
   transfer-idle-timeout  seconds without data before the peer is given up (120)
   transfer-sync          0 skips the joiner's final syncfs (1)
 
