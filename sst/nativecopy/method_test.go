@@ -537,3 +537,22 @@ func TestProgressLines(t *testing.T) {
 	check("joiner", r.joinerLines, func(l string) bool { return strings.HasPrefix(l, "ready ") }, func(l string) bool { return l == testUUID+":7 0" })
 	check("donor", r.donorLines, nil, func(l string) bool { return l == "done "+testUUID+":7 0" })
 }
+
+func TestChunkDefault(t *testing.T) {
+	for _, tc := range []struct {
+		opts map[string]string
+		want int
+	}{
+		{nil, 4 << 20},
+		{map[string]string{"compressor": "lz4 -z"}, 2 << 20},
+		{map[string]string{"transfer-chunk-size": "1M"}, 1 << 20},
+		{map[string]string{"transfer-chunk-size": "512k", "compressor": "lz4 -z"}, 512 << 10},
+	} {
+		s := &sst.Session{Method: Name, Logf: t.Logf, Warnf: t.Logf, ErrLogf: t.Logf,
+			Options: sst.OptionsFunc(func(_ []string, name string) (string, bool) { v, ok := tc.opts[name]; return v, ok })}
+		o, err := transferOptions(s, "donor")
+		if err != nil || o.ChunkSize != tc.want {
+			t.Errorf("%v: chunk %d, %v; want %d", tc.opts, o.ChunkSize, err, tc.want)
+		}
+	}
+}

@@ -38,8 +38,9 @@
 // payload, mode, CRC32C of the header and name) followed by the name and
 // the payload. File chunks carry their destination path and offset, so the
 // chunks of one file may travel on any stream in any order; the joiner
-// pwrites them and counts the bytes covered. An end record carries the
-// file's final size. Raw streams carry a sequence number and are put back
+// pwrites them, refuses a range it already has, and counts the bytes, so a
+// file completes only when each byte the donor sent arrived once. An end
+// record carries the file's final size. Raw streams carry a sequence number and are put back
 // in order on the joiner.
 //
 // # Compression and TLS
