@@ -170,6 +170,11 @@ func (r *ring) load(lsn uint64, grow bool) error {
 	return nil
 }
 
+// errLapped: the scan read a whole log's worth from the checkpoint without
+// reaching the end, so the server, writing faster than the scan reads, has
+// overwritten where it started. Only an unlocked scan can meet it.
+var errLapped = errors.New("redo log scan did not end within the file (the server wrote faster than the scan read)")
+
 // scan walks the mini-transactions from lsn to the end of the log, as
 // recovery does, and returns that end, how many it saw from cpEnd on, and
 // whether the FILE_CHECKPOINT(cp) record that recovery requires is among
@@ -181,7 +186,7 @@ func (r *ring) scan(lsn, cpEnd uint64) (end uint64, after int, sawFileCP bool, e
 	}
 	for {
 		if lsn-start >= r.capacity {
-			return 0, 0, false, errors.New("redo log scan did not end within the file")
+			return 0, 0, false, errLapped
 		}
 		i, n, ok, err := r.mtr(lsn)
 		if err != nil {
