@@ -29,8 +29,8 @@ hex plus repetitive text, about 3:1 for lz4, as in stock-baseline.md), and
 then, for each method in -methods, joins an EMPTY node2 by that SST method:
 node2 is stopped and wiped, the disk left to rest (-pause), the page cache
 dropped (-cold), and the clock runs from starting node2's mariadbd until it
-reports Synced. "cp -r" of
-node1's datadir plus sync is run the same way, as the physical limit.
+reports Synced. "cp -r" of node1's datadir plus sync is run the same way,
+as the physical limit.
 
 Measured per run:
   s to Synced     starting the joiner's mariadbd -> wsrep_local_state_comment=Synced

@@ -40,8 +40,8 @@
 // chunks of one file may travel on any stream in any order; the joiner
 // pwrites them, refuses a range it already has, and counts the bytes, so a
 // file completes only when each byte the donor sent arrived once. An end
-// record carries the file's final size. Raw streams carry a sequence number and are put back
-// in order on the joiner.
+// record carries the file's final size. Raw streams carry a sequence
+// number and are put back in order on the joiner.
 //
 // # Compression and TLS
 //
