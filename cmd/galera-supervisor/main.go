@@ -53,6 +53,7 @@ func commands() []*command {
 		cmdStatus(),
 		cmdConfig(),
 		cmdVersion(),
+		cmdCompletion(),
 	}
 }
 
