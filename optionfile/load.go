@@ -77,7 +77,11 @@ type Set struct {
 	opts     []Option
 	files    []string
 	warnings []error
+	broken   []error
 	suffix   string
+	src      Sources
+	// looked are the paths the reader tried, found or not, for Watcher.
+	looked []lookedPath
 }
 
 // Load reads the option files src names, following includes. It fails on
@@ -94,7 +98,7 @@ func load(src Sources, fsys fileSystem, sysdirs []string) (*Set, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	set := &Set{suffix: src.GroupSuffix}
+	set := &Set{suffix: src.GroupSuffix, src: src}
 	if set.suffix == "" && !src.suffixGiven {
 		set.suffix = getenv("MYSQL_GROUP_SUFFIX")
 	}
@@ -107,7 +111,7 @@ func load(src Sources, fsys fileSystem, sysdirs []string) (*Set, error) {
 	}
 	r := &reader{fs: fsys, home: home}
 	defer func() {
-		set.opts, set.files, set.warnings = r.opts, r.files, r.warnings
+		set.opts, set.files, set.warnings, set.broken, set.looked = r.opts, r.files, r.warnings, r.broken, r.looked
 	}()
 
 	required := func(name string) error {
@@ -121,11 +125,14 @@ func load(src Sources, fsys fileSystem, sysdirs []string) (*Set, error) {
 		return nil
 	}
 	if src.DefaultsFile != "" {
+		// The name as given too: a symlink to it may be retargeted.
+		r.look(absPath(src.DefaultsFile), false)
 		return set, required(realPath(src.DefaultsFile))
 	}
 	for _, dir := range defaultDirs(getenv, sysdirs) {
 		if dir == "" {
 			if src.ExtraFile != "" {
+				r.look(absPath(src.ExtraFile), false)
 				if err := required(realPath(src.ExtraFile)); err != nil {
 					return set, err
 				}
@@ -170,6 +177,13 @@ func defaultDirs(getenv func(string) string, sysdirs []string) []string {
 	add("")
 	add("~/")
 	return dirs
+}
+
+func absPath(name string) string {
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return name
 }
 
 // realPath makes a --defaults-file name absolute, resolving symlinks when
@@ -231,6 +245,14 @@ func (s *Set) Files() []string { return append([]string(nil), s.files...) }
 // Warnings returns what MariaDB reports without failing: errors in included
 // files, world-writable files skipped, includes nested too deep.
 func (s *Set) Warnings() []error { return append([]error(nil), s.warnings...) }
+
+// Broken returns the errors of included files that MariaDB reads past,
+// ignoring the rest of that file: a malformed line, a missing !includedir.
+// They are also in Warnings.
+func (s *Set) Broken() []error { return append([]error(nil), s.broken...) }
+
+// Sources returns what Load was given.
+func (s *Set) Sources() Sources { return s.src }
 
 // GroupSuffix returns the suffix in effect.
 func (s *Set) GroupSuffix() string { return s.suffix }

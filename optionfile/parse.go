@@ -46,6 +46,18 @@ type reader struct {
 	opts     []Option
 	files    []string
 	warnings []error
+	broken   []error
+	looked   []lookedPath
+}
+
+// lookedPath is a file or !includedir directory the reader tried to read.
+type lookedPath struct {
+	path string
+	dir  bool
+}
+
+func (r *reader) look(path string, dir bool) {
+	r.looked = append(r.looked, lookedPath{path: path, dir: dir})
 }
 
 // isSpace is my_isspace() for latin1.
@@ -80,6 +92,7 @@ func (r *reader) expandHome(name string) string {
 // contributed before that line stays, as in MariaDB.
 func (r *reader) readFile(name string, depth int) (found bool, err error) {
 	name = r.expandHome(name)
+	r.look(name, false)
 	st, err := r.fs.Stat(name)
 	if err != nil {
 		return false, nil
@@ -270,6 +283,7 @@ func (r *reader) directive(name string, line int, s []byte, i, depth int) error 
 		if err != nil {
 			return err
 		}
+		r.look(dir, true)
 		names, err := r.fs.ReadDir(dir)
 		if err != nil {
 			return &Error{File: name, Line: line, Msg: fmt.Sprintf("!includedir: %v", unwrapPath(err))}
@@ -287,6 +301,7 @@ func (r *reader) directive(name string, line int, s []byte, i, depth int) error 
 			}
 			if _, err := r.readFile(path, depth+1); err != nil {
 				r.warnings = append(r.warnings, err)
+				r.broken = append(r.broken, err)
 			}
 		}
 	case keyword("include"):
@@ -297,6 +312,7 @@ func (r *reader) directive(name string, line int, s []byte, i, depth int) error 
 		// A missing include target is silently skipped.
 		if _, err := r.readFile(file, depth+1); err != nil {
 			r.warnings = append(r.warnings, err)
+			r.broken = append(r.broken, err)
 		}
 	}
 	return nil
