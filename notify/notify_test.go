@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 // fakeSystemd is a unixgram listener standing in for systemd's socket.
@@ -226,7 +228,7 @@ func TestWatchdogOnlyWhileHealthy(t *testing.T) {
 				return nil
 			}
 			return errors.New("sick")
-		}, t.Logf)
+		}, logtest.New(t))
 		close(done)
 	}()
 	time.Sleep(200 * time.Millisecond)

@@ -2,14 +2,19 @@ package notify
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 )
 
 // Watchdog sends WATCHDOG=1 every interval/2 for as long as check passes, so
 // that a hung node (a SIGSTOPped mariadbd, a deadlocked server) stops the
 // pings and systemd's WatchdogSec= acts. check gets a context bounded by
 // interval/2. Watchdog returns when ctx is done.
-func Watchdog(ctx context.Context, s Sender, interval time.Duration, check func(context.Context) error, logf func(string, ...any)) {
+func Watchdog(ctx context.Context, s Sender, interval time.Duration, check func(context.Context) error, log *slog.Logger) {
+	log = logging.OrDiscard(log)
 	if interval <= 0 {
 		return
 	}
@@ -27,15 +32,15 @@ func Watchdog(ctx context.Context, s Sender, interval time.Duration, check func(
 		switch {
 		case err == nil:
 			if !healthy {
-				logf("watchdog: health check passes again; resuming WATCHDOG=1")
+				log.Info("watchdog: health check passes again; resuming WATCHDOG=1")
 			}
 			healthy = true
 			if err := s.Notify("WATCHDOG=1"); err != nil {
-				logf("watchdog: %v", err)
+				log.Warn(fmt.Sprintf("watchdog: %v", err))
 			}
 		case healthy:
 			healthy = false
-			logf("watchdog: health check failed, withholding WATCHDOG=1: %v", err)
+			log.Warn(fmt.Sprintf("watchdog: health check failed, withholding WATCHDOG=1: %v", err))
 		}
 		select {
 		case <-ctx.Done():

@@ -13,7 +13,7 @@
 //     the order the server needs: a joiner's "ready" first and its
 //     "<uuid>:<seqno> <domain>" last; a donor's "flush tables", "continue"
 //     and "done"; "total"/"complete" only with --progress 1. Logs go to
-//     Session.Logf/Warnf/ErrLogf: stderr, "WSREP_SST: [INFO] ...".
+//     Session.Log: on stderr, "WSREP_SST: [INFO] ..." (notify/logging).
 //   - Errors carry the errno the process exits with (Error, Errorf,
 //     ExitCode): the server reports it to Galera negated.
 //   - Staging receives a snapshot in <root>/.sst-native without touching

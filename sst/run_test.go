@@ -50,7 +50,7 @@ func TestRunJoiner(t *testing.T) {
 		if s.Option("x", "") != "1" || s.Datadir != dd || s.Env.Auth != os.Getenv("WSREP_SST_OPT_AUTH") {
 			return fmt.Errorf("session %+v", s)
 		}
-		s.Logf("hello %s", "log")
+		s.Log.Info("hello log")
 		if err := s.Proto.Ready("127.0.0.1:4444/fake"); err != nil {
 			return err
 		}

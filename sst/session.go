@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
 
@@ -74,10 +76,11 @@ type Session struct {
 	Env     Env
 	Options Options
 	Proto   *Protocol
-	// Logf, Warnf and Errorf write WSREP_SST: [INFO]/[WARNING]/[ERROR]
-	// lines to stderr, which the server puts in its error log.
-	Logf, Warnf, ErrLogf func(format string, args ...any)
-	Progress             progress.Reporter
+	// Log is where the method logs. On stderr its records read
+	// "WSREP_SST: [INFO]/[WARNING]/[ERROR] ...", which the server puts in
+	// its error log; it carries sst_role and sst_method.
+	Log      *slog.Logger
+	Progress progress.Reporter
 	// Datadir is --datadir, cleaned and absolute.
 	Datadir string
 }
@@ -246,7 +249,10 @@ func (s *Session) Report(e progress.Event) {
 // Config is what Run needs from the process around it.
 type Config struct {
 	Stdout, Stderr io.Writer
-	Getenv         func(string) string // default os.Getenv
+	// Log overrides the logger (default: "WSREP_SST: [INFO] ..." lines on
+	// Stderr).
+	Log    *slog.Logger
+	Getenv func(string) string // default os.Getenv
 	// Options overrides the option-file reader (default: my_print_defaults
 	// with the command line's --defaults-* flags).
 	Options func(*Args) Options
@@ -273,13 +279,10 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	if cfg.Stderr == nil {
 		cfg.Stderr = io.Discard
 	}
-	logw := &logWriter{w: cfg.Stderr, now: cfg.Now}
-	s := &Session{
-		Method:  method,
-		Logf:    logw.logger("INFO"),
-		Warnf:   logw.logger("WARNING"),
-		ErrLogf: logw.logger("ERROR"),
+	if cfg.Log == nil {
+		cfg.Log = slog.New(logging.NewText(cfg.Stderr, logging.TextOptions{Style: logging.SST, Now: cfg.Now}))
 	}
+	s := &Session{Method: method, Log: cfg.Log.With(slog.String("sst_method", method))}
 	defer func() {
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
@@ -290,7 +293,8 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 				err = &Error{Errno: EINTR, Err: fmt.Errorf("sst %s: %v", method, cause)}
 			}
 			err = WithErrno(EPIPE, err)
-			s.ErrLogf("%v (exit %d)", err, ExitCode(err))
+			s.Log.Error(fmt.Sprintf("%v (exit %d)", err, ExitCode(err)),
+				slog.String("sst_result", "failed"), slog.Int("sst_exit", ExitCode(err)))
 		}
 	}()
 	m, ok := Lookup(method)
@@ -302,6 +306,7 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		return err
 	}
 	s.Args = args
+	s.Log = s.Log.With(slog.String("sst_role", string(args.Role)))
 	s.Env = EnvFrom(cfg.Getenv)
 	dd, err := filepath.Abs(args.Datadir)
 	if err != nil {
@@ -319,7 +324,7 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		s.Options = o
 	} else {
 		// Fall back to the server's own reader rather than fail the SST.
-		s.Warnf("%v; using my_print_defaults", err)
+		s.Log.Warn(fmt.Sprintf("%v; using my_print_defaults", err))
 		s.Options = NewPrintDefaults(args)
 	}
 	s.Progress = cfg.Progress
@@ -327,9 +332,10 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		s.Progress = progress.FromEnv()
 	}
 	s.Proto = NewProtocol(cfg.Stdout, args.Role, args.Progress)
-	s.Logf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address)
+	s.Log.Info(fmt.Sprintf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address),
+		slog.String("sst_result", "started"))
 
-	pid, err := AcquirePIDFile(ctx, filepath.Join(dd, PIDFile), cfg.PreviousSSTWait, s.Logf)
+	pid, err := AcquirePIDFile(ctx, filepath.Join(dd, PIDFile), cfg.PreviousSSTWait, s.Log)
 	if err != nil {
 		return err
 	}
@@ -356,7 +362,9 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		return err
 	}
 	s.Report(progress.Event{Phase: progress.PhaseDone})
-	s.Logf("%s %s finished in %.1fs", method, args.Role, cfg.Now().Sub(start).Seconds())
+	el := cfg.Now().Sub(start).Seconds()
+	s.Log.Info(fmt.Sprintf("%s %s finished in %.1fs", method, args.Role, el),
+		slog.String("sst_result", "finished"), slog.Float64("sst_seconds", el))
 	return nil
 }
 
@@ -366,31 +374,14 @@ const (
 	InProgressFile = "sst_in_progress"
 )
 
-type logWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	now func() time.Time
-}
-
-func (l *logWriter) logger(level string) func(string, ...any) {
-	return func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		ts := l.now().UTC().Format("20060102 15:04:05.000")
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
-			fmt.Fprintf(l.w, "WSREP_SST: [%s] %s (%s)\n", level, line, ts)
-		}
-	}
-}
-
 // PIDLock is a held wsrep_sst.pid.
 type PIDLock struct{ path string }
 
 // AcquirePIDFile creates path holding our pid, so that two SSTs never run
 // on one datadir at once. A file whose process is gone is stale and taken
 // over; a live one is waited for up to wait (30s when 0), then EALREADY.
-func AcquirePIDFile(ctx context.Context, path string, wait time.Duration, logf func(string, ...any)) (*PIDLock, error) {
+func AcquirePIDFile(ctx context.Context, path string, wait time.Duration, log *slog.Logger) (*PIDLock, error) {
+	log = logging.OrDiscard(log)
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
@@ -422,7 +413,7 @@ func AcquirePIDFile(ctx context.Context, path string, wait time.Duration, logf f
 				continue
 			}
 		} else if !logged {
-			logf("previous SST (pid %d) is still running, waiting up to %s", other, wait)
+			log.Info(fmt.Sprintf("previous SST (pid %d) is still running, waiting up to %s", other, wait))
 			logged = true
 		}
 		if time.Now().After(deadline) {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 func TestExitCode(t *testing.T) {
@@ -36,12 +38,12 @@ func TestPIDFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, PIDFile)
 	ctx := context.Background()
-	l, err := AcquirePIDFile(ctx, path, time.Second, t.Logf)
+	l, err := AcquirePIDFile(ctx, path, time.Second, logtest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Held by us (alive): a second instance waits, then EALREADY.
-	_, err = AcquirePIDFile(ctx, path, 200*time.Millisecond, t.Logf)
+	_, err = AcquirePIDFile(ctx, path, 200*time.Millisecond, logtest.New(t))
 	if ExitCode(err) != int(EALREADY) {
 		t.Fatalf("second acquire: %v", err)
 	}
@@ -53,7 +55,7 @@ func TestPIDFile(t *testing.T) {
 	cmd := exec.Command("true")
 	cmd.Run()
 	os.WriteFile(path, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
-	l, err = AcquirePIDFile(ctx, path, time.Second, t.Logf)
+	l, err = AcquirePIDFile(ctx, path, time.Second, logtest.New(t))
 	if err != nil {
 		t.Fatalf("stale pid file not taken over: %v", err)
 	}

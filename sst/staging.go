@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,7 +88,7 @@ type Staging struct {
 	Root string // the directory being replaced
 	Dir  string // Root/.sst-native
 	keep KeepRule
-	logf func(string, ...any)
+	log  *slog.Logger
 
 	lock *os.File // flock on Root while this SST works in it
 
@@ -114,10 +116,8 @@ type ManifestEntry struct {
 
 // NewStaging prepares a fresh staging directory in root. An interrupted
 // earlier swap is rolled back first, so the root holds its old contents.
-func NewStaging(root string, keep KeepRule, logf func(string, ...any)) (*Staging, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+func NewStaging(root string, keep KeepRule, log *slog.Logger) (*Staging, error) {
+	log = logging.OrDiscard(log)
 	root = filepath.Clean(root)
 	if keep == nil {
 		var err error
@@ -125,7 +125,7 @@ func NewStaging(root string, keep KeepRule, logf func(string, ...any)) (*Staging
 			return nil, err
 		}
 	}
-	s := &Staging{Root: root, Dir: filepath.Join(root, StagingDirName), keep: keep, logf: logf, written: map[string]Written{}}
+	s := &Staging{Root: root, Dir: filepath.Join(root, StagingDirName), keep: keep, log: log, written: map[string]Written{}}
 	lock, err := lockRoot(root)
 	if err != nil {
 		return nil, err
@@ -175,11 +175,8 @@ func (s *Staging) unlock() {
 // Recover rolls back a swap in root that a crash interrupted, and clears
 // a committed swap's leftovers. NewStaging calls it; a joiner that only
 // needs the old datadir back (IST) may call it alone.
-func Recover(root string, logf func(string, ...any)) error {
-	s := &Staging{Root: filepath.Clean(root), logf: logf}
-	if s.logf == nil {
-		s.logf = func(string, ...any) {}
-	}
+func Recover(root string, log *slog.Logger) error {
+	s := &Staging{Root: filepath.Clean(root), log: logging.OrDiscard(log)}
 	s.Dir = filepath.Join(s.Root, StagingDirName)
 	return s.recover()
 }
@@ -187,30 +184,28 @@ func Recover(root string, logf func(string, ...any)) error {
 // Cleanup is what a node's supervisor runs before anything reads root: it
 // rolls back an interrupted swap (Recover) and removes a staging directory
 // left by a joiner that was killed. No SST may be running in root.
-func Cleanup(root string, logf func(string, ...any)) error {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+func Cleanup(root string, log *slog.Logger) error {
+	log = logging.OrDiscard(log)
 	lock, err := lockRoot(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if e := (*Error)(nil); errors.As(err, &e) && e.Errno == EBUSY {
-		logf("%s: an SST is working in it; its leftovers are its own", root)
+		log.Info(root+": an SST is working in it; its leftovers are its own", slog.String("path", root))
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	if err := Recover(root, logf); err != nil {
+	if err := Recover(root, log); err != nil {
 		return err
 	}
 	dir := filepath.Join(filepath.Clean(root), StagingDirName)
 	if _, err := os.Lstat(dir); err != nil {
 		return nil
 	}
-	logf("removing %s left by an interrupted SST", dir)
+	log.Info("removing "+dir+" left by an interrupted SST", slog.String("path", dir))
 	if err := os.RemoveAll(dir); err != nil {
 		return Errorf(EACCES, "sst: remove stale staging %s: %w", dir, err)
 	}
@@ -220,7 +215,7 @@ func Cleanup(root string, logf func(string, ...any)) error {
 func (s *Staging) recover() error {
 	trash := filepath.Join(s.Root, TrashDirName)
 	if _, err := os.Lstat(trash); err == nil {
-		s.logf("removing %s left by a committed swap", trash)
+		s.log.Info("removing "+trash+" left by a committed swap", slog.String("path", trash))
 		if err := os.RemoveAll(trash); err != nil {
 			return Errorf(EACCES, "sst: remove %s: %w", trash, err)
 		}
@@ -235,7 +230,7 @@ func (s *Staging) recover() error {
 	if oerr != nil && jerr != nil {
 		return nil
 	}
-	s.logf("rolling back an interrupted swap in %s", s.Root)
+	s.log.Warn("rolling back an interrupted swap in "+s.Root, slog.String("path", s.Root))
 	if names, err := readJournal(journal); err == nil {
 		for _, n := range names {
 			p := filepath.Join(s.Root, n)
@@ -484,12 +479,12 @@ func Swap(stagings ...*Staging) error {
 		}
 		os.Remove(sw.journal)
 		if err := syncDir(sw.s.Root); err != nil {
-			sw.s.logf("fsync %s: %v", sw.s.Root, err)
+			sw.s.log.Warn(fmt.Sprintf("fsync %s: %v", sw.s.Root, err))
 		}
 	}
 	for _, sw := range done {
 		if err := os.RemoveAll(filepath.Join(sw.s.Root, TrashDirName)); err != nil {
-			sw.s.logf("remove previous datadir contents: %v", err)
+			sw.s.log.Warn(fmt.Sprintf("remove previous datadir contents: %v", err))
 		}
 		os.RemoveAll(sw.s.Dir)
 		sw.s.unlock()

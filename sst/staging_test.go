@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 // treeHash hashes every path, mode, and file content under dir.
@@ -94,7 +96,7 @@ var newSnapshot = map[string]string{
 
 func stage(t *testing.T, root string) (*Staging, []ManifestEntry) {
 	t.Helper()
-	st, err := NewStaging(root, nil, t.Logf)
+	st, err := NewStaging(root, nil, logtest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestStagingCrashRecovery(t *testing.T) {
 					t.Fatal(err)
 				}
 				os.Rename(sw.old, filepath.Join(root, TrashDirName))
-				if err := Recover(root, t.Logf); err != nil {
+				if err := Recover(root, logtest.New(t)); err != nil {
 					t.Fatal(err)
 				}
 				if b, _ := os.ReadFile(filepath.Join(root, "bench/t.ibd")); string(b) != "new table" {
@@ -231,7 +233,7 @@ func TestStagingCrashRecovery(t *testing.T) {
 				t.Fatalf("do: %v", err)
 			}
 			// The process dies here; the next start recovers.
-			if err := Recover(root, t.Logf); err != nil {
+			if err := Recover(root, logtest.New(t)); err != nil {
 				t.Fatal(err)
 			}
 			os.RemoveAll(st.Dir)
@@ -261,19 +263,21 @@ func TestCleanup(t *testing.T) {
 		t.Fatal("swap survived its failpoint")
 	}
 	// While the joiner lives, its work is left alone.
-	var said []string
-	if err := Cleanup(root, func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }); err != nil {
+	rec := logtest.NewRecorder()
+	if err := Cleanup(root, rec.Logger()); err != nil {
 		t.Fatal(err)
 	}
+	said := rec.Messages()
 	if _, err := os.Lstat(filepath.Join(root, OldDirName)); err != nil || len(said) != 1 || !strings.Contains(said[0], "an SST is working") {
 		t.Fatalf("Cleanup touched a live joiner's swap (%v), said %q", err, said)
 	}
 	// Then it is killed: the kernel drops its lock, the rollback never ran.
 	st.unlock()
-	said = nil
-	if err := Cleanup(root, func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }); err != nil {
+	rec = logtest.NewRecorder()
+	if err := Cleanup(root, rec.Logger()); err != nil {
 		t.Fatal(err)
 	}
+	said = rec.Messages()
 	if after := treeHash(t, root); after != before {
 		t.Errorf("old contents not restored: %s", strings.Join(said, "; "))
 	}
@@ -286,9 +290,9 @@ func TestCleanup(t *testing.T) {
 		t.Errorf("said %q, want the rollback and the staging removal", said)
 	}
 	// Nothing to do: nothing said.
-	said = nil
-	if err := Cleanup(root, func(f string, a ...any) { said = append(said, f) }); err != nil || len(said) != 0 {
-		t.Errorf("second Cleanup: %v, said %q", err, said)
+	rec = logtest.NewRecorder()
+	if err := Cleanup(root, rec.Logger()); err != nil || len(rec.Messages()) != 0 {
+		t.Errorf("second Cleanup: %v, said %q", err, rec.Messages())
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
 )
 
@@ -146,8 +148,8 @@ func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, e
 
 // LoadOptionFiles returns a loader that reads Options with package
 // optionfile, as mariadbd reads them. Warnings (a broken included file, a
-// world-writable file skipped) go to logf.
-func LoadOptionFiles(d Defaults, logf func(string, ...any)) func(context.Context) (Options, error) {
+// world-writable file skipped) go to log.
+func LoadOptionFiles(d Defaults, log *slog.Logger) func(context.Context) (Options, error) {
 	return func(ctx context.Context) (Options, error) {
 		src, rest, err := optionfile.ParseArgs(d.Args())
 		if err != nil {
@@ -160,10 +162,8 @@ func LoadOptionFiles(d Defaults, logf func(string, ...any)) func(context.Context
 		if err != nil {
 			return Options{}, err
 		}
-		if logf != nil {
-			for _, w := range set.Warnings() {
-				logf("option files: %v", w)
-			}
+		for _, w := range set.Warnings() {
+			logging.OrDiscard(log).Warn(fmt.Sprintf("option files: %v", w))
 		}
 		toMap := func(opts []optionfile.Option) map[string]string {
 			m := map[string]string{}

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 // TestLoadOptionFilesMatchesPrintDefaults compares what the supervisor
@@ -34,7 +36,7 @@ user=gs
 `), 0o644)
 	for _, suffix := range []string{"", ".node2"} {
 		d := Defaults{File: cnf, GroupSuffix: suffix}
-		got, err := LoadOptionFiles(d, t.Logf)(context.Background())
+		got, err := LoadOptionFiles(d, logtest.New(t))(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

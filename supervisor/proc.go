@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -124,7 +125,7 @@ func reapOrphans(keep map[int]bool) (reaped []int) {
 // group (the SST scripts share it), then anything still below us, first
 // with SIGTERM, after grace with SIGKILL, reaping what re-parented to us.
 // keep lists our own children that are not the node's (none in practice).
-func killLeftovers(pgid int, keep map[int]bool, grace time.Duration, logf func(string, ...any)) {
+func killLeftovers(pgid int, keep map[int]bool, grace time.Duration, log *slog.Logger) {
 	self := os.Getpid()
 	left := func() []procStat {
 		var out []procStat
@@ -152,7 +153,7 @@ func killLeftovers(pgid int, keep map[int]bool, grace time.Duration, logf func(s
 	}
 	if ps := left(); len(ps) > 0 {
 		for _, s := range ps {
-			logf("process %d (ppid %d, pgid %d) outlived mariadbd; stopping it", s.PID, s.PPID, s.PGID)
+			log.Warn(fmt.Sprintf("process %d (ppid %d, pgid %d) outlived mariadbd; stopping it", s.PID, s.PPID, s.PGID), slog.Int("pid", s.PID))
 		}
 	}
 	if signalAll(syscall.SIGTERM) > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
@@ -58,8 +60,9 @@ type Config struct {
 	Stdout, Stderr io.Writer
 	// Env is the base environment for mariadbd; default os.Environ().
 	// systemd's variables (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*) are dropped.
-	Env  []string
-	Logf func(format string, args ...any)
+	Env []string
+	// Log is where the supervisor logs; default nowhere.
+	Log *slog.Logger
 }
 
 // Defaults for Config.
@@ -75,6 +78,7 @@ const (
 // Supervisor runs one node. Use New, then Run.
 type Supervisor struct {
 	cfg    Config
+	log    *slog.Logger
 	ready  chan struct{}
 	reload chan struct{}
 
@@ -123,10 +127,8 @@ func New(cfg Config) *Supervisor {
 	if cfg.Env == nil {
 		cfg.Env = os.Environ()
 	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
-	}
-	return &Supervisor{cfg: cfg, ready: make(chan struct{}), reload: make(chan struct{}, 1)}
+	cfg.Log = logging.OrDiscard(cfg.Log)
+	return &Supervisor{cfg: cfg, log: cfg.Log, ready: make(chan struct{}), reload: make(chan struct{}, 1)}
 }
 
 // Ready is closed once the node is Synced and answers queries, when READY=1
@@ -144,11 +146,9 @@ func (s *Supervisor) Reload() {
 	}
 }
 
-func (s *Supervisor) logf(format string, args ...any) { s.cfg.Logf(format, args...) }
-
 func (s *Supervisor) notify(state string) {
 	if err := s.cfg.Systemd.Notify(state); err != nil {
-		s.logf("%v", err)
+		s.log.Warn(err.Error())
 	}
 }
 
@@ -198,7 +198,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			m, err := nl.Receive()
 			if err != nil {
 				if !errors.Is(err, notify.ErrClosed) {
-					s.logf("%v", err)
+					s.log.Warn(err.Error())
 				}
 				return
 			}
@@ -217,7 +217,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer func() { r.health.Close() }()
 
 	args := append(s.cfg.Defaults.Args(), s.cfg.ExtraArgs...)
-	if err := CleanSST(opts, s.logf); err != nil {
+	if err := CleanSST(opts, s.log); err != nil {
 		return exitErr(ExitRecovery, "%w", err)
 	}
 	if wsrep {
@@ -232,7 +232,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			args = append(args, "--wsrep-new-cluster")
 		}
 	} else {
-		s.logf("wsrep_on is off in the option files: no position recovery, READY when the server answers")
+		s.log.Info("wsrep_on is off in the option files: no position recovery, READY when the server answers")
 	}
 	if ctx.Err() != nil {
 		return nil
@@ -340,7 +340,7 @@ func (r *runner) say(force bool) {
 		return
 	}
 	if phase != r.lastPhase {
-		r.s.logf("phase: %s", line)
+		r.s.log.Info("phase: "+line, slog.String("node_state", string(phase)))
 		// A phase reached for the first time before READY is progress too
 		// (SST done, then joined, ...): each earns one window. Only the
 		// first time, so that a flapping health check cannot keep a node
@@ -371,7 +371,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 	g, err := ReadGrastate(path)
 	switch {
 	case err == nil:
-		s.logf("%s: uuid %s seqno %d safe_to_bootstrap %v", path, g.UUID, g.Seqno, g.SafeToBootstrap)
+		s.log.Info(fmt.Sprintf("%s: uuid %s seqno %d safe_to_bootstrap %v", path, g.UUID, g.Seqno, g.SafeToBootstrap))
 		if s.cfg.NewCluster && !g.SafeToBootstrap {
 			return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %s says safe_to_bootstrap: 0 "+
 				"(another node may have newer data; bootstrap the most advanced node, or set safe_to_bootstrap: 1 if you are sure)", path)
@@ -387,13 +387,13 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 				return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %v: safe_to_bootstrap cannot be read "+
 					"(fix or remove the file once you are sure this node has the newest data)", err)
 			}
-			s.logf("%v: taking the position as unknown", err)
+			s.log.Warn(fmt.Sprintf("%v: taking the position as unknown", err))
 		}
 		// A datadir without grastate.dat: recover only when InnoDB has data
 		// (a server turned into a node); an empty one joins by SST, and a
 		// recovery run would create files in it.
 		if _, err := os.Stat(filepath.Join(datadir, "ibdata1")); err != nil {
-			s.logf("%s: none and no InnoDB data: nothing to recover", path)
+			s.log.Info(fmt.Sprintf("%s: none and no InnoDB data: nothing to recover", path))
 			return nil, nil
 		}
 	default:
@@ -431,7 +431,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 				}
 				return nil, exitErr(ExitRecovery, "recover position: %w", res.err)
 			}
-			s.logf("recovered position %s", res.pos)
+			s.log.Info(fmt.Sprintf("recovered position %s", res.pos))
 			return &res.pos, nil
 		}
 	}
@@ -441,10 +441,10 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 // a joiner killed while it swapped in a snapshot leaves the old contents
 // half moved aside, so this must run before anything reads the datadir.
 // A running joiner's work is left alone (sst.Cleanup).
-func CleanSST(opts Options, logf func(string, ...any)) error {
+func CleanSST(opts Options, log *slog.Logger) error {
 	dirs := sst.DirsFrom(opts.Datadir(), func(o string) string { v, _ := opts.Get(o); return v })
 	for _, root := range dirs.Roots() {
-		if err := sst.Cleanup(root, logf); err != nil {
+		if err := sst.Cleanup(root, log); err != nil {
 			return err
 		}
 	}
@@ -490,7 +490,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	pid := cmd.Process.Pid
 	s.pid.Store(int64(pid))
 	defer s.pid.Store(0)
-	s.logf("started %s (pid %d): %s", s.cfg.Mariadbd, pid, strings.Join(args, " "))
+	s.log.Info(fmt.Sprintf("started %s (pid %d): %s", s.cfg.Mariadbd, pid, strings.Join(args, " ")))
 	exited := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -504,7 +504,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			notify.Watchdog(wctx, s.cfg.Systemd, s.cfg.Watchdog, r.watchdogCheck(pid), s.logf)
+			notify.Watchdog(wctx, s.cfg.Systemd, s.cfg.Watchdog, r.watchdogCheck(pid), s.log)
 		}()
 	}
 	defer func() {
@@ -547,7 +547,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			stopStart = time.Now()
 			s.notify("STOPPING=1\n" + notify.Status(string(PhaseStopping)))
 			r.lastStatus, r.lastPhase = string(PhaseStopping), PhaseStopping
-			s.logf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", pid, s.cfg.StopTimeout)
+			s.log.Info(fmt.Sprintf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", pid, s.cfg.StopTimeout))
 			stopChild()
 			t := time.NewTicker(stopExtendEvery)
 			defer t.Stop()
@@ -590,7 +590,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 
 		case <-reapTick.C:
 			for _, p := range reapOrphans(keep) {
-				s.logf("reaped orphan process %d", p)
+				s.log.Info(fmt.Sprintf("reaped orphan process %d", p))
 			}
 			r.killHungAbort(pid)
 
@@ -637,7 +637,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 				}
 			}
 			if ongoing != r.view.sstMonitor {
-				s.logf("mariadbd: %s", c.Status)
+				s.log.Info(fmt.Sprintf("mariadbd: %s", c.Status))
 			}
 			r.view.sstMonitor = ongoing
 		} else {
@@ -648,7 +648,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 		s.notify(notify.ExtendTimeout(c.Extend))
 	}
 	if c.Ready && !r.ready {
-		s.logf("mariadbd accepts connections (its READY=1); READY=1 waits for Synced")
+		s.log.Info("mariadbd accepts connections (its READY=1); READY=1 waits for Synced")
 		check()
 	}
 	r.say(false)
@@ -668,7 +668,8 @@ func (r *runner) progressEvent(e progress.Event) {
 	r.view.lastProg, r.view.progRole = now, e.Role
 	if first || e.Phase != prev {
 		advanced = true
-		s.logf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer)
+		s.log.Info(fmt.Sprintf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer),
+			slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", e.Peer))
 	}
 	if livenessPhase(e.Phase) {
 		advanced = true
@@ -683,7 +684,7 @@ func (r *runner) progressEvent(e progress.Event) {
 			if r.sstFailedAt.IsZero() {
 				r.sstFailedAt = time.Now()
 			}
-			s.logf("SST joiner failed: %s", e.Err)
+			s.log.Error("SST joiner failed: "+e.Err, slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_peer", e.Peer))
 		}
 	}
 	if advanced && !r.ready && !r.view.stopping && e.Phase != progress.PhaseFailed && r.keep.Advanced(now) {
@@ -701,7 +702,7 @@ func (r *runner) killHungAbort(pid int) {
 		return
 	}
 	r.abortKilled = true
-	r.s.logf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g)
+	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -714,12 +715,12 @@ func (r *runner) scanSST(pid int) {
 		return
 	}
 	if ok {
-		r.s.logf("SST: %s wsrep_sst_%s running", role, method)
+		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s running", role, method))
 		if role == "joiner" && !r.ready {
 			r.sstJoiner = true
 		}
 	} else if r.view.sstRunning {
-		r.s.logf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod)
+		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod))
 		if r.view.sstRole == "joiner" {
 			r.sstJoinerEnded = true
 		}
@@ -736,7 +737,7 @@ func (r *runner) healthResult(res healthResult) {
 			r.view.healthErr = "health check: access denied"
 			if !r.deniedOnce {
 				r.deniedOnce = true
-				s.logf("%v", res.err)
+				s.log.Warn(res.err.Error())
 			}
 		}
 		r.say(false)
@@ -749,7 +750,7 @@ func (r *runner) healthResult(res healthResult) {
 		line := r.view.line(time.Now())
 		r.lastStatus, r.lastPhase, r.lastSaidAt = line, r.view.phase(time.Now()), time.Now()
 		s.notify("READY=1\n" + notify.Status(line))
-		s.logf("node is %s: READY=1", line)
+		s.log.Info("node is "+line+": READY=1", slog.String("node_state", string(r.lastPhase)))
 		close(s.ready)
 		return
 	}
@@ -760,13 +761,13 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd) {
 	s := r.s
 	o, err := s.loadOptions(ctx)
 	if err != nil {
-		s.logf("reload: %v; keeping the options read before", err)
+		s.log.Warn(fmt.Sprintf("reload: %v; keeping the options read before", err))
 	} else {
 		for _, d := range diffOptions(r.opts.Server, o.Server) {
-			s.logf("reload: %s (mariadbd applies it at its next start)", d)
+			s.log.Info(fmt.Sprintf("reload: %s (mariadbd applies it at its next start)", d))
 		}
 		if !mapsEqual(r.opts.Client, o.Client) || r.opts.Server["socket"] != o.Server["socket"] {
-			s.logf("reload: health check credentials or socket changed; using the new ones")
+			s.log.Info("reload: health check credentials or socket changed; using the new ones")
 			h := s.cfg.NewHealth(o)
 			r.healthMu.Lock()
 			old := r.health
@@ -782,10 +783,10 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd) {
 	// it is forwarded only once the server answers queries.
 	if r.view.sqlUp && !r.view.stopping {
 		if err := cmd.Process.Signal(syscall.SIGHUP); err == nil {
-			s.logf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid)
+			s.log.Info(fmt.Sprintf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid))
 		}
 	} else {
-		s.logf("reload: SIGHUP not forwarded: mariadbd does not answer queries yet")
+		s.log.Info("reload: SIGHUP not forwarded: mariadbd does not answer queries yet")
 	}
 }
 
@@ -796,7 +797,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 	// Whatever mariadbd left behind: SST scripts in its group, orphans
 	// re-parented to us. None may outlive it.
 	delete(keep, pid)
-	killLeftovers(pid, keep, 5*time.Second, s.logf)
+	killLeftovers(pid, keep, 5*time.Second, s.log)
 	ws, _ := ps.Sys().(syscall.WaitStatus)
 	how := ps.String()
 	if r.view.stopping {
@@ -804,7 +805,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case ws.Signaled() && ws.Signal() == syscall.SIGKILL && time.Since(stopStart) >= s.cfg.StopTimeout:
 			return exitErr(ExitStopTimeout, "mariadbd (pid %d) did not stop within %v after SIGTERM: killed", pid, s.cfg.StopTimeout)
 		case ps.Success():
-			s.logf("mariadbd (pid %d) stopped cleanly", pid)
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) stopped cleanly", pid))
 			return nil
 		}
 		return exitErr(ExitMariadbd, "mariadbd (pid %d) stopping: %s", pid, how)
@@ -823,7 +824,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		return exitErr(ExitSST, "mariadbd (pid %d) %s%s", pid, how, msg)
 	}
 	if ps.Success() && r.ready {
-		s.logf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid)
+		s.log.Info(fmt.Sprintf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid))
 		return nil
 	}
 	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 )
 
@@ -117,7 +118,7 @@ func startFake(t *testing.T, mode string, mod func(*Config, string)) *fakeNode {
 		Stdout:         out,
 		Stderr:         out,
 		Env:            append(os.Environ(), "GS_FAKE_MARIADBD="+mode, "GS_FAKE_DIR="+dir),
-		Logf:           t.Logf,
+		Log:            logtest.New(t),
 	}
 	if mod != nil {
 		mod(&cfg, datadir)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -95,7 +96,7 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 	if _, err := parseFlags(bootstrapFlags(&o), args); err != nil {
 		return err
 	}
-	logf := logger(c.stderr, "bootstrap: ")
+	log := logger(c.stderr, "bootstrap: ")
 	conn, err := unit.Dial(ctx, o.bus)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -142,7 +143,7 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 		datadir = opts.Datadir()
 	}
 	grastate := filepath.Join(datadir, "grastate.dat")
-	if err := checkGrastate(grastate, o.force, logf); err != nil {
+	if err := checkGrastate(grastate, o.force, log); err != nil {
 		return err
 	}
 
@@ -153,10 +154,10 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 	}
 	defer func() {
 		if err := os.Remove(envFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			logf("remove %s: %v", envFile, err)
+			log.Warn(fmt.Sprintf("remove %s: %v", envFile, err))
 		}
 	}()
-	logf("starting %s as a new cluster (%s)", name, envFile)
+	log.Info(fmt.Sprintf("starting %s as a new cluster (%s)", name, envFile))
 	start := time.Now()
 	if err := conn.Start(ctx, name); err != nil {
 		after, _ := conn.State(context.WithoutCancel(ctx), name)
@@ -173,7 +174,7 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 
 // checkGrastate refuses an unsafe bootstrap, or with force makes it safe.
 // A missing grastate.dat is a node that never ran: safe.
-func checkGrastate(path string, force bool, logf func(string, ...any)) error {
+func checkGrastate(path string, force bool, log *slog.Logger) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -202,7 +203,7 @@ Bootstrap the node with the highest seqno: compare "seqno:" in grastate.dat on e
 	if err := setSafeToBootstrap(path); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	logf("--force: set safe_to_bootstrap: 1 in %s (seqno %d)", path, g.Seqno)
+	log.Warn(fmt.Sprintf("--force: set safe_to_bootstrap: 1 in %s (seqno %d)", path, g.Seqno))
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 )
 
 const unsafeGrastate = `# GALERA saved state
@@ -19,7 +21,7 @@ safe_to_bootstrap: 0
 func TestCheckGrastate(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "grastate.dat")
-	nolog := func(string, ...any) {}
+	nolog := logging.Discard()
 
 	if err := checkGrastate(path, false, nolog); err != nil {
 		t.Errorf("missing grastate.dat: %v, want nil (a new node)", err)
@@ -64,7 +66,7 @@ func TestCheckGrastateLocked(t *testing.T) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	err = checkGrastate(path, true, func(string, ...any) {})
+	err = checkGrastate(path, true, logging.Discard())
 	var r *refusal
 	if !errors.As(err, &r) || r.code != exitBootstrapBusy {
 		t.Errorf("locked grastate.dat: %v, want a refusal with exit %d", err, exitBootstrapBusy)

@@ -55,8 +55,7 @@ func runRecover(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintln(c.stderr, "wsrep_on is off: nothing to recover")
 		return nil
 	}
-	logf := logger(c.stderr, "galera-supervisor: ")
-	if err := supervisor.CleanSST(opts, logf); err != nil {
+	if err := supervisor.CleanSST(opts, logger(c.stderr, "galera-supervisor: ")); err != nil {
 		return &supervisor.ExitError{Code: supervisor.ExitRecovery, Err: err}
 	}
 	user := opts.Server["user"]

@@ -5,11 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	stdlog "log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +17,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
 )
 
@@ -178,14 +179,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (rest []string, err error) {
 	return rest, nil
 }
 
-// logger writes one line per call to w; under systemd that is the journal.
-func logger(w io.Writer, prefix string) func(string, ...any) {
-	var mu sync.Mutex
-	return func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, prefix+format+"\n", args...)
-	}
+// logger writes one line per record to w, each starting with prefix.
+func logger(w io.Writer, prefix string) *slog.Logger {
+	return slog.New(logging.NewText(w, logging.TextOptions{Prefix: prefix}))
 }
 
 func runRun(ctx context.Context, c *cli, args []string) error {
@@ -202,16 +198,16 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 			o.newCluster = true
 		}
 	}
-	logf := logger(c.stderr, "galera-supervisor: ")
+	log := logger(c.stderr, "galera-supervisor: ")
 	// The driver logs dropped connections on its own; the health check
 	// already reports what matters.
-	mysql.SetLogger(log.New(io.Discard, "", 0))
+	mysql.SetLogger(stdlog.New(io.Discard, "", 0))
 	if err := supervisor.SetSubreaper(); err != nil {
-		logf("%v; orphaned SST processes will re-parent to init", err)
+		log.Warn(fmt.Sprintf("%v; orphaned SST processes will re-parent to init", err))
 	}
 	watchdog, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
-		logf("watchdog: %v", err)
+		log.Warn(fmt.Sprintf("watchdog: %v", err))
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -222,14 +218,14 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		Defaults:       o.defaults,
 		ExtraArgs:      extra,
 		NewCluster:     o.newCluster,
-		LoadOptions:    supervisor.LoadOptionFiles(o.defaults, logf),
+		LoadOptions:    supervisor.LoadOptionFiles(o.defaults, log),
 		RuntimeDir:     o.runtimeDir,
 		StopTimeout:    o.stopTimeout,
 		StallTimeout:   o.stallTimeout,
 		Watchdog:       watchdog,
 		HealthInterval: o.healthEvery,
 		Systemd:        notify.FromEnv(),
-		Logf:           logf,
+		Log:            log,
 	})
 	done := make(chan struct{})
 	defer close(done)
@@ -237,7 +233,7 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		for {
 			select {
 			case <-hup:
-				logf("SIGHUP: reloading")
+				log.Info("SIGHUP: reloading")
 				sup.Reload()
 			case <-done:
 				return

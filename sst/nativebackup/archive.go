@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,7 +19,7 @@ const DefaultLogArchiveDir = "/tmp/sst_log_archive"
 // archive directory as <name>.<YYYY.MM.DD-HH.MM.SS.N>.gz, or renamed beside
 // itself when that directory is unusable. Like the stock script, it never
 // prunes the archive.
-func archiveLogs(datadir, archiveDir string, names []string, now time.Time, logf func(string, ...any)) {
+func archiveLogs(datadir, archiveDir string, names []string, now time.Time, log *slog.Logger) {
 	stamp := now.Format("2006.01.02-15.04.05.000000000")
 	for _, n := range names {
 		for _, name := range []string{n, "mariabackup" + n[len("mariadb-backup"):]} {
@@ -34,10 +35,10 @@ func archiveLogs(datadir, archiveDir string, names []string, now time.Time, logf
 			if err != nil {
 				local := src + "." + stamp
 				if rerr := os.Rename(src, local); rerr != nil {
-					logf("archive %s: %v; %v", src, err, rerr)
+					log.Warn(fmt.Sprintf("archive %s: %v; %v", src, err, rerr))
 					continue
 				}
-				logf("archive %s into %s: %v; kept it as %s", src, archiveDir, err, local)
+				log.Warn(fmt.Sprintf("archive %s into %s: %v; kept it as %s", src, archiveDir, err, local))
 			}
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 func TestBackupArgs(t *testing.T) {
@@ -108,7 +110,7 @@ func TestArchiveLogs(t *testing.T) {
 	os.WriteFile(filepath.Join(dd, PrepareLog), []byte("old prepare"), 0o640)
 	os.WriteFile(filepath.Join(dd, "mariabackup.move.log"), []byte("stock move"), 0o640)
 	now := time.Date(2026, 11, 21, 12, 0, 0, 5, time.UTC)
-	archiveLogs(dd, arch, []string{PrepareLog, MoveLog}, now, t.Logf)
+	archiveLogs(dd, arch, []string{PrepareLog, MoveLog}, now, logtest.New(t))
 	for _, n := range []string{PrepareLog, "mariabackup.move.log"} {
 		if _, err := os.Stat(filepath.Join(dd, n)); err == nil {
 			t.Errorf("%s not archived", n)
@@ -121,7 +123,7 @@ func TestArchiveLogs(t *testing.T) {
 	os.WriteFile(filepath.Join(dd, BackupLog), []byte("old backup"), 0o640)
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, nil, 0o640)
-	archiveLogs(dd, filepath.Join(blocker, "sub"), []string{BackupLog}, now, t.Logf)
+	archiveLogs(dd, filepath.Join(blocker, "sub"), []string{BackupLog}, now, logtest.New(t))
 	if b, err := os.ReadFile(filepath.Join(dd, BackupLog+".2026.11.21-12.00.00.000000005")); err != nil || string(b) != "old backup" {
 		t.Errorf("local archive: %q %v", b, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/mbstream"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
@@ -80,9 +81,7 @@ func donorSession(t *testing.T, address, auth string, out io.Writer) *sst.Sessio
 		Env:      sst.Env{Auth: auth},
 		Options:  sst.MapOptions{},
 		Proto:    sst.NewProtocol(out, sst.Donor, false),
-		Logf:     t.Logf,
-		Warnf:    t.Logf,
-		ErrLogf:  t.Logf,
+		Log:      logtest.New(t),
 		Progress: progress.Discard,
 		Datadir:  dir,
 	}

@@ -88,13 +88,13 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		if err := sess.Send(msgReceived, receivedMsg{}); err != nil {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm IST to %s: %w", peer, err))
 		}
-		s.Logf("IST from %s: state %s, datadir left as it is", peer, state)
+		s.Log.Info(fmt.Sprintf("IST from %s: state %s, datadir left as it is", peer, state))
 		// Hanging up at once is fine: the donor's session still delivers
 		// the confirmation it read before the hang-up.
 		return s.Proto.Coordinates(state)
 	}
 
-	staging, err := sst.NewStaging(s.Datadir, keep, s.Logf)
+	staging, err := sst.NewStaging(s.Datadir, keep, s.Log)
 	if err != nil {
 		sess.Abort(err)
 		return err
@@ -136,7 +136,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	if err := sess.Send(msgReceived, receivedMsg{Files: xs.Files, Bytes: xs.Bytes}); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm receipt to %s: %w", peer, err))
 	}
-	s.Logf("received %d files, %d bytes from %s in %v", xs.Files, xs.Bytes, peer, time.Since(t0).Round(time.Millisecond))
+	s.Log.Info(fmt.Sprintf("received %d files, %d bytes from %s in %v", xs.Files, xs.Bytes, peer, time.Since(t0).Round(time.Millisecond)))
 
 	if err := checkSnapshot(staging.Dir); err != nil {
 		return err
@@ -203,7 +203,7 @@ func prepare(ctx context.Context, s *sst.Session, dir string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	s.Logf("running %s %s > %s", bin, quoteArgs(argv), logf.Name())
+	s.Log.Info(fmt.Sprintf("running %s %s > %s", bin, quoteArgs(argv), logf.Name()))
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
@@ -211,7 +211,7 @@ func prepare(ctx context.Context, s *sst.Session, dir string) error {
 		}
 		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --prepare in %s failed (%v): %s (log %s)", dir, err, logErrors(logf.Name(), 6), logf.Name())
 	}
-	s.Logf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond))
+	s.Log.Info(fmt.Sprintf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond)))
 	return nil
 }
 

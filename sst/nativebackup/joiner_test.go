@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/mbstream"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
@@ -90,9 +91,7 @@ func startJoiner(t *testing.T, ctx context.Context, datadir string) *joinerRun {
 		Args:     &sst.Args{Role: sst.Joiner, Address: "127.0.0.1:0", Datadir: datadir},
 		Options:  sst.MapOptions{},
 		Proto:    sst.NewProtocol(pw, sst.Joiner, false),
-		Logf:     t.Logf,
-		Warnf:    t.Logf,
-		ErrLogf:  t.Logf,
+		Log:      logtest.New(t),
 		Progress: progress.Discard,
 		Datadir:  datadir,
 	}

@@ -81,9 +81,7 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 		// overlap: more than 4 only add buffers.
 		o.Streams = 4
 	}
-	o.Logf = func(format string, args ...any) {
-		s.Logf("%s", strings.TrimPrefix(fmt.Sprintf(format, args...), "WSREP_SST: [INFO] "))
-	}
+	o.Log = s.Log
 	o.Reporter = s.Reporter()
 	comp := o.Compressor
 	if role == transfer.Joiner {
@@ -92,7 +90,7 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 	if comp == "" {
 		comp = "none"
 	}
-	s.Logf("transfer: TLS %s, compression %s, rate limit %d B/s", o.TLS.Mode, comp, o.RateLimit)
+	s.Log.Info(fmt.Sprintf("transfer: TLS %s, compression %s, rate limit %d B/s", o.TLS.Mode, comp, o.RateLimit))
 	return o, nil
 }
 
@@ -151,7 +149,7 @@ func archivePrevious(s *sst.Session, names ...string) {
 	if s.Option("sst-log-archive", "1") != "1" {
 		return
 	}
-	archiveLogs(s.Datadir, s.Option("sst-log-archive-dir", DefaultLogArchiveDir), names, time.Now(), s.Warnf)
+	archiveLogs(s.Datadir, s.Option("sst-log-archive-dir", DefaultLogArchiveDir), names, time.Now(), s.Log)
 }
 
 // logPeakRSS says how much memory this process (not mariadb-backup) needed
@@ -159,6 +157,6 @@ func archivePrevious(s *sst.Session, names ...string) {
 func logPeakRSS(s *sst.Session) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.Logf("native-backup %s: peak RSS %d MiB", s.Args.Role, ru.Maxrss>>10)
+		s.Log.Info(fmt.Sprintf("native-backup %s: peak RSS %d MiB", s.Args.Role, ru.Maxrss>>10))
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/user"
 	"strings"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -73,7 +75,7 @@ func connectAdmin(ctx context.Context, socket string) (*sql.DB, string, error) {
 type tempUser struct {
 	Name, Password string
 	db             *sql.DB
-	logf           func(string, ...any)
+	log            *slog.Logger
 }
 
 func randomHex(n int) string {
@@ -86,8 +88,8 @@ func randomHex(n int) string {
 // TempUserPrivileges. The CREATE does not replicate (wsrep_on=OFF): only
 // this donor runs mariadb-backup. The snapshot still carries the account
 // to the joiner, which is why drop replicates.
-func createTempUser(ctx context.Context, db *sql.DB, logf func(string, ...any)) (*tempUser, error) {
-	u := &tempUser{Name: TempUserPrefix + randomHex(6), Password: randomHex(24), db: db, logf: logf}
+func createTempUser(ctx context.Context, db *sql.DB, log *slog.Logger) (*tempUser, error) {
+	u := &tempUser{Name: TempUserPrefix + randomHex(6), Password: randomHex(24), db: db, log: logging.OrDiscard(log)}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to create SST user: %w", err)
@@ -148,7 +150,8 @@ func dropUser(ctx context.Context, db *sql.DB, name string) error {
 
 // sweepTempUsers drops accounts a killed donor left behind. Only one SST
 // runs per datadir (wsrep_sst.pid), so any such account is stale.
-func sweepTempUsers(ctx context.Context, db *sql.DB, logf func(string, ...any)) error {
+func sweepTempUsers(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	log = logging.OrDiscard(log)
 	rows, err := db.QueryContext(ctx, "SELECT User FROM mysql.global_priv WHERE User LIKE ? AND Host='localhost'", strings.ReplaceAll(TempUserPrefix, "_", `\_`)+"%")
 	if err != nil {
 		return fmt.Errorf("list stale SST users: %w", err)
@@ -165,7 +168,7 @@ func sweepTempUsers(ctx context.Context, db *sql.DB, logf func(string, ...any)) 
 	rows.Close()
 	var errs []error
 	for _, n := range names {
-		logf("dropping stale SST user %s left by an earlier donor", n)
+		log.Info("dropping stale SST user " + n + " left by an earlier donor")
 		if err := dropUser(ctx, db, n); err != nil {
 			errs = append(errs, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -49,7 +50,7 @@ func TestRealTempUser(t *testing.T) {
 	}
 	defer db.Close()
 	t.Logf("admin account: %s", admin)
-	u, err := createTempUser(ctx, db, t.Logf)
+	u, err := createTempUser(ctx, db, logtest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,10 +100,10 @@ func TestRealTempUser(t *testing.T) {
 		t.Fatalf("%d temporary users after drop", got)
 	}
 	// A user left by a killed donor is swept.
-	if _, err := createTempUser(ctx, db, t.Logf); err != nil {
+	if _, err := createTempUser(ctx, db, logtest.New(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := sweepTempUsers(ctx, db, t.Logf); err != nil {
+	if err := sweepTempUsers(ctx, db, logtest.New(t)); err != nil {
 		t.Fatal(err)
 	}
 	if got := countTempUsers(t, ctx, n); got != 0 {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
@@ -299,7 +300,7 @@ func TestJoinerKilled(t *testing.T) {
 	os.Remove(filepath.Join(jd, sst.InProgressFile))
 	checkUntouched(t, jd, dd, jb, db)
 	// The next SST clears the half-received staging.
-	st, err := sst.NewStaging(jd, nil, t.Logf)
+	st, err := sst.NewStaging(jd, nil, logtest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

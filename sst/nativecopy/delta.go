@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -187,8 +188,8 @@ func stageForDelta(st *sst.Staging, name, src string) (deltaFile, error) {
 
 // prepareDelta stages the joiner's own copy of every file a donor would
 // send and returns their hashes for the plan.
-func prepareDelta(st *sst.Staging, d dirs, logf func(string, ...any)) ([]deltaFile, int64, error) {
-	files, err := listFiles(d, nil, func(string, ...any) {})
+func prepareDelta(st *sst.Staging, d dirs, log *slog.Logger) ([]deltaFile, int64, error) {
+	files, err := listFiles(d, nil, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -205,6 +206,6 @@ func prepareDelta(st *sst.Staging, d dirs, logf func(string, ...any)) ([]deltaFi
 		out = append(out, df)
 		bytes += df.Size
 	}
-	logf("delta mode: staged %d existing files (%s) to be patched", len(out), mb(bytes))
+	log.Info(fmt.Sprintf("delta mode: staged %d existing files (%s) to be patched", len(out), mb(bytes)))
 	return out, bytes, nil
 }

@@ -47,7 +47,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		if err != nil {
 			return fail(err)
 		}
-		s.Logf("IST possible: sending only the state %s to %s (bypass)", st, peer)
+		s.Log.Info(fmt.Sprintf("IST possible: sending only the state %s to %s (bypass)", st, peer))
 		if err := sess.Send("hello", hello{Version: protocolVersion, Bypass: true, State: st.String()}); err != nil {
 			return classify(err, "send to "+peer)
 		}
@@ -67,7 +67,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	if err != nil {
 		return fail(err)
 	}
-	files, err := listFiles(d, binlogs, s.Warnf)
+	files, err := listFiles(d, binlogs, s.Log)
 	if err != nil {
 		return fail(err)
 	}
@@ -75,7 +75,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	for _, f := range files {
 		total += f.Size
 	}
-	s.Logf("sending %d files, %s, to %s", len(files), mb(total), peer)
+	s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s", len(files), mb(total), peer))
 	payload := total
 	sess.SetTotal(total)
 	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {
@@ -90,7 +90,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		delta[df.Name] = df
 	}
 	if len(delta) > 0 {
-		s.Logf("delta mode: %s holds %d of the files already", peer, len(delta))
+		s.Log.Info(fmt.Sprintf("delta mode: %s holds %d of the files already", peer, len(delta)))
 	}
 
 	sent := map[string]int64{} // name → size announced
@@ -154,7 +154,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			err = fmt.Errorf("scan ended at LSN %d without the end marker", live.End)
 		}
 		if err != nil {
-			s.Logf("%s: sending or comparing it whole: %v", f.Name, err)
+			s.Log.Info(fmt.Sprintf("%s: sending or comparing it whole: %v", f.Name, err))
 			return nil, live
 		}
 		return live.rounded(f.Size, redoUnit), live
@@ -175,7 +175,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 				f.Sparse = true
 				payload -= f.Size - rangeBytes(only)
 				sess.SetTotal(payload) // for progress; the joiner's space check took the whole
-				s.Logf("%s: sending its live part only, LSN %d to %d (%s of %s)", f.Name, live.Checkpoint, live.End, mb(rangeBytes(only)), mb(f.Size))
+				s.Log.Info(fmt.Sprintf("%s: sending its live part only, LSN %d to %d (%s of %s)", f.Name, live.Checkpoint, live.End, mb(rangeBytes(only)), mb(f.Size)))
 				return classify(sess.SendSparse(ctx, f.Name, fh, only, f.Size), "send "+f.Name+" to "+peer)
 			}
 		}
@@ -206,7 +206,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			defer func() {
 				for _, f := range cand {
 					if l := limits[f]; l != nil {
-						s.Logf("%s: compared its live part only (%s)", f.Name, mb(rangeBytes(l)))
+						s.Log.Info(fmt.Sprintf("%s: compared its live part only (%s)", f.Name, mb(rangeBytes(l))))
 					}
 				}
 			}()
@@ -300,7 +300,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	sess.Cache(func(name string) bool { f := byName[name]; return f != nil && f.Log })
 	var current []*file
 	pending := func(withLogs bool) ([]*file, int64, error) {
-		now, err := listFiles(d, binlogs, func(string, ...any) {})
+		now, err := listFiles(d, binlogs, nil)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -348,7 +348,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		return classify(err, "first pass to "+peer)
 	}
 	pass1 := time.Since(t1)
-	s.Logf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(payload), pass1.Seconds(), float64(payload)/1e6/max(pass1.Seconds(), 1e-3))
+	s.Log.Info(fmt.Sprintf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(payload), pass1.Seconds(), float64(payload)/1e6/max(pass1.Seconds(), 1e-3)))
 	const catchUpPasses = 3
 	small := max(int64(64<<20), total/50)
 	for pass := 0; pass < catchUpPasses; pass++ {
@@ -367,7 +367,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		if _, err := sess.Sync(ctx); err != nil {
 			return classify(err, "catch-up pass to "+peer)
 		}
-		s.Logf("catch-up pass %d (no lock): %d changed files (%s), %s sent in %.1fs", pass+1, len(ch), mb(bytes), mb(n), time.Since(tc).Seconds())
+		s.Log.Info(fmt.Sprintf("catch-up pass %d (no lock): %d changed files (%s), %s sent in %.1fs", pass+1, len(ch), mb(bytes), mb(n), time.Since(tc).Seconds()))
 		if n <= small {
 			break // what changes now is little: leave it to the locked pass
 		}
@@ -442,7 +442,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	locked = false
 	held := time.Since(lockStart)
 	sort.Strings(resent)
-	s.Logf("donor write lock held %.1fs (sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(again), len(resent), listTail(resent))
+	s.Log.Info(fmt.Sprintf("donor write lock held %.1fs (sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(again), len(resent), listTail(resent)))
 
 	if err := sess.Send("manifest", manifest{State: st.String(), Files: final}); err != nil {
 		return classify(err, "send to "+peer)
@@ -455,7 +455,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 		return classify(err, peer)
 	}
 	el := time.Since(t1)
-	s.Logf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes))
+	s.Log.Info(fmt.Sprintf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes)))
 	return s.Proto.Done(st)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 )
 
@@ -90,7 +92,8 @@ func (d dirs) wireName(tag, base string) string {
 // joiner must not receive, the InnoDB system tablespaces, redo and undo
 // logs, the Aria logs, and the last maxBinlogs binlogs. Symlinks are
 // skipped with a warning.
-func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, error) {
+func listFiles(d dirs, binlogs []string, warn *slog.Logger) ([]*file, error) {
+	warn = logging.OrDiscard(warn)
 	var out []*file
 	seen := map[string]bool{}
 	add := func(name, path string, fi fs.FileInfo, log, redo bool) {
@@ -161,7 +164,7 @@ func listFiles(d dirs, binlogs []string, warnf func(string, ...any)) ([]*file, e
 				return nil
 			}
 			if de.Type()&fs.ModeSymlink != 0 {
-				warnf("skipping symlink %s", p)
+				warn.Warn("skipping symlink "+p, slog.String("path", p))
 				return nil
 			}
 			if !de.Type().IsRegular() {

@@ -66,11 +66,11 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 			return fail(sst.Errorf(sst.EPROTO, "%s: bypass state from %s: %w", s.Method, peer, err))
 		}
 		// The data stays; only leftovers of an interrupted earlier SST go.
-		if err := sst.Recover(s.Datadir, s.Logf); err != nil {
+		if err := sst.Recover(s.Datadir, s.Log); err != nil {
 			return fail(err)
 		}
 		os.RemoveAll(filepath.Join(s.Datadir, sst.StagingDirName))
-		s.Logf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st)
+		s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st))
 		if err := sess.Send("verified", nil); err != nil {
 			return classify(err, peer)
 		}
@@ -81,7 +81,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err != nil {
 		return fail(err)
 	}
-	st, err := sst.NewStaging(s.Datadir, keep, s.Logf)
+	st, err := sst.NewStaging(s.Datadir, keep, s.Log)
 	if err != nil {
 		return fail(err)
 	}
@@ -90,14 +90,14 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 			st.Abort()
 		}
 	}()
-	s.Logf("receiving %d files, %s, from %s into %s", h.Files, mb(h.Total), peer, st.Dir)
+	s.Log.Info(fmt.Sprintf("receiving %d files, %s, from %s into %s", h.Files, mb(h.Total), peer, st.Dir))
 	if err := st.CheckSpace(h.Total, peer); err != nil {
 		return fail(err)
 	}
 	d := newDirs(s)
 	var p plan
 	if deltaWanted(s) {
-		p.Delta, _, err = prepareDelta(st, d, s.Logf)
+		p.Delta, _, err = prepareDelta(st, d, s.Log)
 		if err != nil {
 			return fail(err)
 		}
@@ -141,7 +141,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return classify(merr, peer)
 	}
 	el := time.Since(t0)
-	s.Logf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds())
+	s.Log.Info(fmt.Sprintf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds()))
 
 	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer})
 	state, err := sst.ParseState(man.State)
@@ -162,9 +162,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		}
 		return fail(err)
 	}
-	s.Logf("new datadir from %s in place (%d files); previous contents removed", peer, len(man.Files))
+	s.Log.Info(fmt.Sprintf("new datadir from %s in place (%d files); previous contents removed", peer, len(man.Files)))
 	if err := sess.Send("verified", nil); err != nil {
-		s.Warnf("tell %s the data is verified: %v", peer, err)
+		s.Log.Warn(fmt.Sprintf("tell %s the data is verified: %v", peer, err))
 	}
 	return s.Proto.Coordinates(state)
 }
@@ -196,7 +196,7 @@ func finishStaging(s *sst.Session, st *sst.Staging, d dirs, man manifest, peer s
 	if removed, err := st.Prune(want); err != nil {
 		return []*sst.Staging{st}, err
 	} else if len(removed) > 0 {
-		s.Logf("dropped %d staged files the donor no longer has", len(removed))
+		s.Log.Info(fmt.Sprintf("dropped %d staged files the donor no longer has", len(removed)))
 	}
 	if err := st.RecordTree(); err != nil {
 		return []*sst.Staging{st}, err
@@ -224,7 +224,7 @@ func finishStaging(s *sst.Session, st *sst.Staging, d dirs, man manifest, peer s
 		dir, known := d.tags[tag]
 		if !known {
 			if tag == tagBinlog {
-				s.Warnf("binary logging is off here: dropping binlog %s from %s", name, peer)
+				s.Log.Warn(fmt.Sprintf("binary logging is off here: dropping binlog %s from %s", name, peer))
 				os.Remove(from)
 				continue
 			}
@@ -244,7 +244,7 @@ func finishStaging(s *sst.Session, st *sst.Staging, d dirs, man manifest, peer s
 					return out, sst.Errorf(sst.EIO, "%s: create %s directory %s: %w", s.Method, tag, dir, err)
 				}
 				var err error
-				if x, err = sst.NewStaging(dir, keepOnly(tag, base), s.Logf); err != nil {
+				if x, err = sst.NewStaging(dir, keepOnly(tag, base), s.Log); err != nil {
 					return out, err
 				}
 				ext[dir] = x
@@ -305,7 +305,7 @@ func writeIndex(s *sst.Session, all []*sst.Staging, ext map[string]*sst.Staging,
 	} else if x, ok := ext[dir]; ok {
 		target = filepath.Join(x.Dir, filepath.Base(index))
 	} else {
-		s.Warnf("binlog index %s is outside the datadir and the binlog directory: not written", index)
+		s.Log.Warn(fmt.Sprintf("binlog index %s is outside the datadir and the binlog directory: not written", index))
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {

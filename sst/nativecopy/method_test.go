@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
@@ -548,7 +549,7 @@ func TestChunkDefault(t *testing.T) {
 		{map[string]string{"transfer-chunk-size": "1M"}, 1 << 20},
 		{map[string]string{"transfer-chunk-size": "512k", "compressor": "lz4 -z"}, 512 << 10},
 	} {
-		s := &sst.Session{Method: Name, Logf: t.Logf, Warnf: t.Logf, ErrLogf: t.Logf,
+		s := &sst.Session{Method: Name, Log: logtest.New(t),
 			Options: sst.OptionsFunc(func(_ []string, name string) (string, bool) { v, ok := tc.opts[name]; return v, ok })}
 		o, err := transferOptions(s, "donor")
 		if err != nil || o.ChunkSize != tc.want {

@@ -113,17 +113,7 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 			o.ChunkSize = 2 << 20
 		}
 	}
-	o.Logf = func(format string, args ...any) {
-		// The engine may prefix its lines itself; say it once.
-		msg := fmt.Sprintf(format, args...)
-		if m, ok := strings.CutPrefix(msg, "WSREP_SST: [WARNING] "); ok {
-			s.Warnf("%s", m)
-		} else if m, ok := strings.CutPrefix(msg, "WSREP_SST: [ERROR] "); ok {
-			s.ErrLogf("%s", m)
-		} else {
-			s.Logf("%s", strings.TrimPrefix(msg, "WSREP_SST: [INFO] "))
-		}
-	}
+	o.Log = s.Log
 	o.Reporter = s.Reporter()
 	return o, nil
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 func wantErr(t *testing.T, who string, err error, subs ...string) {
@@ -31,7 +33,7 @@ func wantErr(t *testing.T, who string, err error, subs ...string) {
 
 func TestInitialTimeout(t *testing.T) {
 	ctx := testCtx(t)
-	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{InitialTimeout: 300 * time.Millisecond, Logf: tlogf(t)})
+	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{InitialTimeout: 300 * time.Millisecond, Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestInitialTimeout(t *testing.T) {
 
 func TestStrayConnectionThenDonor(t *testing.T) {
 	ctx := testCtx(t)
-	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{Logf: tlogf(t)})
+	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,13 +196,13 @@ func viaProxy(t *testing.T, mangle func(int, int64, []byte) bool, do Options) (j
 	ctx := testCtx(t)
 	src, dst := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(src, "bench/t.ibd"), 4<<20, 7)
-	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{Logf: tlogf(t)})
+	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	p := newProxy(t, l.Addr().HostPort(), mangle)
-	do.Logf = tlogf(t)
+	do.Log = logtest.New(t)
 	do.ChunkSize = 64 << 10
 	dch := make(chan *Session, 1)
 	go func() {
@@ -280,7 +282,7 @@ func TestTruncatedStream(t *testing.T) {
 // A donor killed mid-transfer closes every socket without a word.
 func TestDonorKilled(t *testing.T) {
 	ctx := testCtx(t)
-	j, d := pair(t, "127.0.0.1", Options{Logf: tlogf(t)}, Options{RateLimit: 1 << 20, Streams: 2})
+	j, d := pair(t, "127.0.0.1", Options{Log: logtest.New(t)}, Options{RateLimit: 1 << 20, Streams: 2})
 	src, dst := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(src, "big"), 8<<20, 3)
 	sink, _ := OpenSink(dst, SinkOptions{})
@@ -306,7 +308,7 @@ func TestDonorKilled(t *testing.T) {
 
 func TestJoinerKilled(t *testing.T) {
 	ctx := testCtx(t)
-	j, d := pair(t, "127.0.0.1", Options{Logf: tlogf(t)}, Options{RateLimit: 4 << 20, Streams: 2})
+	j, d := pair(t, "127.0.0.1", Options{Log: logtest.New(t)}, Options{RateLimit: 4 << 20, Streams: 2})
 	src, dst := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(src, "big"), 8<<20, 3)
 	sink, _ := OpenSink(dst, SinkOptions{})
@@ -346,7 +348,7 @@ func TestStalledDonorIdle(t *testing.T) {
 	// A donor that stops everything (SIGSTOP-like): simulate by a proxy that
 	// swallows all bytes after the handshake.
 	ctx := testCtx(t)
-	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{IdleTimeout: 600 * time.Millisecond, Logf: tlogf(t)})
+	l, err := Listen(ctx, Address{Host: "127.0.0.1"}, Options{IdleTimeout: 600 * time.Millisecond, Log: logtest.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,16 +17,14 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func tlogf(t testing.TB) func(string, ...any) {
-	return func(f string, a ...any) { t.Helper(); t.Logf(f, a...) }
 }
 
 // pair sets up a joiner and a donor session on loopback.
@@ -42,11 +40,11 @@ func pair(t testing.TB, host string, jo, do Options) (joiner, donor *Session) {
 func tryPair(t testing.TB, host string, jo, do Options) (joiner, donor *Session, jerr, derr error) {
 	t.Helper()
 	ctx := testCtx(t)
-	if jo.Logf == nil {
-		jo.Logf = tlogf(t)
+	if jo.Log == nil {
+		jo.Log = logtest.New(t)
 	}
-	if do.Logf == nil {
-		do.Logf = tlogf(t)
+	if do.Log == nil {
+		do.Log = logtest.New(t)
 	}
 	l, err := Listen(ctx, Address{Host: host, Port: 0}, jo)
 	if err != nil {

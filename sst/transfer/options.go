@@ -2,9 +2,12 @@ package transfer
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
@@ -60,8 +63,8 @@ type Options struct {
 	// session. Only for copy passes that resend changed files afterwards.
 	ShrinkOK bool
 
-	Reporter progress.Reporter                // progress events, at most every ProgressInterval; nil = none
-	Logf     func(format string, args ...any) // diagnostics (stderr in the methods); nil = none
+	Reporter progress.Reporter // progress events, at most every ProgressInterval; nil = none
+	Log      *slog.Logger      // diagnostics (the SST session's logger in the methods); nil = none
 
 	// hook, in tests, runs at named points of a session, so that a test
 	// can force an interleaving that load would otherwise make rare.
@@ -282,8 +285,4 @@ func (o *Options) at(point string, s *Session) {
 	}
 }
 
-func (o *Options) logf(format string, args ...any) {
-	if o.Logf != nil {
-		o.Logf(format, args...)
-	}
-}
+func (o *Options) log() *slog.Logger { return logging.OrDiscard(o.Log) }

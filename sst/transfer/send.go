@@ -58,7 +58,7 @@ func Dial(ctx context.Context, addr Address, secret string, opts Options) (*Sess
 		return nil, err
 	}
 	if len(opts.SockOpt.Ignored) > 0 {
-		opts.logf("WSREP_SST: [INFO] transfer: ignoring socat-only sockopt %v", opts.SockOpt.Ignored)
+		opts.log().Info(fmt.Sprintf("transfer: ignoring socat-only sockopt %v", opts.SockOpt.Ignored))
 	}
 	n, chunk := opts.streams(), opts.chunkSize()
 	if opts.RateLimit > 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -43,12 +44,12 @@ func Listen(ctx context.Context, addr Address, opts Options) (*Listener, error) 
 		return nil, err
 	}
 	if len(opts.SockOpt.Ignored) > 0 {
-		opts.logf("WSREP_SST: [INFO] transfer: ignoring socat-only sockopt %v", opts.SockOpt.Ignored)
+		opts.log().Info(fmt.Sprintf("transfer: ignoring socat-only sockopt %v", opts.SockOpt.Ignored))
 	}
 	lc := net.ListenConfig{KeepAliveConfig: keepAliveConfig(&opts)}
 	ln, err := lc.Listen(ctx, "tcp", addr.HostPort())
 	if err != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
-		opts.logf("WSREP_SST: [INFO] transfer: %s is not local; listening on all addresses, port %d", addr.Host, addr.Port)
+		opts.log().Info(fmt.Sprintf("transfer: %s is not local; listening on all addresses, port %d", addr.Host, addr.Port))
 		ln, err = lc.Listen(ctx, "tcp", fmt.Sprintf(":%d", addr.Port))
 	}
 	if err != nil {
@@ -144,7 +145,7 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 			return nil, explain(os.ErrDeadlineExceeded, "%s", msg)
 		case a := <-l.results:
 			if a.err != nil {
-				l.opts.logf("WSREP_SST: [WARNING] transfer: refused a connection: %v", a.err)
+				l.opts.log().Warn(fmt.Sprintf("transfer: refused a connection: %v", a.err))
 				if a.fatal {
 					closeAll()
 					return nil, a.err
@@ -155,7 +156,7 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 			h := a.hello
 			if h.Conn == "control" {
 				if ctrl != nil {
-					l.opts.logf("WSREP_SST: [WARNING] transfer: refused a second session from %s", a.from)
+					l.opts.log().Warn(fmt.Sprintf("transfer: refused a second session from %s", a.from), slog.String("sst_peer", a.from))
 					a.conn.Close()
 					continue
 				}
@@ -332,8 +333,8 @@ func (s *Session) logSession() {
 		}
 		codec = "filter " + strconv.Quote(cmd)
 	}
-	s.opts.logf("WSREP_SST: [INFO] transfer: session with %s: %d streams, %d KiB chunks, %s, TLS %s",
-		s.peer, len(s.data), s.chunk>>10, codec, s.opts.TLS.Mode)
+	s.opts.log().Info(fmt.Sprintf("transfer: session with %s: %d streams, %d KiB chunks, %s, TLS %s",
+		s.peer, len(s.data), s.chunk>>10, codec, s.opts.TLS.Mode), slog.String("sst_peer", s.peer))
 }
 
 // start launches the control reader, the pinger and the progress ticker.
