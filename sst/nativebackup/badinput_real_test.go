@@ -2,14 +2,10 @@ package nativebackup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,42 +20,11 @@ import (
 // by design (logs, Galera state and cache, pid files).
 func oldDataHash(t *testing.T, dir string) string {
 	t.Helper()
-	skip := func(rel string) bool {
+	return hashTree(t, dir, func(rel string) bool {
 		base := filepath.Base(rel)
 		return strings.HasSuffix(base, ".log") || strings.HasSuffix(base, ".err") || strings.HasSuffix(base, ".pid") ||
 			base == "grastate.dat" || base == "gvwstate.dat" || base == "galera.cache" || base == "sst_in_progress"
-	}
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "." || skip(rel) {
-			return nil
-		}
-		if d.IsDir() {
-			lines = append(lines, rel+"/")
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		lines = append(lines, fmt.Sprintf("%s %d %s", rel, n, hex.EncodeToString(h.Sum(nil))))
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
 }
 
 // descendants lists the processes below pid, with their command names.
@@ -230,6 +195,19 @@ func failedJoin(ctx context.Context, t *testing.T, c *galeratest.Cluster, name, 
 	}
 }
 
+// killOnceStaged returns a failedJoin action: once 30 MiB are staged in
+// the joiner's datadir, it SIGKILLs the process below n named prefix
+// whose argv holds argvPart.
+func killOnceStaged(t *testing.T, n *galeratest.Node, prefix, argvPart, joinerDatadir string) func(context.Context) {
+	return func(ctx context.Context) {
+		p := waitProcess(ctx, t, n.PID(), prefix, argvPart)
+		waitStaged(ctx, t, joinerDatadir, 30<<20)
+		if p > 0 {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
@@ -244,7 +222,7 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	c := newCluster(t, ctx, nil, 96<<20)
+	c := newCluster(t, ctx, galeratest.Config{}, 96<<20)
 	n1, n2 := c.Node(1), c.Node(2)
 	if err := n2.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -273,33 +251,15 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 	t.Run("joiner killed", func(t *testing.T) {
 		// The joiner's SST process, not its mariadbd: a SIGKILLed member
 		// would cost a 2-node cluster its Primary Component.
-		failedJoin(ctx, t, c, "joiner killed", "", true, func(ctx context.Context) {
-			p := waitProcess(ctx, t, n2.PID(), "wsrep_sst_nativ", "joiner")
-			waitStaged(ctx, t, n2.DataDir, 30<<20)
-			if p > 0 {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-		})
+		failedJoin(ctx, t, c, "joiner killed", "", true, killOnceStaged(t, n2, "wsrep_sst_nativ", "joiner", n2.DataDir))
 		waitNoTempUsers(ctx, t, n1)
 	})
 	t.Run("donor's mariadb-backup killed", func(t *testing.T) {
-		failedJoin(ctx, t, c, "backup killed", "mariadb-backup --backup failed", false, func(ctx context.Context) {
-			p := waitProcess(ctx, t, n1.PID(), "mariadb-backup", "--backup")
-			waitStaged(ctx, t, n2.DataDir, 30<<20)
-			if p > 0 {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-		})
+		failedJoin(ctx, t, c, "backup killed", "mariadb-backup --backup failed", false, killOnceStaged(t, n1, "mariadb-backup", "--backup", n2.DataDir))
 		waitNoTempUsers(ctx, t, n1)
 	})
 	t.Run("donor killed", func(t *testing.T) {
-		failedJoin(ctx, t, c, "donor killed", "WSREP_SST: [ERROR] native-backup", false, func(ctx context.Context) {
-			p := waitProcess(ctx, t, n1.PID(), "wsrep_sst_nativ", "donor")
-			waitStaged(ctx, t, n2.DataDir, 30<<20)
-			if p > 0 {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-		})
+		failedJoin(ctx, t, c, "donor killed", "WSREP_SST: [ERROR] native-backup", false, killOnceStaged(t, n1, "wsrep_sst_nativ", "donor", n2.DataDir))
 		// A SIGKILLed donor cannot drop its user; the next donor sweeps it.
 		if k, _ := tempUsers(ctx, n1); k != 1 {
 			t.Logf("after the donor's SIGKILL node1 has %d temporary users", k)
@@ -321,14 +281,7 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Remove(filepath.Join(n2.DataDir, "grastate.dat"))
-		if err := n2.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := n2.WaitSynced(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitCaughtUp(ctx, t, n1, n2)
-		compareTables(ctx, t, n1, n2)
+		joinNode2(ctx, t, c)
 		waitNoTempUsers(ctx, t, n1, n2)
 		// Each attempt archived the previous attempt's logs.
 		arch, _ := filepath.Glob(filepath.Join(c.Dir(), "sst_log_archive", "*.gz"))

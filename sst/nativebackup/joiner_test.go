@@ -26,9 +26,9 @@ import (
 
 const testState = "6b0a6a7e-e59c-11f1-8132-de8897820a49:42 0"
 
-// hashTree digests every file under dir except logs, which the joiner
-// writes beside the old data by design.
-func hashTree(t *testing.T, dir string) string {
+// hashTree digests every file under dir but those skip names (by path
+// relative to dir): what the joiner leaves in place by design.
+func hashTree(t *testing.T, dir string, skip func(rel string) bool) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -36,19 +36,24 @@ func hashTree(t *testing.T, dir string) string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if strings.HasSuffix(rel, ".log") {
+		if rel == "." || skip(rel) {
 			return nil
 		}
 		if d.IsDir() {
 			lines = append(lines, rel+"/")
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		h := sha256.Sum256(b)
-		lines = append(lines, rel+" "+hex.EncodeToString(h[:]))
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		lines = append(lines, fmt.Sprintf("%s %d %s", rel, n, hex.EncodeToString(h.Sum(nil))))
 		return nil
 	})
 	if err != nil {
@@ -57,6 +62,9 @@ func hashTree(t *testing.T, dir string) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// skipLogs leaves out the logs, which the joiner writes beside the old data.
+func skipLogs(rel string) bool { return strings.HasSuffix(rel, ".log") }
 
 func oldDatadir(t *testing.T) string {
 	dir := t.TempDir()
@@ -174,7 +182,7 @@ func TestJoinerIST(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := oldDatadir(t)
-	before := hashTree(t, dir)
+	before := hashTree(t, dir, skipLogs)
 	j := startJoiner(t, ctx, dir)
 	sess := dialJoiner(t, ctx, j)
 	if err := sess.Send(msgState, stateMsg{State: testState, IST: true}); err != nil {
@@ -194,7 +202,7 @@ func TestJoinerIST(t *testing.T) {
 	if len(lines) != 1 || lines[0] != testState {
 		t.Fatalf("stdout after ready: %q", lines)
 	}
-	if after := hashTree(t, dir); after != before {
+	if after := hashTree(t, dir, skipLogs); after != before {
 		t.Fatalf("IST touched the datadir:\n%s\n---\n%s", before, after)
 	}
 }
@@ -280,7 +288,7 @@ func TestJoinerBadInput(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			dir := oldDatadir(t)
-			before := hashTree(t, dir)
+			before := hashTree(t, dir, skipLogs)
 			j := startJoiner(t, ctx, dir)
 			sess := dialJoiner(t, ctx, j)
 			derr := tc.donor(ctx, sess)
@@ -298,7 +306,7 @@ func TestJoinerBadInput(t *testing.T) {
 			if len(lines) != 0 {
 				t.Errorf("printed %q after a failure", lines)
 			}
-			if after := hashTree(t, dir); after != before {
+			if after := hashTree(t, dir, skipLogs); after != before {
 				t.Errorf("datadir changed:\n%s\n---\n%s", before, after)
 			}
 			if _, err := os.Stat(filepath.Join(dir, sst.StagingDirName)); !errors.Is(err, fs.ErrNotExist) {

@@ -31,12 +31,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newCluster starts node1 with some data in several tables; node2 is
-// configured for native-backup but not started.
-func newCluster(t *testing.T, ctx context.Context, sst map[string]string, dataBytes int64) *galeratest.Cluster {
+// newCluster starts node1 of a 2-node cluster configured by cfg (its node
+// count and SST method are set here) with dataBytes of data in several
+// tables; node2 is configured for native-backup but not started.
+func newCluster(t *testing.T, ctx context.Context, cfg galeratest.Config, dataBytes int64) *galeratest.Cluster {
 	t.Helper()
-	bin := galeratest.Binaries(t)
-	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, SST: sst, PathPrepend: []string{bin}})
+	cfg.Nodes, cfg.SSTMethod = 2, Name
+	cfg.PathPrepend = append(cfg.PathPrepend, galeratest.Binaries(t))
+	c := galeratest.NewTest(t, cfg)
 	archiveInClusterDir(t, c)
 	n1 := c.Node(1)
 	if err := c.Bootstrap(ctx); err != nil {
@@ -278,7 +280,7 @@ func TestRealNativeBackupJoin(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("GS_NB_DATA_MB")); err == nil && v > 0 {
 		size = int64(v) << 20 // a bigger run by hand, for numbers
 	}
-	c := newCluster(t, ctx, nil, size)
+	c := newCluster(t, ctx, galeratest.Config{}, size)
 	joinWithWriter(ctx, t, c)
 	waitNoTempUsers(ctx, t, c.Node(1), c.Node(2))
 	for _, n := range c.Nodes() {
@@ -301,7 +303,7 @@ func TestRealNativeBackupTLSLZ4(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := newCluster(t, ctx, nil, 64<<20)
+	c := newCluster(t, ctx, galeratest.Config{}, 64<<20)
 	certDir := filepath.Join(c.Dir(), "certs")
 	ca, cert, key := writeCerts(t, certDir)
 	opts := map[string]string{"encrypt": "4", "tca": ca, "tcert": cert, "tkey": key, "compressor": "lz4", "decompressor": "lz4 -d"}
@@ -369,11 +371,19 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 // and joins it again.
 func rejoin(ctx context.Context, t *testing.T, c *galeratest.Cluster) {
 	t.Helper()
-	n1, n2 := c.Node(1), c.Node(2)
+	n2 := c.Node(2)
 	if err := n2.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(n2.DataDir, "grastate.dat"))
+	joinNode2(ctx, t, c)
+}
+
+// joinNode2 starts node2 and waits until it is Synced, caught up and
+// equal to node1.
+func joinNode2(ctx context.Context, t *testing.T, c *galeratest.Cluster) {
+	t.Helper()
+	n1, n2 := c.Node(1), c.Node(2)
 	if err := n2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +403,7 @@ func TestRealNativeBackupUnixSocketAndIST(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := newCluster(t, ctx, nil, 32<<20)
+	c := newCluster(t, ctx, galeratest.Config{}, 32<<20)
 	n1, n2 := c.Node(1), c.Node(2)
 	for _, q := range []string{
 		"CREATE USER 'mysql'@'localhost' IDENTIFIED VIA unix_socket",
@@ -433,14 +443,7 @@ func TestRealNativeBackupUnixSocketAndIST(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := n2.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitCaughtUp(ctx, t, n1, n2)
-	compareTables(ctx, t, n1, n2)
+	joinNode2(ctx, t, c)
 	if log, _ := os.ReadFile(n1.ErrorLog); !strings.Contains(string(log), "IST: sent state") {
 		t.Errorf("the donor did not take the IST bypass path")
 	}
@@ -455,31 +458,15 @@ func TestRealNativeBackupBinlog(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bin := galeratest.Binaries(t)
-	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin},
-		Mysqld: map[string]string{"log_bin": "mysql-bin", "log_slave_updates": "ON"}})
-	archiveInClusterDir(t, c)
+	c := newCluster(t, ctx, galeratest.Config{Mysqld: map[string]string{"log_bin": "mysql-bin", "log_slave_updates": "ON"}}, 0)
 	n1, n2 := c.Node(1), c.Node(2)
-	if err := c.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n1.CreateSampleTables(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := n1.Exec(ctx, "FLUSH BINARY LOGS"); err != nil {
 		t.Fatal(err)
 	}
 	if err := n1.Exec(ctx, "INSERT INTO gstest.part VALUES (100001, 1)"); err != nil {
 		t.Fatal(err)
 	}
-	if err := n2.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitCaughtUp(ctx, t, n1, n2)
-	compareTables(ctx, t, n1, n2)
+	joinNode2(ctx, t, c)
 	ents, _ := os.ReadDir(n2.DataDir)
 	var names []string
 	for _, e := range ents {
