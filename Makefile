@@ -73,9 +73,11 @@ lint:
 	@command -v staticcheck >/dev/null || $(GO) install $(STATICCHECK)
 	staticcheck ./...
 
+# DEMO_SECONDS=N stops N s after the cluster is up (0: at Ctrl-C); DEMO_FLAGS
+# adds galera-demo flags (-data 1GB, -keep).
 DEMO_SECONDS ?= 0
 demo: deps build
-	$(BIN)/galera-demo -seconds $(DEMO_SECONDS)
+	$(BIN)/galera-demo -seconds $(DEMO_SECONDS) $(DEMO_FLAGS)
 
 bench: deps build
 	$(BIN)/galera-bench $(BENCH_FLAGS)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/sst/donorlock"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -508,7 +509,10 @@ func (b *bench) saveLogs(name, donorLog string, donorOff int64, joinerLog string
 	if donor == nil {
 		return -1
 	}
-	return logLockSpan(bytes.NewReader(donor))
+	if d, ok := donorlock.ErrorLogSpan(bytes.NewReader(donor)); ok {
+		return d.Seconds()
+	}
+	return -1
 }
 
 // tail returns path's content from off on (nil when unreadable).
@@ -535,19 +539,14 @@ func tail(path string, off int64) []byte {
 // (the stock script's and native-backup's names), saves it and returns the
 // BLOCK_DDL..END span it shows (-1: none).
 func (b *bench) backupLog(name, datadir string, since time.Time) float64 {
-	for _, f := range []string{"mariadb-backup.backup.log", "mariabackup.backup.log"} {
-		path := filepath.Join(datadir, f)
-		fi, err := os.Stat(path)
-		if err != nil || fi.ModTime().Before(since) {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
-		os.WriteFile(filepath.Join(b.cfg.out, "logs", safe+".donor."+f), data, 0o644)
-		return backupLockSpan(bytes.NewReader(data))
+	path, data, err := donorlock.FindBackupLog(datadir, since)
+	if err != nil {
+		return -1
+	}
+	safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
+	os.WriteFile(filepath.Join(b.cfg.out, "logs", safe+".donor."+filepath.Base(path)), data, 0o644)
+	if d, ok := donorlock.BackupLogSpan(bytes.NewReader(data)); ok {
+		return d.Seconds()
 	}
 	return -1
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -180,70 +177,4 @@ func (w *donorWatch) window() (from, to time.Time) {
 		return w.from, w.last
 	}
 	return w.from, w.to
-}
-
-// Donor log lines that bound the write lock. The server logs the first when
-// the SST script asks for "flush tables"; the native methods and the stock
-// scripts with [sst] time=1 log the release. The error log has 1 s
-// resolution; WSREP_SST lines carry milliseconds.
-var (
-	reLockStart = regexp.MustCompile(`(?i)flushing tables for SST|flush tables with read lock`)
-	reLockEnd   = regexp.MustCompile(`(?i)tables unlocked|unlock tables|released? (the )?(global )?read lock|read lock released|resuming|continue`)
-	// mariadb-backup's own log (1 s resolution). Under wsrep, BACKUP STAGE
-	// BLOCK_DDL desyncs and pauses the provider (sql_backup.cc) and only
-	// BACKUP STAGE END resumes it: commits wait from BLOCK_DDL on, not from
-	// BLOCK_COMMIT.
-	reBackupStart = regexp.MustCompile(`Start(?:ed|ing) BACKUP STAGE BLOCK_DDL`)
-	reBackupEnd   = regexp.MustCompile(`All tables unlocked|Executing BACKUP STAGE END`)
-
-	reLogTime = regexp.MustCompile(`^(?:\[\d+\] )?(\d{4}-\d{2}-\d{2} +\d{1,2}:\d{2}:\d{2})`)
-	reSSTTime = regexp.MustCompile(`\((\d{8} \d{2}:\d{2}:\d{2}\.\d{3})\)\s*$`)
-)
-
-// lineTime returns a log line's timestamp: the WSREP_SST "(YYYYMMDD
-// HH:MM:SS.mmm)" suffix when present, else the line's date prefix (the
-// server's, or mariadb-backup's after its "[NN] " thread tag).
-func lineTime(line string) (time.Time, bool) {
-	if m := reSSTTime.FindStringSubmatch(line); m != nil {
-		t, err := time.ParseInLocation("20060102 15:04:05.000", m[1], time.Local)
-		return t, err == nil
-	}
-	if m := reLogTime.FindStringSubmatch(line); m != nil {
-		t, err := time.ParseInLocation("2006-01-02 15:04:05", strings.Join(strings.Fields(m[1]), " "), time.Local)
-		return t, err == nil
-	}
-	return time.Time{}, false
-}
-
-// logLockSpan finds, in the donor's error log written during one join, the
-// time from the server flushing tables for the SST to the first later line
-// that says the lock went. It returns -1 when the log shows no such pair.
-func logLockSpan(r io.Reader) float64 { return logSpan(r, reLockStart, reLockEnd) }
-
-// backupLockSpan does the same for a mariadb-backup.backup.log.
-func backupLockSpan(r io.Reader) float64 { return logSpan(r, reBackupStart, reBackupEnd) }
-
-func logSpan(r io.Reader, startRe, endRe *regexp.Regexp) float64 {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	var start, last time.Time
-	for sc.Scan() {
-		line := sc.Text()
-		t, ok := lineTime(line)
-		if ok {
-			last = t
-		}
-		switch {
-		case start.IsZero():
-			if ok && startRe.MatchString(line) {
-				start = t
-			}
-		case endRe.MatchString(line) && !startRe.MatchString(line):
-			if !ok {
-				t = last
-			}
-			return t.Sub(start).Seconds()
-		}
-	}
-	return -1
 }

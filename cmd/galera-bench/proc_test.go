@@ -175,22 +175,6 @@ func TestTreeSize(t *testing.T) {
 	}
 }
 
-func TestLogLockSpan(t *testing.T) {
-	log := `2026-11-21 11:10:00 0 [Note] WSREP: Running: 'wsrep_sst_rsync --role 'donor' ...'
-2026-11-21 11:10:01 3 [Note] WSREP: Flushing tables for SST...
-2026-11-21 11:10:01 3 [Note] WSREP: Tables flushed.
-WSREP_SST: [INFO] Transfer of normal directories done (20261121 11:10:18.250)
-2026-11-21 11:10:18 3 [Note] WSREP: Tables unlocked.
-2026-11-21 11:10:19 0 [Note] WSREP: Donor state reached
-`
-	if got := logLockSpan(strings.NewReader(log)); got != 17 {
-		t.Errorf("span = %v, want 17", got)
-	}
-	if got := logLockSpan(strings.NewReader("2026-11-21 11:10:00 0 [Note] WSREP: Running: 'wsrep_sst_mariabackup'\n")); got != -1 {
-		t.Errorf("span without a lock = %v, want -1", got)
-	}
-}
-
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
