@@ -57,7 +57,7 @@ func NewKeepRule(root, cpat string) (KeepRule, error) {
 		return nil, Errorf(EINVAL, "sst: [sst] cpat %q: %w", cpat, err)
 	}
 	return func(name string) bool {
-		if alwaysKept[name] || strings.HasSuffix(name, ".pid") {
+		if ownFile(name) {
 			return true
 		}
 		return re.MatchString(filepath.Join(root, name))
@@ -68,10 +68,17 @@ func NewKeepRule(root, cpat string) (KeepRule, error) {
 // name of a root: what the joiner keeps, its own work directories, and the
 // donor's SST markers.
 func Excluded(name string) bool {
-	if alwaysKept[name] || strings.HasSuffix(name, ".pid") {
+	if ownFile(name) {
 		return true
 	}
 	return defaultCpatRe.MatchString(name)
+}
+
+// ownFile: a name no SST replaces or sends, whatever cpat says: the SST's
+// own markers, pid files, and the supervisor's state (galera-supervisor.*:
+// its last decision, its incomplete-SST marker), which is the node's own.
+func ownFile(name string) bool {
+	return alwaysKept[name] || strings.HasSuffix(name, ".pid") || strings.HasPrefix(name, "galera-supervisor.")
 }
 
 var defaultCpatRe = regexp.MustCompile("^(?:" + DefaultCpat + ")$")

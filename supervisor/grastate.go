@@ -14,6 +14,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 // Grastate is Galera's saved state, grastate.dat in the datadir.
@@ -129,26 +131,4 @@ func ReadGrastate(path string) (*Grastate, error) {
 // seqno is known.
 func (g *Grastate) Position() Position { return Position{UUID: g.UUID, Seqno: g.Seqno} }
 
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !isHex(c) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
+func validUUID(s string) bool { return quorum.ValidUUID(s) }

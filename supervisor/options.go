@@ -49,6 +49,9 @@ type Options struct {
 	// Client holds [client], [client-server], [client-mariadb], then
 	// [galera-supervisor], which wins: the health check's credentials.
 	Client map[string]string
+	// Supervisor is [galera-supervisor] alone (peer coordination), SST
+	// the [sst] group (its certificates serve peer-tls).
+	Supervisor, SST map[string]string
 }
 
 // Datadir is the server's datadir option, mariadbd's default when unset.
@@ -142,7 +145,15 @@ func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, e
 		if err != nil {
 			return Options{}, err
 		}
-		return Options{Server: s, Client: c}, nil
+		gs, err := PrintDefaults(ctx, bin, d, "galera-supervisor")
+		if err != nil {
+			return Options{}, err
+		}
+		sst, err := PrintDefaults(ctx, bin, d, "sst")
+		if err != nil {
+			return Options{}, err
+		}
+		return Options{Server: s, Client: c, Supervisor: gs, SST: sst}, nil
 	}
 }
 
@@ -173,8 +184,10 @@ func LoadOptionFiles(d Defaults, log *slog.Logger) func(context.Context) (Option
 			return m
 		}
 		return Options{
-			Server: toMap(set.Options(optionfile.ServerGroups("")...)),
-			Client: toMap(set.Options(ClientGroups...)),
+			Server:     toMap(set.Options(optionfile.ServerGroups("")...)),
+			Client:     toMap(set.Options(ClientGroups...)),
+			Supervisor: toMap(set.Options("galera-supervisor")),
+			SST:        toMap(set.Options("sst")),
 		}, nil
 	}
 }

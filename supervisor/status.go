@@ -15,6 +15,7 @@ const (
 	PhaseStarting   Phase = "starting"
 	PhaseRecovering Phase = "recovering"
 	PhaseWaiting    Phase = "waiting for primary"
+	PhasePeers      Phase = "waiting for peers" // before mariadbd starts: how to start (package quorum)
 	PhaseJoining    Phase = "joining"
 	PhaseSST        Phase = "SST" // rendered from progress events
 	PhaseIST        Phase = "IST"
@@ -29,6 +30,7 @@ const (
 type view struct {
 	stopping   bool
 	recovering bool
+	waiting    bool // for the peers' positions, before mariadbd starts
 	wsrep      bool
 
 	// From the SQL health check, when it last answered.
@@ -62,6 +64,8 @@ func (v *view) phase(now time.Time) Phase {
 		return PhaseStopping
 	case v.recovering:
 		return PhaseRecovering
+	case v.waiting:
+		return PhasePeers
 	}
 	fresh := v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh &&
 		v.meter.Last().Phase != progress.PhaseDone && v.meter.Last().Phase != progress.PhaseFailed

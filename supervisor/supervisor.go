@@ -22,6 +22,7 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 // Config configures a Supervisor. The zero value of each field but
@@ -217,10 +218,28 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer func() { r.health.Close() }()
 
 	args := append(s.cfg.Defaults.Args(), s.cfg.ExtraArgs...)
+	incomplete := ""
+	if wsrep {
+		incomplete = findIncompleteSST(opts)
+	}
 	if err := CleanSST(opts, s.log); err != nil {
 		return exitErr(ExitRecovery, "%w", err)
 	}
 	if wsrep {
+		if incomplete != "" {
+			s.log.Warn("the last SST into this node did not complete: it never bootstraps a cluster until it is Synced again",
+				slog.String("sst_incomplete", incomplete))
+			if err := markSSTIncomplete(datadir, incomplete); err != nil {
+				s.log.Warn(err.Error())
+			}
+		}
+		cleanSSTMarkers(datadir, s.log)
+		coord, err := s.startCoordination(ctx, opts, datadir, incomplete != "")
+		if err != nil {
+			return exitErr(ExitConfig, "%w", err)
+		}
+		defer coord.stop()
+		r.coord = coord
 		pos, err := r.recoverPosition(ctx, datadir, userName)
 		if err != nil {
 			return err
@@ -228,7 +247,17 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if pos != nil {
 			args = append(args, "--wsrep_start_position="+pos.String())
 		}
-		if s.cfg.NewCluster && !slices.Contains(args, "--wsrep-new-cluster") {
+		if ctx.Err() != nil {
+			return nil
+		}
+		bootstrap, err := r.decide(ctx, datadir, pos)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if (s.cfg.NewCluster || bootstrap) && !slices.Contains(args, "--wsrep-new-cluster") {
 			args = append(args, "--wsrep-new-cluster")
 		}
 	} else {
@@ -308,6 +337,8 @@ type runner struct {
 	env      []string
 	health   Health
 	healthMu sync.Mutex
+	coord    *coordination // nil when the node does not coordinate with peers
+	grastate *Grastate     // as read before the start, nil when unreadable
 
 	view       view
 	keep       notify.Keepalive
@@ -371,6 +402,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 	g, err := ReadGrastate(path)
 	switch {
 	case err == nil:
+		r.grastate = g
 		s.log.Info(fmt.Sprintf("%s: uuid %s seqno %d safe_to_bootstrap %v", path, g.UUID, g.Seqno, g.SafeToBootstrap))
 		if s.cfg.NewCluster && !g.SafeToBootstrap {
 			return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %s says safe_to_bootstrap: 0 "+
@@ -631,7 +663,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 			ongoing := !strings.Contains(c.Status, "completed")
 			if strings.Contains(c.Status, "joiner") {
 				if ongoing {
-					r.sstJoiner = true
+					r.joinerSST()
 				} else {
 					r.sstJoinerDone = true
 				}
@@ -675,7 +707,7 @@ func (r *runner) progressEvent(e progress.Event) {
 		advanced = true
 	}
 	if e.Role == "joiner" {
-		r.sstJoiner = true
+		r.joinerSST()
 		switch e.Phase {
 		case progress.PhaseDone:
 			r.sstJoinerDone = true
@@ -717,7 +749,7 @@ func (r *runner) scanSST(pid int) {
 	if ok {
 		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s running", role, method))
 		if role == "joiner" && !r.ready {
-			r.sstJoiner = true
+			r.joinerSST()
 		}
 	} else if r.view.sstRunning {
 		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod))
@@ -731,6 +763,20 @@ func (r *runner) scanSST(pid int) {
 
 func (r *runner) healthResult(res healthResult) {
 	s := r.s
+	r.coord.update(func(st *quorum.State) {
+		st.Primary = res.err == nil && res.state.ClusterStatus == "Primary"
+		switch {
+		case st.Primary && res.state.Synced():
+			st.Phase = quorum.PhaseSynced
+		case st.Primary:
+			st.Phase = quorum.PhaseJoined
+		default:
+			st.Phase = quorum.PhaseStarting
+		}
+		if st.Primary {
+			st.Bootstrapping = false
+		}
+	})
 	if res.err != nil {
 		r.view.sqlUp = false
 		if errors.Is(res.err, ErrAccessDenied) {
@@ -751,6 +797,7 @@ func (r *runner) healthResult(res healthResult) {
 		r.lastStatus, r.lastPhase, r.lastSaidAt = line, r.view.phase(time.Now()), time.Now()
 		s.notify("READY=1\n" + notify.Status(line))
 		s.log.Info("node is "+line+": READY=1", slog.String("node_state", string(r.lastPhase)))
+		r.sstCompleted()
 		close(s.ready)
 		return
 	}

@@ -47,6 +47,63 @@ process and mariadbd runs as its child.
      GALERA_SUPERVISOR_PROGRESS to the SST progress socket, both in
      --runtime-dir.
 
+Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
+  Between the recovery (2) and the start (3) the supervisors of a cluster
+  tell each other their node's position over an authenticated channel, and
+  decide how each node starts, so that after a power loss the cluster comes
+  back without a person:
+    peer-address = host:port   where this supervisor answers its peers
+        (default wsrep_node_address's host, else 0.0.0.0, port 4569); it
+        also names the node among its peers (the seqno tie-break)
+    peers = host:port,...      the other supervisors (default the hosts of
+        wsrep_cluster_address at peer-address's port; this node's own
+        address may be listed, it is skipped)
+    peer-secret-file = path    a shared secret, at least 16 bytes, not
+        readable by others: HMAC-SHA256 challenge-response both ways over
+        fresh nonces (replay-safe)
+    peer-tls = on              mutual TLS with the [sst] tcert, tkey and tca
+        (a CA is required); may be combined with peer-secret-file
+    bootstrap-wait = 300       seconds to wait for missing members before a
+        bootstrap by a majority of the last known membership
+    auto-bootstrap = on|off    default on when peer authentication is set;
+        without it the supervisor never bootstraps by itself, does not
+        coordinate, and says so in the log
+  What a supervisor tells its peers, also while mariadbd runs: its phase
+  (recovering, waiting, starting, joined, synced), whether its node is in a
+  Primary Component, cluster UUID, seqno, safe_to_bootstrap, whether its
+  last SST was left incomplete, and its gvwstate.dat view. The decision,
+  polled every 250 ms, in this order:
+    join         a peer is in a Primary Component: start normally and join
+                 it (by IST when the donor's gcache allows); nobody
+                 bootstraps while one is reachable
+    wait         a peer is bootstrapping: join once it is Primary
+    pc-recovery  every member of the newest gvwstate.dat view is back with
+                 it: start normally, Galera's pc.recovery restores the
+                 Primary Component; a node outside that view (one that died
+                 earlier) waits for it, then joins
+    bootstrap    once every present node has its position, the most advanced
+                 eligible node (highest seqno; ties: a member of the newest
+                 view, then safe_to_bootstrap: 1, then the lowest peer
+                 address) sets safe_to_bootstrap: 1 in grastate.dat and
+                 starts with --wsrep-new-cluster; at once when every member
+                 of the last known membership (the newest view's, else the
+                 configured nodes) is present, after bootstrap-wait with a
+                 majority of it, never with less. Never a node whose last
+                 SST did not complete (sst_in_progress or staging found, or
+                 <datadir>/galera-supervisor.sst-incomplete, written when an
+                 SST into it begins and removed once it is Synced), nor one
+                 without data; nodes of different cluster UUIDs are never
+                 compared (it waits, and says so).
+  Each decision is logged with DECISION=, REASON=, PEERS=, GALERA_UUID=,
+  GALERA_SEQNO= (CHOSEN= for a bootstrap), MESSAGE_ID=
+  fab74ea5fc174868bf2eda932c641fa3 for a bootstrap and
+  7a3a6f68340440c8868ffee3ba749561 for a wait; the last one is kept in
+  <datadir>/galera-supervisor.decision and "galera-supervisor status" shows
+  it. STATUS= says "waiting for peers" meanwhile. With --wsrep-new-cluster
+  the node bootstraps as asked and tells its peers. A bad option exits 78.
+  Stale sst_in_progress, wsrep_sst.pid and rsync_sst.pid (their process
+  gone) are removed before the start.
+
 What systemd hears (NotifyAccess=main is enough):
   READY=1      once the node is Synced (wsrep_local_state_comment=Synced,
                wsrep_ready=ON, Primary) and answers over its unix socket;

@@ -22,6 +22,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify/unit"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 const statusLong = `
@@ -33,6 +34,10 @@ Shows, from the system bus, the journal and the node itself:
             wsrep_local_state_comment, wsrep_cluster_status,
             wsrep_cluster_size, wsrep_last_committed, wsrep_cluster_state_uuid.
   grastate  <datadir>/grastate.dat: uuid, seqno, safe_to_bootstrap.
+  last decision
+            how the supervisor last decided, with its peers, to start the
+            node (join, pc-recovery, bootstrap, wait) and why, from
+            <datadir>/galera-supervisor.decision.
   last SST  from the unit's journal: the supervisor's "SST <role> <method>:
             <phase>" lines and mariadbd's own "WSREP: SST received/sent/
             failed" lines; role, method, peer, when, how long, outcome.
@@ -97,6 +102,10 @@ type Status struct {
 	GrastatePath  string     `json:"grastate_path,omitempty"`
 	GrastateError string     `json:"grastate_error,omitempty"`
 	LastSST       *SSTRecord `json:"last_sst,omitempty"`
+	// LastDecision is how the supervisor last decided to start the node
+	// with its peers (<datadir>/galera-supervisor.decision).
+	LastDecision  *quorum.Record `json:"last_decision,omitempty"`
+	DecisionError string         `json:"decision_error,omitempty"`
 }
 
 // statusError carries status's exit code, after the report is printed.
@@ -166,6 +175,11 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		st.GrastateError = err.Error()
 	} else {
 		st.Grastate = g
+	}
+	if r, err := quorum.ReadRecord(datadir); err != nil {
+		st.DecisionError = err.Error()
+	} else {
+		st.LastDecision = r
 	}
 	if o.unit != "" {
 		jctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -324,6 +338,15 @@ func printStatus(w io.Writer, st *Status, now time.Time) {
 		fmt.Fprintf(w, "  uuid %s, seqno %d, safe_to_bootstrap %d\n", g.UUID, g.Seqno, safe)
 	} else {
 		fmt.Fprintf(w, "  %s\n", st.GrastateError)
+	}
+	switch d := st.LastDecision; {
+	case d != nil:
+		fmt.Fprintf(w, "last decision: %s, %s (%s ago)\n  %s\n  peers: %s\n", d.Action, d.Time.Local().Format("2006-01-02 15:04:05 MST"),
+			now.Sub(d.Time).Round(time.Second), d.Reason, d.Peers)
+	case st.DecisionError != "":
+		fmt.Fprintf(w, "last decision: %s\n", st.DecisionError)
+	default:
+		fmt.Fprintf(w, "last decision: none (the node does not coordinate with peers, or never waited)\n")
 	}
 	switch s := st.LastSST; {
 	case s != nil:

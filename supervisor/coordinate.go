@@ -1,0 +1,262 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
+)
+
+// SSTIncompleteFile marks, in the datadir, a node whose last SST as a
+// joiner did not complete: written when one is seen to begin (or its
+// leftovers are found), removed once the node is Synced. Such a node never
+// bootstraps a cluster. SSTs never send or replace it.
+const SSTIncompleteFile = "galera-supervisor.sst-incomplete"
+
+// findIncompleteSST says why the node's last SST did not complete, "" when
+// nothing says so. It must run before CleanSST removes the evidence.
+func findIncompleteSST(opts Options) string {
+	datadir := opts.Datadir()
+	if b, err := os.ReadFile(filepath.Join(datadir, SSTIncompleteFile)); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	if _, err := os.Lstat(filepath.Join(datadir, sst.InProgressFile)); err == nil {
+		return sst.InProgressFile + " left in " + datadir
+	}
+	dirs := sst.DirsFrom(datadir, func(o string) string { v, _ := opts.Get(o); return v })
+	for _, root := range dirs.Roots() {
+		if _, err := os.Lstat(filepath.Join(root, sst.StagingDirName)); err == nil {
+			return "staging " + filepath.Join(root, sst.StagingDirName) + " left"
+		}
+	}
+	return ""
+}
+
+// markSSTIncomplete writes the marker with why.
+func markSSTIncomplete(datadir, why string) error {
+	if err := os.WriteFile(filepath.Join(datadir, SSTIncompleteFile), []byte(why+"\n"), 0o640); err != nil {
+		return fmt.Errorf("mark incomplete SST: %w", err)
+	}
+	return nil
+}
+
+// staleSSTFiles are markers an SST script leaves when it is killed:
+// sst_in_progress always, the pid files when their process is gone.
+var stalePIDFiles = []string{sst.PIDFile, "rsync_sst.pid"}
+
+// cleanSSTMarkers removes what a killed SST left in the datadir, once
+// findIncompleteSST has read it: mariadbd is not running, so no SST of
+// its is. A pid file whose process still lives is left alone.
+func cleanSSTMarkers(datadir string, log *slog.Logger) {
+	p := filepath.Join(datadir, sst.InProgressFile)
+	if err := os.Remove(p); err == nil {
+		log.Info("removed a stale SST marker", slog.String("path", p))
+	}
+	for _, name := range stalePIDFiles {
+		p := filepath.Join(datadir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
+			log.Info("SST pid file's process still runs; leaving it", slog.String("path", p), slog.Int("pid", pid))
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			log.Info("removed a stale SST pid file", slog.String("path", p))
+		}
+	}
+}
+
+var safeLine = regexp.MustCompile(`(?m)^safe_to_bootstrap:[ \t]*[01][ \t]*$`)
+
+// setSafeToBootstrap sets safe_to_bootstrap: 1 in grastate.dat, as a
+// person does before galera_new_cluster, keeping the file's owner. A
+// missing or unreadable file is written anew from pos.
+func setSafeToBootstrap(datadir string, pos Position, uid, gid int) error {
+	path := filepath.Join(datadir, "grastate.dat")
+	b, err := os.ReadFile(path)
+	var out []byte
+	if _, perr := ParseGrastate(strings.NewReader(string(b))); err == nil && perr == nil {
+		if safeLine.Match(b) {
+			out = safeLine.ReplaceAll(b, []byte("safe_to_bootstrap: 1"))
+		} else {
+			out = append(append([]byte(nil), b...), "\nsafe_to_bootstrap: 1\n"...)
+		}
+	} else {
+		out = fmt.Appendf(nil, "# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %d\nsafe_to_bootstrap: 1\n", pos.UUID, pos.Seqno)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o660)
+	if err != nil {
+		return fmt.Errorf("set safe_to_bootstrap: %w", err)
+	}
+	_, werr := f.Write(out)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("set safe_to_bootstrap in %s: %w", path, err)
+	}
+	if uid >= 0 {
+		os.Chown(path, uid, gid)
+	}
+	return nil
+}
+
+// coordination is the supervisor's side of package quorum for one Run.
+type coordination struct {
+	cfg    *quorum.Config
+	server *quorum.Server
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startCoordination reads the peer options and, when peer authentication
+// is configured, starts answering peers. It returns nil when the node
+// does not coordinate (said in the log).
+func (s *Supervisor) startCoordination(ctx context.Context, opts Options, datadir string, incomplete bool) (*coordination, error) {
+	look := func(m map[string]string) quorum.Lookup {
+		return func(name string) (string, bool) { v, ok := m[Key(name)]; return v, ok }
+	}
+	cfg, err := quorum.ConfigFrom(look(opts.Supervisor), look(opts.Server), look(opts.SST))
+	if err != nil {
+		return nil, err
+	}
+	log := s.log
+	if !cfg.Enabled() {
+		log.Info("starting without peer coordination: "+cfg.Why+"; this node never bootstraps by itself",
+			slog.String("decision", "uncoordinated"), slog.String("reason", cfg.Why), slog.String("message_id", quorum.MessageWait))
+		return nil, nil
+	}
+	srv, err := quorum.Listen(cfg.Listen, cfg.Auth, log)
+	if err != nil {
+		return nil, err
+	}
+	// gvwstate.dat is read before the recovery, so that peers can see a
+	// pc.recovery is possible while this node still recovers.
+	view, err := quorum.ReadView(filepath.Join(datadir, "gvwstate.dat"))
+	if err != nil {
+		log.Warn("ignoring gvwstate.dat", slog.Any("error", err))
+	}
+	srv.Set(quorum.State{ID: cfg.ID, Phase: quorum.PhaseRecovering, Seqno: SeqnoUnknown, SSTIncomplete: incomplete, View: view})
+	cctx, cancel := context.WithCancel(ctx)
+	c := &coordination{cfg: cfg, server: srv, log: log, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		if err := srv.Serve(cctx); err != nil {
+			log.Error("peer channel stopped", slog.Any("error", err))
+		}
+	}()
+	auth := "shared secret"
+	if cfg.Auth.ServerTLS != nil {
+		auth = "mutual TLS"
+		if len(cfg.Auth.Secret) > 0 {
+			auth += " and shared secret"
+		}
+	}
+	log.Info("answering peers at "+srv.Addr().String()+" as "+cfg.ID+" ("+auth+"); peers "+strings.Join(cfg.Peers, ","), slog.String("peer_address", srv.Addr().String()), slog.String("node_id", cfg.ID),
+		slog.String("peers", strings.Join(cfg.Peers, ",")), slog.String("auth", auth), slog.Bool("auto_bootstrap", cfg.AutoBootstrap))
+	return c, nil
+}
+
+func (c *coordination) stop() {
+	if c == nil {
+		return
+	}
+	c.cancel()
+	<-c.done
+}
+
+// update changes the state the peers see; c may be nil.
+func (c *coordination) update(f func(*quorum.State)) {
+	if c != nil {
+		c.server.Update(f)
+	}
+}
+
+// decide publishes the recovered position and, when the node coordinates,
+// waits with the peers for how to start. It reports whether this node
+// bootstraps (then grastate.dat says safe_to_bootstrap: 1).
+func (r *runner) decide(ctx context.Context, datadir string, recovered *Position) (bool, error) {
+	c := r.coord
+	if c == nil {
+		return false, nil
+	}
+	pos := Position{UUID: ZeroUUID, Seqno: SeqnoUnknown}
+	safe := false
+	if g := r.grastate; g != nil {
+		pos, safe = g.Position(), g.SafeToBootstrap
+	}
+	if recovered != nil {
+		pos = *recovered
+	}
+	c.update(func(st *quorum.State) {
+		st.Phase, st.UUID, st.Seqno, st.SafeToBootstrap = quorum.PhaseWaiting, pos.UUID, pos.Seqno, safe
+	})
+	record := func(rec quorum.Record) {
+		if err := quorum.WriteRecord(datadir, rec); err != nil {
+			c.log.Warn("cannot keep the decision for status", slog.Any("error", err))
+		}
+	}
+	if r.s.cfg.NewCluster {
+		d := quorum.Decision{Action: quorum.ActionBootstrap, Reason: "asked to (--wsrep-new-cluster)"}
+		c.log.Warn("bootstrapping a new Primary Component from this node: "+d.Reason, slog.String("decision", string(d.Action)),
+			slog.String("reason", d.Reason), slog.String("galera_uuid", pos.UUID), slog.Int64("galera_seqno", pos.Seqno),
+			slog.String("message_id", quorum.MessageBootstrap))
+		record(quorum.Record{Time: time.Now().UTC(), Decision: d, UUID: pos.UUID, Seqno: pos.Seqno})
+		c.update(func(st *quorum.State) { st.Bootstrapping, st.Phase = true, quorum.PhaseStarting })
+		return false, nil
+	}
+	r.view.waiting = true
+	r.say(true)
+	defer func() { r.view.waiting = false }()
+	co := &quorum.Coordinator{Config: c.cfg, Server: c.server, Log: c.log, Record: record}
+	d, err := co.Wait(ctx)
+	if err != nil {
+		return false, nil // cancelled: Run stops
+	}
+	if d.Action != quorum.ActionBootstrap {
+		return false, nil
+	}
+	uid, gid := -1, -1
+	if r.cred != nil {
+		uid, gid = int(r.cred.Uid), int(r.cred.Gid)
+	}
+	if err := setSafeToBootstrap(datadir, pos, uid, gid); err != nil {
+		return false, exitErr(ExitRecovery, "%w", err)
+	}
+	c.log.Info("grastate.dat: safe_to_bootstrap: 1 set for this bootstrap", slog.String("datadir", datadir))
+	return true, nil
+}
+
+// joinerSST notes that an SST into this node began: until the node is
+// Synced, it may hold half a datadir.
+func (r *runner) joinerSST() {
+	if r.sstJoiner {
+		return
+	}
+	r.sstJoiner = true
+	why := "an SST into this node began at " + time.Now().UTC().Format(time.RFC3339) + " and the node was not Synced since"
+	if err := markSSTIncomplete(r.opts.Datadir(), why); err != nil {
+		r.s.log.Warn(err.Error())
+	}
+}
+
+// sstCompleted clears the incomplete-SST marker once the node is Synced.
+func (r *runner) sstCompleted() {
+	p := filepath.Join(r.opts.Datadir(), SSTIncompleteFile)
+	if err := os.Remove(p); err == nil {
+		r.s.log.Info("node Synced: removed the incomplete-SST marker", slog.String("path", p))
+	}
+	r.coord.update(func(st *quorum.State) { st.SSTIncomplete = false })
+}

@@ -1,0 +1,238 @@
+package quorum
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func serve(t *testing.T, auth Auth, st State) string {
+	t.Helper()
+	srv, err := Listen("127.0.0.1:0", auth, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Set(st)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv.Addr().String()
+}
+
+var sample = State{ID: "10.0.0.1:4569", Phase: PhaseWaiting, UUID: clusterA, Seqno: 42, SafeToBootstrap: true,
+	View: &View{MyUUID: g1, ViewID: vcreator, Seq: 3, Members: []string{g1, g2}}}
+
+func TestQuerySecret(t *testing.T) {
+	secret := Auth{Secret: []byte("0123456789abcdef-shared")}
+	addr := serve(t, secret, sample)
+	got, err := Query(context.Background(), addr, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(sample)
+	if !bytes.Equal(a, b) {
+		t.Errorf("got %s\nwant %s", a, b)
+	}
+	_, err = Query(context.Background(), addr, Auth{Secret: []byte("another secret, 16+ bytes")})
+	if !errors.Is(err, ErrAuth) {
+		t.Errorf("wrong secret: err = %v, want ErrAuth", err)
+	}
+}
+
+// TestQueryForgedServer: a server that does not know the secret cannot
+// make a client accept its state.
+func TestQueryForgedServer(t *testing.T) {
+	// A listener that speaks the protocol, but cannot compute the mac.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		writeFrame(c, hello{V: protoVersion, Nonce: newNonce()})
+		var a ask
+		readFrame(c, &a)
+		st, _ := json.Marshal(sample)
+		writeFrame(c, reply{V: protoVersion, State: st, MAC: strings.Repeat("0", 64)})
+	}()
+	_, err = Query(context.Background(), ln.Addr().String(), Auth{Secret: []byte("0123456789abcdef-shared")})
+	if !errors.Is(err, ErrAuth) {
+		t.Errorf("forged answer: err = %v, want ErrAuth", err)
+	}
+}
+
+// TestReplay: a recorded ask, replayed on a new connection, is refused,
+// because the server's nonce differs.
+func TestReplay(t *testing.T) {
+	secret := []byte("0123456789abcdef-shared")
+	addr := serve(t, Auth{Secret: secret}, sample)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h hello
+	if err := readFrame(c, &h); err != nil {
+		t.Fatal(err)
+	}
+	nc := newNonce()
+	recorded := ask{V: protoVersion, Nonce: nc, MAC: mac(secret, "ask", h.Nonce, nc)}
+	writeFrame(c, recorded)
+	var r reply
+	if err := readFrame(c, &r); err != nil || r.Error != "" {
+		t.Fatalf("first exchange: %v %q", err, r.Error)
+	}
+	c.Close()
+
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := readFrame(c2, &h); err != nil {
+		t.Fatal(err)
+	}
+	writeFrame(c2, recorded)
+	r = reply{}
+	if err := readFrame(c2, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Error != "authentication failed" || len(r.State) != 0 {
+		t.Errorf("replayed ask answered: %+v", r)
+	}
+}
+
+func TestQueryTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t, dir, "ca")
+	certFile, keyFile := newCert(t, dir, "node", ca, caKey)
+	s, c, err := NewTLS(certFile, keyFile, filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := Auth{ServerTLS: s, ClientTLS: c}
+	addr := serve(t, auth, sample)
+	got, err := Query(context.Background(), addr, auth)
+	if err != nil || got.Seqno != 42 {
+		t.Fatalf("Query = %+v, %v", got, err)
+	}
+
+	// A certificate from another CA is refused.
+	other, otherKey := newCA(t, dir, "other")
+	oc, ok := newCert(t, dir, "intruder", other, otherKey)
+	s2, c2, err := NewTLS(oc, ok, filepath.Join(dir, "other.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Query(context.Background(), addr, Auth{ServerTLS: s2, ClientTLS: c2}); err == nil {
+		t.Error("a client of another CA was answered")
+	}
+	if _, _, err := NewTLS(certFile, keyFile, ""); err == nil || !strings.Contains(err.Error(), "CA") {
+		t.Errorf("NewTLS without a CA: %v", err)
+	}
+}
+
+func TestListenNeedsAuth(t *testing.T) {
+	if _, err := Listen("127.0.0.1:0", Auth{}, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		t.Error("Listen without authentication succeeded")
+	}
+}
+
+func newCA(t *testing.T, dir, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
+	c, _ := x509.ParseCertificate(der)
+	return c, key
+}
+
+func newCert(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (string, string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	cf, kf := filepath.Join(dir, name+"-cert.pem"), filepath.Join(dir, name+"-key.pem")
+	writePEM(t, cf, "CERTIFICATE", der)
+	writePEM(t, kf, "EC PRIVATE KEY", kb)
+	return cf, kf
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var b bytes.Buffer
+	st, _ := json.Marshal(sample)
+	writeFrame(&b, reply{V: 1, State: st, MAC: "ab"})
+	f.Add(b.Bytes())
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r reply
+		if err := readFrame(bytes.NewReader(data), &r); err != nil {
+			return
+		}
+		if len(r.State) == 0 {
+			return
+		}
+		s, err := DecodeState(r.State)
+		if err != nil {
+			return
+		}
+		// What decodes must re-encode and decode to the same.
+		again, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, err := DecodeState(again)
+		if err != nil {
+			t.Fatalf("re-decode %s: %v", again, err)
+		}
+		a2, _ := json.Marshal(s2)
+		if !bytes.Equal(again, a2) {
+			t.Fatalf("round trip differs:\n%s\n%s", again, a2)
+		}
+	})
+}

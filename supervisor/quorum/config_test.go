@@ -1,0 +1,70 @@
+package quorum
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookup(m map[string]string) Lookup {
+	return func(n string) (string, bool) { v, ok := m[n]; return v, ok }
+}
+
+func TestConfigFrom(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("0123456789abcdef0123\n"), 0o600)
+	open := filepath.Join(dir, "open")
+	os.WriteFile(open, []byte("0123456789abcdef0123\n"), 0o644)
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("abc\n"), 0o600)
+
+	c, err := ConfigFrom(lookup(map[string]string{"peer-address": "127.0.0.1:4601", "peers": "127.0.0.1:4601, 127.0.0.1:4602,127.0.0.1:4603",
+		"peer-secret-file": secret, "bootstrap-wait": "20"}), lookup(nil), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:4601" || c.ID != "127.0.0.1:4601" || strings.Join(c.Peers, ",") != "127.0.0.1:4602,127.0.0.1:4603" ||
+		c.BootstrapWait != 20*time.Second || !c.AutoBootstrap || string(c.Auth.Secret) != "0123456789abcdef0123" {
+		t.Errorf("ConfigFrom = %+v", c)
+	}
+
+	// Defaults from the server options.
+	c, err = ConfigFrom(lookup(map[string]string{"peer-secret-file": secret}),
+		lookup(map[string]string{"wsrep-node-address": "10.0.0.1:4567", "wsrep-cluster-address": "gcomm://10.0.0.1,10.0.0.2:4567,[fd00::3]?pc.wait_prim=no"}), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "10.0.0.1:4569" || strings.Join(c.Peers, ",") != "10.0.0.2:4569,[fd00::3]:4569" || c.BootstrapWait != DefaultBootstrapWait {
+		t.Errorf("defaults: %+v", c)
+	}
+
+	// No authentication: no coordination, and it says why.
+	c, err = ConfigFrom(lookup(nil), lookup(map[string]string{"wsrep-cluster-address": "gcomm://a,b"}), lookup(nil))
+	if err != nil || c.Enabled() || c.AutoBootstrap || !strings.Contains(c.Why, "no peer authentication") {
+		t.Errorf("no auth: %+v, %v", c, err)
+	}
+
+	for name, tt := range map[string]struct {
+		gs   map[string]string
+		want string
+	}{
+		"bad address":         {map[string]string{"peer-address": "nope"}, "[galera-supervisor] peer-address=nope: want host:port"},
+		"bad peer":            {map[string]string{"peers": "a:1,b"}, `peers=a:1,b: "b": want host:port`},
+		"bad wait":            {map[string]string{"bootstrap-wait": "5m"}, "bootstrap-wait=5m: want seconds"},
+		"auto without auth":   {map[string]string{"auto-bootstrap": "on"}, "auto-bootstrap=on: needs peer authentication"},
+		"missing secret":      {map[string]string{"peer-secret-file": filepath.Join(dir, "none")}, "peer-secret-file=" + filepath.Join(dir, "none") + ": stat"},
+		"world-readable":      {map[string]string{"peer-secret-file": open}, "readable by every user"},
+		"short secret":        {map[string]string{"peer-secret-file": short}, "want at least 16"},
+		"tls without a CA":    {map[string]string{"peer-tls": "on"}, "peer-tls=on: peer-tls needs a CA ([sst] tca)"},
+		"bad auto-bootstrap":  {map[string]string{"auto-bootstrap": "maybe"}, "auto-bootstrap=maybe: want on or off"},
+		"secret and no peers": {map[string]string{"peer-secret-file": secret}, "[galera-supervisor] peers: no peer"},
+	} {
+		_, err := ConfigFrom(lookup(tt.gs), lookup(nil), lookup(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package quorum
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// MESSAGE_IDs of the decisions in the journal (packaging/galera-supervisor.catalog).
+const (
+	MessageBootstrap = "fab74ea5fc174868bf2eda932c641fa3" // this node bootstraps
+	MessageWait      = "7a3a6f68340440c8868ffee3ba749561" // waiting, not bootstrapping, and why
+	// MessageStart has no catalog entry of its own: join and pc-recovery
+	// are logged without a MESSAGE_ID.
+)
+
+// Coordinator waits with the peers until the node may start.
+type Coordinator struct {
+	Config *Config
+	Server *Server // serves this node's state; its phase is set here
+	Log    *slog.Logger
+	// Record, when set, is called with each decision logged (to persist it).
+	Record func(Record)
+	// Poll is the period between polls; PollInterval when 0.
+	Poll time.Duration
+	// Query asks one peer; quorum.Query when nil (tests replace it).
+	Query func(ctx context.Context, addr string, auth Auth) (*State, error)
+}
+
+// Record is a decision as persisted for "galera-supervisor status".
+type Record struct {
+	Time     time.Time `json:"time"`
+	Decision `json:"decision"`
+	UUID     string `json:"uuid"`
+	Seqno    int64  `json:"seqno"`
+}
+
+// Wait polls the peers until Decide's answer starts mariadbd, logging each
+// new decision with its reasons. It returns ctx's error when cancelled.
+func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
+	poll := c.Poll
+	if poll <= 0 {
+		poll = PollInterval
+	}
+	query := c.Query
+	if query == nil {
+		query = Query
+	}
+	c.Server.Update(func(s *State) { s.Phase = PhaseWaiting })
+	start := time.Now()
+	lastKey, lastLog := "", time.Time{}
+	errs := map[string]string{}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		peers := c.poll(ctx, query)
+		for _, p := range peers {
+			if p.Err != errs[p.Addr] {
+				if p.Err != "" {
+					c.Log.Info("peer "+p.Addr+" does not answer: "+p.Err, slog.String("peer", p.Addr), slog.String("error", p.Err))
+				} else if p.State != nil {
+					c.Log.Info("peer "+p.Addr+" answers: "+p.State.ID+" "+string(p.State.Phase), slog.String("peer", p.Addr),
+						slog.String("peer_id", p.State.ID), slog.String("peer_phase", string(p.State.Phase)))
+				}
+				errs[p.Addr] = p.Err
+			}
+		}
+		in := Input{Self: c.Server.State(), Peers: peers, Waited: time.Since(start),
+			BootstrapWait: c.Config.BootstrapWait, AutoBootstrap: c.Config.AutoBootstrap}
+		d := Decide(in)
+		if key := logKey(d); key != lastKey || time.Since(lastLog) > 30*time.Second || d.Final() {
+			lastKey, lastLog = key, time.Now()
+			c.log(in.Self, d)
+		}
+		if d.Final() {
+			switch d.Action {
+			case ActionBootstrap:
+				c.Server.Update(func(s *State) { s.Bootstrapping = true; s.Phase = PhaseStarting })
+			case ActionPCRecovery:
+				c.Server.Update(func(s *State) { s.PCRecovery = true; s.Phase = PhaseStarting })
+			default:
+				c.Server.Update(func(s *State) { s.Phase = PhaseStarting })
+			}
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// logKey is what makes a decision new: its words without the numbers that
+// count down.
+func logKey(d Decision) string {
+	return string(d.Action) + d.Chosen + strings.Map(func(r rune) rune {
+		if unicode.IsDigit(r) {
+			return -1
+		}
+		return r
+	}, d.Reason)
+}
+
+func (c *Coordinator) log(self State, d Decision) {
+	attrs := []any{
+		slog.String("decision", string(d.Action)), slog.String("reason", d.Reason),
+		slog.String("peers", d.Peers), slog.String("galera_uuid", self.UUID), slog.Int64("galera_seqno", self.Seqno),
+	}
+	if d.Chosen != "" {
+		attrs = append(attrs, slog.String("chosen", d.Chosen))
+	}
+	// Text logs show the message alone: it carries the peers too.
+	tail := " [" + d.Peers + "]"
+	switch d.Action {
+	case ActionBootstrap:
+		c.Log.Warn("bootstrapping a new Primary Component from this node: "+d.Reason+tail, append(attrs, slog.String("message_id", MessageBootstrap))...)
+	case ActionWait:
+		c.Log.Info("not starting yet: "+d.Reason+tail, append(attrs, slog.String("message_id", MessageWait))...)
+	default:
+		c.Log.Info("starting mariadbd ("+string(d.Action)+"): "+d.Reason+tail, attrs...)
+	}
+	if c.Record != nil {
+		c.Record(Record{Time: time.Now().UTC(), Decision: d, UUID: self.UUID, Seqno: self.Seqno})
+	}
+}
+
+func (c *Coordinator) poll(ctx context.Context, query func(context.Context, string, Auth) (*State, error)) []Peer {
+	peers := make([]Peer, len(c.Config.Peers))
+	var wg sync.WaitGroup
+	for i, addr := range c.Config.Peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := query(ctx, addr, c.Config.Auth)
+			peers[i] = Peer{Addr: addr, State: st}
+			if err != nil {
+				peers[i] = Peer{Addr: addr, Err: err.Error()}
+			}
+		}()
+	}
+	wg.Wait()
+	return peers
+}
+
+// DecisionFile is where the last decision is kept, in the datadir: it
+// survives a reboot, and status reads it. SSTs never send or replace it.
+const DecisionFile = "galera-supervisor.decision"
+
+// WriteRecord writes r to dir/DecisionFile atomically.
+func WriteRecord(dir string, r Record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, DecisionFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("write decision: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write decision: %w", err)
+	}
+	return nil
+}
+
+// ReadRecord reads dir/DecisionFile; (nil, nil) when there is none.
+func ReadRecord(dir string) (*Record, error) {
+	path := filepath.Join(dir, DecisionFile)
+	b, err := readFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read decision: %w", err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}

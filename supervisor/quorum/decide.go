@@ -1,0 +1,310 @@
+package quorum
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Action is what a waiting node does next.
+type Action string
+
+// Actions.
+const (
+	// ActionJoin starts mariadbd normally: a peer is in a Primary
+	// Component, and the node joins it (by IST when the donor's gcache
+	// allows).
+	ActionJoin Action = "join"
+	// ActionPCRecovery starts mariadbd normally: every member of the last
+	// Primary Component is back with its gvwstate.dat, and Galera's
+	// pc.recovery restores it.
+	ActionPCRecovery Action = "pc-recovery"
+	// ActionBootstrap starts mariadbd with --wsrep-new-cluster.
+	ActionBootstrap Action = "bootstrap"
+	// ActionWait starts nothing yet; Decide is asked again.
+	ActionWait Action = "wait"
+)
+
+// Peer is one configured peer as last polled.
+type Peer struct {
+	Addr  string // as configured (peers option)
+	State *State // nil when it did not answer
+	Err   string // why it did not answer
+}
+
+// Input is everything Decide looks at.
+type Input struct {
+	Self  State
+	Peers []Peer
+	// Waited is how long this node has been waiting since its recovery.
+	Waited time.Duration
+	// BootstrapWait is how long to wait for missing members before a
+	// bootstrap by a majority of the last known membership.
+	BootstrapWait time.Duration
+	// AutoBootstrap allows a bootstrap; without it the node only joins or
+	// lets pc.recovery work.
+	AutoBootstrap bool
+}
+
+// Decision is Decide's answer, with its reasons.
+type Decision struct {
+	Action Action `json:"action"`
+	// Reason says why, in a sentence that names the peers and positions.
+	Reason string `json:"reason"`
+	// Chosen is the ID of the node chosen to bootstrap, if one is.
+	Chosen string `json:"chosen,omitempty"`
+	// Peers summarises what each node said, for the log.
+	Peers string `json:"peers"`
+}
+
+// Final reports whether the decision starts mariadbd.
+func (d Decision) Final() bool { return d.Action != ActionWait }
+
+// Decide decides how a recovered node starts, from what it and its peers
+// say. It is a pure function of in: every supervisor that sees the same
+// states reaches the same choice. The rules, in order:
+//
+//  1. A peer in a Primary Component: join it.
+//  2. A peer bootstrapping: wait for its Primary Component.
+//  3. Every member of the newest saved view (gvwstate.dat) back, each with
+//     that view: pc.recovery (a node outside that view waits for it).
+//  4. Otherwise, with auto-bootstrap, once every present node has its
+//     position: the most advanced eligible node bootstraps (seqno, then a
+//     member of the newest view, then safe_to_bootstrap, then the lowest
+//     ID), immediately when every member of the last known membership is
+//     present, after BootstrapWait with a majority of it, never without.
+//     A node whose last SST did not complete, or without data, is never
+//     eligible; nodes of different cluster UUIDs are never compared.
+func Decide(in Input) Decision {
+	self := in.Self
+	present := []*State{&self}
+	var missing []string
+	for _, p := range in.Peers {
+		if p.State == nil {
+			missing = append(missing, p.Addr)
+			continue
+		}
+		present = append(present, p.State)
+	}
+	d := Decision{Peers: summary(in)}
+	wait := func(format string, args ...any) Decision {
+		d.Action, d.Reason = ActionWait, fmt.Sprintf(format, args...)
+		return d
+	}
+
+	// 1, 2: a running or starting Primary Component.
+	for _, s := range present[1:] {
+		if s.Primary {
+			d.Action = ActionJoin
+			d.Reason = fmt.Sprintf("peer %s is in a Primary Component (%s)", s.ID, s.Phase)
+			return d
+		}
+	}
+	for _, s := range present[1:] {
+		if s.Bootstrapping {
+			return wait("peer %s is bootstrapping a new Primary Component; joining once it is Primary", s.ID)
+		}
+	}
+
+	// 3: pc.recovery.
+	newest := newestView(present)
+	if newest != nil {
+		holder := ""
+		var absent []string
+		for _, m := range newest.Members {
+			s := byMember(present, m)
+			if s == nil {
+				absent = append(absent, m)
+			} else if holder == "" && s.View.Same(newest) {
+				holder = s.ID
+			}
+		}
+		if !self.View.Same(newest) || !newest.Has(self.View.MyUUID) {
+			return wait("this node is not a member of the newest Primary Component view (seq %d, held by %s): waiting for that component to be Primary again, then joining it",
+				newest.Seq, holder)
+		}
+		stale := ""
+		for _, m := range newest.Members {
+			if s := byMember(present, m); s != nil && !s.View.Same(newest) {
+				stale = s.ID
+			}
+		}
+		if len(absent) == 0 && stale == "" {
+			d.Action = ActionPCRecovery
+			d.Reason = fmt.Sprintf("every member of the last Primary Component view (seq %d, %d members) is back with its gvwstate.dat: pc.recovery restores it",
+				newest.Seq, len(newest.Members))
+			return d
+		}
+	}
+
+	// 4: bootstrap.
+	if !in.AutoBootstrap {
+		return wait("no peer is in a Primary Component and pc.recovery does not apply; auto-bootstrap is off: bootstrap by hand (galera-supervisor bootstrap) on the most advanced node")
+	}
+	for _, s := range present[1:] {
+		if s.Phase.Running() {
+			return wait("peer %s runs mariadbd outside a Primary Component (%s)", s.ID, s.Phase)
+		}
+		if !s.Known() {
+			return wait("peer %s is still recovering its position", s.ID)
+		}
+	}
+	// The last known membership: the newest view's members, else the
+	// configured cluster.
+	size, counted := len(in.Peers)+1, len(present)
+	what := "configured members"
+	if newest != nil {
+		size, counted, what = len(newest.Members), 0, "members of the last Primary Component view"
+		for _, s := range present {
+			if s.View != nil && newest.Has(s.View.MyUUID) {
+				counted++
+			}
+		}
+	}
+	var eligible []*State
+	var why []string
+	uuids := map[string]bool{}
+	for _, s := range present {
+		if ok, no := s.Eligible(); !ok {
+			why = append(why, s.ID+": "+no)
+			continue
+		}
+		eligible = append(eligible, s)
+		uuids[s.UUID] = true
+	}
+	if len(eligible) == 0 {
+		return wait("no present node may bootstrap (%s)", strings.Join(why, "; "))
+	}
+	if len(uuids) > 1 {
+		var us []string
+		for _, s := range eligible {
+			us = append(us, s.ID+"="+s.UUID)
+		}
+		return wait("the nodes hold different cluster UUIDs (%s): refusing to compare them; bootstrap by hand", strings.Join(us, ", "))
+	}
+	if dup := duplicateID(present); dup != "" {
+		return wait("two nodes call themselves %s: every node needs its own peer-address", dup)
+	}
+	switch {
+	case counted >= size:
+	case 2*counted > size && in.Waited >= in.BootstrapWait:
+	case 2*counted > size:
+		return wait("%d of %d %s present (missing: %s): a majority; bootstrapping in %s unless they return",
+			counted, size, what, strings.Join(missing, ", "), (in.BootstrapWait - in.Waited).Round(time.Second))
+	default:
+		return wait("only %d of %d %s present (missing: %s): no majority, never bootstrapping", counted, size, what, strings.Join(missing, ", "))
+	}
+	slices.SortStableFunc(eligible, func(a, b *State) int {
+		return cmp.Or(
+			cmp.Compare(b.Seqno, a.Seqno),
+			cmpBool(inView(b, newest), inView(a, newest)),
+			cmpBool(b.SafeToBootstrap, a.SafeToBootstrap),
+			strings.Compare(a.ID, b.ID))
+	})
+	best := eligible[0]
+	d.Chosen = best.ID
+	reason := fmt.Sprintf("%s is the most advanced eligible node (%s:%d", best.ID, best.UUID, best.Seqno)
+	if len(eligible) > 1 && eligible[1].Seqno == best.Seqno {
+		reason += ", a seqno tie broken by view membership, safe_to_bootstrap, then the lowest ID"
+	}
+	reason += fmt.Sprintf(") with %d of %d %s present", counted, size, what)
+	if counted < size {
+		reason += fmt.Sprintf(" after waiting %s for %s", in.Waited.Round(time.Second), strings.Join(missing, ", "))
+	}
+	if len(why) > 0 {
+		reason += "; not eligible: " + strings.Join(why, "; ")
+	}
+	if best != &self {
+		return wait("%s; waiting for it to bootstrap", reason)
+	}
+	d.Action, d.Reason = ActionBootstrap, reason
+	return d
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func inView(s *State, v *View) bool { return v != nil && s.View != nil && v.Has(s.View.MyUUID) }
+
+// newestView is the saved view with the highest seq among the present.
+func newestView(present []*State) *View {
+	var v *View
+	for _, s := range present {
+		if s.View != nil && (v == nil || s.View.Seq > v.Seq || s.View.Seq == v.Seq && s.View.ViewID < v.ViewID) {
+			v = s.View
+		}
+	}
+	return v
+}
+
+func byMember(present []*State, uuid string) *State {
+	for _, s := range present {
+		if s.View != nil && s.View.MyUUID == uuid {
+			return s
+		}
+	}
+	return nil
+}
+
+func duplicateID(present []*State) string {
+	seen := map[string]bool{}
+	for _, s := range present {
+		if seen[s.ID] {
+			return s.ID
+		}
+		seen[s.ID] = true
+	}
+	return ""
+}
+
+// summary is one word group per node: "id=phase uuid:seqno [flags]".
+func summary(in Input) string {
+	one := func(s *State) string {
+		b := s.ID + "=" + string(s.Phase)
+		if s.Known() {
+			b += " " + shortUUID(s.UUID) + ":" + strconv.FormatInt(s.Seqno, 10)
+		}
+		if s.Primary {
+			b += " primary"
+		}
+		if s.Bootstrapping {
+			b += " bootstrapping"
+		}
+		if s.SSTIncomplete {
+			b += " sst-incomplete"
+		}
+		if s.SafeToBootstrap {
+			b += " safe"
+		}
+		if s.View != nil {
+			b += " view:" + strconv.FormatInt(s.View.Seq, 10)
+		}
+		return b
+	}
+	parts := []string{one(&in.Self)}
+	for _, p := range in.Peers {
+		if p.State == nil {
+			parts = append(parts, p.Addr+"=unreachable")
+		} else {
+			parts = append(parts, one(p.State))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func shortUUID(u string) string {
+	if len(u) > 8 {
+		return u[:8]
+	}
+	return u
+}
