@@ -14,7 +14,7 @@ DEB_PKGS := mariadb-server mariadb-backup galera-4 rsync socat lz4 pv iproute2 \
             systemd-container debootstrap dbus openssl psmisc groff-base zsh fish rpm
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test test-unit test-fuzz test-integration test-systemd lint demo bench clean
+.PHONY: all build deps test test-unit test-fuzz test-integration test-systemd lint demo bench package clean
 
 all: build
 
@@ -82,5 +82,21 @@ demo: deps build
 bench: deps build
 	$(BIN)/galera-bench $(BENCH_FLAGS)
 
+# dist/*.deb and dist/*.rpm, by nfpm: a Go tool of its own module
+# (packaging/tools/go.mod), so the main module's go.mod stays as it is.
+# The version is v<tag> without the v, else 0.0.0~git<commit time>.<hash>.
+PKG_VERSION ?= $(shell t=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${t#v} | tr - '~' || \
+	git log -1 --format='0.0.0~git%cd.%h' --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0.0.0~dev)
+NFPM := $(GO) tool -modfile=$(CURDIR)/packaging/tools/go.mod nfpm
+package:
+	rm -rf dist
+	@mkdir -p dist/build/completion
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=$(PKG_VERSION)' -o dist/build/ ./cmd/galera-supervisor
+	for sh in bash zsh fish; do dist/build/galera-supervisor completion $$sh > dist/build/completion/$$sh; done
+	for p in deb rpm; do \
+		PKG_VERSION='$(PKG_VERSION)' GOARCH=$$($(GO) env GOARCH) $(NFPM) pkg --packager $$p --config packaging/nfpm.yaml --target dist/ || exit 1; \
+	done
+	@ls -l dist/*.deb dist/*.rpm
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

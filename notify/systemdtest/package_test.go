@@ -3,19 +3,61 @@ package systemdtest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// These tests build the .deb and the .rpm with "make package" (nfpm, a Go
+// tool of packaging/tools/go.mod) and check what they hold; the .deb is
+// installed with dpkg in the container and runs a two-node cluster.
+
+var pkgOnce struct {
+	sync.Once
+	deb, rpm string
+	err      error
+}
+
+// packages runs "make package" once per test binary and returns the paths
+// of the .deb and the .rpm it built in dist/.
+func packages(t *testing.T) (deb, rpm string) {
+	t.Helper()
+	pkgOnce.Do(func() {
+		cmd := exec.Command("make", "-C", "../..", "package")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			pkgOnce.err = fmt.Errorf("make package: %v\n%s", err, out)
+			return
+		}
+		for _, p := range []struct {
+			glob string
+			dst  *string
+		}{{"../../dist/*.deb", &pkgOnce.deb}, {"../../dist/*.rpm", &pkgOnce.rpm}} {
+			m, _ := filepath.Glob(p.glob)
+			if len(m) != 1 {
+				pkgOnce.err = fmt.Errorf("make package: %s matches %q, want one file", p.glob, m)
+				return
+			}
+			*p.dst, _ = filepath.Abs(m[0])
+		}
+	})
+	if pkgOnce.err != nil {
+		t.Fatal(pkgOnce.err)
+	}
+	return pkgOnce.deb, pkgOnce.rpm
+}
 
 // nfpmEntry is one item of nfpm.yaml's contents: list.
 type nfpmEntry struct{ src, dst, typ string }
 
 // readNFPMContents reads the contents: list of packaging/nfpm.yaml with a
 // line parser (the file's own simple layout; no YAML library is allowed).
-func readNFPMContents(t *testing.T) ([]nfpmEntry, map[string]string) {
+func readNFPMContents(t *testing.T) []nfpmEntry {
 	t.Helper()
 	f, err := os.Open("../../packaging/nfpm.yaml")
 	if err != nil {
@@ -23,7 +65,6 @@ func readNFPMContents(t *testing.T) ([]nfpmEntry, map[string]string) {
 	}
 	defer f.Close()
 	var out []nfpmEntry
-	scripts := map[string]string{}
 	section := ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -39,84 +80,232 @@ func readNFPMContents(t *testing.T) ([]nfpmEntry, map[string]string) {
 			continue
 		}
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
+		if !ok || section != "contents" {
 			continue
 		}
 		v = strings.TrimSpace(v)
-		switch section {
-		case "contents":
-			if after, isItem := strings.CutPrefix(k, "- "); isItem {
-				out = append(out, nfpmEntry{})
-				k = after
-			}
-			if len(out) == 0 {
-				continue
-			}
-			e := &out[len(out)-1]
-			switch k {
-			case "src":
-				e.src = v
-			case "dst":
-				e.dst = v
-			case "type":
-				e.typ = v
-			}
-		case "scripts":
-			scripts[k] = v
+		if after, isItem := strings.CutPrefix(k, "- "); isItem {
+			out = append(out, nfpmEntry{})
+			k = after
+		}
+		if len(out) == 0 {
+			continue
+		}
+		e := &out[len(out)-1]
+		switch k {
+		case "src":
+			e.src = v
+		case "dst":
+			e.dst = v
+		case "type":
+			e.typ = v
 		}
 	}
 	if len(out) == 0 {
 		t.Fatal("packaging/nfpm.yaml: no contents")
 	}
-	return out, scripts
+	return out
 }
 
-// TestSystemdPackage installs the files as the package lays them out
-// (from packaging/nfpm.yaml), runs the maintainer scripts, has systemd
-// verify the units, runs a node from the packaged unit, and checks that
-// removal stops it.
-func TestSystemdPackage(t *testing.T) {
-	Require(t)
-	bin := binaries(t)
-	m := Boot(t, Config{Name: "gs-pkg", BindRO: []string{bin + ":/opt/galera-supervisor/bin"}})
-	r := &rig{t: t, m: m}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
-	contents, scripts := readNFPMContents(t)
-	for _, e := range contents {
+// wantContents is what nfpm.yaml says the packages hold, with globs
+// expanded: path -> "l target" for a symlink, else the mode nfpm sets.
+func wantContents(t *testing.T) map[string]string {
+	want := map[string]string{}
+	for _, e := range readNFPMContents(t) {
 		switch {
 		case e.typ == "symlink":
-			if err := os.Symlink(e.src, m.Path(e.dst)); err != nil {
-				t.Fatal(err)
-			}
+			want[e.dst] = "l " + e.src
 		case e.typ == "dir":
-			r.exec(ctx, "install", "-d", e.dst)
-		case e.src == "./bin/galera-supervisor":
-			// the built binary is bound in; the package copies it
-			r.exec(ctx, "cp", "/opt/galera-supervisor/bin/galera-supervisor", e.dst)
-		default:
-			b, err := os.ReadFile(filepath.Join("../..", e.src))
-			if err != nil {
-				t.Fatalf("nfpm.yaml src %s: %v", e.src, err)
+		case strings.ContainsAny(e.src, "*?["):
+			m, err := filepath.Glob(filepath.Join("../..", e.src))
+			if err != nil || len(m) == 0 {
+				t.Fatalf("nfpm.yaml src %s matches nothing: %v", e.src, err)
 			}
-			r.write(e.dst, string(b))
+			for _, f := range m {
+				want[e.dst+filepath.Base(f)] = "f"
+			}
+		default:
+			want[e.dst] = "f"
 		}
 	}
-	for _, s := range []string{"postinstall", "preremove", "postremove"} {
-		if scripts[s] == "" {
-			t.Fatalf("nfpm.yaml has no %s script", s)
-		}
-		b, err := os.ReadFile(filepath.Join("../..", scripts[s]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.WriteFile("/var/lib/gs-pkg/"+s, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.exec(ctx, "/var/lib/gs-pkg/postinstall", "configure")
+	return want
+}
 
+// listing maps each path of a package that is not a directory to "l
+// target" or "f mode".
+type listing map[string]string
+
+func debListing(t *testing.T, deb string) listing {
+	// -rw-r--r-- root/root 1502 2026-12-02 14:58 ./usr/lib/x [-> target]
+	return packageListing(t, 5, "dpkg-deb", "-c", deb)
+}
+
+func rpmListing(t *testing.T, rpm string) listing {
+	return packageListing(t, 1, "rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES} %{FILELINKTOS}\n]", rpm)
+}
+
+// packageListing runs a command that prints one line per entry: the mode
+// first, the path in field pathField, a link's target last.
+func packageListing(t *testing.T, pathField int, args ...string) listing {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", strings.Join(args, " "), err)
+	}
+	l := listing{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) <= pathField {
+			t.Fatalf("%s: %q", strings.Join(args[:2], " "), line)
+		}
+		p := strings.TrimPrefix(f[pathField], ".")
+		switch f[0][0] {
+		case 'd':
+		case 'l':
+			l[p] = "l " + f[len(f)-1]
+		default:
+			l[p] = "f " + f[0]
+		}
+	}
+	return l
+}
+
+func (l listing) String() string {
+	var lines []string
+	for p, v := range l {
+		lines = append(lines, p+" "+v)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestSystemdPackageRPM checks the .rpm against nfpm.yaml and the .deb: the
+// same files, links and modes; its dependencies, version and scriptlets.
+func TestSystemdPackageRPM(t *testing.T) {
+	Require(t)
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Fatalf("rpm (Debian package rpm, in the Makefile's DEB_PKGS) is needed to read the .rpm: %v", err)
+	}
+	deb, rpm := packages(t)
+	debL, rpmL := debListing(t, deb), rpmListing(t, rpm)
+	if debL.String() != rpmL.String() {
+		t.Errorf("the .rpm and the .deb differ:\n.deb:\n%s\n.rpm:\n%s", debL, rpmL)
+	}
+	want := wantContents(t)
+	for p, kind := range want {
+		got, ok := rpmL[p]
+		switch {
+		case !ok:
+			t.Errorf(".rpm lacks %s", p)
+		case kind == "f" && !strings.HasPrefix(got, "f -"):
+			t.Errorf(".rpm: %s is %q, want a file", p, got)
+		case kind != "f" && got != kind:
+			t.Errorf(".rpm: %s is %q, want %q", p, got, kind)
+		}
+	}
+	for p := range rpmL {
+		if _, ok := want[p]; !ok {
+			t.Errorf(".rpm holds %s, which nfpm.yaml does not name", p)
+		}
+	}
+	// Whatever the repository has of units, man pages and catalog is shipped.
+	for _, glob := range []string{"../../units/*.service", "../../packaging/*.8", "../../packaging/*.catalog"} {
+		m, _ := filepath.Glob(glob)
+		for _, f := range m {
+			found := false
+			for p := range rpmL {
+				found = found || filepath.Base(p) == filepath.Base(f)
+			}
+			if !found {
+				t.Errorf("%s is not in the packages", f)
+			}
+		}
+	}
+	for p, mode := range map[string]string{
+		"/usr/bin/galera-supervisor":                         "f -rwxr-xr-x",
+		"/usr/lib/systemd/system/galera-supervisor@.service": "f -rw-r--r--",
+		"/usr/bin/wsrep_sst_native-copy":                     "l /usr/bin/galera-supervisor",
+		"/usr/bin/wsrep_sst_native-backup":                   "l /usr/bin/galera-supervisor",
+	} {
+		if rpmL[p] != mode {
+			t.Errorf(".rpm: %s is %q, want %q", p, rpmL[p], mode)
+		}
+	}
+
+	q := func(args ...string) string {
+		out, err := exec.Command("rpm", append([]string{"-qp"}, append(args, rpm)...)...).Output()
+		if err != nil {
+			t.Fatalf("rpm -qp %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
+	}
+	req := q("--requires")
+	for _, dep := range []string{"mariadb-server", "(galera-4 or galera)"} {
+		if !strings.Contains(req, dep+"\n") {
+			t.Errorf(".rpm does not require %s:\n%s", dep, req)
+		}
+	}
+	debVersion, err := exec.Command("dpkg-deb", "-f", deb, "Version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := q("--qf", "%{VERSION}-%{RELEASE}"); v != strings.TrimSpace(string(debVersion)) {
+		t.Errorf(".rpm version %s, .deb version %s", v, debVersion)
+	}
+	scripts := q("--scripts")
+	for _, s := range []string{"postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet",
+		"journalctl --update-catalog", "systemctl daemon-reload", "systemctl stop galera-supervisor.service"} {
+		if !strings.Contains(scripts, s) {
+			t.Errorf(".rpm scriptlets lack %q:\n%s", s, scripts)
+		}
+	}
+}
+
+// pkgNode is one instance of the packaged galera-supervisor@.service, with
+// its option groups [mysqld.<name>] in the standard option files.
+type pkgNode struct {
+	name                        string
+	port, gport, iport, sstPort int
+}
+
+func (n pkgNode) unit() string    { return "galera-supervisor@" + n.name + ".service" }
+func (n pkgNode) datadir() string { return "/var/lib/mysql-" + n.name }
+func (n pkgNode) socket() string  { return "/run/mysqld/" + n.name + ".sock" }
+
+func (n pkgNode) groups() string {
+	return fmt.Sprintf(`
+[mysqld.%[1]s]
+datadir=%[2]s
+socket=%[3]s
+pid-file=/run/mysqld/%[1]s.pid
+port=%[4]d
+innodb_log_file_size=16M
+wsrep_node_name=%[1]s
+wsrep_node_incoming_address=127.0.0.1:%[4]d
+wsrep_provider_options='base_port=%[5]d;gmcast.listen_addr=tcp://127.0.0.1:%[5]d;ist.recv_addr=127.0.0.1:%[6]d;gcache.size=64M'
+wsrep_sst_receive_address=127.0.0.1:%[7]d
+
+[client.%[1]s]
+socket=%[3]s
+`, n.name, n.datadir(), n.socket(), n.port, n.gport, n.iport, n.sstPort)
+}
+
+// TestSystemdPackage installs the .deb with dpkg into the container (Debian
+// 12 with mariadb-server and galera-4), checks what its scripts did, runs
+// galera-supervisor.service on the standard option files, then two
+// instances of galera-supervisor@.service started with systemctl, the
+// second joining by a native-copy SST; a reinstall leaves a running node
+// alone, and removal stops it.
+func TestSystemdPackage(t *testing.T) {
+	Require(t)
+	deb, _ := packages(t)
+	m := Boot(t, Config{Name: "gs-pkg", BindRO: []string{filepath.Dir(deb) + ":/opt/dist"}})
+	r := &rig{t: t, m: m}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	debIn := "/opt/dist/" + filepath.Base(deb)
+
+	r.exec(ctx, "dpkg", "-i", debIn)
 	if out, err := m.Exec(ctx, "systemd-analyze", "verify", "--man=no",
 		"/usr/lib/systemd/system/galera-supervisor.service", "galera-supervisor@n1.service"); err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
@@ -126,55 +315,156 @@ func TestSystemdPackage(t *testing.T) {
 			t.Errorf("/usr/bin/%s resolves to %q", l, got)
 		}
 	}
-	if st := r.show(ctx, "galera-supervisor.service", "UnitFileState"); st != "disabled" {
-		t.Errorf("galera-supervisor.service is %s after install; the package must not enable it", st)
+	for _, u := range []string{"galera-supervisor.service", "galera-supervisor@.service"} {
+		if st, _ := m.Systemctl(ctx, "is-enabled", u); strings.TrimSpace(st) != "disabled" {
+			t.Errorf("%s is %q after install; the package must not enable it", u, st)
+		}
+	}
+	// postinstall ran journalctl --update-catalog: the SST texts are known.
+	const sstStarted = "a19d96317dc44d4e811da4a2d5b03ff6"
+	if out := r.exec(ctx, "journalctl", "--list-catalog", sstStarted); !strings.Contains(out, "galera-supervisor") {
+		t.Errorf("journalctl --list-catalog %s after install:\n%s", sstStarted, out)
+	}
+	if out := r.exec(ctx, "bash", "-c", ". /usr/share/bash-completion/completions/galera-supervisor && "+
+		"COMP_WORDS=(galera-supervisor boo) COMP_CWORD=1 && _galera_supervisor && echo ${COMPREPLY[@]}"); strings.TrimSpace(out) != "bootstrap" {
+		t.Errorf("packaged bash completion of \"galera-supervisor boo\": %q", out)
+	}
+	version := strings.TrimSpace(r.exec(ctx, "dpkg-query", "-W", "-f=${Version}", "galera-supervisor"))
+	if out := r.exec(ctx, "galera-supervisor", "version"); !strings.Contains(out, strings.TrimSuffix(version, "-1")) {
+		t.Errorf("galera-supervisor version: %q, package version %s", out, version)
 	}
 
-	// galera-supervisor.service on the standard option files, bootstrapped
-	// by Debian's own galera_new_cluster (it writes the file the unit reads).
-	r.write("/etc/mysql/mariadb.conf.d/60-galera.cnf", `[galera]
+	common := `[galera]
 wsrep_on=ON
 wsrep_provider=/usr/lib/galera/libgalera_smm.so
-wsrep_cluster_address=gcomm://127.0.0.1
 wsrep_node_address=127.0.0.1
 wsrep_sst_method=native-copy
 binlog_format=row
 innodb_autoinc_lock_mode=2
 innodb_buffer_pool_size=64M
-`)
-	if out, err := m.Exec(ctx, "galera_new_cluster", "galera-supervisor.service"); err != nil {
-		t.Fatalf("galera_new_cluster galera-supervisor.service: %v\n%s\n%s", err, out, m.Journal(ctx, "galera-supervisor.service"))
+`
+	r.run(t, "galera-supervisor.service", func(t *testing.T) {
+		// On the standard option files, bootstrapped by Debian's own
+		// galera_new_cluster (it writes the file the unit reads).
+		r.write("/etc/mysql/mariadb.conf.d/60-galera.cnf", common+"wsrep_cluster_address=gcomm://127.0.0.1\n")
+		if out, err := m.Exec(ctx, "galera_new_cluster", "galera-supervisor.service"); err != nil {
+			t.Fatalf("galera_new_cluster galera-supervisor.service: %v\n%s\n%s", err, out, m.Journal(ctx, "galera-supervisor.service"))
+		}
+		if out, code := r.supervisor(ctx, "status"); code != 0 || !strings.Contains(out, "galera-supervisor.service") ||
+			!strings.Contains(out, "Synced, Primary, cluster size 1") {
+			t.Errorf("status (default unit galera-supervisor.service): exit %d\n%s", code, out)
+		}
+		r.exec(ctx, "systemctl", "stop", "galera-supervisor.service")
+		if p := r.unitProcs(ctx, "galera-supervisor.service"); len(p) > 0 {
+			t.Errorf("processes left in galera-supervisor.service: %v", p)
+		}
+	})
+	if t.Failed() {
+		return
 	}
-	if out, code := r.supervisor(ctx, "status"); code != 0 || !strings.Contains(out, "galera-supervisor.service") ||
-		!strings.Contains(out, "Synced, Primary, cluster size 1") {
-		t.Errorf("status (default unit galera-supervisor.service): exit %d\n%s", code, out)
-	}
-	r.exec(ctx, "systemctl", "stop", "galera-supervisor.service")
 
-	// A one-node cluster from the packaged template unit.
-	n1 := newNode(1)
-	r.write(n1.cnf, n1.config("gcomm://", nil))
-	r.exec(ctx, "install", "-d", "-o", "mysql", "-g", "mysql", "-m", "0750", n1.datadir)
-	r.exec(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+n1.datadir, "--user=mysql", "--skip-test-db", "--innodb-log-file-size=16M")
-	if out, err := m.Systemctl(ctx, "start", n1.unit); err != nil {
-		t.Fatalf("start %s: %v\n%s\n%s", n1.unit, err, out, m.Journal(ctx, n1.unit))
+	// Two instances on the standard option files, each with its own groups.
+	n1 := pkgNode{name: "node1", port: 3311, gport: 4567, iport: 4568, sstPort: 4444}
+	n2 := pkgNode{name: "node2", port: 3312, gport: 4577, iport: 4578, sstPort: 4454}
+	r.exec(ctx, "rm", "/etc/mysql/mariadb.conf.d/60-galera.cnf")
+	r.write("/etc/mysql/mariadb.conf.d/70-galera-nodes.cnf", common+fmt.Sprintf(
+		"wsrep_cluster_name=gs-pkg\nwsrep_cluster_address=gcomm://127.0.0.1:%d,127.0.0.1:%d\n", n1.gport, n2.gport)+n1.groups()+n2.groups())
+	for _, n := range []pkgNode{n1, n2} {
+		r.exec(ctx, "install", "-d", "-o", "mysql", "-g", "mysql", "-m", "0750", n.datadir())
 	}
-	if out, code := r.supervisor(ctx, "status", "--unit", n1.unit); code != 0 {
-		t.Errorf("status: exit %d\n%s", code, out)
+	r.exec(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+n1.datadir(), "--user=mysql",
+		"--skip-test-db", "--innodb-log-file-size=16M")
+
+	r.run(t, "bootstrap-node1", func(t *testing.T) {
+		// What galera_new_cluster does, for the instance's own file.
+		r.write("/run/galera-supervisor-wsrep-new-cluster."+n1.name, "_WSREP_NEW_CLUSTER='--wsrep-new-cluster'\n")
+		out, err := m.Systemctl(ctx, "start", n1.unit())
+		r.exec(ctx, "rm", "/run/galera-supervisor-wsrep-new-cluster."+n1.name)
+		if err != nil {
+			t.Fatalf("systemctl start %s: %v\n%s\n%s", n1.unit(), err, out, m.Journal(ctx, n1.unit()))
+		}
+		// status finds the instance's socket through --defaults-group-suffix.
+		if out, code := r.supervisor(ctx, "status", "--unit", n1.unit()); code != 0 ||
+			!strings.Contains(out, "Synced, Primary, cluster size 1") || !strings.Contains(out, n1.datadir()) {
+			t.Errorf("status --unit %s: exit %d\n%s", n1.unit(), code, out)
+		}
+		r.exec(ctx, "mariadb", "-S", n1.socket(), "-e",
+			"CREATE DATABASE pkg; CREATE TABLE pkg.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO pkg.t VALUES (1, 'before SST')")
+	})
+	if t.Failed() {
+		return
 	}
 
-	r.exec(ctx, "/var/lib/gs-pkg/preremove", "upgrade")
-	if st := r.show(ctx, n1.unit, "ActiveState"); st != "active" {
-		t.Errorf("preremove upgrade stopped the node: %s", st)
-	}
-	r.exec(ctx, "/var/lib/gs-pkg/preremove", "remove")
-	if st := r.show(ctx, n1.unit, "ActiveState"); st != "inactive" {
-		t.Errorf("after preremove remove: %s is %s", n1.unit, st)
-	}
-	if p := r.unitProcs(ctx, n1.unit); len(p) > 0 {
-		t.Errorf("processes left in %s: %v", n1.unit, p)
-	}
-	r.exec(ctx, "/var/lib/gs-pkg/postremove", "remove")
+	r.run(t, "join-node2-by-native-copy", func(t *testing.T) {
+		if out, err := m.Systemctl(ctx, "start", n2.unit()); err != nil {
+			t.Fatalf("systemctl start %s: %v\n%s\n%s", n2.unit(), err, out, m.Journal(ctx, n2.unit()))
+		}
+		for _, n := range []pkgNode{n1, n2} {
+			if out, err := m.Systemctl(ctx, "is-active", n.unit()); err != nil || strings.TrimSpace(out) != "active" {
+				t.Errorf("systemctl is-active %s: %q %v", n.unit(), out, err)
+			}
+		}
+		j := r.journal(ctx, n2.unit())
+		if l, ok := firstLine(j, "SST joiner native-copy: done"); !ok {
+			t.Errorf("no finished native-copy joiner SST in the journal of %s\n%s", n2.unit(), m.Journal(ctx, n2.unit()))
+		} else {
+			t.Logf("%s: %s", n2.unit(), l.msg)
+		}
+		if _, ok := firstLine(j, "joined -> synced"); !ok {
+			t.Errorf("%s never said Synced", n2.unit())
+		}
+		out, code := r.supervisor(ctx, "status", "--unit", n2.unit())
+		if code != 0 || !strings.Contains(out, "Synced, Primary, cluster size 2") || !strings.Contains(out, "native-copy") {
+			t.Errorf("status --unit %s: exit %d\n%s", n2.unit(), code, out)
+		}
+		t.Logf("galera-supervisor status --unit %s:\n%s", n2.unit(), out)
+		if got := strings.TrimSpace(r.exec(ctx, "mariadb", "-S", n2.socket(), "-N", "-e", "SELECT v FROM pkg.t WHERE id = 1")); got != "before SST" {
+			t.Errorf("node2 reads %q from the row node1 wrote before the SST", got)
+		}
+	})
+
+	r.run(t, "stop-node2", func(t *testing.T) {
+		r.exec(ctx, "systemctl", "stop", n2.unit())
+		if st, res := r.show(ctx, n2.unit(), "ActiveState"), r.show(ctx, n2.unit(), "Result"); st != "inactive" || res != "success" {
+			t.Errorf("after stop: %s is %s, result %s", n2.unit(), st, res)
+		}
+		if p := r.unitProcs(ctx, n2.unit()); len(p) > 0 {
+			t.Errorf("processes left in %s: %v", n2.unit(), p)
+		}
+	})
+
+	r.run(t, "reinstall-and-remove", func(t *testing.T) {
+		main := r.show(ctx, n1.unit(), "MainPID")
+		r.exec(ctx, "dpkg", "-i", debIn) // prerm upgrade: running nodes stay
+		if st, pid := r.show(ctx, n1.unit(), "ActiveState"), r.show(ctx, n1.unit(), "MainPID"); st != "active" || pid != main {
+			t.Errorf("reinstall touched %s: %s, main PID %s (was %s)", n1.unit(), st, pid, main)
+		}
+		r.exec(ctx, "dpkg", "-r", "galera-supervisor") // prerm remove stops them
+		if st := r.show(ctx, n1.unit(), "ActiveState"); st != "inactive" {
+			t.Errorf("after dpkg -r: %s is %s", n1.unit(), st)
+		}
+		if p := r.unitProcs(ctx, n1.unit()); len(p) > 0 {
+			t.Errorf("processes left in %s after dpkg -r: %v", n1.unit(), p)
+		}
+		for _, l := range strings.Split(r.exec(ctx, "ps", "-e", "-o", "pid=,comm="), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && (f[1] == "mariadbd" || strings.HasPrefix(f[1], "galera-supervis")) {
+				t.Errorf("left running after dpkg -r: %s", l)
+			}
+		}
+		for _, p := range []string{"/usr/bin/galera-supervisor", "/usr/bin/wsrep_sst_native-copy",
+			"/usr/lib/systemd/system/galera-supervisor@.service", "/usr/lib/systemd/catalog/galera-supervisor.catalog"} {
+			if _, err := os.Lstat(m.Path(p)); err == nil {
+				t.Errorf("%s is still there after dpkg -r", p)
+			}
+		}
+		// postremove updated the catalog and reloaded the manager.
+		if out, _ := m.Exec(ctx, "journalctl", "--list-catalog", sstStarted); strings.Contains(out, "galera-supervisor") {
+			t.Errorf("catalog entry %s still known after dpkg -r:\n%s", sstStarted, out)
+		}
+		if st := r.show(ctx, "galera-supervisor.service", "LoadState"); st != "not-found" {
+			t.Errorf("galera-supervisor.service is %s after dpkg -r, want not-found", st)
+		}
+	})
 }
 
 // TestSystemdMariadbDropIn puts the supervisor in charge of Debian's own
