@@ -16,17 +16,17 @@ type sstStatus struct {
 	Percent int    // -1: no total known
 	Done    int64  // bytes, to the unit's precision
 	Total   int64
-	MBps    float64 // 0: no rate yet
-	ETA     time.Duration
-	HasETA  bool
+	// The bar's own rate and ETA (barPrinter.update); 0 and false while
+	// unknown. The supervisor's are not read.
+	MBps   float64
+	ETA    time.Duration
+	HasETA bool
 }
 
 var (
 	reSSTPhase = regexp.MustCompile(`^(?:donor, )?(waiting|receiving|sending|preparing|verifying|moving)(?: SST)?(?:$| )`)
 	rePercent  = regexp.MustCompile(` (\d{1,3})% ([0-9.]+)/([0-9.]+) (MiB|GiB)(?: |$)`)
 	reDoneOnly = regexp.MustCompile(`^ ([0-9.]+) (MiB|GiB)(?: |$)`)
-	reRate     = regexp.MustCompile(` (\d+) MB/s(?: |$)`)
-	reETA      = regexp.MustCompile(` ETA (\S+)$`)
 )
 
 // parseStatus reads an SST progress STATUS= line; ok is false for any other
@@ -58,14 +58,6 @@ func parseStatus(line string) (s sstStatus, ok bool) {
 	} else if m := reDoneOnly.FindStringSubmatch(rest); m != nil {
 		if d, err := strconv.ParseFloat(m[1], 64); err == nil {
 			s.Done = int64(d * unit(m[2]))
-		}
-	}
-	if m := reRate.FindStringSubmatch(rest); m != nil {
-		s.MBps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := reETA.FindStringSubmatch(rest); m != nil {
-		if d, err := time.ParseDuration(m[1]); err == nil && d >= 0 {
-			s.ETA, s.HasETA = d, true
 		}
 	}
 	return s, true
@@ -133,6 +125,9 @@ type barPrinter struct {
 	label string
 	start time.Time // of the SST: the first line drawn
 
+	recvAt   time.Time // the first receiving line, and its bytes
+	recvDone int64
+
 	drawn     bool // a \r line is on screen
 	lastPhase string
 	lastAt    time.Time
@@ -140,10 +135,26 @@ type barPrinter struct {
 	updates   int // lines or redraws written
 }
 
-// update draws s, seen at now.
+// update draws s, seen at now. The rate and ETA are the bar's own, from
+// the byte counts since the first receiving line: the supervisor's rate is
+// smoothed from events as it reads them, which come in bursts.
 func (p *barPrinter) update(s sstStatus, now time.Time) {
 	if p.start.IsZero() {
 		p.start = now
+	}
+	s.MBps, s.ETA, s.HasETA = 0, 0, false
+	if s.Phase == "receiving" || s.Phase == "sending" {
+		if p.recvAt.IsZero() {
+			p.recvAt, p.recvDone = now, s.Done
+		}
+		if dt := now.Sub(p.recvAt).Seconds(); dt > 0 && s.Done > p.recvDone {
+			rate := float64(s.Done-p.recvDone) / dt
+			s.MBps = rate / 1e6
+			if s.Total >= s.Done {
+				s.ETA = time.Duration(float64(s.Total-s.Done) / rate * float64(time.Second)).Round(time.Second)
+				s.HasETA = true
+			}
+		}
 	}
 	line := renderBar(p.label, s, now.Sub(p.start))
 	if p.tty {

@@ -38,11 +38,11 @@ func TestParseStatus(t *testing.T) {
 		want sstStatus
 	}{
 		{"receiving SST 45% 115/256 MiB 38 MB/s ETA 4s", true,
-			sstStatus{Phase: "receiving", Percent: 45, Done: 115 << 20, Total: 256 << 20, MBps: 38, ETA: 4 * time.Second, HasETA: true}},
+			sstStatus{Phase: "receiving", Percent: 45, Done: 115 << 20, Total: 256 << 20}},
 		{"receiving SST 45% 2.0/4.5 GiB 310 MB/s ETA 1m8s", true,
-			sstStatus{Phase: "receiving", Percent: 45, Done: 2 << 30, Total: 4.5 * (1 << 30), MBps: 310, ETA: 68 * time.Second, HasETA: true}},
+			sstStatus{Phase: "receiving", Percent: 45, Done: 2 << 30, Total: 4.5 * (1 << 30)}},
 		{"receiving SST 0% 0/198 MiB", true, sstStatus{Phase: "receiving", Percent: 0, Total: 198 << 20}},
-		{"receiving SST 300 MiB 40 MB/s", true, sstStatus{Phase: "receiving", Percent: -1, Done: 300 << 20, MBps: 40}},
+		{"receiving SST 300 MiB 40 MB/s", true, sstStatus{Phase: "receiving", Percent: -1, Done: 300 << 20}},
 		{"waiting 0% 0/198 MiB", true, sstStatus{Phase: "waiting", Percent: 0, Total: 198 << 20}},
 		{"waiting", true, sstStatus{Phase: "waiting", Percent: -1}},
 		{"preparing", true, sstStatus{Phase: "preparing", Percent: -1}},
