@@ -46,7 +46,9 @@ type Config struct {
 	// after StopTimeout SIGKILL with its whole process group.
 	StopTimeout time.Duration
 	// StallTimeout is the keepalive window: while the node is not ready,
-	// each advance of SST progress extends systemd's start timeout by it.
+	// each advance of SST progress extends systemd's start timeout by it
+	// (notify.ChooseStallWindow); 0 is DefaultStallTimeout, and
+	// notify.NoStallWindow (TimeoutStartSec=infinity) extends nothing.
 	StallTimeout time.Duration
 	// Watchdog is systemd's WatchdogSec (WATCHDOG_USEC); 0 disables it.
 	Watchdog time.Duration
@@ -70,7 +72,7 @@ type Config struct {
 const (
 	DefaultMariadbd     = "/usr/sbin/mariadbd"
 	DefaultStopTimeout  = 870 * time.Second // mariadb.service's TimeoutStopSec=900, less a margin
-	DefaultStallTimeout = 60 * time.Second  // as mariadbd's own WSREP_EXTEND_TIMEOUT_INTERVAL
+	DefaultStallTimeout = notify.DefaultStallWindow
 	// After "Will never receive state. Need to abort" 10.11 aborts within
 	// a second, but at times hangs there with every thread waiting.
 	DefaultAbortGrace = 60 * time.Second
@@ -107,7 +109,7 @@ func New(cfg Config) *Supervisor {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
-	if cfg.StallTimeout <= 0 {
+	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.AbortGrace <= 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
+	"github.com/galera-supervisor/galera-supervisor/notify/unit"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
 )
 
@@ -113,11 +114,20 @@ What systemd hears (NotifyAccess=main is enough):
                joined, synced, donor, desynced, stopping.
   EXTEND_TIMEOUT_USEC=
                before READY, each time SST progress advances (or the node's
-               phase changes), by --sst-stall-timeout: a transfer that stalls
-               lets TimeoutStartSec= fire. mariadbd's SST monitor extensions
-               (every 30 s, progress or not) are dropped; InnoDB's (crash
-               recovery, buffer pool) are relayed. While stopping, 30 s every
-               10 s as long as mariadbd is alive, up to --stop-timeout.
+               phase changes), by the stall window, at most every quarter of
+               it: a transfer that stalls lets the start timeout fire one
+               window after its last byte. The window is the unit's own
+               TimeoutStartSec= (read over D-Bus at start, at least 10 s),
+               so TimeoutStartSec=20 fails a stalled SST's start 20 s after
+               the stall (then the stop, within TimeoutStopSec=); nothing is
+               extended under TimeoutStartSec=infinity; 60 s when not under
+               systemd or the bus does not answer; --sst-stall-timeout
+               overrides it. The log says which. The joiner itself gives up
+               after [sst] transfer-idle-timeout (120 s) without data.
+               mariadbd's SST monitor extensions (every 30 s, progress or
+               not) are dropped; InnoDB's (crash recovery, buffer pool) are
+               relayed. While stopping, 30 s every 10 s as long as mariadbd
+               is alive, up to --stop-timeout.
   WATCHDOG=1   every WatchdogSec/2 while mariadbd runs (not SIGSTOPped) and,
                once ready, answers SQL.
   STOPPING=1   on SIGTERM/SIGINT.
@@ -175,7 +185,7 @@ type runOptions struct {
 	newCluster   bool
 	runtimeDir   string
 	stopTimeout  time.Duration
-	stallTimeout time.Duration
+	stallTimeout positiveDuration
 	healthEvery  time.Duration
 }
 
@@ -194,9 +204,32 @@ func runFlags(o *runOptions) *flag.FlagSet {
 	fs.BoolVar(&o.newCluster, "wsrep-new-cluster", false, "bootstrap a new cluster from this node (refused when safe_to_bootstrap: 0)")
 	fs.StringVar(&o.runtimeDir, "runtime-dir", "", "dir for the notify and progress sockets (default $RUNTIME_DIRECTORY, else /run/galera-supervisor)")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", supervisor.DefaultStopTimeout, "how long mariadbd may take to stop after SIGTERM before SIGKILL")
-	fs.DurationVar(&o.stallTimeout, "sst-stall-timeout", supervisor.DefaultStallTimeout, "before READY, how long SST progress may stall before systemd's start timeout may fire")
+	fs.Var(&o.stallTimeout, "sst-stall-timeout", "before READY, how long SST progress may stall before systemd's start timeout may fire (default the unit's TimeoutStartSec, at least 10s; 1m0s when it cannot be read)")
 	fs.DurationVar(&o.healthEvery, "health-interval", time.Second, "period of the SQL health check")
 	return fs
+}
+
+// positiveDuration is a duration flag that must be positive; unset it is 0
+// and shows no default.
+type positiveDuration time.Duration
+
+func (d *positiveDuration) String() string {
+	if *d == 0 {
+		return ""
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *positiveDuration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if v <= 0 {
+		return fmt.Errorf("%s is not positive", s)
+	}
+	*d = positiveDuration(v)
+	return nil
 }
 
 func defaultsFlags(fs *flag.FlagSet, d *supervisor.Defaults) {
@@ -270,6 +303,8 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	stallWindow := notify.ChooseStallWindow(ctx, log, time.Duration(o.stallTimeout),
+		os.Getenv(notify.EnvSocket) != "", unit.OwnStartTimeout)
 	sup := supervisor.New(supervisor.Config{
 		Mariadbd:       o.mariadbd,
 		Defaults:       o.defaults,
@@ -278,7 +313,7 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		LoadOptions:    supervisor.LoadOptionFiles(o.defaults, log),
 		RuntimeDir:     o.runtimeDir,
 		StopTimeout:    o.stopTimeout,
-		StallTimeout:   o.stallTimeout,
+		StallTimeout:   stallWindow,
 		Watchdog:       watchdog,
 		HealthInterval: o.healthEvery,
 		Systemd:        notify.FromEnv(),

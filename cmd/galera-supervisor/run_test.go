@@ -21,6 +21,9 @@ func TestRunConfigExit(t *testing.T) {
 	for _, args := range [][]string{
 		{"--no-such-flag"},
 		{"stray-argument"},
+		{"--sst-stall-timeout=0"},
+		{"--sst-stall-timeout=-20s"},
+		{"--sst-stall-timeout=soon"},
 		{"--defaults-file=" + missing},
 		{"--defaults-file=" + bad},
 	} {

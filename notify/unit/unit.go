@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -175,6 +176,51 @@ func (c *Conn) UnitOf(ctx context.Context, pid uint32) (string, error) {
 		return "", fmt.Errorf("unit of pid %d: %w", pid, err)
 	}
 	return name, nil
+}
+
+// StartTimeout returns the service unit whose main process is pid and its
+// TimeoutStartSec, 0 when that is infinity. A process that is not a
+// service's main process (a test's fake child, a shell in a session) has no
+// start timeout of its own: that is an error.
+func (c *Conn) StartTimeout(ctx context.Context, pid uint32) (string, time.Duration, error) {
+	name, err := c.UnitOf(ctx, pid)
+	if err != nil {
+		return "", 0, err
+	}
+	if !strings.HasSuffix(name, ".service") {
+		return name, 0, fmt.Errorf("pid %d is in %s, not in a service", pid, name)
+	}
+	sp, err := c.c.GetUnitTypePropertiesContext(ctx, name, "Service")
+	if err != nil {
+		return name, 0, fmt.Errorf("get service properties of %s: %w", name, err)
+	}
+	if main, _ := sp["MainPID"].(uint32); main != pid {
+		return name, 0, fmt.Errorf("pid %d is not the main process of %s (MainPID %d)", pid, name, main)
+	}
+	us, ok := sp["TimeoutStartUSec"].(uint64)
+	if !ok {
+		return name, 0, fmt.Errorf("%s: TimeoutStartUSec is %T, want uint64", name, sp["TimeoutStartUSec"])
+	}
+	return name, usecDuration(us), nil
+}
+
+// OwnStartTimeout is StartTimeout for this process over the system bus
+// (for root, systemd's private socket when the bus does not answer); it is
+// a notify.StartTimeoutFunc.
+func OwnStartTimeout(ctx context.Context) (string, time.Duration, error) {
+	c, err := Dial(ctx, "")
+	if err != nil && os.Geteuid() == 0 {
+		p, perr := sddbus.NewSystemdConnectionContext(ctx)
+		if perr != nil {
+			return "", 0, fmt.Errorf("%w; systemd's private socket: %w", err, perr)
+		}
+		c, err = &Conn{c: p}, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	defer c.Close()
+	return c.StartTimeout(ctx, uint32(os.Getpid()))
 }
 
 func usecTime(v any) time.Time {

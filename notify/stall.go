@@ -1,0 +1,87 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// The keepalive window (Keepalive.Window) is how long SST progress may stall
+// before the unit's start timeout fires. By default it is the unit's own
+// TimeoutStartSec: systemd counts each extension from when it receives it
+// and never shortens the timeout, and the last extension goes out no later
+// than the last progress, so a transfer that stalls fails the start at most
+// one window after its last byte (then the stop: TimeoutStopSec). A
+// transfer that moves reports progress at least every chunk and is extended
+// every Window/4, so it survives as long as a chunk takes less than
+// 3/4 of the window.
+const (
+	// DefaultStallWindow is used when the unit's start timeout is not
+	// known: mariadbd's own WSREP_EXTEND_TIMEOUT_INTERVAL.
+	DefaultStallWindow = 60 * time.Second
+	// MinStallWindow bounds a window derived from a short TimeoutStartSec
+	// below, so that a slow transfer that moves is not killed between two
+	// chunks.
+	MinStallWindow = 10 * time.Second
+	// NoStallWindow: the start timeout is infinite, nothing is extended.
+	NoStallWindow time.Duration = -1
+
+	lookupTimeout = 5 * time.Second
+)
+
+// StartTimeoutFunc reads the start timeout of the service unit whose main
+// process is the caller: the unit's name and its TimeoutStartSec, 0 when
+// that is infinity.
+type StartTimeoutFunc func(context.Context) (unit string, timeout time.Duration, err error)
+
+// StallWindowFor is the window for a unit whose TimeoutStartSec is timeout
+// (0: infinity).
+func StallWindowFor(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return NoStallWindow
+	}
+	return max(timeout, MinStallWindow)
+}
+
+// ChooseStallWindow picks the keepalive window and logs why: override (the
+// --sst-stall-timeout flag) when positive; else, under systemd
+// (underSystemd: $NOTIFY_SOCKET is set), StallWindowFor the unit's start
+// timeout as lookup reads it; else, or when lookup fails,
+// DefaultStallWindow.
+func ChooseStallWindow(ctx context.Context, log *slog.Logger, override time.Duration, underSystemd bool, lookup StartTimeoutFunc) time.Duration {
+	window := func(w time.Duration, source string) []any {
+		return []any{slog.Duration("stall_window", w), slog.String("stall_window_source", source)}
+	}
+	if override > 0 {
+		log.Info(fmt.Sprintf("SST stall window %s, set by --sst-stall-timeout", override), window(override, "flag")...)
+		return override
+	}
+	if !underSystemd {
+		log.Info(fmt.Sprintf("SST stall window %s (the default): not under systemd, $NOTIFY_SOCKET is unset", DefaultStallWindow),
+			window(DefaultStallWindow, "default")...)
+		return DefaultStallWindow
+	}
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	unit, timeout, err := lookup(lctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn(fmt.Sprintf("SST stall window %s (the default): cannot read the unit's TimeoutStartSec: %v", DefaultStallWindow, err),
+				append(window(DefaultStallWindow, "default"), slog.Any("err", err))...)
+		}
+		return DefaultStallWindow
+	}
+	w := StallWindowFor(timeout)
+	if w == NoStallWindow {
+		log.Info(fmt.Sprintf("no SST stall window: %s has TimeoutStartSec=infinity, its start needs no extension", unit),
+			slog.String("unit", unit), slog.String("timeout_start", "infinity"), slog.String("stall_window_source", "unit"))
+		return w
+	}
+	msg := fmt.Sprintf("SST stall window %s, from %s's TimeoutStartSec=%s", w, unit, timeout)
+	if w != timeout {
+		msg += fmt.Sprintf(" (at least %s)", MinStallWindow)
+	}
+	log.Info(msg, append(window(w, "unit"), slog.String("unit", unit), slog.Duration("timeout_start", timeout))...)
+	return w
+}
