@@ -46,7 +46,7 @@ func Diff(a, b *Set, groups ...string) []Change {
 	return out
 }
 
-// String reads "[sst] transfer-streams: 8 → 3 (/etc/mysql/conf.d/sst.cnf:4)",
+// String reads "[sst] transfer-streams: 8 -> 3 (/etc/mysql/conf.d/sst.cnf:4)",
 // naming where the new value is, or where the removed one was. Secrets
 // (passwords, wsrep-sst-auth, encrypt-key) show as ****.
 func (c Change) String() string {
@@ -58,7 +58,7 @@ func (c Change) String() string {
 	if !c.Has {
 		where = "was " + where
 	}
-	return fmt.Sprintf("[%s] %s: %s → %s (%s)", o.Group, c.Key, c.show(c.Old, c.Had), c.show(c.New, c.Has), where)
+	return fmt.Sprintf("[%s] %s: %s -> %s (%s)", o.Group, c.Key, c.show(c.Old, c.Had), c.show(c.New, c.Has), where)
 }
 
 func (c Change) show(o Option, present bool) string {

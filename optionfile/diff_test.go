@@ -26,15 +26,15 @@ func TestDiff(t *testing.T) {
 		got = append(got, c.String())
 	}
 	want := []string{
-		"[sst] rlimit: 10M → unset (was /a.cnf:3)",
-		"[sst] time: unset → (no value) (/a.cnf:5)",
-		"[sst] transfer-streams: 8 → 3 (/b.cnf:2)",
-		"[sst] wsrep-sst-auth: **** → **** (/a.cnf:4)",
+		"[sst] rlimit: 10M -> unset (was /a.cnf:3)",
+		"[sst] time: unset -> (no value) (/a.cnf:5)",
+		"[sst] transfer-streams: 8 -> 3 (/b.cnf:2)",
+		"[sst] wsrep-sst-auth: **** -> **** (/a.cnf:4)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if d := Diff(a, b, "mysqld"); len(d) != 1 || d[0].String() != "[mysqld] datadir: /x → /y (/a.cnf:7)" {
+	if d := Diff(a, b, "mysqld"); len(d) != 1 || d[0].String() != "[mysqld] datadir: /x -> /y (/a.cnf:7)" {
 		t.Errorf("Diff of [mysqld]: %v", d)
 	}
 	if d := Diff(a, a, "sst", "mysqld"); len(d) != 0 {

@@ -203,6 +203,19 @@ func realPath(name string) string {
 // the group suffix appended), in file order: what my_print_defaults prints
 // for these groups. Group names match case-insensitively.
 func (s *Set) Options(groups ...string) []Option {
+	in := s.inGroups(groups)
+	var out []Option
+	for _, o := range s.opts {
+		if in(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// inGroups says whether an option is in one of groups, or of a group with
+// the suffix appended.
+func (s *Set) inGroups(groups []string) func(Option) bool {
 	if s.suffix != "" {
 		all := make([]string, 0, 2*len(groups))
 		all = append(all, groups...)
@@ -211,16 +224,30 @@ func (s *Set) Options(groups ...string) []Option {
 		}
 		groups = all
 	}
-	var out []Option
-	for _, o := range s.opts {
+	return func(o Option) bool {
 		for _, g := range groups {
 			if groupMatch(o.Group, g) {
-				out = append(out, o)
-				break
+				return true
 			}
 		}
+		return false
 	}
-	return out
+}
+
+// WithGroups returns a copy of s whose options of groups are those of
+// from instead: the supervisor hands the SST the [sst] group it read last
+// and the server groups mariadbd started with.
+func (s *Set) WithGroups(from *Set, groups ...string) *Set {
+	out := *s
+	in := s.inGroups(groups)
+	out.opts = nil
+	for _, o := range s.opts {
+		if !in(o) {
+			out.opts = append(out.opts, o)
+		}
+	}
+	out.opts = append(out.opts, from.Options(groups...)...)
+	return &out
 }
 
 // Lookup returns the last occurrence of the named option in the given

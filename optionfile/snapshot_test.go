@@ -97,3 +97,22 @@ func groupsOf(opts []Option) []string {
 	}
 	return g
 }
+
+func TestWithGroups(t *testing.T) {
+	m := &memFS{files: map[string]string{"/a.cnf": "[sst]\nrlimit = 1M\n[mysqld]\ndatadir = /x\n[sst.n1]\ntime = 1\n"}}
+	n := &memFS{files: map[string]string{"/a.cnf": "[sst]\nrlimit = 2M\n[mysqld]\ndatadir = /y\n"}}
+	src := Sources{DefaultsFile: "/a.cnf", GroupSuffix: ".n1", suffixGiven: true}
+	started, _ := load(src, m, nil)
+	last, _ := load(src, n, nil)
+	got := started.WithGroups(last, "sst")
+	var s []string
+	for _, o := range got.All() {
+		s = append(s, o.Group+" "+o.Arg())
+	}
+	if strings.Join(s, ", ") != "mysqld --datadir=/x, sst --rlimit=2M" {
+		t.Errorf("WithGroups: %s", strings.Join(s, ", "))
+	}
+	if o, _ := started.Lookup([]string{"sst"}, "rlimit"); o.Value != "1M" {
+		t.Errorf("WithGroups changed its receiver: %+v", o)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -172,15 +173,45 @@ type FileOptions struct{ Set *optionfile.Set }
 
 // LoadOptions reads the option files named by the SST command line.
 func LoadOptions(a *Args) (*FileOptions, error) {
-	set, err := optionfile.Load(optionfile.Sources{
-		DefaultsFile: a.DefaultsFile,
-		ExtraFile:    a.DefaultsExtraFile,
-		GroupSuffix:  a.DefaultsGroupSuffix,
-	})
+	set, err := optionfile.Load(a.sources())
 	if err != nil {
 		return nil, Errorf(EINVAL, "sst: read option files: %w", err)
 	}
 	return &FileOptions{Set: set}, nil
+}
+
+func (a *Args) sources() optionfile.Sources {
+	return optionfile.Sources{DefaultsFile: a.DefaultsFile, ExtraFile: a.DefaultsExtraFile, GroupSuffix: a.DefaultsGroupSuffix}
+}
+
+// EnvOptions names, in mariadbd's environment and so in the SST's, the
+// supervisor's snapshot of its last good option files ([sst] and the server
+// groups). The SST reads its options from there rather than from the files,
+// which may hold an edit the supervisor refused.
+const EnvOptions = "GALERA_SUPERVISOR_OPTIONS"
+
+// SnapshotGroups are the groups a snapshot holds: those the SST methods
+// read. [client] and its passwords stay out.
+func SnapshotGroups() []string {
+	return append([]string{"sst"}, optionfile.ServerGroups("")...)
+}
+
+// LoadSnapshot reads the snapshot at path. ok is false when it was read
+// from other option files than a's --defaults-* name: an SST run by hand
+// with a stale environment reads its own files.
+func LoadSnapshot(path string, a *Args) (o *FileOptions, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("read option snapshot $%s: %w", EnvOptions, err)
+	}
+	set, err := optionfile.ParseSnapshot(path, data)
+	if err != nil {
+		return nil, false, err
+	}
+	if !set.SameFiles(a.sources()) {
+		return nil, false, nil
+	}
+	return &FileOptions{Set: set}, true, nil
 }
 
 // Lookup implements Options.

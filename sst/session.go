@@ -246,6 +246,30 @@ func (s *Session) Report(e progress.Event) {
 	s.Progress.Report(e)
 }
 
+// loadOptions reads the supervisor's snapshot when it names one, else the
+// option files, else asks my_print_defaults rather than fail the SST.
+func (s *Session) loadOptions(args *Args, snapshot string) Options {
+	if snapshot != "" {
+		o, ok, err := LoadSnapshot(snapshot, args)
+		switch {
+		case err != nil:
+			s.Log.Warn(fmt.Sprintf("%v; reading the option files instead", err))
+		case !ok:
+			s.Log.Warn(fmt.Sprintf("option snapshot %s ($%s) was read from other option files than this SST's; reading them instead", snapshot, EnvOptions))
+		default:
+			s.Log.Info("options: the supervisor's last good option files, from "+snapshot, slog.String("option_snapshot", snapshot))
+			return o
+		}
+	}
+	o, err := LoadOptions(args)
+	if err != nil {
+		// Fall back to the server's own reader rather than fail the SST.
+		s.Log.Warn(fmt.Sprintf("%v; using my_print_defaults", err))
+		return NewPrintDefaults(args)
+	}
+	return o
+}
+
 // Config is what Run needs from the process around it.
 type Config struct {
 	Stdout, Stderr io.Writer
@@ -320,12 +344,8 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	}
 	if cfg.Options != nil {
 		s.Options = cfg.Options(args)
-	} else if o, err := LoadOptions(args); err == nil {
-		s.Options = o
 	} else {
-		// Fall back to the server's own reader rather than fail the SST.
-		s.Log.Warn(fmt.Sprintf("%v; using my_print_defaults", err))
-		s.Options = NewPrintDefaults(args)
+		s.Options = s.loadOptions(args, cfg.Getenv(EnvOptions))
 	}
 	s.Progress = cfg.Progress
 	if s.Progress == nil {

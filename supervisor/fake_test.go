@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
@@ -67,6 +68,7 @@ func fakeMariadbd(mode string, args []string) int {
 		return 0
 	}
 	write("argv", strings.Join(args, "\n"))
+	write("options-env", os.Getenv(sst.EnvOptions))
 	n := notify.FromEnv()
 	say := func(s string) {
 		if err := n.Notify(s); err != nil {

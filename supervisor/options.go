@@ -40,6 +40,18 @@ func (d Defaults) Args() []string {
 	return a
 }
 
+// Sources are the option files d names, for package optionfile.
+func (d Defaults) Sources() (optionfile.Sources, error) {
+	src, rest, err := optionfile.ParseArgs(d.Args())
+	if err != nil {
+		return src, err
+	}
+	if len(rest) > 0 {
+		return src, fmt.Errorf("option files: unexpected %q", rest[0])
+	}
+	return src, nil
+}
+
 // Options is what the option files say, each map keyed by the normalised
 // option name ("wsrep-on" for wsrep_on, loose-wsrep-on...), last value wins.
 type Options struct {
@@ -52,6 +64,9 @@ type Options struct {
 	// Supervisor is [galera-supervisor] alone (peer coordination), SST
 	// the [sst] group (its certificates serve peer-tls).
 	Supervisor, SST map[string]string
+	// Files is what the maps were read from, with each option's file and
+	// line; nil when my_print_defaults read them.
+	Files *optionfile.Set
 }
 
 // Datadir is the server's datadir option, mariadbd's default when unset.
@@ -162,12 +177,9 @@ func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, e
 // world-writable file skipped) go to log.
 func LoadOptionFiles(d Defaults, log *slog.Logger) func(context.Context) (Options, error) {
 	return func(ctx context.Context) (Options, error) {
-		src, rest, err := optionfile.ParseArgs(d.Args())
+		src, err := d.Sources()
 		if err != nil {
 			return Options{}, err
-		}
-		if len(rest) > 0 {
-			return Options{}, fmt.Errorf("option files: unexpected %q", rest[0])
 		}
 		set, err := optionfile.Load(src)
 		if err != nil {
@@ -188,6 +200,7 @@ func LoadOptionFiles(d Defaults, log *slog.Logger) func(context.Context) (Option
 			Client:     toMap(set.Options(ClientGroups...)),
 			Supervisor: toMap(set.Options("galera-supervisor")),
 			SST:        toMap(set.Options("sst")),
+			Files:      set,
 		}, nil
 	}
 }

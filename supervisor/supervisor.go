@@ -20,6 +20,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
+	"github.com/galera-supervisor/galera-supervisor/optionfile"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
@@ -35,6 +36,9 @@ type Config struct {
 
 	// LoadOptions reads the option files; it is called again on Reload.
 	LoadOptions func(context.Context) (Options, error)
+	// Watch re-reads the option files of Defaults when one changes, as
+	// Reload does but without SIGHUP to mariadbd.
+	Watch bool
 	// NewHealth builds the health check; default NewSQLHealth.
 	NewHealth func(Options) Health
 
@@ -211,9 +215,23 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	env := childEnv(s.cfg.Env, nl.Path(), pl.Path())
+	var snapshot string
+	if opts.Files != nil {
+		snapshot = filepath.Join(s.cfg.RuntimeDir, "options-"+id+".json")
+		if err := writeSnapshot(snapshot, opts.Files, opts.Files, cred); err != nil {
+			return exitErr(ExitFailure, "%w", err)
+		}
+		defer os.Remove(snapshot)
+	}
+	changes, stopWatch, err := s.watch(ctx)
+	if err != nil {
+		return exitErr(ExitConfig, "%w", err)
+	}
+	defer stopWatch()
+	env := childEnv(s.cfg.Env, nl.Path(), pl.Path(), snapshot)
 
-	r := &runner{s: s, opts: opts, cred: cred, wsrep: wsrep, msgs: msgs, progress: pl.Events(), env: env,
+	r := &runner{s: s, opts: opts, started: opts.Files, snapshot: snapshot, changes: changes,
+		cred: cred, wsrep: wsrep, msgs: msgs, progress: pl.Events(), env: env,
 		view: view{wsrep: wsrep, meter: &progress.Meter{}},
 		keep: notify.Keepalive{Window: s.cfg.StallTimeout}}
 	r.health = s.cfg.NewHealth(opts)
@@ -312,19 +330,24 @@ func credential(name string) (*syscall.Credential, error) {
 }
 
 // childEnv is env without systemd's variables meant for us, plus ours.
-func childEnv(env []string, notifySocket, progressSocket string) []string {
+// An empty snapshot leaves the SST to read the option files itself.
+func childEnv(env []string, notifySocket, progressSocket, snapshot string) []string {
 	var out []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case k == notify.EnvSocket, k == progress.EnvSocket,
+		case k == notify.EnvSocket, k == progress.EnvSocket, k == sst.EnvOptions,
 			k == "WATCHDOG_USEC", k == "WATCHDOG_PID",
 			strings.HasPrefix(k, "LISTEN_"):
 			continue
 		}
 		out = append(out, kv)
 	}
-	return append(out, notify.EnvSocket+"="+notifySocket, progress.EnvSocket+"="+progressSocket)
+	out = append(out, notify.EnvSocket+"="+notifySocket, progress.EnvSocket+"="+progressSocket)
+	if snapshot != "" {
+		out = append(out, sst.EnvOptions+"="+snapshot)
+	}
+	return out
 }
 
 // runner is the state of one Run; only Run's goroutine touches it, but for
@@ -332,6 +355,9 @@ func childEnv(env []string, notifySocket, progressSocket string) []string {
 type runner struct {
 	s        *Supervisor
 	opts     Options
+	started  *optionfile.Set // the option files mariadbd started with
+	snapshot string          // what the SST reads its options from; "" none
+	changes  <-chan struct{} // the option files changed
 	cred     *syscall.Credential
 	wsrep    bool
 	msgs     <-chan notify.Message
@@ -629,7 +655,10 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			r.killHungAbort(pid)
 
 		case <-s.reload:
-			r.reloadOptions(ctx, cmd)
+			r.reloadOptions(ctx, cmd, true)
+
+		case <-r.changes:
+			r.reloadOptions(ctx, cmd, false)
 
 		case <-exited:
 			return r.exited(cmd, stopStart, keep)
@@ -806,14 +835,30 @@ func (r *runner) healthResult(res healthResult) {
 	r.say(false)
 }
 
-func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd) {
+// reloadOptions reads the option files again. An edit that does not read,
+// or that newProblems refuses, leaves the configuration as it was; else
+// [sst] applies to the next SST and a server group needs a restart. With
+// forward (SIGHUP), mariadbd gets a SIGHUP too.
+func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool) {
 	s := r.s
 	o, err := s.loadOptions(ctx)
-	if err != nil {
-		s.log.Warn(fmt.Sprintf("reload: %v; keeping the options read before", err))
-	} else {
-		for _, d := range diffOptions(r.opts.Server, o.Server) {
-			s.log.Info(fmt.Sprintf("reload: %s (mariadbd applies it at its next start)", d))
+	var bad []string
+	if err == nil && o.Files != nil {
+		bad = newProblems(r.opts.Files, o.Files)
+	}
+	switch {
+	case err != nil:
+		s.log.Warn(fmt.Sprintf("option files: %v; keeping the last good configuration", err))
+	case len(bad) > 0:
+		for _, p := range bad {
+			s.log.Warn("option files: " + p + "; keeping the last good configuration")
+		}
+	default:
+		r.logChanges(r.opts, o)
+		if r.snapshot != "" && o.Files != nil {
+			if err := writeSnapshot(r.snapshot, r.started, o.Files, r.cred); err != nil {
+				s.log.Error(fmt.Sprintf("%v; the next SST reads the options of before", err))
+			}
 		}
 		if !mapsEqual(r.opts.Client, o.Client) || r.opts.Server["socket"] != o.Server["socket"] {
 			s.log.Info("reload: health check credentials or socket changed; using the new ones")
@@ -825,6 +870,9 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd) {
 			old.Close()
 		}
 		r.opts = o
+	}
+	if !forward {
+		return
 	}
 	// mariadbd's SIGHUP flushes logs, privileges and caches, what
 	// ExecReload=kill -HUP $MAINPID did in the stock unit (logrotate relies

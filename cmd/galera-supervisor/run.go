@@ -142,10 +142,26 @@ Signals:
                    and a running SST script, as KillMode=control-group did);
                    after --stop-timeout SIGKILL to the group. Exit when
                    mariadbd and everything below it are gone.
-  SIGHUP           re-read the option files and log what changed (it applies
-                   at mariadbd's next start); forward SIGHUP to mariadbd (it
-                   flushes logs and privileges, as ExecReload=kill -HUP did)
-                   once it answers queries.
+  SIGHUP           re-read the option files as an edit does (below); forward
+                   SIGHUP to mariadbd (it flushes logs and privileges, as
+                   ExecReload=kill -HUP did) once it answers queries.
+
+Live option files (--watch, on by default): every directory of the include
+tree is watched, so that an editor's rename over a file, an in-place write,
+a new .cnf in an !includedir, a retargeted symlink on the way
+(/etc/mysql/my.cnf -> /etc/alternatives/my.cnf -> ...) and a default file
+that did not exist are all seen. Once the edit settles (100 ms) the files
+are read again and each change is logged with the file:line of the value:
+  [sst] rlimit: 10M -> 20M (/etc/mysql/conf.d/sst.cnf:3): the next SST uses it
+      no restart: the SST reads the snapshot named by
+      GALERA_SUPERVISOR_OPTIONS (see "help sst"), which now has it.
+  [mysqld] ... : needs a restart of mariadbd
+      server groups ([mysqld] [server] [mariadb] [galera] ...) are only
+      logged; nothing is restarted.
+An edit that does not read (a malformed line) or that gives an [sst] value
+the SST would reject (as "config check" finds) is logged with its file:line
+and refused: the last good configuration stays in force, for the next SST
+too.
 No process outlives mariadbd: its process group is killed after it exits,
 and the supervisor is a child subreaper, so orphaned SST processes and
 mariadb-backup re-parent to it and are stopped and reaped. A joiner whose
@@ -187,6 +203,7 @@ type runOptions struct {
 	stopTimeout  time.Duration
 	stallTimeout positiveDuration
 	healthEvery  time.Duration
+	watch        bool
 }
 
 type flagSet = flag.FlagSet
@@ -206,6 +223,7 @@ func runFlags(o *runOptions) *flag.FlagSet {
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", supervisor.DefaultStopTimeout, "how long mariadbd may take to stop after SIGTERM before SIGKILL")
 	fs.Var(&o.stallTimeout, "sst-stall-timeout", "before READY, how long SST progress may stall before systemd's start timeout may fire (default the unit's TimeoutStartSec, at least 10s; 1m0s when it cannot be read)")
 	fs.DurationVar(&o.healthEvery, "health-interval", time.Second, "period of the SQL health check")
+	fs.BoolVar(&o.watch, "watch", true, "re-read the option files when one changes; --watch=false: only on SIGHUP")
 	return fs
 }
 
@@ -316,6 +334,7 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		StallTimeout:   stallWindow,
 		Watchdog:       watchdog,
 		HealthInterval: o.healthEvery,
+		Watch:          o.watch,
 		Systemd:        notify.FromEnv(),
 		Log:            log,
 	})

@@ -109,7 +109,16 @@ Contract (stdout is for the server only; logs go to stderr as
   second SST from running; a joiner stops when its mariadbd (--parent)
   goes away.
 
-[sst] options read (from the option files the server names):
+Where options come from: under "galera-supervisor run", mariadbd's
+environment has GALERA_SUPERVISOR_OPTIONS=<runtime-dir>/options-<pid>.json,
+the supervisor's snapshot of its last good configuration ([sst] as last
+edited, the server groups as mariadbd started with them; see "help run"),
+and the SST reads its options from there, so that an edit the supervisor
+refused never reaches an SST. Without it, or when it was read from other
+files than --defaults-file/--defaults-extra-file/--defaults-group-suffix
+name, the SST reads the option files itself.
+
+[sst] options read:
   tcert, tkey, tca, tcapath; ssl-cert, ssl-key, ssl-ca, ssl-mode; encrypt
                          TLS with crypto/tls; a CA means mutual verification
   compressor, decompressor  lz4 is built in; other commands run as filters

@@ -1,6 +1,7 @@
 package nativecopy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	for _, f := range files {
 		total += f.Size
 	}
-	s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s", len(files), mb(total), peer))
+	s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(files), mb(total), peer, cmp.Or(opts.Streams, transfer.DefaultStreams)))
 	payload := total
 	sess.SetTotal(total)
 	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {

@@ -1,0 +1,190 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
+	"github.com/galera-supervisor/galera-supervisor/sst"
+)
+
+// sstProbe is an SST method that only reports the options it was given.
+type sstProbe struct{}
+
+var probeSeen = make(chan sst.Options, 1)
+
+func (sstProbe) Joiner(ctx context.Context, s *sst.Session) error { return nil }
+func (sstProbe) Donor(ctx context.Context, s *sst.Session) error {
+	probeSeen <- s.Options
+	return nil
+}
+
+func init() { sst.Register("watch-probe", sstProbe{}) }
+
+// logLines collects the supervisor's log.
+type logLines struct{ rec *logtest.Recorder }
+
+func (l *logLines) mark() int { return len(l.rec.Records()) }
+
+// waitFor waits until a record from index from on has a message with
+// want, for at most within from start.
+func (l *logLines) waitFor(from int, want string, start time.Time, within time.Duration) (logtest.Record, time.Duration, error) {
+	for {
+		for _, r := range l.rec.Records()[from:] {
+			if strings.Contains(r.Message, want) {
+				return r, time.Since(start), nil
+			}
+		}
+		if time.Since(start) > within {
+			return logtest.Record{}, 0, fmt.Errorf("no log message with %q within %v; logged: %q", want, within, l.rec.Messages()[from:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// nextSST runs an SST as mariadbd would, in the environment the fake
+// mariadbd was given, and returns the options it saw.
+func nextSST(t *testing.T, dir, cnf string) sst.Options {
+	t.Helper()
+	env, err := os.ReadFile(filepath.Join(dir, "options-env"))
+	if err != nil || len(env) == 0 {
+		t.Fatalf("mariadbd's environment has no %s: %q %v", sst.EnvOptions, env, err)
+	}
+	var stderr bytes.Buffer
+	err = sst.Run(context.Background(), "watch-probe",
+		[]string{"--role", "donor", "--address", "127.0.0.1:1/x", "--datadir", filepath.Join(dir, "data"), "--defaults-file", cnf},
+		sst.Config{Stderr: &stderr, Getenv: func(k string) string {
+			if k == sst.EnvOptions {
+				return string(env)
+			}
+			return ""
+		}})
+	if err != nil {
+		t.Fatalf("SST: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "options: the supervisor's last good option files") {
+		t.Errorf("the SST did not read the snapshot:\n%s", stderr.String())
+	}
+	return <-probeSeen
+}
+
+// TestLiveOptionFiles edits a supervised node's option files while its
+// mariadbd runs, in the five ways the issue names: each edit is seen
+// within 1 s, logged with file:line, and the next SST uses the new [sst]
+// values; a broken edit keeps the last good ones; a server group change
+// is logged as needing a restart, and nothing restarts.
+func TestLiveOptionFiles(t *testing.T) {
+	etc := t.TempDir()
+	confd := filepath.Join(etc, "conf.d")
+	targets := filepath.Join(etc, "targets")
+	for _, d := range []string{confd, targets} {
+		must(t, os.Mkdir(d, 0o755))
+	}
+	cnf := filepath.Join(etc, "my.cnf")
+	sstCnf := filepath.Join(confd, "sst.cnf")
+	link := filepath.Join(confd, "link.cnf")
+	write := func(p, s string) { t.Helper(); must(t, os.WriteFile(p, []byte(s), 0o644)) }
+	write(sstCnf, "[sst]\ntransfer-streams = 2\n")
+	write(filepath.Join(targets, "a.cnf"), "[sst]\nrlimit = 1M\n")
+	write(filepath.Join(targets, "b.cnf"), "[sst]\nrlimit = 2M\n")
+	must(t, os.Symlink("../targets/a.cnf", link))
+
+	logs := &logLines{rec: logtest.NewRecorder()}
+	n := startFake(t, "normal", func(c *Config, datadir string) {
+		write(cnf, "[mysqld]\ndatadir = "+datadir+"\nwsrep-on = ON\nuser = root\n!includedir "+confd+"\n")
+		c.Defaults = Defaults{File: cnf}
+		c.LoadOptions = LoadOptionFiles(c.Defaults, logs.rec.Logger())
+		c.Watch = true
+		c.Log = logs.rec.Logger()
+	})
+	n.waitReady()
+	pid := n.sup.PID()
+	lookup := func(o sst.Options, groups []string, name string) string { v, _ := o.Lookup(groups, name); return v }
+	if o := nextSST(t, n.dir, cnf); lookup(o, sst.SSTGroups, "transfer-streams") != "2" || lookup(o, sst.SSTGroups, "rlimit") != "1M" {
+		t.Fatalf("first SST: transfer-streams %q rlimit %q", lookup(o, sst.SSTGroups, "transfer-streams"), lookup(o, sst.SSTGroups, "rlimit"))
+	}
+
+	steps := []struct {
+		name     string
+		edit     func()
+		log      string // seen within 1 s
+		sst      string // option of the next SST's [sst] ...
+		value    string // ... and its value
+		restarts bool
+	}{
+		{"rename over the file", func() {
+			write(sstCnf+".tmp", "[sst]\ntransfer-streams = 3\n")
+			must(t, os.Rename(sstCnf+".tmp", sstCnf))
+		}, "[sst] transfer-streams: 2 -> 3 (" + sstCnf + ":2): the next SST uses it", "transfer-streams", "3", false},
+		{"in-place write", func() {
+			write(sstCnf, "[sst]\n# streams\ntransfer-streams = 4\n")
+		}, "[sst] transfer-streams: 3 -> 4 (" + sstCnf + ":3): the next SST uses it", "transfer-streams", "4", false},
+		{"new file in the includedir", func() {
+			write(filepath.Join(confd, "z.cnf"), "[sst]\nsst-initial-timeout = 60\n")
+		}, "[sst] sst-initial-timeout: unset -> 60 (" + filepath.Join(confd, "z.cnf") + ":2): the next SST uses it", "sst-initial-timeout", "60", false},
+		{"symlink retarget", func() {
+			must(t, os.Symlink("../targets/b.cnf", link+".new"))
+			must(t, os.Rename(link+".new", link))
+		}, "[sst] rlimit: 1M -> 2M (" + link + ":2): the next SST uses it", "rlimit", "2M", false},
+		{"broken edit", func() {
+			write(sstCnf, "[sst\ntransfer-streams = 5\n")
+		}, sstCnf + ":1: wrong group definition (no closing ']'); keeping the last good configuration", "transfer-streams", "4", false},
+		{"invalid value", func() {
+			write(sstCnf, "[sst]\ntransfer-streams = 0\n")
+		}, sstCnf + ":2: [sst] invalid transfer-streams = \"0\": out of range 1..64; keeping the last good configuration", "transfer-streams", "4", false},
+		{"fixed", func() {
+			write(sstCnf, "[sst]\ntransfer-streams = 6\n")
+		}, "[sst] transfer-streams: 4 -> 6 (" + sstCnf + ":2): the next SST uses it", "transfer-streams", "6", false},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			time.Sleep(200 * time.Millisecond) // the last edit's events settle
+			from := logs.mark()
+			start := time.Now()
+			st.edit()
+			rec, d, err := logs.waitFor(from, st.log, start, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("seen after %v: %s %v", d, rec.Message, rec.Attrs)
+			if got := lookup(nextSST(t, n.dir, cnf), sst.SSTGroups, st.sst); got != st.value {
+				t.Errorf("the next SST has %s = %q, want %q", st.sst, got, st.value)
+			}
+		})
+	}
+
+	t.Run("server group", func(t *testing.T) {
+		time.Sleep(200 * time.Millisecond)
+		from := logs.mark()
+		start := time.Now()
+		b, err := os.ReadFile(cnf)
+		must(t, err)
+		write(cnf, strings.Replace(string(b), "user = root\n", "user = root\nmax_connections = 10\n", 1))
+		rec, _, err := logs.waitFor(from, "[mysqld] max-connections: unset -> 10 ("+cnf+":5): needs a restart of mariadbd", start, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := rec.Attrs; a["option"] != "max-connections" || a["option_file"] != cnf || a["option_line"] != "5" || a["applies"] != "restart" {
+			t.Errorf("attributes %v", a)
+		}
+		o := nextSST(t, n.dir, cnf)
+		if v, ok := o.Lookup(sst.ServerGroups, "max-connections"); ok {
+			t.Errorf("the SST sees the server's max-connections = %q, which mariadbd does not run with", v)
+		}
+		if lookup(o, sst.SSTGroups, "transfer-streams") != "6" {
+			t.Errorf("[sst] lost after a server group edit: %q", lookup(o, sst.SSTGroups, "transfer-streams"))
+		}
+	})
+	if p := n.sup.PID(); p != pid {
+		t.Errorf("mariadbd restarted: pid %d, then %d", pid, p)
+	}
+	if !n.events()["sighup"].IsZero() {
+		t.Error("an edit sent mariadbd a SIGHUP")
+	}
+}
