@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -132,6 +133,9 @@ func (w *Watcher) rescan(all bool) {
 	set, _ := w.load(w.src) // errors are the receiver's to report
 	names, incDirs, dirs := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, l := range set.looked {
+		if strings.HasPrefix(l.path, "~") {
+			continue // no $HOME: MariaDB reads nothing there either
+		}
 		for _, hop := range hops(l.path) {
 			watchPath(hop, names, dirs)
 		}
