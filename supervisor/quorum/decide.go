@@ -195,7 +195,7 @@ func Decide(in Input) Decision {
 		return wait("%d of %d %s present (missing: %s): a majority; bootstrapping in %s unless they return",
 			counted, size, what, strings.Join(missing, ", "), (in.BootstrapWait - in.Waited).Round(time.Second))
 	default:
-		return wait("only %d of %d %s present (missing: %s): no majority, never bootstrapping", counted, size, what, strings.Join(missing, ", "))
+		return wait("only %d of %d %s present (missing: %s): no majority: not bootstrapping", counted, size, what, strings.Join(missing, ", "))
 	}
 	slices.SortStableFunc(eligible, func(a, b *State) int {
 		return cmp.Or(

@@ -1,0 +1,200 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
+)
+
+// freePort is a loopback port free right now. The supervisor binds it a
+// moment later; the outage tests reserve theirs through the harness.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestRealQuorum runs three nodes under the built supervisor with peer
+// coordination and takes the whole cluster down three ways: a clean full
+// shutdown (stock aborts until galera_new_cluster), a kill -9 of every
+// mariadbd (pc.recovery), and a kill -9 with one node kept down (a
+// majority bootstraps after bootstrap-wait). Each time the cluster must come
+// back without a person, with every row, decided as expected.
+func TestRealQuorum(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 3})
+	secret := filepath.Join(t.TempDir(), "peer-secret")
+	if err := os.WriteFile(secret, []byte("a test secret of more than sixteen bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*galeratest.Node{c.Node(1), c.Node(2), c.Node(3)}
+	addrs := make([]string, 3)
+	for i := range nodes {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	for i, n := range nodes {
+		f, err := os.OpenFile(n.ConfigFile, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// peers lists every node: a node skips its own address.
+		fmt.Fprintf(f, "\n[galera-supervisor]\npeer-address = %s\npeers = %s\npeer-secret-file = %s\nbootstrap-wait = 5\n",
+			addrs[i], strings.Join(addrs, ","), secret)
+		f.Close()
+	}
+	sups := make([]*supervised, 3)
+	sds := make([]*systemdSocket, 3)
+	start := func(i int, args ...string) {
+		sds[i] = newSystemdSocket(t)
+		sups[i] = startSupervisor(t, nodes[i], sds[i], args...)
+	}
+	// READY=1 comes once the node is Synced.
+	waitAll := func(which ...int) {
+		t.Helper()
+		for _, i := range which {
+			if _, err := sds[i].waitFor(ctx, "READY=1", sups[i].exited); err != nil {
+				b, _ := os.ReadFile(sups[i].log)
+				t.Fatalf("node%d: %v\n%s", i+1, err, b)
+			}
+		}
+	}
+	decision := func(i int) quorum.Action {
+		t.Helper()
+		r, err := quorum.ReadRecord(nodes[i].DataDir)
+		if err != nil || r == nil {
+			t.Fatalf("node%d: no decision: %v", i+1, err)
+		}
+		return r.Action
+	}
+	killAll := func(which ...int) {
+		t.Helper()
+		for _, i := range which {
+			if pid := mariadbdPID(sups[i].cmd.Process.Pid); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		for _, i := range which {
+			select {
+			case <-sups[i].exited:
+			case <-time.After(time.Minute):
+				t.Fatalf("node%d: supervisor did not exit after mariadbd was killed", i+1)
+			}
+		}
+	}
+	rows := 0
+	write := func(n int) {
+		t.Helper()
+		for range n {
+			rows++
+			if err := nodes[rows%3].Exec(ctx, "INSERT INTO gs.q VALUES (?)", rows); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkRows := func() {
+		t.Helper()
+		for i, n := range nodes {
+			got, err := n.QueryString(ctx, "SELECT COUNT(*) FROM gs.q")
+			if err != nil || got != fmt.Sprint(rows) {
+				t.Errorf("node%d: %s rows (%v), want %d", i+1, got, err, rows)
+			}
+		}
+	}
+
+	// A new cluster, by hand as always.
+	start(0, "--wsrep-new-cluster")
+	waitAll(0)
+	if err := nodes[0].Exec(ctx, "CREATE DATABASE gs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].Exec(ctx, "CREATE TABLE gs.q (a INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	start(1)
+	waitAll(1)
+	start(2)
+	waitAll(2)
+	for i := 1; i < 3; i++ {
+		if a := decision(i); a != quorum.ActionJoin {
+			t.Errorf("node%d joined a running cluster by decision %s, want join", i+1, a)
+		}
+	}
+	write(30)
+
+	// 1. Clean full shutdown, 3 then 2 then 1: node1 is the last, the
+	// most advanced; all three start at once.
+	for _, i := range []int{2, 1, 0} {
+		if code := sups[i].stop(t, 2*time.Minute); code != ExitOK {
+			t.Fatalf("node%d: exit %d", i+1, code)
+		}
+		write(0)
+	}
+	t0 := time.Now()
+	for i := range nodes {
+		start(i)
+	}
+	waitAll(0, 1, 2)
+	t.Logf("clean full shutdown: all Synced %.1fs after the start", time.Since(t0).Seconds())
+	if a := decision(0); a != quorum.ActionBootstrap {
+		t.Errorf("node1 (last down) decided %s, want bootstrap", a)
+	}
+	for i := 1; i < 3; i++ {
+		if a := decision(i); a != quorum.ActionJoin {
+			t.Errorf("node%d decided %s, want join", i+1, a)
+		}
+	}
+	checkRows()
+	write(30)
+
+	// 2. kill -9 of every mariadbd: pc.recovery.
+	killAll(0, 1, 2)
+	t0 = time.Now()
+	for i := range nodes {
+		start(i)
+	}
+	waitAll(0, 1, 2)
+	t.Logf("kill -9 of all: all Synced %.1fs after the start", time.Since(t0).Seconds())
+	for i := range nodes {
+		if a := decision(i); a != quorum.ActionPCRecovery {
+			t.Errorf("node%d decided %s, want pc-recovery", i+1, a)
+		}
+	}
+	checkRows()
+	write(30)
+
+	// 3. kill -9 of all, node3 kept down: 1 and 2 bootstrap after 5 s.
+	killAll(0, 1, 2)
+	t0 = time.Now()
+	start(0)
+	start(1)
+	waitAll(0, 1)
+	t.Logf("kill -9 of all, one kept down: two Synced %.1fs after the start (bootstrap-wait 5s)", time.Since(t0).Seconds())
+	if a, b := decision(0), decision(1); !(a == quorum.ActionBootstrap && b == quorum.ActionJoin || a == quorum.ActionJoin && b == quorum.ActionBootstrap) {
+		t.Errorf("decisions %s and %s, want one bootstrap and one join", a, b)
+	}
+	start(2)
+	waitAll(2)
+	if a := decision(2); a != quorum.ActionJoin {
+		t.Errorf("node3 decided %s on its return, want join", a)
+	}
+	checkRows()
+	for _, i := range []int{2, 1, 0} {
+		if code := sups[i].stop(t, 2*time.Minute); code != ExitOK {
+			t.Errorf("node%d: exit %d", i+1, code)
+		}
+	}
+}
