@@ -201,6 +201,9 @@ func (d *demo) start(ctx context.Context, n *galeratest.Node, args ...string) (j
 				if errors.Is(err, context.Canceled) {
 					return jl, err
 				}
+				if errors.Is(err, errExited) {
+					err = fmt.Errorf("%s %s (%s)", supervisor, err, exitString(n.Wait(context.Background())))
+				}
 				return jl, d.failed(n, err)
 			}
 			jl.ready = ready

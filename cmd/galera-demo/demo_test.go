@@ -234,3 +234,60 @@ func TestRealDemoSIGTERM(t *testing.T) {
 	}
 	checkNothingLeft(t, out)
 }
+
+// TestRealDemoError kills node3's mariadbd during its SST: the demo fails,
+// says which node and where its logs are, and still stops everything.
+func TestRealDemoError(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	r := startDemo(t, "-data", "32MB", "-interval", "1s")
+	var dir string
+	for killed := false; !killed; {
+		select {
+		case l := <-r.line:
+			if m := reClusterDir.FindStringSubmatch(l); m != nil {
+				dir = m[1]
+			}
+			if !strings.HasPrefix(l, "node3 SST [") || dir == "" {
+				continue
+			}
+			cnf := "--defaults-file=" + filepath.Join(dir, "node3", "my.cnf")
+			for _, p := range allProcs() {
+				if p.Comm == "mariadbd" && len(p.Args) > 1 && p.Args[1] == cnf {
+					syscall.Kill(p.PID, syscall.SIGKILL)
+					killed = true
+				}
+			}
+			if !killed {
+				t.Fatalf("no mariadbd with %s", cnf)
+			}
+		case <-r.done:
+			t.Fatalf("the demo ended before node3's SST:\n%s", r.output())
+		case <-ctx.Done():
+			t.Fatalf("no SST bar for node3:\n%s", r.output())
+		}
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		t.Fatalf("the demo did not end:\n%s", r.output())
+	}
+	out := r.output()
+	t.Logf("output:\n%s", out)
+	var ee *exec.ExitError
+	if !errors.As(r.err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want 1", r.err)
+	}
+	// Which failure code the supervisor gives is its own tests' business.
+	if !regexp.MustCompile(`(?m)^stderr: galera-demo: node3: galera-supervisor exited before READY=1 \(exit [1-9][0-9]*\)`).MatchString(out) {
+		t.Error("the error does not say that node3's supervisor exited, and how")
+	}
+	for _, want := range []string{filepath.Join(dir, "node3", "stdout.log"),
+		"node1: galera-supervisor exited (exit 0)", "nothing left running"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	checkNothingLeft(t, out)
+}

@@ -99,6 +99,9 @@ func (s *notifySocket) subscribe(c chan<- statusLine) (cancel func()) {
 	}
 }
 
+// errExited: the supervisor exited before READY=1.
+var errExited = errors.New("exited before READY=1")
+
 // waitReady waits for READY=1 and returns when it came; it fails when
 // exited closes first.
 func (s *notifySocket) waitReady(ctx context.Context, exited <-chan struct{}) (time.Time, error) {
@@ -112,7 +115,7 @@ func (s *notifySocket) waitReady(ctx context.Context, exited <-chan struct{}) (t
 		select {
 		case <-ch:
 		case <-exited:
-			return time.Time{}, errors.New("the supervisor exited before READY=1")
+			return time.Time{}, errExited
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		}
