@@ -321,7 +321,7 @@ func (c *Cluster) Address() string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "127.0.0.1:%d", n.GmcastPort)
+		fmt.Fprintf(&b, "%s:%d", n.Addr(), n.GmcastPort)
 	}
 	return b.String()
 }

@@ -37,8 +37,21 @@ type Node struct {
 	sstMethod string
 	sst       map[string]string
 	mysqld    map[string]string
+	groups    map[string]map[string]string // further option groups, e.g. [galera-supervisor]
+	addr      string                       // IP its peers reach it at, "" for 127.0.0.1; set before the first start
 	p         *proc
 	db        *sql.DB
+}
+
+// Addr is the IP address the node's peers reach it at: 127.0.0.1, or its
+// address in the network namespace Partitionable gave it.
+// It is set before the node first starts and never changes after, so it
+// needs no lock (config, holding n.mu, reads every node's).
+func (n *Node) Addr() string {
+	if n.addr == "" {
+		return "127.0.0.1"
+	}
+	return n.addr
 }
 
 // Name is the node's wsrep_node_name.
@@ -58,6 +71,21 @@ func (n *Node) SetSSTMethod(m string) error {
 func (n *Node) SetSST(opts map[string]string) error {
 	n.mu.Lock()
 	mergeOpts(n.sst, opts)
+	n.mu.Unlock()
+	return n.writeConfig()
+}
+
+// SetGroup merges opts into the option group name (e.g. "galera-supervisor"),
+// written after [sst]; an empty value deletes the key.
+func (n *Node) SetGroup(name string, opts map[string]string) error {
+	n.mu.Lock()
+	if n.groups == nil {
+		n.groups = map[string]map[string]string{}
+	}
+	if n.groups[name] == nil {
+		n.groups[name] = map[string]string{}
+	}
+	mergeOpts(n.groups[name], opts)
 	n.mu.Unlock()
 	return n.writeConfig()
 }
@@ -99,8 +127,8 @@ func (n *Node) config() []byte {
 	c := n.c
 	prov := []string{
 		fmt.Sprintf("base_port=%d", n.GmcastPort),
-		fmt.Sprintf("gmcast.listen_addr=tcp://127.0.0.1:%d", n.GmcastPort),
-		fmt.Sprintf("ist.recv_addr=127.0.0.1:%d", n.ISTPort),
+		fmt.Sprintf("gmcast.listen_addr=tcp://%s:%d", n.Addr(), n.GmcastPort),
+		fmt.Sprintf("ist.recv_addr=%s:%d", n.Addr(), n.ISTPort),
 		"gcache.size=64M",
 	}
 	prov = append(prov, c.cfg.ProviderOptions...)
@@ -128,10 +156,10 @@ func (n *Node) config() []byte {
 		{"wsrep_cluster_name", c.name},
 		{"wsrep_cluster_address", c.Address()},
 		{"wsrep_node_name", n.Name()},
-		{"wsrep_node_address", "127.0.0.1"},
+		{"wsrep_node_address", n.Addr()},
 		{"wsrep_node_incoming_address", fmt.Sprintf("127.0.0.1:%d", n.Port)},
 		{"wsrep_provider_options", "'" + strings.Join(prov, ";") + "'"},
-		{"wsrep_sst_receive_address", fmt.Sprintf("127.0.0.1:%d", n.SSTPort)},
+		{"wsrep_sst_receive_address", fmt.Sprintf("%s:%d", n.Addr(), n.SSTPort)},
 		{"wsrep_sst_method", n.sstMethod},
 		{"wsrep_slave_threads", "2"},
 	}
@@ -183,6 +211,22 @@ func (n *Node) config() []byte {
 	sort.Strings(sk)
 	for _, k := range sk {
 		writeOpt(&b, k, n.sst[k])
+	}
+	var gs []string
+	for g := range n.groups {
+		gs = append(gs, g)
+	}
+	sort.Strings(gs)
+	for _, g := range gs {
+		fmt.Fprintf(&b, "\n[%s]\n", g)
+		var ks []string
+		for k := range n.groups[g] {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			writeOpt(&b, k, n.groups[g][k])
+		}
 	}
 	return b.Bytes()
 }
