@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor"
+)
+
+// unitFile is a unit's [Service] (and [Unit]) settings; a later assignment
+// of a key replaces an earlier one, an empty one clears it.
+type unitFile map[string]string
+
+func readUnit(t *testing.T, path string) unitFile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u := unitFile{}
+	sc := bufio.NewScanner(f)
+	line, cont := "", false
+	for n := 1; sc.Scan(); n++ {
+		l := strings.TrimSpace(sc.Text())
+		if !cont && (l == "" || l[0] == '#' || l[0] == ';' || l[0] == '[') {
+			continue
+		}
+		if cont {
+			line += " " + l
+		} else {
+			line = l
+		}
+		if cont = strings.HasSuffix(line, `\`); cont {
+			line = strings.TrimSuffix(line, `\`)
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s:%d: not key=value: %q", path, n, line)
+		}
+		u[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// The stock unit's hardening and limits, which ours keep.
+var stockHardening = []string{"User", "Group", "AmbientCapabilities", "ProtectSystem", "ProtectHome",
+	"ProtectControlGroups", "PrivateTmp", "PrivateNetwork", "UMask", "LimitNOFILE", "LimitMEMLOCK", "TasksMax"}
+
+// TestUnits checks the shipped units against the stock mariadb.service and
+// mariadb@.service and against the supervisor's exit codes.
+func TestUnits(t *testing.T) {
+	stockDir := "/lib/systemd/system"
+	if _, err := os.Stat(filepath.Join(stockDir, "mariadb.service")); err != nil {
+		if os.Getenv("GS_TEST_REAL") == "1" {
+			t.Fatalf("the stock mariadb.service (package mariadb-server) is needed: %v", err)
+		}
+		t.Skipf("no stock mariadb.service: %v", err)
+	}
+	stock := readUnit(t, filepath.Join(stockDir, "mariadb.service"))
+	stockTemplate := readUnit(t, filepath.Join(stockDir, "mariadb@.service"))
+	stockStart, _ := strconv.Atoi(strings.TrimSuffix(stock["TimeoutStartSec"], "s"))
+
+	// The drop-in is read after the stock unit: what it does not set, stock does.
+	dropIn := unitFile{}
+	for k, v := range stock {
+		dropIn[k] = v
+	}
+	for k, v := range readUnit(t, "../../units/mariadb.service.d/galera-supervisor.conf") {
+		dropIn[k] = v
+	}
+	units := map[string]unitFile{
+		"galera-supervisor.service":                readUnit(t, "../../units/galera-supervisor.service"),
+		"galera-supervisor@.service":               readUnit(t, "../../units/galera-supervisor@.service"),
+		"mariadb.service.d/galera-supervisor.conf": dropIn,
+	}
+	prevent := strings.Join([]string{strconv.Itoa(supervisor.ExitRecovery), strconv.Itoa(supervisor.ExitSST),
+		strconv.Itoa(supervisor.ExitBootstrapRefused), strconv.Itoa(supervisor.ExitConfig)}, " ")
+	for name, u := range units {
+		for _, k := range stockHardening {
+			if u[k] != stock[k] {
+				t.Errorf("%s: %s=%s, the stock mariadb.service has %q", name, k, u[k], stock[k])
+			}
+		}
+		want := map[string]string{
+			"Type": "notify", "NotifyAccess": "main", "KillMode": "mixed", "Restart": "on-failure",
+			"RestartPreventExitStatus": prevent, "WatchdogSignal": "SIGKILL",
+		}
+		for k, v := range want {
+			if u[k] != v {
+				t.Errorf("%s: %s=%q, want %q", name, k, u[k], v)
+			}
+		}
+		if !strings.HasPrefix(u["ExecStart"], "/usr/bin/galera-supervisor run ") || !strings.Contains(u["ExecStart"], "$_WSREP_NEW_CLUSTER") {
+			t.Errorf("%s: ExecStart=%s", name, u["ExecStart"])
+		}
+		// Modest: the supervisor extends it while an SST moves.
+		if s, err := strconv.Atoi(strings.TrimSuffix(u["TimeoutStartSec"], "s")); err != nil || s <= 0 || s >= stockStart {
+			t.Errorf("%s: TimeoutStartSec=%s, want under the stock %ds", name, u["TimeoutStartSec"], stockStart)
+		}
+		if !strings.Contains(u["RuntimeDirectory"], "galera-supervisor") {
+			t.Errorf("%s: RuntimeDirectory=%q", name, u["RuntimeDirectory"])
+		}
+	}
+	// The template reads its own groups as the stock template does.
+	suffix := ""
+	for _, f := range strings.Fields(strings.Trim(stockTemplate["Environment"], `'"`)) {
+		if v, ok := strings.CutPrefix(f, "MYSQLD_MULTI_INSTANCE="); ok {
+			f = v
+		}
+		if strings.HasPrefix(f, "--defaults-group-suffix=") {
+			suffix = f
+		}
+	}
+	if suffix == "" {
+		t.Fatalf("stock mariadb@.service: no --defaults-group-suffix in Environment=%s", stockTemplate["Environment"])
+	}
+	if tmpl := units["galera-supervisor@.service"]["ExecStart"]; !strings.Contains(tmpl, " "+suffix+" ") {
+		t.Errorf("galera-supervisor@.service: ExecStart=%s lacks the stock template's %s", tmpl, suffix)
+	}
+}
