@@ -71,6 +71,8 @@ func (d Decision) Final() bool { return d.Action != ActionWait }
 //  2. A peer bootstrapping: wait for its Primary Component.
 //  3. Every member of the newest saved view (gvwstate.dat) back, each with
 //     that view: pc.recovery (a node outside that view waits for it).
+//     Otherwise views only count the membership, when every present node
+//     has one.
 //  4. Otherwise, with auto-bootstrap, once every present node has its
 //     position: the most advanced eligible node bootstraps (seqno, then a
 //     member of the newest view, then safe_to_bootstrap, then the lowest
@@ -109,35 +111,19 @@ func Decide(in Input) Decision {
 		}
 	}
 
-	// 3: pc.recovery.
+	// 3: pc.recovery, when every member of the newest view is back with
+	// it: Galera then restores the Primary Component by itself, and any
+	// other node joining the group would keep it from doing so.
 	newest := newestView(present)
-	if newest != nil {
-		holder := ""
-		var absent []string
-		for _, m := range newest.Members {
-			s := byMember(present, m)
-			if s == nil {
-				absent = append(absent, m)
-			} else if holder == "" && s.View.Same(newest) {
-				holder = s.ID
-			}
-		}
+	if pcPossible(present, newest) {
 		if !self.View.Same(newest) || !newest.Has(self.View.MyUUID) {
-			return wait("this node is not a member of the newest Primary Component view (seq %d, held by %s): waiting for that component to be Primary again, then joining it",
-				newest.Seq, holder)
+			return wait("this node is not a member of the newest Primary Component view (seq %d), whose members are all back: waiting for pc.recovery to restore it, then joining it",
+				newest.Seq)
 		}
-		stale := ""
-		for _, m := range newest.Members {
-			if s := byMember(present, m); s != nil && !s.View.Same(newest) {
-				stale = s.ID
-			}
-		}
-		if len(absent) == 0 && stale == "" {
-			d.Action = ActionPCRecovery
-			d.Reason = fmt.Sprintf("every member of the last Primary Component view (seq %d, %d members) is back with its gvwstate.dat: pc.recovery restores it",
-				newest.Seq, len(newest.Members))
-			return d
-		}
+		d.Action = ActionPCRecovery
+		d.Reason = fmt.Sprintf("every member of the last Primary Component view (seq %d, %d members) is back with its gvwstate.dat: pc.recovery restores it",
+			newest.Seq, len(newest.Members))
+		return d
 	}
 
 	// 4: bootstrap.
@@ -152,11 +138,13 @@ func Decide(in Input) Decision {
 			return wait("peer %s is still recovering its position", s.ID)
 		}
 	}
-	// The last known membership: the newest view's members, else the
-	// configured cluster.
+	// The last known membership: the newest view's members when every
+	// present node has a view to place it in, else the configured cluster
+	// (a node without gvwstate.dat stopped cleanly, after any view of a
+	// node that crashed before it).
 	size, counted := len(in.Peers)+1, len(present)
 	what := "configured members"
-	if newest != nil {
+	if newest != nil && allHaveViews(present) {
 		size, counted, what = len(newest.Members), 0, "members of the last Primary Component view"
 		for _, s := range present {
 			if s.View != nil && newest.Has(s.View.MyUUID) {
@@ -235,6 +223,28 @@ func cmpBool(a, b bool) int {
 }
 
 func inView(s *State, v *View) bool { return v != nil && s.View != nil && v.Has(s.View.MyUUID) }
+
+// pcPossible: every member of v is present, each holding v.
+func pcPossible(present []*State, v *View) bool {
+	if v == nil {
+		return false
+	}
+	for _, m := range v.Members {
+		if s := byMember(present, m); s == nil || !s.View.Same(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func allHaveViews(present []*State) bool {
+	for _, s := range present {
+		if s.View == nil {
+			return false
+		}
+	}
+	return true
+}
 
 // newestView is the saved view with the highest seq among the present.
 func newestView(present []*State) *View {
