@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -44,12 +45,24 @@ func StallWindowFor(timeout time.Duration) time.Duration {
 	return max(timeout, MinStallWindow)
 }
 
+// NotUnderSystemd says why this process is not a systemd service's main
+// process, and "" when it may be one.
+func NotUnderSystemd() string {
+	if os.Getenv(EnvSocket) == "" {
+		return "$NOTIFY_SOCKET is unset"
+	}
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return "the system was not booted with systemd (no /run/systemd/system)"
+	}
+	return ""
+}
+
 // ChooseStallWindow picks the keepalive window and logs why: override (the
-// --sst-stall-timeout flag) when positive; else, under systemd
-// (underSystemd: $NOTIFY_SOCKET is set), StallWindowFor the unit's start
-// timeout as lookup reads it; else, or when lookup fails,
+// --sst-stall-timeout flag) when positive; else, unless notUnderSystemd
+// says why there is no unit (NotUnderSystemd), StallWindowFor the unit's
+// start timeout as lookup reads it; else, or when lookup fails,
 // DefaultStallWindow.
-func ChooseStallWindow(ctx context.Context, log *slog.Logger, override time.Duration, underSystemd bool, lookup StartTimeoutFunc) time.Duration {
+func ChooseStallWindow(ctx context.Context, log *slog.Logger, override time.Duration, notUnderSystemd string, lookup StartTimeoutFunc) time.Duration {
 	window := func(w time.Duration, source string) []any {
 		return []any{slog.Duration("stall_window", w), slog.String("stall_window_source", source)}
 	}
@@ -57,8 +70,8 @@ func ChooseStallWindow(ctx context.Context, log *slog.Logger, override time.Dura
 		log.Info(fmt.Sprintf("SST stall window %s, set by --sst-stall-timeout", override), window(override, "flag")...)
 		return override
 	}
-	if !underSystemd {
-		log.Info(fmt.Sprintf("SST stall window %s (the default): not under systemd, $NOTIFY_SOCKET is unset", DefaultStallWindow),
+	if notUnderSystemd != "" {
+		log.Info(fmt.Sprintf("SST stall window %s (the default): not under systemd, %s", DefaultStallWindow, notUnderSystemd),
 			window(DefaultStallWindow, "default")...)
 		return DefaultStallWindow
 	}

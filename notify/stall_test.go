@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -27,35 +28,35 @@ func TestChooseStallWindow(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		override time.Duration
-		systemd  bool
+		notUnder string
 		lookup   StartTimeoutFunc
 		want     time.Duration
 		level    slog.Level
 		msg      []string          // in the message
 		attrs    map[string]string // among the attributes
 	}{
-		{"unit", 0, true, answer("galera-supervisor@n2.service", 20*time.Second, nil), 20 * time.Second, slog.LevelInfo,
+		{"unit", 0, "", answer("galera-supervisor@n2.service", 20*time.Second, nil), 20 * time.Second, slog.LevelInfo,
 			[]string{"SST stall window 20s, from galera-supervisor@n2.service's TimeoutStartSec=20s"},
 			map[string]string{"unit": "galera-supervisor@n2.service", "timeout_start": "20s", "stall_window": "20s", "stall_window_source": "unit"}},
-		{"shipped 300s", 0, true, answer("galera-supervisor.service", 300*time.Second, nil), 300 * time.Second, slog.LevelInfo,
+		{"shipped 300s", 0, "", answer("galera-supervisor.service", 300*time.Second, nil), 300 * time.Second, slog.LevelInfo,
 			[]string{"SST stall window 5m0s", "TimeoutStartSec=5m0s"}, map[string]string{"stall_window": "5m0s"}},
-		{"short timeout", 0, true, answer("x.service", 3*time.Second, nil), MinStallWindow, slog.LevelInfo,
+		{"short timeout", 0, "", answer("x.service", 3*time.Second, nil), MinStallWindow, slog.LevelInfo,
 			[]string{"SST stall window 10s", "TimeoutStartSec=3s", "at least 10s"}, map[string]string{"stall_window": "10s", "timeout_start": "3s"}},
-		{"infinity", 0, true, answer("x.service", 0, nil), NoStallWindow, slog.LevelInfo,
+		{"infinity", 0, "", answer("x.service", 0, nil), NoStallWindow, slog.LevelInfo,
 			[]string{"no SST stall window", "x.service has TimeoutStartSec=infinity", "no extension"},
 			map[string]string{"unit": "x.service", "timeout_start": "infinity"}},
-		{"flag", 45 * time.Second, true, unused, 45 * time.Second, slog.LevelInfo,
+		{"flag", 45 * time.Second, "", unused, 45 * time.Second, slog.LevelInfo,
 			[]string{"SST stall window 45s, set by --sst-stall-timeout"}, map[string]string{"stall_window": "45s", "stall_window_source": "flag"}},
-		{"flag outside systemd", 7 * time.Second, false, unused, 7 * time.Second, slog.LevelInfo,
+		{"flag outside systemd", 7 * time.Second, "$NOTIFY_SOCKET is unset", unused, 7 * time.Second, slog.LevelInfo,
 			[]string{"7s", "--sst-stall-timeout"}, map[string]string{"stall_window_source": "flag"}},
-		{"no systemd", 0, false, unused, DefaultStallWindow, slog.LevelInfo,
+		{"no systemd", 0, "$NOTIFY_SOCKET is unset", unused, DefaultStallWindow, slog.LevelInfo,
 			[]string{"SST stall window 1m0s (the default)", "$NOTIFY_SOCKET is unset"}, map[string]string{"stall_window_source": "default"}},
-		{"no bus", 0, true, answer("", 0, errors.New("connect to the system bus: no such file")), DefaultStallWindow, slog.LevelWarn,
+		{"no bus", 0, "", answer("", 0, errors.New("connect to the system bus: no such file")), DefaultStallWindow, slog.LevelWarn,
 			[]string{"SST stall window 1m0s (the default)", "cannot read the unit's TimeoutStartSec: connect to the system bus: no such file"},
 			map[string]string{"stall_window": "1m0s", "err": "connect to the system bus: no such file"}},
 	} {
 		rec := logtest.NewRecorder()
-		got := ChooseStallWindow(context.Background(), rec.Logger(), c.override, c.systemd, c.lookup)
+		got := ChooseStallWindow(context.Background(), rec.Logger(), c.override, c.notUnder, c.lookup)
 		if got != c.want {
 			t.Errorf("%s: window %v, want %v", c.name, got, c.want)
 		}
@@ -85,7 +86,7 @@ func TestChooseStallWindow(t *testing.T) {
 func TestChooseStallWindowCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := logtest.NewRecorder()
-	got := ChooseStallWindow(ctx, rec.Logger(), 0, true, func(ctx context.Context) (string, time.Duration, error) {
+	got := ChooseStallWindow(ctx, rec.Logger(), 0, "", func(ctx context.Context) (string, time.Duration, error) {
 		cancel()
 		<-ctx.Done()
 		return "", 0, ctx.Err()
@@ -128,4 +129,16 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+func TestNotUnderSystemd(t *testing.T) {
+	t.Setenv(EnvSocket, "")
+	if got := NotUnderSystemd(); got != "$NOTIFY_SOCKET is unset" {
+		t.Errorf("without NOTIFY_SOCKET: %q", got)
+	}
+	t.Setenv(EnvSocket, "/run/systemd/notify")
+	_, err := os.Stat("/run/systemd/system")
+	if got := NotUnderSystemd(); (got == "") != (err == nil) || (got != "" && !strings.Contains(got, "/run/systemd/system")) {
+		t.Errorf("with NOTIFY_SOCKET, /run/systemd/system: %v: %q", err, got)
+	}
 }

@@ -322,7 +322,7 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 	defer signal.Stop(hup)
 
 	stallWindow := notify.ChooseStallWindow(ctx, log, time.Duration(o.stallTimeout),
-		os.Getenv(notify.EnvSocket) != "", unit.OwnStartTimeout)
+		notify.NotUnderSystemd(), unit.OwnStartTimeout)
 	sup := supervisor.New(supervisor.Config{
 		Mariadbd:       o.mariadbd,
 		Defaults:       o.defaults,
