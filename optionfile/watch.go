@@ -38,6 +38,7 @@ type Watcher struct {
 	watched map[string]bool // directories given to fw
 	names   map[string]bool // paths whose events count: files, hops, missing files
 	incDirs map[string]bool // !includedir directories: a .cnf in them counts
+	failed  map[string]bool // directories that could not be watched, logged
 }
 
 // NewWatcher returns a Watcher of what src names; Run starts it. A nil
@@ -131,7 +132,7 @@ func (w *Watcher) counts(path string) bool {
 // about the old ones can be trusted.
 func (w *Watcher) rescan(all bool) {
 	set, _ := w.load(w.src) // errors are the receiver's to report
-	names, incDirs, dirs := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	names, incDirs, dirs, failed := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, l := range set.looked {
 		if strings.HasPrefix(l.path, "~") {
 			continue // no $HOME: MariaDB reads nothing there either
@@ -163,12 +164,15 @@ func (w *Watcher) rescan(all bool) {
 			continue
 		}
 		if err := w.fw.Add(d); err != nil {
-			w.log.Warn("option files: cannot watch a directory", slog.String("path", d), slog.Any("err", err))
+			if !w.failed[d] { // once, not at every change
+				w.log.Warn("option files: cannot watch a directory: "+err.Error(), slog.String("path", d))
+			}
+			failed[d] = true
 			continue
 		}
 		w.watched[d] = true
 	}
-	w.names, w.incDirs = names, incDirs
+	w.names, w.incDirs, w.failed = names, incDirs, failed
 }
 
 // watchPath makes events on path count, under the name inotify will give

@@ -187,4 +187,19 @@ func TestLiveOptionFiles(t *testing.T) {
 	if !n.events()["sighup"].IsZero() {
 		t.Error("an edit sent mariadbd a SIGHUP")
 	}
+	// It holds [sst] secrets: for mariadbd's user alone, and gone at exit.
+	env, _ := os.ReadFile(filepath.Join(n.dir, "options-env"))
+	snapshot := string(env)
+	if fi, err := os.Stat(snapshot); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("snapshot %s: mode %v, want 0600", snapshot, fi.Mode())
+	}
+	n.stop()
+	if err := n.result(10 * time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(snapshot); !os.IsNotExist(err) {
+		t.Errorf("snapshot %s left behind: %v", snapshot, err)
+	}
 }

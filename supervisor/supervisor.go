@@ -854,12 +854,13 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool)
 			s.log.Warn("option files: " + p + "; keeping the last good configuration")
 		}
 	default:
-		r.logChanges(r.opts, o)
+		// The snapshot first: once logged, the next SST has it.
 		if r.snapshot != "" && o.Files != nil {
 			if err := writeSnapshot(r.snapshot, r.started, o.Files, r.cred); err != nil {
 				s.log.Error(fmt.Sprintf("%v; the next SST reads the options of before", err))
 			}
 		}
+		r.logChanges(r.opts, o)
 		if !mapsEqual(r.opts.Client, o.Client) || r.opts.Server["socket"] != o.Server["socket"] {
 			s.log.Info("reload: health check credentials or socket changed; using the new ones")
 			h := s.cfg.NewHealth(o)
