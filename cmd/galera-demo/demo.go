@@ -208,8 +208,8 @@ func (d *demo) start(ctx context.Context, n *galeratest.Node, args ...string) (j
 			}
 			jl.ready = ready
 			d.record(n)
-			d.say("%s: READY=1 after %v; %s pid %d -> mariadbd pid %d; STATUS=%s",
-				n.Name(), ready.Sub(t0).Round(10*time.Millisecond), supervisor, n.PID(), d.mariadbd(n), sock.Status())
+			d.say("%s: READY=1 after %v, with %d EXTEND_TIMEOUT_USEC before it; %s pid %d -> mariadbd pid %d; STATUS=%s",
+				n.Name(), ready.Sub(t0).Round(10*time.Millisecond), sock.Extends(), supervisor, n.PID(), d.mariadbd(n), sock.Status())
 			return jl, nil
 		case l := <-ch:
 			jl.all = append(jl.all, l)

@@ -203,36 +203,48 @@ func TestRealDemo(t *testing.T) {
 	checkNothingLeft(t, out)
 }
 
-// TestRealDemoSIGTERM stops the demo with SIGTERM while node3 joins: it still
-// stops every supervisor and leaves nothing.
-func TestRealDemoSIGTERM(t *testing.T) {
+// TestRealDemoInterrupted stops the demo by Ctrl-C's SIGINT while node3
+// joins, and by SIGTERM once the cluster is up: either way it stops every
+// supervisor and leaves nothing.
+func TestRealDemoInterrupted(t *testing.T) {
 	galeratest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	r := startDemo(t, "-data", "32MB", "-interval", "1s")
-	for sent := false; !sent; {
-		select {
-		case l := <-r.line:
-			if strings.HasPrefix(l, "node3 SST [") {
-				r.cmd.Process.Signal(syscall.SIGTERM)
-				sent = true
+	for _, c := range []struct {
+		name string
+		sig  syscall.Signal
+		at   string // the output line that triggers the signal
+	}{
+		{"SIGINT-during-SST", syscall.SIGINT, "node3 SST ["},
+		{"SIGTERM-when-up", syscall.SIGTERM, "cluster is up"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+			defer cancel()
+			r := startDemo(t, "-data", "32MB", "-interval", "1s")
+			for sent := false; !sent; {
+				select {
+				case l := <-r.line:
+					if strings.Contains(l, c.at) {
+						r.cmd.Process.Signal(c.sig)
+						sent = true
+					}
+				case <-r.done:
+					t.Fatalf("the demo ended before %q:\n%s", c.at, r.output())
+				case <-ctx.Done():
+					t.Fatalf("no %q:\n%s", c.at, r.output())
+				}
 			}
-		case <-r.done:
-			t.Fatalf("the demo ended before node3's SST:\n%s", r.output())
-		case <-ctx.Done():
-			t.Fatalf("no SST bar for node3:\n%s", r.output())
-		}
+			out := r.wait(t, 5*time.Minute)
+			for _, want := range []string{"interrupted", "node3: SIGTERM to galera-supervisor", "node1: galera-supervisor exited", "nothing left running"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			if c.sig == syscall.SIGINT && strings.Contains(out, "SUMMARY:") {
+				t.Error("a summary for an SST that was interrupted")
+			}
+			checkNothingLeft(t, out)
+		})
 	}
-	out := r.wait(t, 5*time.Minute)
-	for _, want := range []string{"interrupted", "node3: SIGTERM to galera-supervisor", "nothing left running"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if strings.Contains(out, "SUMMARY:") {
-		t.Error("a summary for an SST that was interrupted")
-	}
-	checkNothingLeft(t, out)
 }
 
 // TestRealDemoError kills node3's mariadbd during its SST: the demo fails,

@@ -20,6 +20,7 @@ type notifySocket struct {
 	mu      sync.Mutex
 	status  string    // the last STATUS=
 	ready   time.Time // when READY=1 came; zero before
+	extends int       // EXTEND_TIMEOUT_USEC= messages before READY=1
 	changed chan struct{}
 	subs    []chan<- statusLine
 }
@@ -66,6 +67,8 @@ func (s *notifySocket) handle(msg string, now time.Time) {
 				default: // a slow reader misses a line, not the node
 				}
 			}
+		case strings.HasPrefix(l, "EXTEND_TIMEOUT_USEC=") && s.ready.IsZero():
+			s.extends++
 		case l == "READY=1" && s.ready.IsZero():
 			s.ready = now
 		}
@@ -79,6 +82,14 @@ func (s *notifySocket) Status() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status
+}
+
+// Extends counts the EXTEND_TIMEOUT_USEC= messages before READY=1: the
+// supervisor extends systemd's start timeout only while the node moves on.
+func (s *notifySocket) Extends() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.extends
 }
 
 // subscribe sends every later STATUS= line to c until the returned func is
