@@ -3,10 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,17 +11,6 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
-
-// freePort is a loopback port free right now. The supervisor binds it a
-// moment later; the outage tests reserve theirs through the harness.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestRealQuorum runs three nodes under the built supervisor with peer
 // coordination and takes the whole cluster down three ways: a clean full
@@ -37,25 +23,13 @@ func TestRealQuorum(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 3})
-	secret := filepath.Join(t.TempDir(), "peer-secret")
-	if err := os.WriteFile(secret, []byte("a test secret of more than sixteen bytes\n"), 0o600); err != nil {
+	// The harness reserves the peer ports and writes the peer options
+	// (bootstrap-wait 5 s); the supervisors run here, as root, to hear
+	// their READY=1.
+	if _, err := c.Supervise(galeratest.SupervisorConfig{Binary: builtSupervisor(t), BootstrapWait: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	nodes := []*galeratest.Node{c.Node(1), c.Node(2), c.Node(3)}
-	addrs := make([]string, 3)
-	for i := range nodes {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	}
-	for i, n := range nodes {
-		f, err := os.OpenFile(n.ConfigFile, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// peers lists every node: a node skips its own address.
-		fmt.Fprintf(f, "\n[galera-supervisor]\npeer-address = %s\npeers = %s\npeer-secret-file = %s\nbootstrap-wait = 5\n",
-			addrs[i], strings.Join(addrs, ","), secret)
-		f.Close()
-	}
 	sups := make([]*supervised, 3)
 	sds := make([]*systemdSocket, 3)
 	start := func(i int, args ...string) {
