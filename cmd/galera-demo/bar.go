@@ -63,7 +63,8 @@ func parseStatus(line string) (s sstStatus, ok bool) {
 	return s, true
 }
 
-const barWidth = 30
+// barWidth keeps a whole line within 80 columns, so that \r redraws it.
+const barWidth = 20
 
 // renderBar draws one line of the bar: what node is doing, its percent,
 // bytes, rate and ETA, and how long the SST has run.

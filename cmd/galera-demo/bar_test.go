@@ -137,3 +137,18 @@ func TestBarLines(t *testing.T) {
 		t.Error("\\r written when stdout is not a terminal")
 	}
 }
+
+// A redrawn line must fit 80 columns, or the terminal wraps it and \r
+// redraws only its tail.
+func TestBarFits80Columns(t *testing.T) {
+	for _, s := range []sstStatus{
+		{Phase: "receiving", Percent: 45, Done: 2 << 30, Total: 450 << 30, MBps: 1234, ETA: 59*time.Minute + 59*time.Second, HasETA: true},
+		{Phase: "receiving", Percent: -1, Done: 999 << 30, MBps: 99999},
+		{Phase: "preparing", Percent: -1},
+		{Phase: "waiting", Percent: 0, Total: 100 << 30},
+	} {
+		if l := renderBar("node3 SST", s, 999*time.Second); len([]rune(l)) > 80 {
+			t.Errorf("%d columns: %q", len([]rune(l)), l)
+		}
+	}
+}
