@@ -108,7 +108,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				pend(time.Now())
 				continue
 			}
-			w.log.Warn("option files: watch error", slog.Any("err", err))
+			w.log.Warn("option files: watch: " + err.Error())
 		case <-timer.C:
 			first = time.Time{}
 			w.rescan(overflow)
