@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SSTOption is one option of the [sst] group and how to check its value.
@@ -58,8 +59,8 @@ var SSTVocabulary = []SSTOption{
 	{Name: "inno-move-opts", Doc: "extra mariadb-backup --move-back arguments"},
 	{Name: "use-memory", Doc: "mariadb-backup --use-memory for --prepare (size, 1G)", Check: size},
 	{Name: "sst-initial-timeout", Doc: "seconds the joiner waits for the first data (default 300, 0 waits forever)", Check: intRange(0, 1<<31-1)},
-	{Name: "sst-syslog", Doc: "-1, 0 or 1: log SST to syslog", Check: intRange(-1, 1)},
-	{Name: "sst-log-archive", Doc: "archive old SST logs", Check: boolean},
+	{Name: "sst-syslog", Doc: "1 logs SST to syslog instead of its log files, -1 never; 0 (default) follows [mysqld_safe] syslog", Check: intRange(-1, 1)},
+	{Name: "sst-log-archive", Doc: "archive the previous SST's logs before a new SST (default 1)", Check: boolean},
 	{Name: "sst-log-archive-dir", Doc: "directory of archived SST logs (default /tmp/sst_log_archive)", Check: nonEmpty},
 	{Name: "compress", Doc: "mariadb-backup --compress (qpress); none disables"},
 	{Name: "compress-threads", Doc: "mariadb-backup --compress-threads", Check: intRange(1, 1<<16)},
@@ -73,6 +74,9 @@ var SSTVocabulary = []SSTOption{
 	{Name: "transfer-streams", Doc: "native methods: parallel TCP streams, each one disk request in flight on either side (default 8; native-backup 4)", Check: intRange(1, 64)},
 	{Name: "transfer-chunk-size", Doc: "native methods: bytes per checksummed chunk, 4k to 8M (default: native-copy 4M, 2M with a compressor; native-backup 1M)", Check: size},
 	{Name: "transfer-idle-timeout", Doc: "native methods: seconds of silence before a peer counts as gone (default 120)", Check: intRange(0, 1<<31-1)},
+	{Name: "sst-log-archive-keep", Doc: "native methods: archived copies kept of each SST log (default 10, 0 no limit)", Check: intRange(0, 1<<31-1)},
+	{Name: "sst-log-archive-max-age", Doc: "native methods: archived SST logs older than this are removed: days, or 12h, 90m (default 30d, 0 no limit)", Check: age},
+	{Name: "sst-syslog-socket", Doc: "native methods: the syslog daemon's socket for sst-syslog (default /dev/log)", Check: nonEmpty},
 	{Name: "transfer-sync", Doc: "native methods: 0 skips the joiner's final syncfs", Check: boolean},
 }
 
@@ -205,11 +209,45 @@ func truthy(v string) bool {
 }
 
 func boolean(v string) error {
+	_, err := ParseBool(v)
+	return err
+}
+
+// ParseBool reads an option's boolean: 1/0, on/off, yes/no, true/false.
+func ParseBool(v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "0", "1", "on", "off", "yes", "no", "true", "false":
-		return nil
+	case "1", "on", "yes", "true":
+		return true, nil
+	case "0", "off", "no", "false":
+		return false, nil
 	}
-	return fmt.Errorf("must be 0 or 1 (or on/off, yes/no, true/false)")
+	return false, fmt.Errorf("must be 0 or 1 (or on/off, yes/no, true/false)")
+}
+
+func age(v string) error {
+	_, err := ParseAge(v)
+	return err
+}
+
+// ParseAge reads an age: days ("30"), a number with d, h, m or s ("30d",
+// "12h", "90m"), or a Go duration ("1h30m"); 0 means no limit.
+func ParseAge(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	days := v
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days = n
+	}
+	if n, err := strconv.ParseUint(days, 10, 32); err == nil {
+		if n > 36500 {
+			return 0, fmt.Errorf("more than 36500 days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("not an age (days, or a number with d, h, m or s: 30d, 12h)")
+	}
+	return d, nil
 }
 
 var (

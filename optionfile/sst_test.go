@@ -22,12 +22,15 @@ func TestCheckSST(t *testing.T) {
 		"sst-initial-timeout = 5m", // 12
 		"loose-sst-initial-timeout = 600",
 		"streamfmt = xbstream",
-		"streamfmt = zip",       // 15
-		"progress",              // 16: needs a value
-		"sst-special-dirs = 0",  // 17: warning
-		"totally-unknown = 1",   // 18: no suggestion
-		"[SST.1]",               // read with suffix .1
-		"backup-threads = zero", // 20
+		"streamfmt = zip",               // 15
+		"progress",                      // 16: needs a value
+		"sst-special-dirs = 0",          // 17: warning
+		"totally-unknown = 1",           // 18: no suggestion
+		"[SST.1]",                       // read with suffix .1
+		"backup-threads = zero",         // 20
+		"sst-log-archive-keep = many",   // 21
+		"sst-log-archive-max-age = 1w",  // 22
+		"sst-log-archive-max-age = 12h", // 23: fine
 	}, "\n") + "\n"
 	m := &memFS{files: map[string]string{"/etc/mysql/conf.d/x.cnf": file}}
 	set, err := load(Sources{DefaultsFile: "/etc/mysql/conf.d/x.cnf", GroupSuffix: ".1"}, m, nil)
@@ -53,11 +56,13 @@ func TestCheckSST(t *testing.T) {
 		"/etc/mysql/conf.d/x.cnf:17: [sst] sst-special-dirs = 0 is not supported; the SST scripts use 1",
 		"/etc/mysql/conf.d/x.cnf:18: [sst] unknown option 'totally-unknown'",
 		`/etc/mysql/conf.d/x.cnf:20: [SST.1] invalid backup-threads = "zero": not an integer`,
+		`/etc/mysql/conf.d/x.cnf:21: [SST.1] invalid sst-log-archive-keep = "many": not an integer`,
+		`/etc/mysql/conf.d/x.cnf:22: [SST.1] invalid sst-log-archive-max-age = "1w": not an age (days, or a number with d, h, m or s: 30d, 12h)`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if errs != 7 {
+	if errs != 9 {
 		t.Errorf("%d errors, want 7", errs)
 	}
 }

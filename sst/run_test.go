@@ -35,7 +35,8 @@ func runFake(t *testing.T, ctx context.Context, argv ...string) (stdout, stderr 
 	t.Helper()
 	var o, e bytes.Buffer
 	err = Run(ctx, "fake-test", argv, Config{Stdout: &o, Stderr: &e, PreviousSSTWait: 200 * time.Millisecond,
-		Options: func(*Args) Options { return MapOptions{"sst": {"x": "1"}} }})
+		// Archiving is TestArchive*'s: none into the machine's /tmp here.
+		Options: func(*Args) Options { return MapOptions{"sst": {"x": "1", "sst-log-archive": "0"}} }})
 	return o.String(), e.String(), err
 }
 

@@ -81,6 +81,10 @@ type Session struct {
 	// its error log; it carries sst_role and sst_method.
 	Log      *slog.Logger
 	Progress progress.Reporter
+
+	mu    sync.Mutex
+	peer  string // the last progress event's peer
+	bytes int64  // and its byte count
 	// Datadir is --datadir, cleaned and absolute.
 	Datadir string
 }
@@ -234,6 +238,14 @@ func (s *Session) Reporter() progress.Reporter {
 }
 
 func (s *Session) Report(e progress.Event) {
+	s.mu.Lock()
+	if e.Peer != "" {
+		s.peer = e.Peer
+	}
+	if e.Done > s.bytes {
+		s.bytes = e.Done
+	}
+	s.mu.Unlock()
 	if s.Progress == nil {
 		return
 	}
@@ -307,7 +319,10 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		cfg.Log = slog.New(logging.NewText(cfg.Stderr, logging.TextOptions{Style: logging.SST, Now: cfg.Now}))
 	}
 	s := &Session{Method: method, Log: cfg.Log.With(slog.String("sst_method", method))}
+	start := cfg.Now()
+	var logs io.Closer = nopCloser{}
 	defer func() {
+		defer logs.Close()
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				cause := context.Cause(ctx)
@@ -317,8 +332,12 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 				err = &Error{Errno: EINTR, Err: fmt.Errorf("sst %s: %v", method, cause)}
 			}
 			err = WithErrno(EPIPE, err)
+			peer, bytes := s.result()
 			s.Log.Error(fmt.Sprintf("%v (exit %d)", err, ExitCode(err)),
-				slog.String("sst_result", "failed"), slog.Int("sst_exit", ExitCode(err)))
+				slog.String("message_id", logging.MessageSSTFailed), slog.String("sst_result", "failed"),
+				slog.Int("sst_exit", ExitCode(err)), slog.String("sst_error", err.Error()),
+				slog.String("sst_peer", peer), slog.Int64("sst_bytes", bytes),
+				slog.String("sst_seconds", seconds(cfg.Now().Sub(start))))
 		}
 	}()
 	m, ok := Lookup(method)
@@ -352,21 +371,32 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		s.Progress = progress.FromEnv()
 	}
 	s.Proto = NewProtocol(cfg.Stdout, args.Role, args.Progress)
-	s.Log.Info(fmt.Sprintf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address),
-		slog.String("sst_result", "started"))
-
 	pid, err := AcquirePIDFile(ctx, filepath.Join(dd, PIDFile), cfg.PreviousSSTWait, s.Log)
 	if err != nil {
 		return err
 	}
 	defer pid.Release()
+	// Only the SST holding wsrep_sst.pid may touch the logs.
+	archive, err := ArchiveFrom(func(name string) string { return s.Option(name, "") })
+	if err != nil {
+		s.Log.Warn(err.Error() + "; archiving as by default")
+	}
+	names := []string{LogName(method, Joiner), LogName(method, Donor)}
+	if ln, ok := m.(LogNamer); ok {
+		names = append(names, ln.LogNames()...)
+	}
+	archive.Run(dd, names, cfg.Now(), s.Log)
+	logs = s.openLogs(cfg, cfg.Log.Handler())
+	s.Log.Info(fmt.Sprintf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address),
+		slog.String("message_id", logging.MessageSSTStarted), slog.String("sst_result", "started"),
+		slog.String("sst_address", args.Address), slog.String("sst_datadir", dd))
 
 	if args.Role == Joiner && args.Parent > 0 {
 		var stop func()
 		ctx, stop = WatchParent(ctx, args.Parent, 500*time.Millisecond)
 		defer stop()
 	}
-	start := cfg.Now()
+	start = cfg.Now()
 	if args.Role == Joiner {
 		marker := filepath.Join(dd, InProgressFile)
 		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o640); err == nil {
@@ -382,11 +412,23 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		return err
 	}
 	s.Report(progress.Event{Phase: progress.PhaseDone})
-	el := cfg.Now().Sub(start).Seconds()
-	s.Log.Info(fmt.Sprintf("%s %s finished in %.1fs", method, args.Role, el),
-		slog.String("sst_result", "finished"), slog.Float64("sst_seconds", el))
+	el := cfg.Now().Sub(start)
+	peer, bytes := s.result()
+	s.Log.Info(fmt.Sprintf("%s %s finished in %.1fs", method, args.Role, el.Seconds()),
+		slog.String("message_id", logging.MessageSSTFinished), slog.String("sst_result", "finished"),
+		slog.String("sst_peer", peer), slog.Int64("sst_bytes", bytes), slog.String("sst_seconds", seconds(el)))
 	return nil
 }
+
+// result is the peer and bytes the progress events told of.
+func (s *Session) result() (peer string, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peer, s.bytes
+}
+
+// seconds is d for the SST_SECONDS field: seconds with one decimal.
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) }
 
 // Marker files in the datadir.
 const (

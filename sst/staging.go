@@ -76,9 +76,10 @@ func Excluded(name string) bool {
 
 // ownFile: a name no SST replaces or sends, whatever cpat says: the SST's
 // own markers, pid files, and the supervisor's state (galera-supervisor.*:
-// its last decision, its incomplete-SST marker), which is the node's own.
+// its last decision, its incomplete-SST marker), which is the node's own,
+// and the SST's logs.
 func ownFile(name string) bool {
-	return alwaysKept[name] || strings.HasSuffix(name, ".pid") || strings.HasPrefix(name, "galera-supervisor.")
+	return alwaysKept[name] || strings.HasSuffix(name, ".pid") || strings.HasPrefix(name, "galera-supervisor.") || IsSessionLog(name)
 }
 
 var defaultCpatRe = regexp.MustCompile("^(?:" + DefaultCpat + ")$")

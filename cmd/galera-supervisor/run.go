@@ -306,7 +306,8 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 			o.newCluster = true
 		}
 	}
-	log := logger(c.stderr, "galera-supervisor: ")
+	// Under systemd, native journal entries with fields; text otherwise.
+	log := logging.New(c.stderr, "galera-supervisor", logging.TextOptions{Prefix: "galera-supervisor: "})
 	// The driver logs dropped connections on its own; the health check
 	// already reports what matters.
 	mysql.SetLogger(stdlog.New(io.Discard, "", 0))

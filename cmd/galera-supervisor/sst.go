@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/nativebackup"
 	"github.com/galera-supervisor/galera-supervisor/sst/nativecopy"
@@ -58,7 +59,9 @@ func sstMethodArg(args []string) (string, []string) {
 // errno exit status (sst.ExitCode) that mariadbd turns into the SST's
 // result; it never reads as a clean cancellation.
 func runSSTMethod(ctx context.Context, c *cli, method string, args []string) error {
-	return sst.Run(ctx, method, args, sst.Config{Stdout: c.stdout, Stderr: c.stderr})
+	// Under systemd mariadbd's stderr is the journal, and so is ours.
+	log := logging.New(c.stderr, "wsrep_sst_"+method, logging.TextOptions{Style: logging.SST})
+	return sst.Run(ctx, method, args, sst.Config{Stdout: c.stdout, Stderr: c.stderr, Log: log})
 }
 
 const sstHelp = `
@@ -137,6 +140,26 @@ name, the SST reads the option files itself.
                          with a compressor; native-backup 1M)
   transfer-idle-timeout  seconds without data before the peer is given up (120)
   transfer-sync          0 skips the joiner's final syncfs (1)
+
+Logs: each SST writes <datadir>/<method>.<role>.log (native-copy.joiner.log,
+native-backup.donor.log, ...), the lines it prints on stderr. A joiner keeps
+it through the swap and a donor never sends it. When stderr is the journal
+(under systemd), entries carry SST_ROLE, SST_METHOD, SST_PEER, SST_BYTES,
+SST_SECONDS, SST_RESULT and, for SST started, finished and failed, a
+MESSAGE_ID that "journalctl -x" explains; "journalctl -u mariadb
+SST_RESULT=failed" lists the failures. Before a new SST the previous logs
+are gzipped into the archive as <name>.<YYYY.MM.DD-HH.MM.SS.N>.gz.
+  sst-log-archive        0: do not archive (1)
+  sst-log-archive-dir    the archive (/tmp/sst_log_archive; not inside the
+                         datadir)
+  sst-log-archive-keep   copies kept of each log (10; 0 no limit)
+  sst-log-archive-max-age  older copies are removed: days, or 12h, 90m
+                         (30d; 0 no limit)
+  sst-syslog             1: log to syslog instead of the files and stderr,
+                         facility daemon, tag "<syslog-tag>-wsrep-sst-<role>"
+                         ([mysqld_safe] syslog-tag; "wsrep-sst-<role>"
+                         without one); -1 never; 0: as [mysqld_safe] syslog
+  sst-syslog-socket      the syslog daemon's socket (/dev/log)
 
 Files larger than 256 KiB go disk to disk with O_DIRECT on both sides,
 bypassing the page cache (the redo and Aria logs excepted: the donor

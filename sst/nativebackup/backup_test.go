@@ -7,9 +7,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 func TestBackupArgs(t *testing.T) {
@@ -101,30 +98,5 @@ func TestParseAddress(t *testing.T) {
 		if _, _, err := parseAddress(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
-	}
-}
-
-func TestArchiveLogs(t *testing.T) {
-	dd := t.TempDir()
-	arch := filepath.Join(t.TempDir(), "archive")
-	os.WriteFile(filepath.Join(dd, PrepareLog), []byte("old prepare"), 0o640)
-	os.WriteFile(filepath.Join(dd, "mariabackup.move.log"), []byte("stock move"), 0o640)
-	now := time.Date(2026, 11, 21, 12, 0, 0, 5, time.UTC)
-	archiveLogs(dd, arch, []string{PrepareLog, MoveLog}, now, logtest.New(t))
-	for _, n := range []string{PrepareLog, "mariabackup.move.log"} {
-		if _, err := os.Stat(filepath.Join(dd, n)); err == nil {
-			t.Errorf("%s not archived", n)
-		}
-		if _, err := os.Stat(filepath.Join(arch, n+".2026.11.21-12.00.00.000000005.gz")); err != nil {
-			t.Errorf("archive of %s: %v", n, err)
-		}
-	}
-	// An unusable archive directory: the log is kept beside itself.
-	os.WriteFile(filepath.Join(dd, BackupLog), []byte("old backup"), 0o640)
-	blocker := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(blocker, nil, 0o640)
-	archiveLogs(dd, filepath.Join(blocker, "sub"), []string{BackupLog}, now, logtest.New(t))
-	if b, err := os.ReadFile(filepath.Join(dd, BackupLog+".2026.11.21-12.00.00.000000005")); err != nil || string(b) != "old backup" {
-		t.Errorf("local archive: %q %v", b, err)
 	}
 }

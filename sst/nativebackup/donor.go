@@ -40,7 +40,6 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	if err != nil {
 		return err
 	}
-	archivePrevious(s, BackupLog)
 	if s.Args.Bypass {
 		return donateIST(ctx, s, st, addr, secret, opts)
 	}

@@ -42,7 +42,6 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	if err != nil {
 		return err
 	}
-	archivePrevious(s, PrepareLog, MoveLog)
 
 	l, err := transfer.Listen(ctx, addr, opts)
 	if err != nil {

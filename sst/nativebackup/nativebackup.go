@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
@@ -143,13 +142,14 @@ func readCoordinates(read func(name string) ([]byte, error)) (sst.State, error) 
 	return sst.State{}, fmt.Errorf("%w: %v", errNoCoordinates, errors.Join(errs...))
 }
 
-// archivePrevious archives this role's logs from an earlier SST, unless
-// [sst] sst-log-archive=0.
-func archivePrevious(s *sst.Session, names ...string) {
-	if s.Option("sst-log-archive", "1") != "1" {
-		return
+// LogNames are mariadb-backup's logs under the datadir, the stock names
+// and the older mariabackup.* ones: sst.Run archives them before an SST.
+func (Method) LogNames() []string {
+	var out []string
+	for _, n := range []string{BackupLog, PrepareLog, MoveLog} {
+		out = append(out, n, "mariabackup"+strings.TrimPrefix(n, "mariadb-backup"))
 	}
-	archiveLogs(s.Datadir, s.Option("sst-log-archive-dir", DefaultLogArchiveDir), names, time.Now(), s.Log)
+	return out
 }
 
 // logPeakRSS says how much memory this process (not mariadb-backup) needed

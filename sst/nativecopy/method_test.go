@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,8 @@ func TestMain(m *testing.M) {
 				break
 			}
 		}
-		opts := sst.MapOptions{"sst": {}}
+		// Archiving is sst's TestArchive*: none into the machine's /tmp here.
+		opts := sst.MapOptions{"sst": {"sst-log-archive": "0"}}
 		for _, kv := range strings.Split(os.Getenv("GS_NATIVECOPY_SST"), ",") {
 			if k, v, ok := strings.Cut(kv, "="); ok {
 				opts["sst"][k] = v
@@ -119,6 +121,9 @@ func snapshot(t testing.TB, dir string) map[string]string {
 		}
 		if !d.Type().IsRegular() {
 			return nil
+		}
+		if b := filepath.Base(rel); b == sst.LogName(Name, sst.Joiner) || b == sst.LogName(Name, sst.Donor) {
+			return nil // the SST's own log, not data
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -208,7 +213,8 @@ func startSide(t *testing.T, ctx context.Context, argv []string, sstOpts map[str
 		t.Cleanup(func() { cmd.Process.Kill() })
 		return s
 	}
-	opts := sst.MapOptions{"sst": sstOpts}
+	opts := sst.MapOptions{"sst": map[string]string{"sst-log-archive": "0"}}
+	maps.Copy(opts["sst"], sstOpts)
 	go func() {
 		err := sst.Run(ctx, Name, argv, sst.Config{
 			Stdout: pw, Stderr: s.stderr,
@@ -372,6 +378,13 @@ func TestCopyToEmptyJoiner(t *testing.T) {
 	}
 	if d := diffSnap(wantAfterCopy(donorBefore, joinerBefore), snapshot(t, jd)); d != "" {
 		t.Errorf("joiner datadir differs from the donor's:\n%s", d)
+	}
+	// Each side's log is in its datadir, the joiner's kept through the swap.
+	for dir, role := range map[string]sst.Role{jd: sst.Joiner, dd: sst.Donor} {
+		b, err := os.ReadFile(filepath.Join(dir, sst.LogName(Name, role)))
+		if want := "native-copy " + string(role) + " finished in "; err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s log: %v; want %q in:\n%s", role, err, want, b)
+		}
 	}
 	if d := diffSnap(donorBefore, snapshot(t, dd)); d != "" {
 		t.Errorf("donor datadir changed:\n%s", d)

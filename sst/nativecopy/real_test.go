@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -327,7 +328,8 @@ func serverFile(name string) bool {
 	case "grastate.dat", "gvwstate.dat", "galera.cache", "sst_in_progress", "wsrep_sst.pid", "tables_flushed", "sst_error":
 		return true
 	}
-	return strings.HasSuffix(base, ".err") || strings.HasSuffix(base, ".pid") || strings.HasPrefix(base, "core")
+	// The SST's own logs are the SST's, not data.
+	return strings.HasSuffix(base, ".err") || strings.HasSuffix(base, ".pid") || strings.HasPrefix(base, "core") || sst.IsSessionLog(base)
 }
 
 func dataSnapshot(t *testing.T, dir string) map[string]string {

@@ -1,0 +1,329 @@
+package sst
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
+	"github.com/galera-supervisor/galera-supervisor/optionfile"
+)
+
+// An SST process logs to <datadir>/<method>.<role>.log (native-copy.joiner.log,
+// native-backup.donor.log), following the stock mariabackup.<step>.log
+// names. Before a new SST, on either role, the previous logs are gzipped
+// into the archive directory as <name>.<YYYY.MM.DD-HH.MM.SS.N>.gz, as the
+// stock script does (MDEV-17973), and the archive is pruned to
+// sst-log-archive-keep copies of each log, none older than
+// sst-log-archive-max-age.
+
+// Archive defaults, as in stock where stock has one.
+const (
+	DefaultLogArchiveDir    = "/tmp/sst_log_archive"
+	DefaultLogArchiveKeep   = 10
+	DefaultLogArchiveMaxAge = 30 * 24 * time.Hour
+	archiveStamp            = "2006.01.02-15.04.05.000000000" // date +%Y.%m.%d-%H.%M.%S.%N
+)
+
+// LogName is the log file, under the datadir, of an SST by method in role.
+func LogName(method string, role Role) string { return method + "." + string(role) + ".log" }
+
+// IsSessionLog reports whether a datadir's top-level name is an SST's own
+// log (LogName), or a copy archived beside it when the archive directory
+// was unusable: a joiner keeps them through the swap and a donor never
+// sends them, whatever cpat says.
+func IsSessionLog(name string) bool {
+	for _, r := range []Role{Joiner, Donor} {
+		suffix := "." + string(r) + ".log"
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+		if i := strings.LastIndex(name, suffix+"."); i > 0 {
+			if _, ok := archivedAt(name, name[:i+len(suffix)]); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// LogNamer is a Method that writes logs of its own under the datadir
+// (native-backup: mariadb-backup's), to be archived with the session's.
+type LogNamer interface {
+	LogNames() []string
+}
+
+// Archive is how the previous logs are kept: the [sst] sst-log-archive*
+// options.
+type Archive struct {
+	Off    bool          // sst-log-archive=0
+	Dir    string        // sst-log-archive-dir
+	Keep   int           // sst-log-archive-keep: copies of each log; 0 = no limit
+	MaxAge time.Duration // sst-log-archive-max-age; 0 = no limit
+}
+
+// ArchiveFrom reads the archive options through lookup ([sst] option →
+// value, empty when unset). Values were checked by "config check"; a bad
+// one here is an error naming the option.
+func ArchiveFrom(lookup func(name string) string) (Archive, error) {
+	a := Archive{Dir: DefaultLogArchiveDir, Keep: DefaultLogArchiveKeep, MaxAge: DefaultLogArchiveMaxAge}
+	if v := lookup("sst-log-archive"); v != "" {
+		on, err := optionfile.ParseBool(v)
+		if err != nil {
+			return a, fmt.Errorf("[sst] sst-log-archive=%s: %w", v, err)
+		}
+		a.Off = !on
+	}
+	if v := lookup("sst-log-archive-dir"); v != "" {
+		a.Dir = strings.TrimRight(v, "/")
+		if a.Dir == "" {
+			a.Dir = "/"
+		}
+	}
+	if v := lookup("sst-log-archive-keep"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return a, fmt.Errorf("[sst] sst-log-archive-keep=%s: want a count, 0 for no limit", v)
+		}
+		a.Keep = n
+	}
+	if v := lookup("sst-log-archive-max-age"); v != "" {
+		d, err := optionfile.ParseAge(v)
+		if err != nil {
+			return a, fmt.Errorf("[sst] sst-log-archive-max-age=%s: %w", v, err)
+		}
+		a.MaxAge = d
+	}
+	return a, nil
+}
+
+// Run archives the logs names under datadir, then prunes the archive.
+// Failures are logged, never fatal: a log is not worth an SST.
+func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Logger) {
+	if a.Off {
+		return
+	}
+	dir := a.Dir
+	if inside(datadir, dir) {
+		// A donor would send it, and a joiner's swap would replace it.
+		log.Warn(fmt.Sprintf("[sst] sst-log-archive-dir %s is inside the datadir %s: archiving into %s instead", dir, datadir, DefaultLogArchiveDir))
+		dir = DefaultLogArchiveDir
+	}
+	stamp := now.Format(archiveStamp)
+	for _, name := range names {
+		src := filepath.Join(datadir, name)
+		if _, err := os.Lstat(src); err != nil {
+			continue
+		}
+		dst := filepath.Join(dir, name+"."+stamp+".gz")
+		err := gzipTo(src, dst)
+		if err == nil {
+			err = os.Remove(src)
+		}
+		if err != nil {
+			local := src + "." + stamp
+			if rerr := os.Rename(src, local); rerr != nil {
+				log.Warn(fmt.Sprintf("archive %s: %v; %v", src, err, rerr))
+				continue
+			}
+			log.Warn(fmt.Sprintf("archive %s into %s: %v; kept it as %s", src, dir, err, local))
+			continue
+		}
+		log.Info(fmt.Sprintf("archived the previous %s as %s", name, dst), slog.String("path", dst))
+	}
+	removed, err := Prune(dir, names, a.Keep, a.MaxAge, now)
+	if err != nil {
+		log.Warn(fmt.Sprintf("prune %s: %v", dir, err))
+	}
+	// Copies kept beside themselves obey the same retention.
+	local, err := Prune(datadir, names, a.Keep, a.MaxAge, now)
+	if err != nil {
+		log.Warn(fmt.Sprintf("prune %s: %v", datadir, err))
+	}
+	removed = append(removed, local...)
+	if len(removed) > 0 {
+		log.Info(fmt.Sprintf("pruned %d archived logs from %s (keep %d of each, max age %v)", len(removed), dir, a.Keep, a.MaxAge))
+	}
+}
+
+// Prune removes from dir the archived copies of names (<name>.<stamp>.gz)
+// beyond the keep newest of each and those older than maxAge, by the time
+// in their name; 0 disables either limit. Other files are left alone.
+func Prune(dir string, names []string, keep int, maxAge time.Duration, now time.Time) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	type copy struct {
+		file string
+		at   time.Time
+	}
+	byName := map[string][]copy{}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		for _, n := range names {
+			if at, ok := archivedAt(e.Name(), n); ok {
+				byName[n] = append(byName[n], copy{e.Name(), at})
+			}
+		}
+	}
+	var removed []string
+	var errs []error
+	for _, cs := range byName {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].at.After(cs[j].at) })
+		for i, c := range cs {
+			if (keep > 0 && i >= keep) || (maxAge > 0 && now.Sub(c.at) > maxAge) {
+				p := filepath.Join(dir, c.file)
+				if err := os.Remove(p); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				removed = append(removed, p)
+			}
+		}
+	}
+	sort.Strings(removed)
+	return removed, errors.Join(errs...)
+}
+
+// archivedAt parses "<name>.<stamp>.gz" (or without .gz, a copy gzip did
+// not finish), the stamp in local time as date(1) wrote it.
+func archivedAt(file, name string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(file, name+".")
+	if !ok {
+		return time.Time{}, false
+	}
+	rest = strings.TrimSuffix(rest, ".gz")
+	if len(rest) != len(archiveStamp) {
+		return time.Time{}, false
+	}
+	at, err := time.ParseInLocation(archiveStamp, rest, time.Local)
+	return at, err == nil
+}
+
+// inside reports whether dir is root or below it.
+func inside(root, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(root), filepath.Clean(dir))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+func gzipTo(src, dst string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		return fmt.Errorf("gzip %s: %w", src, err)
+	}
+	return zw.Close()
+}
+
+// OpenLog creates (truncating) a log file under dir, readable by the DBA.
+func OpenLog(dir, name string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	return f, nil
+}
+
+// syslogTag is the tag of an SST's syslog lines, or "" when it logs to
+// its files and stderr. [sst] sst-syslog=1 sends to syslog, -1 never; 0 (the
+// default) follows [mysqld_safe] syslog, as the stock scripts do. The tag
+// is stock's: [mysqld_safe] syslog-tag (or $SST_SYSLOG_TAG), a dash, then
+// wsrep-sst-<role>; without a syslog-tag, wsrep-sst-<role>.
+func (s *Session) syslogTag(getenv func(string) string) (string, error) {
+	v := s.Option("sst-syslog", "0")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -1 || n > 1 {
+		return "", Errorf(EINVAL, "sst: [sst] sst-syslog=%s: want -1, 0 or 1", v)
+	}
+	on := n == 1
+	if n == 0 && s.Options != nil {
+		if v, ok := s.Options.Lookup([]string{"mysqld_safe"}, "syslog"); ok {
+			on, err = optionfile.ParseBool(cmpOr(v, "1"))
+			if err != nil {
+				return "", Errorf(EINVAL, "sst: [mysqld_safe] syslog=%s: %v", v, err)
+			}
+		}
+	}
+	if !on {
+		return "", nil
+	}
+	tag := s.OptionIn([]string{"mysqld_safe"}, "syslog-tag", getenv("SST_SYSLOG_TAG"))
+	if tag != "" {
+		tag += "-"
+	}
+	return tag + "wsrep-sst-" + string(s.Args.Role), nil
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// openLogs points the session's logger at its destinations for the rest
+// of the run: syslog, or stderr (the journal) plus <datadir>/LogName. It
+// returns what to close at the end.
+func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
+	tag, err := s.syslogTag(cfg.Getenv)
+	if err != nil {
+		s.Log.Warn(fmt.Sprintf("%v; not logging to syslog", err))
+	}
+	with := func(h slog.Handler) *slog.Logger {
+		return slog.New(h).With(slog.String("sst_method", s.Method), slog.String("sst_role", string(s.Args.Role)))
+	}
+	if tag != "" {
+		h, err := logging.NewSyslog(s.Option("sst-syslog-socket", ""), tag, nil)
+		if err != nil {
+			s.Log.Warn(fmt.Sprintf("%v; logging to stderr", err))
+			return nopCloser{}
+		}
+		s.Log.Info("logging to syslog as " + tag)
+		s.Log = with(h)
+		return h
+	}
+	f, err := OpenLog(s.Datadir, LogName(s.Method, s.Args.Role))
+	if err != nil {
+		s.Log.Warn(fmt.Sprintf("%v; logging to stderr only", err))
+		return nopCloser{}
+	}
+	s.Log = with(logging.Tee(base, logging.NewText(f, logging.TextOptions{Style: logging.SST, Now: cfg.Now})))
+	return f
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }

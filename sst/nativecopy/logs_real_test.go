@@ -1,0 +1,216 @@
+package nativecopy
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/sst"
+)
+
+// TestRealSSTLogs runs real native-copy SSTs between two real nodes:
+// three in a row with sst-log-archive-keep=1 leave each side's log of the
+// last SST in the datadir and only the one before it, gzipped, in the
+// archive (an archived copy past sst-log-archive-max-age goes too, and
+// files not ours stay); then with sst-syslog=1 both SST processes log to a
+// real rsyslogd instead, tagged wsrep-sst-<role>, and write no log file.
+func TestRealSSTLogs(t *testing.T) {
+	ctx := ctxFor(t, 10*time.Minute)
+	c := newCluster(t, nil)
+	n1, n2 := c.Node(1), c.Node(2)
+	uid, gid := mysqlUser(t)
+	archive := filepath.Join(c.Dir(), "sst_log_archive") // where mysql may go
+	must(t, os.Mkdir(archive, 0o750))
+	must(t, os.Chown(archive, uid, gid))
+	// Neighbours that pruning must leave alone, and one too old to keep.
+	old := filepath.Join(archive, "native-copy.joiner.log."+time.Now().AddDate(0, 0, -10).Format("2006.01.02-15.04.05.000000000")+".gz")
+	other := filepath.Join(archive, "mariabackup.move.log.2026.01.01-00.00.00.000000000.gz")
+	for _, p := range []string{old, other} {
+		must(t, os.WriteFile(p, []byte("x"), 0o640))
+	}
+	for _, n := range c.Nodes() {
+		must(t, n.SetSST(map[string]string{"sst-log-archive-dir": archive, "sst-log-archive-keep": "1", "sst-log-archive-max-age": "7d"}))
+	}
+	must(t, c.Bootstrap(ctx))
+	must(t, n1.CreateSampleTables(ctx))
+	must(t, n1.LoadData(ctx, 4<<20))
+
+	joinerLog, donorLog := filepath.Join(n2.DataDir, sst.LogName(Name, sst.Joiner)), filepath.Join(n1.DataDir, sst.LogName(Name, sst.Donor))
+	var joinerLogs, donorLogs []string // each SST's logs, as left in the datadirs
+	for i := range 3 {
+		if i > 0 {
+			forceSST(t, ctx, n2)
+		}
+		join(t, ctx, n2)
+		for _, l := range []struct {
+			path string
+			to   *[]string
+		}{{joinerLog, &joinerLogs}, {donorLog, &donorLogs}} {
+			b, err := os.ReadFile(l.path)
+			if err != nil || !strings.Contains(string(b), "finished in") {
+				t.Fatalf("SST %d: %s: %v\n%s", i+1, l.path, err, b)
+			}
+			*l.to = append(*l.to, string(b))
+		}
+	}
+	t.Run("archive", func(t *testing.T) {
+		ents, err := os.ReadDir(archive)
+		must(t, err)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Logf("archive: %s", strings.Join(names, " "))
+		for _, p := range []string{old, other} {
+			if _, err := os.Stat(p); (err == nil) != (p == other) {
+				t.Errorf("%s: %v (the too old copy must go, the other log's stay)", filepath.Base(p), err)
+			}
+		}
+		for _, side := range []struct {
+			name string
+			logs []string
+		}{{sst.LogName(Name, sst.Joiner), joinerLogs}, {sst.LogName(Name, sst.Donor), donorLogs}} {
+			copies, _ := filepath.Glob(filepath.Join(archive, side.name+".*.gz"))
+			if len(copies) != 1 {
+				t.Errorf("%d archived copies of %s, want 1 (sst-log-archive-keep=1): %q", len(copies), side.name, copies)
+				continue
+			}
+			if got := gunzip(t, copies[0]); got != side.logs[1] {
+				t.Errorf("%s holds\n%s\nwant the second SST's log:\n%s", copies[0], got, side.logs[1])
+			}
+		}
+		if _, err := os.Stat(filepath.Join(n2.DataDir, sst.LogName(Name, sst.Joiner)+".")); err == nil {
+			t.Error("a log was archived beside itself")
+		}
+	})
+
+	t.Run("syslog", func(t *testing.T) {
+		sock, out := startRsyslogd(t)
+		for _, n := range c.Nodes() {
+			must(t, n.SetSST(map[string]string{"sst-syslog": "1", "sst-syslog-socket": sock}))
+		}
+		for _, p := range []string{joinerLog, donorLog} {
+			must(t, os.Remove(p))
+		}
+		forceSST(t, ctx, n2)
+		join(t, ctx, n2)
+		for _, want := range []string{"daemon.info wsrep-sst-joiner", "daemon.info wsrep-sst-donor"} {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				lines := grepFile(t, out, want)
+				if strings.Contains(lines, Name+" "+strings.TrimPrefix(want, "daemon.info wsrep-sst-")+" finished in") {
+					break
+				}
+				if time.Now().After(deadline) {
+					b, _ := os.ReadFile(out)
+					t.Fatalf("no %q line saying the SST finished in %s:\n%s", want, out, b)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		t.Logf("rsyslogd got:\n%s", grepFile(t, out, "wsrep-sst-"))
+		for _, p := range []string{joinerLog, donorLog} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s written with sst-syslog=1", p)
+			}
+		}
+	})
+}
+
+func mysqlUser(t *testing.T) (uid, gid int) {
+	u, err := user.Lookup("mysql")
+	must(t, err)
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+func gunzip(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	must(t, err)
+	b, err := io.ReadAll(zr)
+	must(t, err)
+	return string(b)
+}
+
+func grepFile(t *testing.T, path, substr string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), substr) {
+			out = append(out, sc.Text())
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// startRsyslogd runs Debian's rsyslogd in the foreground on a private
+// socket (writable by mysql), writing "<facility>.<severity> <tag><msg>"
+// lines to a file; it is stopped by PID when the test ends.
+func startRsyslogd(t *testing.T) (socket, out string) {
+	t.Helper()
+	bin, err := exec.LookPath("rsyslogd")
+	if err != nil {
+		if os.Getenv("GS_TEST_REAL") == "1" {
+			t.Fatal("rsyslogd missing (make deps installs rsyslog)")
+		}
+		t.Skip("rsyslogd missing")
+	}
+	dir, err := os.MkdirTemp("", "gs-rsyslog-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	must(t, os.Chmod(dir, 0o755))
+	socket, out = filepath.Join(dir, "log"), filepath.Join(dir, "out.log")
+	conf := filepath.Join(dir, "rsyslog.conf")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory=%q)
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket=%q CreatePath="off")
+template(name="line" type="string" string="%%syslogfacility-text%%.%%syslogseverity-text%% %%syslogtag%%%%msg%%\n")
+*.* action(type="omfile" file=%q template="line")
+`, dir, socket, out)), 0o644))
+	cmd := exec.Command(bin, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if fi, err := os.Stat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rsyslogd made no socket %s in 10 s", socket)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, os.Chmod(socket, 0o666))
+	return socket, out
+}
