@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 // The tests of whole-cluster recovery (issue 11): three real nodes, each
@@ -36,6 +41,13 @@ func outageRounds(t *testing.T) int {
 	return k
 }
 
+// outageOpts are newOutage's choices.
+type outageOpts struct {
+	wait          time.Duration // bootstrap-wait
+	preload       int64         // bytes of bench.t on node1 before the others join
+	partitionable bool          // each node in a network namespace of its own
+}
+
 // outage is a supervised 3-node cluster with its load and monitor.
 type outage struct {
 	t    *testing.T
@@ -43,6 +55,7 @@ type outage struct {
 	s    *galeratest.Supervised
 	m    *galeratest.Monitor
 	load *galeratest.Load
+	net  *galeratest.Network // with outageOpts.partitionable
 	rng  *rand.Rand
 }
 
@@ -50,18 +63,23 @@ type outage struct {
 // with --wsrep-new-cluster, the others join by SST), creates the load
 // table, and starts the monitor and the load. The cleanup stops the load
 // and fails the test if the monitor ever saw two Primary Components.
-func newOutage(t *testing.T, ctx context.Context, cfg galeratest.Config, wait time.Duration) *outage {
+func newOutage(t *testing.T, ctx context.Context, opts outageOpts) *outage {
 	t.Helper()
-	cfg.Nodes = 3
+	cfg := galeratest.Config{Nodes: 3}
 	cfg.PathPrepend = []string{filepath.Dir(builtSupervisor(t))}
-	if cfg.SSTMethod == "" {
-		cfg.SSTMethod = "native-copy"
-	}
+	cfg.SSTMethod = "native-copy"
 	c := galeratest.NewTest(t, cfg)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d", seed)
 	o := &outage{t: t, c: c, rng: rand.New(rand.NewPCG(seed, seed))}
-	s, err := c.Supervise(galeratest.SupervisorConfig{Binary: builtSupervisor(t), BootstrapWait: wait})
+	if opts.partitionable {
+		net, err := c.Partitionable(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.net = net
+	}
+	s, err := c.Supervise(galeratest.SupervisorConfig{Binary: builtSupervisor(t), BootstrapWait: opts.wait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +92,11 @@ func newOutage(t *testing.T, ctx context.Context, cfg galeratest.Config, wait ti
 	}
 	if err := galeratest.CreateLoadTable(ctx, c.Node(1)); err != nil {
 		t.Fatal(err)
+	}
+	if opts.preload > 0 {
+		if err := c.Node(1).LoadData(ctx, opts.preload); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, n := range c.Nodes()[1:] {
 		if err := s.Start(ctx, n); err != nil {
@@ -201,6 +224,23 @@ func (o *outage) stopLoad(ctx context.Context, nodes ...*galeratest.Node) {
 	}
 }
 
+// decisions says what each node's supervisor last decided.
+func (o *outage) decisions() string {
+	var b strings.Builder
+	for _, n := range o.c.Nodes() {
+		r, err := quorum.ReadRecord(n.DataDir)
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "node%d: %v; ", n.N, err)
+		case r == nil:
+			fmt.Fprintf(&b, "node%d: no decision; ", n.N)
+		default:
+			fmt.Fprintf(&b, "node%d %s (%s); ", n.N, r.Action, r.Reason)
+		}
+	}
+	return strings.TrimSuffix(b.String(), "; ")
+}
+
 func durations(ds []time.Duration) string {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -224,7 +264,7 @@ func TestRealOutageKillAll(t *testing.T) {
 	rounds := outageRounds(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rounds)*time.Minute+5*time.Minute)
 	defer cancel()
-	o := newOutage(t, ctx, galeratest.Config{}, 10*time.Second)
+	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
 	all := o.c.Nodes()
 	var times []time.Duration
 	for r := 1; r <= rounds; r++ {
@@ -236,8 +276,301 @@ func TestRealOutageKillAll(t *testing.T) {
 		times = append(times, d)
 		o.writesFlow(ctx, 30)
 		o.verify(ctx, all...)
-		t.Logf("round %d: all 3 Synced %.2f s after the restart; %d rows committed; bootstrapped: %v", r, d.Seconds(), o.load.Acked(), o.bootstrapped(offs))
+		t.Logf("round %d: all 3 Synced %.2f s after the restart; %d rows committed; bootstrapped: %v; %s", r, d.Seconds(), o.load.Acked(), o.bootstrapped(offs), o.decisions())
 	}
 	o.stopLoad(ctx, all...)
 	t.Logf("recovery after kill -9 of every mariadbd, %d rounds: %s; %d rows committed (%s)", rounds, durations(times), o.load.Acked(), o.load.Counts())
+}
+
+// TestRealOutageOneNodeDown is the power loss with one node kept down:
+// stock Galera's two survivors wait for it forever. Ours wait
+// bootstrap-wait, then one of them bootstraps (a majority of the last
+// view), the other joins; the third joins when it comes back.
+func TestRealOutageOneNodeDown(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const wait = 8 * time.Second
+	o := newOutage(t, ctx, outageOpts{wait: wait})
+	all := o.c.Nodes()
+	o.writesFlow(ctx, 50)
+	offs := o.logOffsets()
+	o.killMariadbd(ctx, all...)
+	d := o.recover(ctx, 3*time.Minute, all[0], all[1])
+	t.Logf("nodes 1 and 2 Synced %.2f s after the restart (bootstrap-wait %v); bootstrapped: %v; %s", d.Seconds(), wait, o.bootstrapped(offs), o.decisions())
+	if d < wait {
+		t.Errorf("a Primary Component of 2 of 3 after %v, before bootstrap-wait (%v) ran out", d, wait)
+	}
+	if b := o.bootstrapped(offs); len(b) != 1 || b[0] == 3 {
+		t.Errorf("bootstrapped: %v, want one of node1, node2", b)
+	}
+	o.writesFlow(ctx, 30)
+	o.verify(ctx, all[0], all[1])
+	t0 := time.Now()
+	if err := o.s.Start(ctx, all[2]); err != nil {
+		t.Fatal(err)
+	}
+	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
+	t.Logf("node3 back: all 3 Synced %.2f s after its start", d.Seconds())
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, all...)
+}
+
+// TestRealOutageCleanShutdown stops every node cleanly (3, 2, then 1, with
+// writes flowing) and starts all three at once: stock Galera aborts after
+// 32 s until a person runs galera_new_cluster on node1. Ours bootstraps
+// node1, the last one down and the most advanced, and nobody else.
+func TestRealOutageCleanShutdown(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
+	all := o.c.Nodes()
+	o.writesFlow(ctx, 50)
+	codes, err := o.s.StopAll(ctx, all[2], all[1], all[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, code := range codes {
+		if code != 0 {
+			t.Errorf("node%d: supervisor exited %d after SIGTERM, want 0", 3-i, code)
+		}
+	}
+	offs := o.logOffsets()
+	d := o.recover(ctx, 3*time.Minute, all...)
+	t.Logf("after a clean full shutdown, all 3 Synced %.2f s after the start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
+	if b := o.bootstrapped(offs); !slices.Equal(b, []int{1}) {
+		t.Errorf("bootstrapped: %v, want node1 alone (the last one down)", b)
+	}
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, all...)
+}
+
+// TestRealOutageStaleMember kills node3, lets the cluster run on as {1,2}
+// with writes, then kills 1 and 2 and starts all three at once: stock
+// Galera deadlocks (node3's old view blocks pc.recovery). Ours brings node1
+// and node2 back, and node3 joins them.
+func TestRealOutageStaleMember(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
+	all := o.c.Nodes()
+	o.writesFlow(ctx, 30)
+	o.killMariadbd(ctx, all[2])
+	time.Sleep(5 * time.Second) // node3 is evicted; {1,2} carries on
+	o.writesFlow(ctx, 100)
+	offs := o.logOffsets()
+	o.killMariadbd(ctx, all[0], all[1])
+	d := o.recover(ctx, 3*time.Minute, all...)
+	t.Logf("stale node3 with the rest: all 3 Synced %.2f s after the start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
+	if slices.Contains(o.bootstrapped(offs), 3) {
+		t.Errorf("the stale node3 bootstrapped")
+	}
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, all...)
+}
+
+// TestRealOutageHalfSST is stock's scenario 6a: node3 is wiped and joins by
+// rsync SST (which writes into the datadir itself), and loses power once
+// ibdata1 and the redo log are in, before the tables: its datadir is half a
+// copy, with an emptied grastate.dat and sst_in_progress, and
+// --wsrep-recover reports a position that ties with the others. The
+// cluster runs on as {1,2}, then loses power too, and all three start at
+// once. node3 must never be chosen; it joins by a full SST, and no
+// committed row or table is lost.
+func TestRealOutageHalfSST(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second, preload: 64 << 20})
+	all := o.c.Nodes()
+	n3 := all[2]
+	before := mustChecksums(t, ctx, all[0])
+	o.writesFlow(ctx, 30)
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.SetSSTMethod("rsync"); err != nil {
+		t.Fatal(err)
+	}
+	offs := o.logOffsets()
+	if err := o.s.Start(ctx, n3); err != nil {
+		t.Fatal(err)
+	}
+	frozen := o.freezeDonorMidSST(ctx, offs)
+	if err := n3.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range frozen {
+		syscall.Kill(pid, syscall.SIGCONT) // the donor's SST fails; it carries on
+	}
+	if _, err := os.Stat(filepath.Join(n3.DataDir, "sst_in_progress")); err != nil {
+		t.Fatalf("node3 is not half SST'd: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(n3.DataDir, "ibdata1")); err != nil {
+		t.Fatalf("node3 has no ibdata1 from its SST: %v", err)
+	}
+	tbl, _ := os.Stat(filepath.Join(n3.DataDir, "bench", "t.ibd"))
+	t.Logf("node3 lost power mid-SST: bench/t.ibd %v", tbl)
+	time.Sleep(5 * time.Second)
+	o.writesFlow(ctx, 100)
+	offs = o.logOffsets()
+	o.killMariadbd(ctx, all[0], all[1])
+	d := o.recover(ctx, 4*time.Minute, all...)
+	t.Logf("half-SST'd node3 with the rest: all 3 Synced %.2f s after the start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
+	if slices.Contains(o.bootstrapped(offs), 3) {
+		t.Errorf("the half-SST'd node3 bootstrapped")
+	}
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, all...)
+	for _, n := range all {
+		got := mustChecksums(t, ctx, n)
+		if got["bench.t"] != before["bench.t"] {
+			t.Errorf("node%d: bench.t checksum %q, want %q (a lost or half-copied table)", n.N, got["bench.t"], before["bench.t"])
+		}
+	}
+}
+
+// freezeDonorMidSST waits until the donor of node3's rsync SST has sent
+// ibdata1 and the redo log, and SIGSTOPs its rsync processes, which then
+// copy the tables; it returns their PIDs.
+func (o *outage) freezeDonorMidSST(ctx context.Context, offs []int64) []int {
+	o.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for i, n := range o.c.Nodes()[:2] {
+			b, err := os.ReadFile(n.ErrorLog)
+			if err != nil || int64(len(b)) < offs[i] || !bytes.Contains(b[offs[i]:], []byte("Transfer of InnoDB log files done")) {
+				continue
+			}
+			var pids []int
+			for _, p := range descendants(n.PID()) {
+				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.PID)); string(comm) == "rsync\n" {
+					syscall.Kill(p.PID, syscall.SIGSTOP)
+					pids = append(pids, p.PID)
+				}
+			}
+			o.t.Logf("node%d, the donor, sent ibdata1 and the redo log: %d rsync processes stopped", n.N, len(pids))
+			return pids
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	o.t.Fatal("no donor sent node3 its redo log by rsync within 2 minutes")
+	return nil
+}
+
+// TestRealOutageFastPath times the one outage stock Galera recovers from
+// alone, every member of the last view returning after a power loss,
+// against ours, alternately on the same cluster and data: stock as its unit
+// does it (galera_recovery, then mariadbd --wsrep_start_position, all three
+// at once; pc.recovery restores the Primary Component), ours by the
+// supervisors. Both times are printed; none is asserted.
+func TestRealOutageFastPath(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
+	all := o.c.Nodes()
+	var ours, stock []time.Duration
+	for r := 1; r <= 3; r++ {
+		o.writesFlow(ctx, 30)
+		o.killMariadbd(ctx, all...)
+		d := o.startStock(ctx, all...)
+		stock = append(stock, d)
+		o.writesFlow(ctx, 30)
+		for _, n := range all {
+			if err := n.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d2 := o.recover(ctx, 3*time.Minute, all...)
+		ours = append(ours, d2)
+		t.Logf("round %d: stock %.2f s, ours %.2f s; %s", r, d.Seconds(), d2.Seconds(), o.decisions())
+	}
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, all...)
+	t.Logf("every member of the last view back after kill -9, launch to all 3 Synced: stock %s; ours %s", durations(stock), durations(ours))
+}
+
+// startStock starts nodes at once the way stock mariadb.service does, each
+// galera_recovery and then mariadbd --wsrep_start_position, and returns the
+// time from the launch until they are one Primary Component, all Synced.
+func (o *outage) startStock(ctx context.Context, nodes ...*galeratest.Node) time.Duration {
+	o.t.Helper()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := exec.CommandContext(ctx, "/usr/bin/galera_recovery", "--defaults-file="+n.ConfigFile).Output()
+			if err != nil {
+				errs[i] = fmt.Errorf("node%d: galera_recovery: %w", n.N, err)
+				return
+			}
+			errs[i] = n.Start(ctx, strings.Fields(string(out))...)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			o.t.Fatal(err)
+		}
+	}
+	return o.waitSynced(ctx, t0, 3*time.Minute, nodes...)
+}
+
+// TestRealOutagePartition cuts node3 off the network while {1,2}, a
+// Primary Component, carries on with writes, and restarts node3 there, as
+// a crash and Restart= would: alone, with no peer reachable, it must never
+// bootstrap (1 of 3 is no majority, and a Primary Component lives on the
+// other side), however long it waits. Once the network heals, it joins.
+func TestRealOutagePartition(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const wait = 5 * time.Second
+	o := newOutage(t, ctx, outageOpts{wait: wait, partitionable: true})
+	all := o.c.Nodes()
+	n3 := all[2]
+	o.writesFlow(ctx, 50)
+	if err := o.net.Cut(ctx, n3); err != nil {
+		t.Fatal(err)
+	}
+	d := o.waitSynced(ctx, time.Now(), 2*time.Minute, all[0], all[1])
+	t.Logf("node3 cut off: {1,2} Primary again %.2f s later", d.Seconds())
+	o.writesFlow(ctx, 30)
+	offs := o.logOffsets()
+	o.killMariadbd(ctx, n3)
+	primary := o.m.PrimarySweeps(3)
+	if err := o.s.Start(ctx, n3); err != nil {
+		t.Fatal(err)
+	}
+	// Several bootstrap-waits: long enough for any timer to run out.
+	watch := 4 * wait
+	time.Sleep(watch)
+	o.writesFlow(ctx, 30)
+	if !n3.Running() {
+		t.Fatalf("node3's supervisor exited while cut off: %s", n3.LogTail(20))
+	}
+	if k := o.m.PrimarySweeps(3) - primary; k > 0 {
+		t.Errorf("node3 was Primary in %d sweeps while cut off", k)
+	}
+	if b := o.bootstrapped(offs); len(b) > 0 {
+		t.Errorf("bootstrapped during the partition: %v", b)
+	}
+	t.Logf("node3 restarted alone, watched %v: never Primary; %s", watch, o.decisions())
+	t0 := time.Now()
+	if err := o.net.Heal(ctx, n3); err != nil {
+		t.Fatal(err)
+	}
+	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
+	t.Logf("network healed: all 3 Synced %.2f s later; %s", d.Seconds(), o.decisions())
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, all...)
 }

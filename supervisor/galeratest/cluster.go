@@ -93,6 +93,7 @@ type Cluster struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	onClose   []func() error // after the nodes stop (network namespaces)
 }
 
 // Require skips the test under -short or when the machine lacks what real
@@ -395,6 +396,11 @@ func (c *Cluster) close() error {
 		killMarked(markerEnv+"="+c.dir+"/", 0)
 		if left := c.Leftovers(); len(left) > 0 {
 			errs = append(errs, fmt.Errorf("processes of cluster %s still alive: %v", c.dir, left))
+		}
+	}
+	for _, f := range c.onClose {
+		if err := f(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, l := range c.ports {

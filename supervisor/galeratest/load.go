@@ -50,6 +50,7 @@ func StartLoad(nodes []*Node, pause time.Duration) (*Load, error) {
 	for _, n := range nodes {
 		cfg := mysql.NewConfig()
 		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = User, Password, "unix", n.Socket
+		cfg.Logger = quiet{} // connections broken by a kill are the point
 		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 10*time.Second, 10*time.Second
 		db, err := sql.Open("mysql", cfg.FormatDSN())
 		if err != nil {

@@ -39,6 +39,7 @@ type Node struct {
 	mysqld    map[string]string
 	groups    map[string]map[string]string // further option groups, e.g. [galera-supervisor]
 	addr      string                       // IP its peers reach it at, "" for 127.0.0.1; set before the first start
+	netns     string                       // network namespace it runs in, "" for ours; set before the first start
 	p         *proc
 	db        *sql.DB
 }
@@ -370,6 +371,9 @@ func (n *Node) start(argv []string, asRoot bool) error {
 		return fmt.Errorf("open stdout log: %w", err)
 	}
 	defer out.Close()
+	if n.netns != "" {
+		argv, asRoot = n.inNetns(argv, asRoot), true
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = n.Dir
 	cmd.Stdout, cmd.Stderr = out, out
