@@ -59,6 +59,15 @@ type outage struct {
 	rng  *rand.Rand
 }
 
+// outageTest is newOutage for a test that has timeout to run.
+func outageTest(t *testing.T, timeout time.Duration, opts outageOpts) (*outage, context.Context) {
+	t.Helper()
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return newOutage(t, ctx, opts), ctx
+}
+
 // newOutage forms a 3-node cluster under supervisors (node1 bootstraps
 // with --wsrep-new-cluster, the others join by SST), creates the load
 // table, and starts the monitor and the load. The cleanup stops the load
@@ -213,6 +222,14 @@ func (o *outage) bootstrapped(offs []int64) []int {
 	return out
 }
 
+// finish checks that writes flow on the cluster again, then stops the load
+// and checks every node's rows.
+func (o *outage) finish(ctx context.Context) {
+	o.t.Helper()
+	o.writesFlow(ctx, 30)
+	o.stopLoad(ctx, o.c.Nodes()...)
+}
+
 // stopLoad stops the load and checks that nodes hold every committed row,
 // and the same rows.
 func (o *outage) stopLoad(ctx context.Context, nodes ...*galeratest.Node) {
@@ -312,8 +329,7 @@ func TestRealOutageOneNodeDown(t *testing.T) {
 	}
 	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
 	t.Logf("node3 back: all 3 Synced %.2f s after its start", d.Seconds())
-	o.writesFlow(ctx, 30)
-	o.stopLoad(ctx, all...)
+	o.finish(ctx)
 }
 
 // TestRealOutageCleanShutdown stops every node cleanly (3, 2, then 1, with
@@ -321,10 +337,7 @@ func TestRealOutageOneNodeDown(t *testing.T) {
 // 32 s until a person runs galera_new_cluster on node1. Ours bootstraps
 // node1, the last one down and the most advanced, and nobody else.
 func TestRealOutageCleanShutdown(t *testing.T) {
-	galeratest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
+	o, ctx := outageTest(t, 10*time.Minute, outageOpts{wait: 10 * time.Second})
 	all := o.c.Nodes()
 	o.writesFlow(ctx, 50)
 	codes, err := o.s.StopAll(ctx, all[2], all[1], all[0])
@@ -342,8 +355,7 @@ func TestRealOutageCleanShutdown(t *testing.T) {
 	if b := o.bootstrapped(offs); !slices.Equal(b, []int{1}) {
 		t.Errorf("bootstrapped: %v, want node1 alone (the last one down)", b)
 	}
-	o.writesFlow(ctx, 30)
-	o.stopLoad(ctx, all...)
+	o.finish(ctx)
 }
 
 // TestRealOutageStaleMember kills node3, lets the cluster run on as {1,2}
@@ -351,24 +363,12 @@ func TestRealOutageCleanShutdown(t *testing.T) {
 // Galera deadlocks (node3's old view blocks pc.recovery). Ours brings node1
 // and node2 back, and node3 joins them.
 func TestRealOutageStaleMember(t *testing.T) {
-	galeratest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
+	o, ctx := outageTest(t, 10*time.Minute, outageOpts{wait: 10 * time.Second})
 	all := o.c.Nodes()
 	o.writesFlow(ctx, 30)
 	o.killMariadbd(ctx, all[2])
-	time.Sleep(5 * time.Second) // node3 is evicted; {1,2} carries on
-	o.writesFlow(ctx, 100)
-	offs := o.logOffsets()
-	o.killMariadbd(ctx, all[0], all[1])
-	d := o.recover(ctx, 3*time.Minute, all...)
-	t.Logf("stale node3 with the rest: all 3 Synced %.2f s after the start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
-	if slices.Contains(o.bootstrapped(offs), 3) {
-		t.Errorf("the stale node3 bootstrapped")
-	}
-	o.writesFlow(ctx, 30)
-	o.stopLoad(ctx, all...)
+	o.withoutNode3(ctx, "stale")
+	o.finish(ctx)
 }
 
 // TestRealOutageHalfSST is stock's scenario 6a: node3 is wiped and joins by
@@ -380,10 +380,7 @@ func TestRealOutageStaleMember(t *testing.T) {
 // once. node3 must never be chosen; it joins by a full SST, and no
 // committed row or table is lost.
 func TestRealOutageHalfSST(t *testing.T) {
-	galeratest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second, preload: 64 << 20})
+	o, ctx := outageTest(t, 10*time.Minute, outageOpts{wait: 10 * time.Second, preload: 64 << 20})
 	all := o.c.Nodes()
 	n3 := all[2]
 	before := mustChecksums(t, ctx, all[0])
@@ -416,22 +413,29 @@ func TestRealOutageHalfSST(t *testing.T) {
 	}
 	tbl, _ := os.Stat(filepath.Join(n3.DataDir, "bench", "t.ibd"))
 	t.Logf("node3 lost power mid-SST: bench/t.ibd %v", tbl)
-	time.Sleep(5 * time.Second)
-	o.writesFlow(ctx, 100)
-	offs = o.logOffsets()
-	o.killMariadbd(ctx, all[0], all[1])
-	d := o.recover(ctx, 4*time.Minute, all...)
-	t.Logf("half-SST'd node3 with the rest: all 3 Synced %.2f s after the start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
-	if slices.Contains(o.bootstrapped(offs), 3) {
-		t.Errorf("the half-SST'd node3 bootstrapped")
-	}
-	o.writesFlow(ctx, 30)
-	o.stopLoad(ctx, all...)
+	o.withoutNode3(ctx, "half-SST'd")
+	o.finish(ctx)
 	for _, n := range all {
 		got := mustChecksums(t, ctx, n)
 		if got["bench.t"] != before["bench.t"] {
 			t.Errorf("node%d: bench.t checksum %q, want %q (a lost or half-copied table)", n.N, got["bench.t"], before["bench.t"])
 		}
+	}
+}
+
+// withoutNode3 lets {1,2} run on without the dead node3, with writes,
+// then kills both and starts all three at once: they must come back as one
+// Primary Component of three, and node3 must not bootstrap.
+func (o *outage) withoutNode3(ctx context.Context, what string) {
+	o.t.Helper()
+	time.Sleep(5 * time.Second) // node3 is evicted; {1,2} carries on
+	o.writesFlow(ctx, 100)
+	offs := o.logOffsets()
+	o.killMariadbd(ctx, o.c.Node(1), o.c.Node(2))
+	d := o.recover(ctx, 4*time.Minute, o.c.Nodes()...)
+	o.t.Logf("%s node3 with the rest: all 3 Synced %.2f s after the start; bootstrapped: %v; %s", what, d.Seconds(), o.bootstrapped(offs), o.decisions())
+	if slices.Contains(o.bootstrapped(offs), 3) {
+		o.t.Errorf("the %s node3 bootstrapped", what)
 	}
 }
 
@@ -470,10 +474,7 @@ func (o *outage) freezeDonorMidSST(ctx context.Context, offs []int64) []int {
 // at once; pc.recovery restores the Primary Component), ours by the
 // supervisors. Both times are printed; none is asserted.
 func TestRealOutageFastPath(t *testing.T) {
-	galeratest.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
-	o := newOutage(t, ctx, outageOpts{wait: 10 * time.Second})
+	o, ctx := outageTest(t, 12*time.Minute, outageOpts{wait: 10 * time.Second})
 	all := o.c.Nodes()
 	var ours, stock []time.Duration
 	for r := 1; r <= 3; r++ {
@@ -491,8 +492,7 @@ func TestRealOutageFastPath(t *testing.T) {
 		ours = append(ours, d2)
 		t.Logf("round %d: stock %.2f s, ours %.2f s; %s", r, d.Seconds(), d2.Seconds(), o.decisions())
 	}
-	o.writesFlow(ctx, 30)
-	o.stopLoad(ctx, all...)
+	o.finish(ctx)
 	t.Logf("every member of the last view back after kill -9, launch to all 3 Synced: stock %s; ours %s", durations(stock), durations(ours))
 }
 
@@ -571,6 +571,5 @@ func TestRealOutagePartition(t *testing.T) {
 	}
 	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
 	t.Logf("network healed: all 3 Synced %.2f s later; %s", d.Seconds(), o.decisions())
-	o.writesFlow(ctx, 30)
-	o.stopLoad(ctx, all...)
+	o.finish(ctx)
 }
