@@ -388,6 +388,18 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 		}
 	})
 
+	r.run(t, "sst-options-live", func(t *testing.T) {
+		// rlimit reached the donor's SST with no restart: its supervisor
+		// saw the edit and handed the SST its snapshot.
+		j1 := r.journal(ctx, n1.unit)
+		if _, ok := firstLine(j1, "[sst] rlimit: unset -> "+rate+" ("+n1.cnf+":"); !ok {
+			t.Errorf("the journal of %s has no [sst] rlimit change with its file:line", n1.unit)
+		}
+		if _, ok := firstLine(j1, "options: the supervisor's last good option files, from /run/galera-supervisor"); !ok {
+			t.Errorf("the donor's SST did not read the supervisor's snapshot")
+		}
+	})
+
 	r.run(t, "status-shows-progress", func(t *testing.T) {
 		if progressSeen == "" {
 			t.Fatalf("no STATUS with SST progress seen during the SST; lines were:\n%s", strings.Join(statuses, "\n"))
