@@ -153,9 +153,11 @@ a new .cnf in an !includedir, a retargeted symlink on the way
 that did not exist are all seen. Once the edit settles (100 ms) the files
 are read again and each change is logged with the file:line of the value:
   [sst] rlimit: 10M -> 20M (/etc/mysql/conf.d/sst.cnf:3): the next SST uses it
-      no restart: the SST reads the snapshot named by
-      GALERA_SUPERVISOR_OPTIONS (see "help sst"), which now has it.
-  [mysqld] ... : needs a restart of mariadbd
+      no restart: the native methods read the snapshot named by
+      GALERA_SUPERVISOR_OPTIONS (see "help sst"), which now has it; the
+      stock scripts (rsync, mariabackup) read the files themselves.
+  [mysqld] max-connections: unset -> 500 (/etc/mysql/my.cnf:12): needs a
+  restart of mariadbd
       server groups ([mysqld] [server] [mariadb] [galera] ...) are only
       logged; nothing is restarted.
 An edit that does not read (a malformed line) or that gives an [sst] value
