@@ -176,6 +176,16 @@ _galera_supervisor() {
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
+	--unit)
+		# The node units systemd knows, loaded ones and unit files, not templates.
+		local units
+		units=$({
+			systemctl list-units --all --plain --no-legend --full 'galera-supervisor*' 'mariadb*'
+			systemctl list-unit-files --no-legend --full 'galera-supervisor*' 'mariadb*'
+		} 2>/dev/null | cut -d' ' -f1 | grep -v '@\.service$')
+		COMPREPLY=($(compgen -W "$units" -- "$cur"))
+		return
+		;;
 	esac
 	COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 }

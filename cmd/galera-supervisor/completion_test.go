@@ -24,6 +24,11 @@ func completionScript(t *testing.T, shell string) string {
 // the words typed so far (the last one is being completed).
 func bashComplete(t *testing.T, script string, words ...string) []string {
 	t.Helper()
+	return bashCompleteEnv(t, nil, script, words...)
+}
+
+func bashCompleteEnv(t *testing.T, env []string, script string, words ...string) []string {
+	t.Helper()
 	var quoted []string
 	for _, w := range words {
 		quoted = append(quoted, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
@@ -31,6 +36,9 @@ func bashComplete(t *testing.T, script string, words ...string) []string {
 	prog := script + "\nCOMP_WORDS=(" + strings.Join(quoted, " ") + ")\nCOMP_CWORD=" +
 		strconv.Itoa(len(words)-1) + "\n_galera_supervisor\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n"
 	cmd := exec.Command("bash", "--norc", "--noprofile", "-c", prog)
+	if env != nil {
+		cmd.Env = env
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bash completion of %q: %v\n%s", words, err, out)
@@ -64,6 +72,25 @@ func TestCompletionBash(t *testing.T) {
 			t.Errorf("complete %q: got %q, want %q", tc.words, got, tc.want)
 		}
 	}
+	// --unit offers the node units systemd knows (a fake systemctl here).
+	fake := filepath.Join(dir, "bin")
+	if err := os.Mkdir(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fake, "systemctl"), []byte(`#!/bin/sh
+case "$1" in
+list-units) echo "galera-supervisor@node1.service loaded active running MariaDB Galera node node1" ;;
+list-unit-files) printf '%s\n' "galera-supervisor.service disabled enabled" "galera-supervisor@.service disabled enabled" "mariadb.service enabled enabled" ;;
+esac
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "PATH="+fake+":"+os.Getenv("PATH"))
+	if got := strings.Join(bashCompleteEnv(t, env, script, "galera-supervisor", "status", "--unit", "galera-supervisor"), " "); got !=
+		"galera-supervisor@node1.service galera-supervisor.service" {
+		t.Errorf("complete status --unit galera-supervisor: %q", got)
+	}
+
 	// Every option a command's help lists is completed.
 	for _, cmd := range commands() {
 		words := []string{"galera-supervisor", cmd.name, "--"}

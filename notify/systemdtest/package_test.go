@@ -421,6 +421,12 @@ innodb_buffer_pool_size=64M
 		if got := strings.TrimSpace(r.exec(ctx, "mariadb", "-S", n2.socket(), "-N", "-e", "SELECT v FROM pkg.t WHERE id = 1")); got != "before SST" {
 			t.Errorf("node2 reads %q from the row node1 wrote before the SST", got)
 		}
+		// The packaged completion asks the real systemctl for node units.
+		out = r.exec(ctx, "bash", "-c", ". /usr/share/bash-completion/completions/galera-supervisor && "+
+			"COMP_WORDS=(galera-supervisor status --unit galera-supervisor@) COMP_CWORD=3 && _galera_supervisor && echo ${COMPREPLY[@]}")
+		if got := strings.Fields(out); strings.Join(got, " ") != n1.unit()+" "+n2.unit() {
+			t.Errorf("completion of \"status --unit galera-supervisor@\": %q, want %s and %s", got, n1.unit(), n2.unit())
+		}
 	})
 
 	r.run(t, "stop-node2", func(t *testing.T) {
