@@ -240,7 +240,7 @@ func (s *Session) Reporter() progress.Reporter {
 func (s *Session) Report(e progress.Event) {
 	s.mu.Lock()
 	if e.Peer != "" {
-		s.peer = e.Peer
+		s.peer = PeerAddr(e.Peer)
 	}
 	if e.Done > s.bytes {
 		s.bytes = e.Done
@@ -418,6 +418,15 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 		slog.String("message_id", logging.MessageSSTFinished), slog.String("sst_result", "finished"),
 		slog.String("sst_peer", peer), slog.Int64("sst_bytes", bytes), slog.String("sst_seconds", seconds(el)))
 	return nil
+}
+
+// PeerAddr is the address of a progress event's peer ("donor
+// 127.0.0.1:4444" or the address alone), for the SST_PEER field.
+func PeerAddr(peer string) string {
+	if role, addr, ok := strings.Cut(peer, " "); ok && (role == string(Donor) || role == string(Joiner)) {
+		return addr
+	}
+	return peer
 }
 
 // result is the peer and bytes the progress events told of.

@@ -732,7 +732,7 @@ func (r *runner) progressEvent(e progress.Event) {
 	if first || e.Phase != prev {
 		advanced = true
 		s.log.Info(fmt.Sprintf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer),
-			slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", e.Peer))
+			slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
 	}
 	if livenessPhase(e.Phase) {
 		advanced = true
@@ -747,7 +747,7 @@ func (r *runner) progressEvent(e progress.Event) {
 			if r.sstFailedAt.IsZero() {
 				r.sstFailedAt = time.Now()
 			}
-			s.log.Error("SST joiner failed: "+e.Err, slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_peer", e.Peer))
+			s.log.Error("SST joiner failed: "+e.Err, slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
 		}
 	}
 	if advanced && !r.ready && !r.view.stopping && e.Phase != progress.PhaseFailed && r.keep.Advanced(now) {

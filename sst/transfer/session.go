@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -334,7 +335,7 @@ func (s *Session) logSession() {
 		codec = "filter " + strconv.Quote(cmd)
 	}
 	s.opts.log().Info(fmt.Sprintf("transfer: session with %s: %d streams, %d KiB chunks, %s, TLS %s",
-		s.peer, len(s.data), s.chunk>>10, codec, s.opts.TLS.Mode), slog.String("sst_peer", s.peer))
+		s.peer, len(s.data), s.chunk>>10, codec, s.opts.TLS.Mode), slog.String("sst_peer", s.PeerAddr()))
 }
 
 // start launches the control reader, the pinger and the progress ticker.
@@ -350,6 +351,12 @@ func (s *Session) Role() Role { return s.role }
 
 // Peer names the other side for errors and logs, e.g. "joiner [::1]:4444".
 func (s *Session) Peer() string { return s.peer }
+
+// PeerAddr is the peer's address alone, without its role.
+func (s *Session) PeerAddr() string {
+	_, addr, _ := strings.Cut(s.peer, " ")
+	return addr
+}
 
 func (s *Session) idle() time.Duration { return dur(s.opts.IdleTimeout, DefaultIdleTimeout) }
 
