@@ -197,3 +197,26 @@ func FuzzEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestNewPicksJournal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(w.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	if _, ok := New(w, "x", TextOptions{}).Handler().(*Journal); !ok {
+		t.Error("stderr is the journal: not the journal handler")
+	}
+	if _, ok := New(os.Stderr, "x", TextOptions{}).Handler().(*Text); !ok {
+		t.Error("another stream: not the text handler")
+	}
+	if _, ok := New(&bytes.Buffer{}, "x", TextOptions{}).Handler().(*Text); !ok {
+		t.Error("a buffer: not the text handler")
+	}
+}
