@@ -132,3 +132,48 @@ func TestCompletionShells(t *testing.T) {
 		t.Errorf("completion tcsh: %v (exit %d)", err, exitCode(err))
 	}
 }
+
+// TestCompletionFish asks a real fish what it completes with the script.
+func TestCompletionFish(t *testing.T) {
+	fish, err := exec.LookPath("fish")
+	if err != nil {
+		if os.Getenv("GS_TEST_REAL") == "1" {
+			t.Fatalf("fish is needed to check its completion (make deps installs it): %v", err)
+		}
+		t.Skipf("fish not installed: %v", err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "galera-supervisor.fish")
+	if err := os.WriteFile(script, []byte(completionScript(t, "fish")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "my.cnf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for line, want := range map[string]string{
+		"galera-supervisor bo":                                             "bootstrap",
+		"galera-supervisor run --sst-st":                                   "--sst-stall-timeout",
+		"galera-supervisor config ":                                        "check print",
+		"galera-supervisor completion b":                                   "bash",
+		"galera-supervisor help re":                                        "recover",
+		"galera-supervisor status --defaults-fil":                          "--defaults-file",
+		"galera-supervisor run --defaults-file=" + filepath.Join(dir, "m"): "--defaults-file=" + filepath.Join(dir, "my.cnf"),
+	} {
+		cmd := exec.Command(fish, "--no-config", "-c", "source $argv[1]; complete -C $argv[2]", script, line)
+		// fish keeps universal variables and history under these; not in $HOME
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CACHE_HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("fish complete -C %q: %v\n%s", line, err, out)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if w, _, _ := strings.Cut(l, "\t"); w != "" {
+				got = append(got, w)
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("fish complete -C %q: %q, want %q", line, got, want)
+		}
+	}
+}
