@@ -381,9 +381,46 @@ func TestRealOutageStaleMember(t *testing.T) {
 // committed row or table is lost.
 func TestRealOutageHalfSST(t *testing.T) {
 	o, ctx := outageTest(t, 10*time.Minute, outageOpts{wait: 10 * time.Second, preload: 64 << 20})
+	before := o.halfSSTNode3(ctx)
+	o.withoutNode3(ctx, "half-SST'd")
+	o.finish(ctx)
+	o.noTableLost(ctx, before)
+}
+
+// TestRealOutageHalfSSTCleanShutdown leaves node3 half SST'd as
+// TestRealOutageHalfSST does, then shuts node2 and node1 down cleanly,
+// which removes their gvwstate.dat: someone must bootstrap. Stock Galera
+// would accept only node3 (its emptied grastate.dat reads as
+// safe_to_bootstrap) besides node1, and bootstrapping node3 lost tables.
+// Ours must bootstrap node1, the last one down, and node3 joins by SST.
+func TestRealOutageHalfSSTCleanShutdown(t *testing.T) {
+	o, ctx := outageTest(t, 10*time.Minute, outageOpts{wait: 10 * time.Second, preload: 64 << 20})
 	all := o.c.Nodes()
-	n3 := all[2]
-	before := mustChecksums(t, ctx, all[0])
+	before := o.halfSSTNode3(ctx)
+	o.writesFlow(ctx, 50)
+	if _, err := o.s.StopAll(ctx, all[1], all[0]); err != nil {
+		t.Fatal(err)
+	}
+	offs := o.logOffsets()
+	d := o.recover(ctx, 4*time.Minute, all...)
+	t.Logf("half-SST'd node3 after a clean shutdown of the others: all 3 Synced %.2f s after the start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
+	if b := o.bootstrapped(offs); !slices.Equal(b, []int{1}) {
+		t.Errorf("bootstrapped: %v, want node1 alone (the last one down)", b)
+	}
+	o.finish(ctx)
+	o.noTableLost(ctx, before)
+}
+
+// halfSSTNode3 wipes node3 and starts it, to join by rsync SST (which
+// writes into the datadir itself), and cuts its power once ibdata1 and the
+// redo log are in, before the tables: its datadir is then half a copy, with
+// an emptied grastate.dat and sst_in_progress, and --wsrep-recover reports a
+// position that ties with the others. It returns node1's table checksums.
+func (o *outage) halfSSTNode3(ctx context.Context) map[string]string {
+	t := o.t
+	t.Helper()
+	n3 := o.c.Node(3)
+	before := mustChecksums(t, ctx, o.c.Node(1))
 	o.writesFlow(ctx, 30)
 	if err := n3.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -411,14 +448,27 @@ func TestRealOutageHalfSST(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n3.DataDir, "ibdata1")); err != nil {
 		t.Fatalf("node3 has no ibdata1 from its SST: %v", err)
 	}
-	tbl, _ := os.Stat(filepath.Join(n3.DataDir, "bench", "t.ibd"))
-	t.Logf("node3 lost power mid-SST: bench/t.ibd %v", tbl)
-	o.withoutNode3(ctx, "half-SST'd")
-	o.finish(ctx)
-	for _, n := range all {
-		got := mustChecksums(t, ctx, n)
-		if got["bench.t"] != before["bench.t"] {
-			t.Errorf("node%d: bench.t checksum %q, want %q (a lost or half-copied table)", n.N, got["bench.t"], before["bench.t"])
+	_, err := os.Stat(filepath.Join(n3.DataDir, "bench", "t.ibd"))
+	t.Logf("node3 lost power mid-SST (bench/t.ibd: %v)", err)
+	return before
+}
+
+// noTableLost checks that every node holds each table of before (node1's
+// checksums) as it was; the load's table, which grows, only exists.
+func (o *outage) noTableLost(ctx context.Context, before map[string]string) {
+	o.t.Helper()
+	if _, ok := before["bench.t"]; !ok {
+		o.t.Fatalf("no bench.t among node1's tables before: %v", before)
+	}
+	for _, n := range o.c.Nodes() {
+		got := mustChecksums(o.t, ctx, n)
+		for table, sum := range before {
+			switch g, ok := got[table]; {
+			case !ok:
+				o.t.Errorf("node%d lost table %s", n.N, table)
+			case table != galeratest.LoadTable && g != sum:
+				o.t.Errorf("node%d: %s checksum %s, want %s (half a copy)", n.N, table, g, sum)
+			}
 		}
 	}
 }
