@@ -1,6 +1,7 @@
 package sst
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
@@ -263,28 +265,37 @@ func OpenLog(dir, name string) (*os.File, error) {
 // is stock's: [mysqld_safe] syslog-tag (or $SST_SYSLOG_TAG), a dash, then
 // wsrep-sst-<role>; without a syslog-tag, wsrep-sst-<role>.
 func (s *Session) syslogTag(getenv func(string) string) (string, error) {
+	prefix, on, err := s.syslogPrefix(getenv)
+	if !on || err != nil {
+		return "", err
+	}
+	return prefix + "wsrep-sst-" + string(s.Args.Role), nil
+}
+
+// syslogPrefix says whether the SST logs to syslog, and the prefix of its
+// tags: "<syslog-tag>-", or "" without one.
+func (s *Session) syslogPrefix(getenv func(string) string) (prefix string, on bool, err error) {
 	v := s.Option("sst-syslog", "0")
 	n, err := strconv.Atoi(v)
 	if err != nil || n < -1 || n > 1 {
-		return "", Errorf(EINVAL, "sst: [sst] sst-syslog=%s: want -1, 0 or 1", v)
+		return "", false, Errorf(EINVAL, "sst: [sst] sst-syslog=%s: want -1, 0 or 1", v)
 	}
-	on := n == 1
+	on = n == 1
 	if n == 0 && s.Options != nil {
 		if v, ok := s.Options.Lookup([]string{"mysqld_safe"}, "syslog"); ok {
 			on, err = optionfile.ParseBool(cmpOr(v, "1"))
 			if err != nil {
-				return "", Errorf(EINVAL, "sst: [mysqld_safe] syslog=%s: %v", v, err)
+				return "", false, Errorf(EINVAL, "sst: [mysqld_safe] syslog=%s: %v", v, err)
 			}
 		}
 	}
 	if !on {
-		return "", nil
+		return "", false, nil
 	}
-	tag := s.OptionIn([]string{"mysqld_safe"}, "syslog-tag", getenv("SST_SYSLOG_TAG"))
-	if tag != "" {
-		tag += "-"
+	if prefix = s.OptionIn([]string{"mysqld_safe"}, "syslog-tag", getenv("SST_SYSLOG_TAG")); prefix != "" {
+		prefix += "-"
 	}
-	return tag + "wsrep-sst-" + string(s.Args.Role), nil
+	return prefix, true, nil
 }
 
 func cmpOr(v, def string) string {
@@ -298,9 +309,13 @@ func cmpOr(v, def string) string {
 // of the run: syslog, or stderr (the journal) plus <datadir>/LogName. It
 // returns what to close at the end.
 func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
-	tag, err := s.syslogTag(cfg.Getenv)
+	prefix, on, err := s.syslogPrefix(cfg.Getenv)
 	if err != nil {
 		s.Log.Warn(fmt.Sprintf("%v; not logging to syslog", err))
+	}
+	tag := ""
+	if on {
+		tag = prefix + "wsrep-sst-" + string(s.Args.Role)
 	}
 	with := func(h slog.Handler) *slog.Logger {
 		return slog.New(h).With(slog.String("sst_method", s.Method), slog.String("sst_role", string(s.Args.Role)))
@@ -313,6 +328,7 @@ func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 		}
 		s.Log.Info("logging to syslog as " + tag)
 		s.Log = with(h)
+		s.syslog = &prefix
 		return h
 	}
 	f, err := OpenLog(s.Datadir, LogName(s.Method, s.Args.Role))
@@ -322,6 +338,107 @@ func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 	}
 	s.Log = with(logging.Tee(base, logging.NewText(f, logging.TextOptions{Style: logging.SST, Now: cfg.Now})))
 	return f
+}
+
+// ToolLog is where a tool the method runs (mariadb-backup) writes its
+// output: a file under the datadir, or, when the SST logs to syslog, lines
+// to syslog at daemon.err tagged <syslog-tag>-<tag>, as stock's
+// "2>&1 | logger -p daemon.err -t ${ssystag}innobackupex-apply" does.
+type ToolLog struct {
+	io.Writer
+	// Path is the file; "" with syslog.
+	Path   string
+	closer io.Closer
+	lw     *lineWriter
+}
+
+// OpenToolLog opens the log of a tool: <datadir>/name, or syslog with
+// tag (innobackupex-backup, -apply, -move in stock).
+func (s *Session) OpenToolLog(name, tag string) (*ToolLog, error) {
+	if s.syslog == nil {
+		f, err := OpenLog(s.Datadir, name)
+		if err != nil {
+			return nil, err
+		}
+		return &ToolLog{Writer: f, Path: f.Name(), closer: f}, nil
+	}
+	h, err := logging.NewSyslog(s.Option("sst-syslog-socket", ""), *s.syslog+tag, nil)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(h)
+	lw := &lineWriter{line: func(l string) { log.Error(l) }}
+	return &ToolLog{Writer: lw, closer: h, lw: lw}, nil
+}
+
+// Lines returns what the tool wrote: the file, or the last lines sent to
+// syslog.
+func (l *ToolLog) Lines() []string {
+	if l.lw != nil {
+		l.lw.mu.Lock()
+		defer l.lw.mu.Unlock()
+		return append([]string(nil), l.lw.last...)
+	}
+	b, _ := os.ReadFile(l.Path)
+	return strings.Split(string(b), "\n")
+}
+
+// Where names the log for a message: the file, or syslog's tag.
+func (l *ToolLog) Where() string {
+	if l.lw != nil {
+		return "syslog"
+	}
+	return l.Path
+}
+
+// Close flushes a last partial line and closes the log.
+func (l *ToolLog) Close() error {
+	if l.lw != nil {
+		l.lw.flush()
+	}
+	return l.closer.Close()
+}
+
+// lineWriter calls line for each line written, and keeps the last ones.
+type lineWriter struct {
+	mu      sync.Mutex
+	line    func(string)
+	partial []byte
+	last    []string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.emit(string(w.partial))
+		w.partial = nil
+	}
+}
+
+func (w *lineWriter) emit(l string) {
+	if l = strings.TrimRight(l, "\r"); l == "" {
+		return
+	}
+	w.line(l)
+	if w.last = append(w.last, l); len(w.last) > 1000 {
+		w.last = w.last[len(w.last)-1000:]
+	}
 }
 
 type nopCloser struct{}

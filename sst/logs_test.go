@@ -3,8 +3,10 @@ package sst
 import (
 	"compress/gzip"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -172,5 +174,50 @@ func TestIsSessionLog(t *testing.T) {
 	keep, _ := NewKeepRule("/d", "nothing")
 	if !keep("native-copy.joiner.log") || !Excluded("native-copy.donor.log") {
 		t.Error("a joiner must keep its SST log and a donor never send its own")
+	}
+}
+
+func TestToolLog(t *testing.T) {
+	dd := t.TempDir()
+	s := &Session{Datadir: dd, Options: MapOptions{}}
+	l, err := s.OpenToolLog("mariadb-backup.prepare.log", "innobackupex-apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(l, "[00] starting\n[00] error: x\n")
+	l.Close()
+	if l.Where() != filepath.Join(dd, "mariadb-backup.prepare.log") || !slices.Contains(l.Lines(), "[00] error: x") {
+		t.Errorf("file log %s: %q", l.Where(), l.Lines())
+	}
+
+	// With syslog: lines at daemon.err, tagged <syslog-tag>-<tag>, and no file.
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	prefix := "galera-"
+	s = &Session{Datadir: dd, Options: MapOptions{"sst": {"sst-syslog-socket": sock}}, syslog: &prefix}
+	l, err = s.OpenToolLog("mariadb-backup.move.log", "innobackupex-move")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(l, "moved a\nmoved ")
+	io.WriteString(l, "b\nlast without newline")
+	l.Close()
+	if l.Where() != "syslog" || !slices.Equal(l.Lines(), []string{"moved a", "moved b", "last without newline"}) {
+		t.Errorf("syslog log %s: %q", l.Where(), l.Lines())
+	}
+	buf := make([]byte, 1024)
+	for _, want := range []string{"moved a", "moved b", "last without newline"} {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil || !regexp.MustCompile(`^<27>.* galera-innobackupex-move\[\d+\]: `+want+`\n?$`).Match(buf[:n]) {
+			t.Errorf("got %q (%v), want %q at daemon.err", buf[:n], err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dd, "mariadb-backup.move.log")); err == nil {
+		t.Error("a file written with syslog")
 	}
 }

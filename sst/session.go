@@ -85,6 +85,8 @@ type Session struct {
 	mu    sync.Mutex
 	peer  string // the last progress event's peer
 	bytes int64  // and its byte count
+	// syslog is the prefix of syslog tags when the SST logs to syslog.
+	syslog *string
 	// Datadir is --datadir, cleaned and absolute.
 	Datadir string
 }

@@ -158,7 +158,9 @@ are gzipped into the archive as <name>.<YYYY.MM.DD-HH.MM.SS.N>.gz.
   sst-syslog             1: log to syslog instead of the files and stderr,
                          facility daemon, tag "<syslog-tag>-wsrep-sst-<role>"
                          ([mysqld_safe] syslog-tag; "wsrep-sst-<role>"
-                         without one); -1 never; 0: as [mysqld_safe] syslog
+                         without one), mariadb-backup's output at daemon.err
+                         as innobackupex-backup, -apply, -move; -1 never;
+                         0: as [mysqld_safe] syslog
   sst-syslog-socket      the syslog daemon's socket (/dev/log)
 
 Files larger than 256 KiB go disk to disk with O_DIRECT on both sides,

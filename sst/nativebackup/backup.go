@@ -1,13 +1,11 @@
 package nativebackup
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -157,17 +155,10 @@ func (p prepareSpec) args() []string {
 
 // logErrors picks the lines of a mariadb-backup log that explain a failure,
 // so that the donor can send them to the joiner: errors, and the last lines.
-func logErrors(path string, max int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
+func logErrors(lines []string, max int) string {
 	var errs, tail []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
@@ -188,16 +179,6 @@ func logErrors(path string, max int) string {
 		pick = pick[len(pick)-max:]
 	}
 	return strings.Join(pick, " | ")
-}
-
-// openLog creates (truncating) a log file in dir, readable by the DBA.
-func openLog(dir, name string) (*os.File, error) {
-	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("create log %s: %w", p, err)
-	}
-	return f, nil
 }
 
 // quoteArgs renders argv for a log line.

@@ -177,19 +177,18 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 		}
 		spec.Host, spec.Port = "127.0.0.1", port
 	}
-	logf, err := openLog(s.Datadir, BackupLog)
+	blog, err := s.OpenToolLog(BackupLog, "innobackupex-backup")
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
 	}
-	defer logf.Close()
-	logPath := logf.Name()
+	defer blog.Close()
 
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	argv := spec.args()
 	cmd := exec.CommandContext(bctx, bin, argv...)
 	cmd.Env = append(os.Environ(), "MYSQL_PWD="+password)
-	cmd.Stderr = logf
+	cmd.Stderr = blog
 	cmd.Dir = s.Datadir
 	// Dies with us even if we are SIGKILLed: no orphaned backup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -199,7 +198,7 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: pipe: %w", err))
 	}
-	s.Log.Info(fmt.Sprintf("running %s %s 2> %s", bin, quoteArgs(argv), logPath))
+	s.Log.Info(fmt.Sprintf("running %s %s 2> %s", bin, quoteArgs(argv), blog.Where()))
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return sst.WithErrno(errNoBackupTool, fmt.Errorf("native-backup: start %s: %w", bin, err))
@@ -222,7 +221,7 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 	case waitErr != nil:
 		// The stock script's status for a failed mariadb-backup is 22.
 		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --backup failed (%v) after %d bytes: %s (log %s on the donor)",
-			waitErr, n, logErrors(logPath, 6), logPath)
+			waitErr, n, logErrors(blog.Lines(), 6), blog.Where())
 	}
 	s.Log.Info(fmt.Sprintf("mariadb-backup streamed %d bytes in %v", n, time.Since(t0).Round(time.Millisecond)))
 	return nil

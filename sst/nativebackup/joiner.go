@@ -190,25 +190,25 @@ func prepare(ctx context.Context, s *sst.Session, dir string) error {
 	if spec.UseMemory == "" {
 		spec.UseMemory = s.OptionIn(sst.ServerGroups, "innodb-buffer-pool-size", "")
 	}
-	logf, err := openLog(s.Datadir, PrepareLog)
+	plog, err := s.OpenToolLog(PrepareLog, "innobackupex-apply")
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
 	}
-	defer logf.Close()
+	defer plog.Close()
 	argv := spec.args()
 	cmd := exec.CommandContext(ctx, bin, argv...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = plog, plog
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	s.Log.Info(fmt.Sprintf("running %s %s > %s", bin, quoteArgs(argv), logf.Name()))
+	s.Log.Info(fmt.Sprintf("running %s %s > %s", bin, quoteArgs(argv), plog.Where()))
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return sst.WithErrno(sst.EINTR, fmt.Errorf("native-backup: mariadb-backup --prepare interrupted: %w", context.Cause(ctx)))
 		}
-		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --prepare in %s failed (%v): %s (log %s)", dir, err, logErrors(logf.Name(), 6), logf.Name())
+		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --prepare in %s failed (%v): %s (log %s)", dir, err, logErrors(plog.Lines(), 6), plog.Where())
 	}
 	s.Log.Info(fmt.Sprintf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond)))
 	return nil
@@ -226,13 +226,13 @@ func backupOnly(name string) bool {
 // the old datadir kept until the swap is complete. It writes what it did to
 // <datadir>/mariadb-backup.move.log, the stock method's move-back log.
 func place(s *sst.Session, staging *sst.Staging) (err error) {
-	logf, err := openLog(s.Datadir, MoveLog)
+	mlog, err := s.OpenToolLog(MoveLog, "innobackupex-move")
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
 	}
-	defer logf.Close()
+	defer mlog.Close()
 	say := func(format string, args ...any) {
-		fmt.Fprintf(logf, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+		fmt.Fprintf(mlog, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
 	}
 	defer func() {
 		if err != nil {

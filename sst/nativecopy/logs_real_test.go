@@ -1,21 +1,18 @@
 package nativecopy
 
 import (
-	"bufio"
 	"compress/gzip"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
 // TestRealSSTLogs runs real native-copy SSTs between two real nodes:
@@ -95,7 +92,7 @@ func TestRealSSTLogs(t *testing.T) {
 	})
 
 	t.Run("syslog", func(t *testing.T) {
-		sock, out := startRsyslogd(t)
+		sock, out := galeratest.StartSyslog(t)
 		for _, n := range c.Nodes() {
 			must(t, n.SetSST(map[string]string{"sst-syslog": "1", "sst-syslog-socket": sock}))
 		}
@@ -107,7 +104,7 @@ func TestRealSSTLogs(t *testing.T) {
 		for _, want := range []string{"daemon.info wsrep-sst-joiner", "daemon.info wsrep-sst-donor"} {
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				lines := grepFile(t, out, want)
+				lines := galeratest.GrepFile(out, want)
 				if strings.Contains(lines, Name+" "+strings.TrimPrefix(want, "daemon.info wsrep-sst-")+" finished in") {
 					break
 				}
@@ -118,7 +115,7 @@ func TestRealSSTLogs(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 			}
 		}
-		t.Logf("rsyslogd got:\n%s", grepFile(t, out, "wsrep-sst-"))
+		t.Logf("rsyslogd got:\n%s", galeratest.GrepFile(out, "wsrep-sst-"))
 		for _, p := range []string{joinerLog, donorLog} {
 			if _, err := os.Stat(p); err == nil {
 				t.Errorf("%s written with sst-syslog=1", p)
@@ -145,72 +142,4 @@ func gunzip(t *testing.T, path string) string {
 	b, err := io.ReadAll(zr)
 	must(t, err)
 	return string(b)
-}
-
-func grepFile(t *testing.T, path, substr string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), substr) {
-			out = append(out, sc.Text())
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// startRsyslogd runs Debian's rsyslogd in the foreground on a private
-// socket (writable by mysql), writing "<facility>.<severity> <tag><msg>"
-// lines to a file; it is stopped by PID when the test ends.
-func startRsyslogd(t *testing.T) (socket, out string) {
-	t.Helper()
-	bin, err := exec.LookPath("rsyslogd")
-	if err != nil {
-		if os.Getenv("GS_TEST_REAL") == "1" {
-			t.Fatal("rsyslogd missing (make deps installs rsyslog)")
-		}
-		t.Skip("rsyslogd missing")
-	}
-	dir, err := os.MkdirTemp("", "gs-rsyslog-")
-	must(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	must(t, os.Chmod(dir, 0o755))
-	socket, out = filepath.Join(dir, "log"), filepath.Join(dir, "out.log")
-	conf := filepath.Join(dir, "rsyslog.conf")
-	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory=%q)
-module(load="imuxsock" SysSock.Use="off")
-input(type="imuxsock" Socket=%q CreatePath="off")
-template(name="line" type="string" string="%%syslogfacility-text%%.%%syslogseverity-text%% %%syslogtag%%%%msg%%\n")
-*.* action(type="omfile" file=%q template="line")
-`, dir, socket, out)), 0o644))
-	cmd := exec.Command(bin, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if fi, err := os.Stat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rsyslogd made no socket %s in 10 s", socket)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	must(t, os.Chmod(socket, 0o666))
-	return socket, out
 }
