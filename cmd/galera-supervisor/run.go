@@ -137,6 +137,14 @@ Health check credentials: user/password from [galera-supervisor], else
 which MariaDB's unix_socket authentication admits. "Access denied" is shown
 in STATUS and logged; READY then never comes.
 
+Logs: "galera-supervisor: ..." lines on stderr; when stderr is the journal
+(JOURNAL_STREAM names it, as under the units), native journal entries
+instead, with fields: NODE_STATE= at each phase change, SST_ROLE=,
+SST_METHOD=, SST_PHASE= and SST_PEER= as an SST moves; the SST processes
+add SST_RESULT=, SST_BYTES=, SST_SECONDS= and MESSAGE_IDs that
+"journalctl -x" explains (see "help sst"). For example
+"journalctl -u mariadb SST_RESULT=failed".
+
 Signals:
   SIGTERM, SIGINT  STOPPING=1, SIGTERM to mariadbd's process group (mariadbd
                    and a running SST script, as KillMode=control-group did);
