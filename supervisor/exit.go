@@ -7,7 +7,7 @@ import "fmt"
 // that needs a human.
 //
 //	code  name                  meaning                                         restart?
-//	0     ExitOK                stopped on request; mariadbd exited cleanly     -
+//	0     ExitOK                stopped on request, however mariadbd ended      -
 //	1     ExitFailure           internal or unexpected failure                  yes
 //	3     ExitRecovery          mariadbd --wsrep-recover failed                 no
 //	4     ExitSST               the node died while joining by SST              no, or with StartLimitBurst=
@@ -15,6 +15,9 @@ import "fmt"
 //	6     ExitBootstrapRefused  --wsrep-new-cluster but safe_to_bootstrap: 0    no
 //	7     ExitStopTimeout       mariadbd ignored SIGTERM for the stop timeout   -
 //	78    ExitConfig            bad command line or option files, datadir lock  no (RestartPreventExitStatus)
+//
+// A stop on request is 0 unless the stop timed out (7), the joiner's SST
+// had failed before it (4), or mariadbd crashed outside an SST (5).
 //
 // A unit should set RestartPreventExitStatus=3 4 6 78 (a failed SST then
 // does not loop; "systemctl restart" still retries it on purpose). A

@@ -59,6 +59,11 @@ func fakeMariadbd(mode string, args []string) int {
 		if mode == "recover-hang" {
 			time.Sleep(time.Minute) // SIGTERM's default action ends it
 		}
+		if mode == "recover-zero" {
+			// A freshly installed datadir (mariadb-install-db).
+			fmt.Fprintln(os.Stderr, "2026-01-01 0 [Note] WSREP: Recovered position: 00000000-0000-0000-0000-000000000000:-1")
+			return 0
+		}
 		if mode == "recover-fail" {
 			fmt.Fprintln(os.Stderr, "2026-01-01 0 [ERROR] InnoDB: Plugin initialization aborted")
 			return 1
@@ -110,6 +115,53 @@ func fakeMariadbd(mode string, args []string) int {
 		}
 		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseDone, Done: done, Total: done})
 		say("STATUS=WSREP state transfer (role joiner) completed.\n")
+	case "sst-burst":
+		// Twenty events sent 200 ms apart at 100 MB/s, as the SST stamped
+		// them, but read by the supervisor in one burst.
+		r := progress.FromEnv()
+		t0 := time.Now().Add(-4 * time.Second)
+		for i := range 20 {
+			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseReceiving,
+				Done: int64(i+1) * 20e6, Total: 4e9, Time: t0.Add(time.Duration(i) * 200 * time.Millisecond)})
+		}
+		time.Sleep(1500 * time.Millisecond)
+		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseDone, Done: 400e6, Total: 400e6})
+	case "sst-late":
+		// A progress tick of the transfer that reaches the supervisor after
+		// the joiner went on to verify and swap.
+		r := progress.FromEnv()
+		ev := func(phase string, done int64) {
+			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: phase, Done: done, Total: 600 << 20})
+			time.Sleep(20 * time.Millisecond)
+		}
+		ev(progress.PhaseWaiting, 0)
+		for i := int64(1); i <= 6; i++ {
+			ev(progress.PhaseReceiving, i*100<<20)
+		}
+		ev(progress.PhaseVerifying, 0)
+		ev(progress.PhaseMoving, 0)
+		ev(progress.PhaseReceiving, 600<<20)
+		time.Sleep(500 * time.Millisecond)
+		write("late-sent", "")
+		ev(progress.PhaseDone, 600<<20)
+	case "sst-stop", "sst-fail-slow":
+		say("STATUS=WSREP state transfer (role joiner) ongoing...\n")
+		r := progress.FromEnv()
+		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseReceiving, Done: 1 << 20, Total: 16 << 20})
+		if mode == "sst-fail-slow" {
+			// The SST fails on its own; mariadbd is slow to abort.
+			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseFailed, Done: 1 << 20, Err: "donor went away"})
+		}
+		write("in-sst", "")
+		<-sigs
+		if mode == "sst-stop" {
+			// The SST process, SIGTERM'd with mariadbd's group, reports
+			// it was cancelled; mariadbd then aborts as on a failed SST.
+			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseFailed, Err: "joiner cancelled the SST"})
+		}
+		time.Sleep(100 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "WSREP: SST failed: 125 (Operation canceled). Aborting.")
+		return 1
 	case "grandchildren":
 		self, _ := os.Executable()
 		// One in mariadbd's process group (like an SST script) and one

@@ -26,6 +26,13 @@ func (p Position) String() string {
 	return s
 }
 
+// Known reports whether p says anything: 00000000-...:-1 (with a GTID of
+// seqno 0, if any) is what --wsrep-recover prints for a datadir that never
+// joined a cluster, and mariadbd's default wsrep_start_position.
+func (p Position) Known() bool {
+	return p.UUID != ZeroUUID || p.Seqno != SeqnoUnknown || p.GTID != "" && !strings.HasSuffix(p.GTID, "-0")
+}
+
 // ParsePosition parses "uuid:seqno[,gtid]".
 func ParsePosition(s string) (Position, error) {
 	uuid, rest, ok := strings.Cut(strings.TrimSpace(s), ":")

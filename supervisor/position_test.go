@@ -83,3 +83,25 @@ func FuzzRecovered(f *testing.F) {
 		}
 	})
 }
+
+func TestPositionKnown(t *testing.T) {
+	for _, tc := range []struct {
+		pos  string
+		want bool
+	}{
+		{"00000000-0000-0000-0000-000000000000:-1", false},
+		{"00000000-0000-0000-0000-000000000000:-1,0-1-0", false},
+		{"00000000-0000-0000-0000-000000000000:-1,0-1-7", true},
+		{"00000000-0000-0000-0000-000000000000:3", true},
+		{"8fa998c1-e59b-11f1-82b9-9e02990180a0:-1", true},
+		{"8fa998c1-e59b-11f1-82b9-9e02990180a0:4,0-0-0", true},
+	} {
+		p, err := ParsePosition(tc.pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Known(); got != tc.want {
+			t.Errorf("%s: Known() = %v, want %v", tc.pos, got, tc.want)
+		}
+	}
+}

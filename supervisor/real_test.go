@@ -70,17 +70,7 @@ func (s *systemdSocket) all() []recorded {
 	return append([]recorded(nil), s.msgs...)
 }
 
-func (s *systemdSocket) statuses() []string {
-	var out []string
-	for _, m := range s.all() {
-		for _, l := range strings.Split(m.s, "\n") {
-			if v, ok := strings.CutPrefix(l, "STATUS="); ok {
-				out = append(out, v)
-			}
-		}
-	}
-	return out
-}
+func (s *systemdSocket) statuses() []string { return statusLines(s.all()) }
 
 // waitFor waits for a notification with line, returning it.
 func (s *systemdSocket) waitFor(ctx context.Context, line string, exited <-chan struct{}) (recorded, error) {

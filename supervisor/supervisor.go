@@ -264,8 +264,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if pos != nil {
+		switch {
+		case pos != nil && pos.Known():
 			args = append(args, "--wsrep_start_position="+pos.String())
+		case pos != nil:
+			s.log.Info(fmt.Sprintf("recovered position %s tells nothing: no --wsrep_start_position", pos))
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -599,12 +602,21 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	done := ctx.Done()
 	var stopTick <-chan time.Time
 	var stopStart time.Time
+	// When the stop was asked for, which may be before this loop sees it.
+	var stopAsked atomic.Int64
+	defer context.AfterFunc(ctx, func() { stopAsked.Store(time.Now().UnixNano()) })()
+	askedAt := func() time.Time {
+		if ns := stopAsked.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Now()
+	}
 	for {
 		select {
 		case <-done:
 			done = nil
 			r.view.stopping = true
-			stopStart = time.Now()
+			stopStart = askedAt()
 			s.notify("STOPPING=1\n" + notify.Status(string(PhaseStopping)))
 			r.lastStatus, r.lastPhase = string(PhaseStopping), PhaseStopping
 			s.log.Info(fmt.Sprintf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", pid, s.cfg.StopTimeout))
@@ -661,6 +673,11 @@ func (r *runner) run(ctx context.Context, args []string) error {
 			r.reloadOptions(ctx, cmd, false)
 
 		case <-exited:
+			if !r.view.stopping && ctx.Err() != nil {
+				// The stop and mariadbd's end came together (SIGTERM
+				// to the whole group): it was a stop all the same.
+				r.view.stopping, stopStart = true, askedAt()
+			}
 			return r.exited(cmd, stopStart, keep)
 		}
 	}
@@ -725,6 +742,10 @@ func livenessPhase(p string) bool {
 func (r *runner) progressEvent(e progress.Event) {
 	s := r.s
 	now := time.Now()
+	if r.view.meter.Late(e) {
+		// A tick sent before the SST's next phase, read after it.
+		return
+	}
 	prev := r.view.meter.Last().Phase
 	first := r.view.lastProg.IsZero()
 	advanced := r.view.meter.Observe(e, now)
@@ -745,7 +766,12 @@ func (r *runner) progressEvent(e progress.Event) {
 		case progress.PhaseFailed:
 			r.sstFailed = e.Err
 			if r.sstFailedAt.IsZero() {
-				r.sstFailedAt = time.Now()
+				// When the SST said so, not when we read it: a stop
+				// requested in between did not cause the failure.
+				r.sstFailedAt = now
+				if !e.Time.IsZero() && e.Time.Before(now) {
+					r.sstFailedAt = e.Time
+				}
 			}
 			s.log.Error("SST joiner failed: "+e.Err, slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
 		}
@@ -905,13 +931,24 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case ps.Success():
 			s.log.Info(fmt.Sprintf("mariadbd (pid %d) stopped cleanly", pid))
 			return nil
+		case !r.sstFailedAt.IsZero() && r.sstFailedAt.Before(stopStart):
+			// The SST had failed on its own: the stop only came first.
+			return exitErr(ExitSST, "mariadbd (pid %d) %s while stopping, after its SST had failed: %s", pid, how, r.sstFailed)
+		case r.joining():
+			// mariadbd aborts a joiner SST cut short by the stop, and
+			// exits non-zero (or dumps core) for it: the stop did that.
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: its SST was aborted by the stop", pid, how))
+			return nil
+		case ws.Signaled() && crashSignal(ws.Signal()):
+			return exitErr(ExitMariadbd, "mariadbd (pid %d) crashed while stopping: %s", pid, how)
 		}
-		return exitErr(ExitMariadbd, "mariadbd (pid %d) stopping: %s", pid, how)
+		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how))
+		return nil
 	}
 	// Died before Synced after an SST began for it: the SST failed, or the
 	// node could not start from what it received. Either way restarting
 	// would only run another full SST, hence its own code.
-	if !r.ready && (r.sstJoiner && !r.sstJoinerDone || r.sstFailed != "") {
+	if r.joining() || !r.ready && r.sstFailed != "" {
 		msg := " while joining by SST"
 		if r.sstJoinerEnded {
 			msg = " after its SST ended, before Synced"
@@ -926,6 +963,18 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		return nil
 	}
 	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)
+}
+
+// joining: a joiner SST began and the node has not yet been ready.
+func (r *runner) joining() bool { return !r.ready && r.sstJoiner && !r.sstJoinerDone }
+
+// crashSignal tells a crash from an end by request (SIGTERM, SIGKILL).
+func crashSignal(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGILL, syscall.SIGFPE, syscall.SIGABRT:
+		return true
+	}
+	return false
 }
 
 // outFile returns an *os.File for w: w itself, or a pipe copied into w by

@@ -497,6 +497,24 @@ func TestBootstrapAllowed(t *testing.T) {
 	}
 }
 
+// A fresh datadir (mariadb-install-db's, no grastate.dat) bootstraps
+// without --wsrep_start_position: its recovered 00000000-...:-1 says
+// nothing, and is mariadbd's default anyway.
+func TestFreshBootstrapNoPosition(t *testing.T) {
+	n := startFake(t, "recover-zero", func(c *Config, datadir string) {
+		must(t, os.WriteFile(filepath.Join(datadir, "ibdata1"), []byte("x"), 0o640))
+		c.NewCluster = true
+	})
+	n.waitReady()
+	if _, err := os.Stat(filepath.Join(n.dir, "recover-argv")); err != nil {
+		t.Fatal("no recovery run on a datadir with InnoDB data")
+	}
+	argv, _ := os.ReadFile(filepath.Join(n.dir, "argv"))
+	if strings.Contains(string(argv), "--wsrep_start_position") || !strings.Contains(string(argv), "--wsrep-new-cluster") {
+		t.Errorf("mariadbd args:\n%s\nwant --wsrep-new-cluster and no --wsrep_start_position", argv)
+	}
+}
+
 func TestNoOrphans(t *testing.T) {
 	if err := SetSubreaper(); err != nil {
 		t.Fatal(err)

@@ -38,7 +38,9 @@ process and mariadbd runs as its child.
      Then reads <datadir>/grastate.dat. With --wsrep-new-cluster and
      safe_to_bootstrap: 0 it refuses (exit 6). When the seqno is -1 it runs
      "mariadbd <defaults> --wsrep-recover --disable-log-error --user=<user>"
-     (as galera_recovery did) and passes --wsrep_start_position=<pos>.
+     (as galera_recovery did) and passes --wsrep_start_position=<pos>,
+     but not 00000000-0000-0000-0000-000000000000:-1 (a datadir that never
+     joined a cluster), which tells mariadbd nothing.
      Nothing is recovered when wsrep_on is off, or when the datadir is empty
      (the node joins by SST). A grastate.dat that does not parse (empty or
      cut short by a crash while Galera rewrote it) counts as seqno -1, and
@@ -111,7 +113,9 @@ What systemd hears (NotifyAccess=main is enough):
                mariadbd's own READY=1 is not relayed.
   STATUS=      one line: recovering, starting, waiting for primary,
                receiving SST 45% 2.0/4.5 GiB 310 MB/s ETA 8s, preparing, IST,
-               joined, synced, donor, desynced, stopping.
+               joined, synced, donor, desynced, stopping. The rate is
+               over the last 5 s, by the times the SST stamped its
+               progress with; an SST's phases only go forward.
   EXTEND_TIMEOUT_USEC=
                before READY, each time SST progress advances (or the node's
                phase changes), by the stall window, at most every quarter of
@@ -179,12 +183,15 @@ SST failed must abort; one still running 60 s after a native method reported
 the failure (10.11 hangs there at times) is killed with its group (exit 4).
 
 Exit codes (for Restart= and RestartPreventExitStatus=3 4 6 78):
-  0  stopped on request, mariadbd exited cleanly
+  0  stopped on request: however mariadbd ends once told to stop (an
+     SST it aborts for the stop included), but for 4, 5 and 7 below
   1  internal or unexpected failure
   2  the Go runtime crashed (a panic, or SIGABRT): restart
   3  position recovery (--wsrep-recover) failed
-  4  mariadbd died while joining by SST (a failed SST; do not loop on it)
-  5  mariadbd exited or died on its own
+  4  mariadbd died while joining by SST (a failed SST; do not loop on it),
+     or was stopped after its SST had failed
+  5  mariadbd exited or died on its own, or crashed (SIGSEGV, SIGABRT...)
+     while stopping outside an SST
   6  --wsrep-new-cluster refused: grastate.dat says safe_to_bootstrap: 0
   7  mariadbd ignored SIGTERM for --stop-timeout and was killed
   78 usage or configuration error (flags, option files, cannot start

@@ -5,53 +5,125 @@ import (
 	"time"
 )
 
-// Meter turns successive events into a rate and an ETA, smoothed so that a
-// STATUS line does not jump about.
+// The rate is the bytes moved over the last rateWindow of events, and is
+// not told before they span minRateSpan: a burst of events (sent apart,
+// read together) cannot make it spike.
+const (
+	rateWindow  = 5 * time.Second
+	minRateSpan = time.Second
+	// Events closer than sampleGap to the one before replace the newest
+	// sample, which keeps the window to a few dozen samples.
+	sampleGap = 100 * time.Millisecond
+)
+
+// Meter turns successive events into a rate and an ETA, measured over a
+// window of the events' own times so that a STATUS line does not jump
+// about.
 type Meter struct {
-	last     Event
-	lastAt   time.Time
-	rate     float64 // bytes per second, exponentially smoothed
-	haveRate bool
+	last    Event
+	samples []sample // this phase's, oldest first, spanning rateWindow
 }
 
-// Observe records e as seen at now and returns whether the transfer moved
-// forward since the previous event.
+type sample struct {
+	at   time.Time
+	done int64
+}
+
+// Observe records e, sent at e.Time (now when unset or in the future), and
+// returns whether the transfer moved forward since the previous event.
 func (m *Meter) Observe(e Event, now time.Time) (advanced bool) {
-	if m.lastAt.IsZero() || e.Phase != m.last.Phase || e.Done < m.last.Done {
-		advanced = e.Done > 0 || m.lastAt.IsZero()
-		m.last, m.lastAt, m.haveRate, m.rate = e, now, false, 0
+	at := e.Time
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	if len(m.samples) == 0 || e.Phase != m.last.Phase || e.PID != m.last.PID || e.Done < m.last.Done {
+		advanced = e.Done > 0 || len(m.samples) == 0
+		m.last, m.samples = e, append(m.samples[:0], sample{at, e.Done})
 		return advanced
 	}
-	dt := now.Sub(m.lastAt).Seconds()
-	d := e.Done - m.last.Done
-	if d > 0 && dt > 0 {
-		r := float64(d) / dt
-		if m.haveRate {
-			m.rate = 0.7*m.rate + 0.3*r
-		} else {
-			m.rate, m.haveRate = r, true
-		}
+	n := len(m.samples)
+	// Stamps out of order (two senders) never make a negative span.
+	at = maxTime(at, m.samples[n-1].at)
+	advanced = e.Done > m.last.Done
+	if n >= 2 && at.Sub(m.samples[n-2].at) < sampleGap {
+		m.samples[n-1] = sample{at, e.Done}
+	} else {
+		m.samples = append(m.samples, sample{at, e.Done})
 	}
-	advanced = d > 0
-	if advanced || dt > 1 {
-		m.last, m.lastAt = e, now
+	// Keep one sample at or before the window's start, so that it spans it.
+	from := at.Add(-rateWindow)
+	for len(m.samples) > 2 && !m.samples[1].at.After(from) {
+		m.samples = m.samples[1:]
 	}
-	m.last.Total = e.Total
+	m.last = e
 	return advanced
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
+}
+
+// rank orders the phases of one transfer; -1 for a phase it does not know.
+func rank(phase string) int {
+	switch phase {
+	case PhaseWaiting:
+		return 0
+	case PhaseReceiving, PhaseSending:
+		return 1
+	case PhasePreparing:
+		return 2
+	case PhaseVerifying:
+		return 3
+	case PhaseMoving:
+		return 4
+	case PhaseDone, PhaseFailed:
+		return 5
+	}
+	return -1
+}
+
+// Late reports whether e is from a phase that its transfer (same role,
+// same SST process) has already left, such as a progress tick sent before
+// "moving" but read after it: such an event must not take STATUS back.
+func (m *Meter) Late(e Event) bool {
+	l := m.last
+	if len(m.samples) == 0 || e.Role != l.Role || e.PID != l.PID {
+		return false
+	}
+	if l.PID == 0 && rank(l.Phase) == rank(PhaseDone) {
+		return false // no PID to tell the next transfer from this one
+	}
+	r := rank(e.Phase)
+	return r >= 0 && r < rank(l.Phase)
 }
 
 // Last is the most recent event.
 func (m *Meter) Last() Event { return m.last }
 
-// Rate is the smoothed rate in bytes per second, 0 while unknown.
-func (m *Meter) Rate() float64 { return m.rate }
+// Rate is the rate in bytes per second over the window, and false while
+// the events span too little time to tell.
+func (m *Meter) Rate() (float64, bool) {
+	if len(m.samples) < 2 {
+		return 0, false
+	}
+	first, last := m.samples[0], m.samples[len(m.samples)-1]
+	span := last.at.Sub(first.at)
+	if span < minRateSpan {
+		return 0, false
+	}
+	return float64(last.done-first.done) / span.Seconds(), true
+}
 
 // ETA is the estimated time left, and false while it cannot be known.
 func (m *Meter) ETA() (time.Duration, bool) {
-	if !m.haveRate || m.rate <= 0 || m.last.Total <= 0 || m.last.Done > m.last.Total {
+	rate, ok := m.Rate()
+	if !ok || rate <= 0 || m.last.Total <= 0 || m.last.Done > m.last.Total {
 		return 0, false
 	}
-	return time.Duration(float64(m.last.Total-m.last.Done) / m.rate * float64(time.Second)), true
+	return time.Duration(float64(m.last.Total-m.last.Done) / rate * float64(time.Second)), true
 }
 
 // String renders the progress in one line, e.g.
@@ -70,8 +142,8 @@ func (m *Meter) String() string {
 		u := unitFor(e.Done)
 		s += " " + sizeNum(e.Done, u) + " " + u.name
 	}
-	if m.haveRate {
-		s += fmt.Sprintf(" %.0f MB/s", m.rate/1e6)
+	if rate, ok := m.Rate(); ok {
+		s += fmt.Sprintf(" %.0f MB/s", rate/1e6)
 	}
 	if eta, ok := m.ETA(); ok {
 		s += " ETA " + eta.Round(time.Second).String()

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,12 +48,125 @@ func TestMeter(t *testing.T) {
 	if m.Observe(Event{Phase: PhaseReceiving, Done: gb, Total: 4 * gb}, t0.Add(2*time.Second)) {
 		t.Fatal("stall seen as advance")
 	}
+	// 1 GiB over the 2 s the events span: the stall counts.
 	eta, ok := m.ETA()
-	if !ok || eta != 3*time.Second {
+	if !ok || eta != 6*time.Second {
 		t.Fatalf("eta %v %v", eta, ok)
 	}
-	if got, want := m.String(), "receiving SST 25% 1.0/4.0 GiB 1074 MB/s ETA 3s"; got != want {
+	if got, want := m.String(), "receiving SST 25% 1.0/4.0 GiB 537 MB/s ETA 6s"; got != want {
 		t.Fatalf("String() = %q, want %q", got, want)
+	}
+}
+
+// TestMeterBurst: events sent every 200 ms at 100 MB/s but read in bursts
+// of ten (a busy supervisor) give 100 MB/s, not the spike of 2 GB in no
+// time: the meter goes by the events' own times.
+func TestMeterBurst(t *testing.T) {
+	var m Meter
+	t0 := time.Unix(1000, 0)
+	const rate = 100e6
+	for i := range 50 {
+		sent := t0.Add(time.Duration(i) * 200 * time.Millisecond)
+		read := t0.Add(time.Duration(i/10+1) * 2 * time.Second) // after the burst's last
+		m.Observe(Event{Phase: PhaseReceiving, Done: int64(float64(i) * 0.2 * rate), Total: 2e9, Time: sent}, read)
+		if r, ok := m.Rate(); ok && (r < 0.99*rate || r > 1.01*rate) {
+			t.Fatalf("event %d: rate %.0f MB/s, want 100", i, r/1e6)
+		}
+	}
+	if !strings.Contains(m.String(), " 100 MB/s ETA ") {
+		t.Errorf("String() = %q", m.String())
+	}
+}
+
+// Events without a time, read together, tell no rate rather than a spike.
+func TestMeterBurstUnstamped(t *testing.T) {
+	var m Meter
+	now := time.Unix(1000, 0)
+	for i := range 10 {
+		m.Observe(Event{Phase: PhaseReceiving, Done: int64(i) << 20, Total: 1 << 30}, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if r, ok := m.Rate(); ok {
+		t.Fatalf("rate %.0f MB/s from events read within 10 ms", r/1e6)
+	}
+	if _, ok := m.ETA(); ok || strings.Contains(m.String(), "MB/s") {
+		t.Errorf("String() = %q, want no rate", m.String())
+	}
+	// Stamps out of order never give a negative span or rate.
+	m.Observe(Event{Phase: PhaseReceiving, Done: 20 << 20, Total: 1 << 30, Time: now.Add(-time.Minute)}, now.Add(2*time.Second))
+	if r, ok := m.Rate(); ok && r < 0 {
+		t.Errorf("negative rate %v", r)
+	}
+}
+
+// The rate follows the last few seconds, not the whole transfer.
+func TestMeterWindow(t *testing.T) {
+	var m Meter
+	t0 := time.Unix(1000, 0)
+	var done int64
+	at := t0
+	step := func(d time.Duration, rate float64) {
+		for end := at.Add(d); at.Before(end); {
+			at = at.Add(200 * time.Millisecond)
+			done += int64(rate * 0.2)
+			m.Observe(Event{Phase: PhaseReceiving, Done: done, Total: 10e9, Time: at}, at)
+		}
+	}
+	step(20*time.Second, 300e6)
+	step(10*time.Second, 30e6)
+	r, ok := m.Rate()
+	if !ok || r < 29e6 || r > 31e6 {
+		t.Fatalf("rate %.1f MB/s %v after 10 s at 30 MB/s, want 30", r/1e6, ok)
+	}
+	if len(m.samples) > int(rateWindow/(200*time.Millisecond))+2 {
+		t.Errorf("%d samples kept", len(m.samples))
+	}
+	// A new phase starts a new measure.
+	m.Observe(Event{Phase: PhaseMoving, Time: at}, at)
+	if _, ok := m.Rate(); ok {
+		t.Error("rate carried into the next phase")
+	}
+}
+
+// TestMeterLate: an event of a phase its SST already left is late; a new
+// SST (another process, another role) is not.
+func TestMeterLate(t *testing.T) {
+	var m Meter
+	now := time.Unix(1000, 0)
+	j := func(phase string, pid int) Event {
+		return Event{Role: "joiner", Phase: phase, PID: pid, Done: 5 << 20, Time: now}
+	}
+	if m.Late(j(PhaseReceiving, 7)) {
+		t.Fatal("first event late")
+	}
+	for _, p := range []string{PhaseWaiting, PhaseReceiving, PhaseVerifying, PhaseMoving} {
+		m.Observe(j(p, 7), now)
+	}
+	for _, tc := range []struct {
+		e    Event
+		want bool
+	}{
+		{j(PhaseReceiving, 7), true},
+		{j(PhaseWaiting, 7), true},
+		{j(PhaseVerifying, 7), true},
+		{j(PhaseMoving, 7), false},
+		{j(PhaseDone, 7), false},
+		{j(PhaseFailed, 7), false},
+		{j(PhaseReceiving, 8), false},
+		{Event{Role: "donor", Phase: PhaseSending, PID: 7}, false},
+		{j("some-new-phase", 7), false},
+	} {
+		if got := m.Late(tc.e); got != tc.want {
+			t.Errorf("after moving, Late(%s pid %d %s) = %v, want %v", tc.e.Role, tc.e.PID, tc.e.Phase, got, tc.want)
+		}
+	}
+	m.Observe(j(PhaseDone, 7), now)
+	if !m.Late(j(PhaseReceiving, 7)) {
+		t.Error("a tick of the same SST after done is not late")
+	}
+	var u Meter // events without a PID: after done, the next SST begins
+	u.Observe(j(PhaseDone, 0), now)
+	if u.Late(j(PhaseWaiting, 0)) {
+		t.Error("without PIDs, a new SST after done is late")
 	}
 }
 

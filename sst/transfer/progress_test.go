@@ -51,6 +51,13 @@ func TestProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	el := time.Since(start)
+	// After the data's last event, the ticker is silent: the engine's
+	// next phase (verifying, moving) must stay the last word.
+	nj, nd := len(je.all()), len(de.all())
+	time.Sleep(3 * ProgressInterval)
+	if len(je.all()) != nj || len(de.all()) != nd {
+		t.Errorf("events after the transfer's end: joiner %d then %d, donor %d then %d", nj, len(je.all()), nd, len(de.all()))
+	}
 	for _, c := range []struct {
 		who  string
 		ev   []progress.Event

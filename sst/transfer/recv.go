@@ -57,7 +57,7 @@ func (s *Session) Serve(ctx context.Context, sink *Sink) (Stats, error) {
 		}
 		return st, err
 	}
-	s.report("")
+	s.reportLast()
 	return st, nil
 }
 

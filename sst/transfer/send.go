@@ -563,7 +563,7 @@ func (s *Session) Finish(ctx context.Context) (Stats, error) {
 	}
 	st, err := s.waitAck(ctx, "_ended", seq)
 	if err == nil {
-		s.report("")
+		s.reportLast()
 	}
 	return st, err
 }

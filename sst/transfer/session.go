@@ -274,6 +274,12 @@ type Session struct {
 	done, total, wire atomic.Int64
 	lastTotal         atomic.Int64
 
+	// reportMu orders the ticker's events with the data's last one, after
+	// which (reported) the ticker sends none: the engine's next phase
+	// must not be followed by a late "receiving".
+	reportMu sync.Mutex
+	reported bool
+
 	bufs    *bufPool
 	cache   func(name string) bool // files kept out of direct I/O
 	wg      sync.WaitGroup         // background goroutines
@@ -543,13 +549,24 @@ func (s *Session) ticker() {
 		case <-s.dead:
 			return
 		case <-t.C:
+			s.reportMu.Lock()
 			d, tot := s.done.Load(), s.total.Load()
-			if d != lastDone || tot != lastTotal {
+			if !s.reported && (d != lastDone || tot != lastTotal) {
 				lastDone, lastTotal = d, tot
 				s.report("")
 			}
+			s.reportMu.Unlock()
 		}
 	}
+}
+
+// reportLast sends the data's last progress event; the ticker sends no
+// more.
+func (s *Session) reportLast() {
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
+	s.reported = true
+	s.report("")
 }
 
 func (s *Session) report(phase string) {

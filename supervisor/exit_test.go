@@ -1,0 +1,38 @@
+package supervisor
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStopDuringSST: a stop asked for while the joiner receives its SST
+// exits 0, though mariadbd, its SST cancelled, exits 1.
+func TestStopDuringSST(t *testing.T) {
+	n := startFake(t, "sst-stop", nil)
+	n.waitFile("in-sst")
+	pid := n.sup.PID()
+	n.stop()
+	if err := n.result(10 * time.Second); err != nil {
+		t.Fatalf("Run stopped during an SST: %v (exit %d), want nil", err, exitCode(err))
+	}
+	if alive(pid) {
+		t.Errorf("mariadbd %d still alive", pid)
+	}
+}
+
+// TestStopAfterSSTFailed: an SST that failed on its own before the stop is
+// still a failed SST.
+func TestStopAfterSSTFailed(t *testing.T) {
+	n := startFake(t, "sst-fail-slow", nil)
+	n.waitFile("in-sst")
+	time.Sleep(50 * time.Millisecond)
+	n.stop()
+	err := n.result(10 * time.Second)
+	if code := exitCode(err); code != ExitSST {
+		t.Fatalf("exit code %d (%v), want %d", code, err, ExitSST)
+	}
+	if !strings.Contains(err.Error(), "donor went away") {
+		t.Errorf("error does not carry the SST's: %v", err)
+	}
+}
