@@ -450,6 +450,7 @@ func sweepStale(logf func(string, ...any)) {
 			continue
 		}
 		killMarked(markerEnv+"="+dir+"/", 0)
+		removeStaleNetns(dir)
 		if _, err := os.Stat(filepath.Join(dir, "keep")); err == nil {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -36,9 +37,7 @@ func (c *Cluster) Partitionable(ctx context.Context) (*Network, error) {
 			return nil, fmt.Errorf("partitionable: node%d already runs", n.N)
 		}
 	}
-	h := fnv.New32a()
-	h.Write([]byte(c.dir))
-	w := &Network{c: c, id: fmt.Sprintf("%08x", h.Sum32())}
+	w := &Network{c: c, id: netnsID(c.dir)}
 	w.switch_ = "gs-" + w.id + "-sw"
 	c.onClose = append(c.onClose, w.remove)
 	cmds := [][]string{
@@ -73,6 +72,22 @@ func (c *Cluster) Partitionable(ctx context.Context) (*Network, error) {
 	}
 	c.logf("galeratest: nodes in network namespaces %s-n1.. on bridge %s:br0", "gs-"+w.id, w.switch_)
 	return w, nil
+}
+
+// netnsID names a cluster's namespaces after its dir, so that sweepStale
+// finds those of a test process that died.
+func netnsID(dir string) string {
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+// removeStaleNetns deletes the namespaces of the cluster in dir, if any.
+func removeStaleNetns(dir string) {
+	names, _ := filepath.Glob("/run/netns/gs-" + netnsID(dir) + "-*")
+	for _, p := range names {
+		exec.Command(IP, "netns", "delete", filepath.Base(p)).Run()
+	}
 }
 
 func (w *Network) netns(n *Node) string { return fmt.Sprintf("gs-%s-n%d", w.id, n.N) }
