@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -117,8 +118,67 @@ type coordination struct {
 	cfg    *quorum.Config
 	server *quorum.Server
 	log    *slog.Logger
+	ctx    context.Context // the Run's, until stop
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// After a pc-recovery start: when each member of the view last answered.
+	mu       sync.Mutex
+	lastSeen map[string]time.Time
+	unwatch  context.CancelFunc
+}
+
+// pcRecoveryGrace is the least time a member of the view may be gone
+// before a pc-recovery start is given up (bootstrap-wait when longer).
+const pcRecoveryGrace = 10 * time.Second
+
+func (c *coordination) watchMembers(co *quorum.Coordinator, members []string) {
+	now := time.Now()
+	wctx, cancel := context.WithCancel(c.ctx)
+	c.mu.Lock()
+	c.lastSeen, c.unwatch = map[string]time.Time{}, cancel
+	for _, m := range members {
+		c.lastSeen[m] = now
+	}
+	c.mu.Unlock()
+	go co.Watch(wctx, members, func(addr string, _ *quorum.State) {
+		c.mu.Lock()
+		if c.lastSeen != nil {
+			c.lastSeen[addr] = time.Now()
+		}
+		c.mu.Unlock()
+	})
+}
+
+// goneMember names a member of the view pc.recovery was to restore that
+// has not answered for longer than the grace, "" when none (or when the
+// start was not a pc-recovery). Galera waits forever for such a member.
+func (c *coordination) goneMember() (string, time.Duration) {
+	if c == nil {
+		return "", 0
+	}
+	grace := max(c.cfg.BootstrapWait, pcRecoveryGrace)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, t := range c.lastSeen {
+		if d := time.Since(t); d > grace {
+			return addr, d
+		}
+	}
+	return "", 0
+}
+
+// stopWatching ends the watch: the node is in a Primary Component.
+func (c *coordination) stopWatching() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	c.lastSeen, c.unwatch = nil, nil
+	c.mu.Unlock()
 }
 
 // startCoordination reads the peer options and, when peer authentication
@@ -150,7 +210,7 @@ func (s *Supervisor) startCoordination(ctx context.Context, opts Options, datadi
 	}
 	srv.Set(quorum.State{ID: cfg.ID, Phase: quorum.PhaseRecovering, Seqno: SeqnoUnknown, SSTIncomplete: incomplete, View: view})
 	cctx, cancel := context.WithCancel(ctx)
-	c := &coordination{cfg: cfg, server: srv, log: log, cancel: cancel, done: make(chan struct{})}
+	c := &coordination{cfg: cfg, server: srv, log: log, ctx: cctx, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		if err := srv.Serve(cctx); err != nil {
@@ -225,6 +285,9 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	if err != nil {
 		return false, nil // cancelled: Run stops
 	}
+	if d.Action == quorum.ActionPCRecovery && len(d.Members) > 0 {
+		c.watchMembers(co, d.Members)
+	}
 	if d.Action != quorum.ActionBootstrap {
 		return false, nil
 	}
@@ -259,4 +322,24 @@ func (r *runner) sstCompleted() {
 		r.s.log.Info("node Synced: removed the incomplete-SST marker", slog.String("path", p))
 	}
 	r.coord.update(func(st *quorum.State) { st.SSTIncomplete = false })
+}
+
+// abandonPCRecovery kills mariadbd when the Primary Component pc.recovery
+// was to restore cannot form: a member of its view went away after the
+// decision. Galera would wait for it forever, ignoring SIGTERM; the
+// supervisor exits (5) instead, and its restart decides again without it.
+func (r *runner) abandonPCRecovery(pid int) {
+	if r.ready || r.view.stopping || r.pcAbandoned != "" {
+		return
+	}
+	addr, d := r.coord.goneMember()
+	if addr == "" {
+		return
+	}
+	r.pcAbandoned = fmt.Sprintf("pc.recovery cannot restore the Primary Component: member %s has not answered for %s", addr, d.Round(time.Second))
+	r.s.log.Warn(r.pcAbandoned+"; killing mariadbd to decide again", slog.String("decision", "abandon-pc-recovery"),
+		slog.String("reason", r.pcAbandoned), slog.String("peer", addr), slog.String("message_id", quorum.MessageWait))
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }

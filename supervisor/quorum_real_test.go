@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -165,6 +166,44 @@ func TestRealQuorum(t *testing.T) {
 	if a := decision(2); a != quorum.ActionJoin {
 		t.Errorf("node3 decided %s on its return, want join", a)
 	}
+	checkRows()
+
+	// 4. kill -9 of all, and node3's supervisor dies after the others let
+	// pc.recovery restore the view of three: they give up on it (exit 5)
+	// once node3 has been gone 10 s, and their restart bootstraps without
+	// it. node3's recovery is held by a mariadbd that sleeps instead, so
+	// that it is still recovering, its view published, when 1 and 2 start.
+	slow := filepath.Join(nodes[2].Dir, "slow-mariadbd") // mysql runs it
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nfor a; do [ \"$a\" = --wsrep-recover ] && exec sleep 300; done\nexec /usr/sbin/mariadbd \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	killAll(0, 1, 2)
+	offs := []int{fileSize(sups[0].log), fileSize(sups[1].log)}
+	start(2, "--mariadbd="+slow)
+	start(0)
+	start(1)
+	for _, i := range []int{0, 1} {
+		waitLog(t, sups[i].log, offs[i], "starting mariadbd (pc-recovery)", 2*time.Minute)
+	}
+	syscall.Kill(-sups[2].cmd.Process.Pid, syscall.SIGKILL)
+	<-sups[2].exited
+	t0 = time.Now()
+	for _, i := range []int{0, 1} {
+		select {
+		case <-sups[i].exited:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("node%d: still waiting for pc.recovery 2 minutes after node3 went", i+1)
+		}
+		if code := sups[i].cmd.ProcessState.ExitCode(); code != ExitMariadbd {
+			t.Errorf("node%d: exit %d, want %d", i+1, code, ExitMariadbd)
+		}
+	}
+	t.Logf("node3 gone during pc.recovery: 1 and 2 gave up %.1fs later", time.Since(t0).Seconds())
+	start(0)
+	start(1)
+	waitAll(0, 1)
+	start(2)
+	waitAll(2)
 	checkRows()
 	for _, i := range []int{2, 1, 0} {
 		if code := sups[i].stop(t, 2*time.Minute); code != ExitOK {

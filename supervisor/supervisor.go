@@ -369,7 +369,9 @@ type runner struct {
 	health   Health
 	healthMu sync.Mutex
 	coord    *coordination // nil when the node does not coordinate with peers
-	grastate *Grastate     // as read before the start, nil when unreadable
+	// pcAbandoned says why mariadbd was killed: its pc.recovery could not complete.
+	pcAbandoned string
+	grastate    *Grastate // as read before the start, nil when unreadable
 
 	view       view
 	keep       notify.Keepalive
@@ -665,6 +667,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 				s.log.Info(fmt.Sprintf("reaped orphan process %d", p))
 			}
 			r.killHungAbort(pid)
+			r.abandonPCRecovery(pid)
 
 		case <-s.reload:
 			r.reloadOptions(ctx, cmd, true)
@@ -834,6 +837,9 @@ func (r *runner) healthResult(res healthResult) {
 			st.Bootstrapping = false
 		}
 	})
+	if res.err == nil && res.state.ClusterStatus == "Primary" {
+		r.coord.stopWatching()
+	}
 	if res.err != nil {
 		r.view.sqlUp = false
 		if errors.Is(res.err, ErrAccessDenied) {
@@ -944,6 +950,9 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		}
 		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how))
 		return nil
+	}
+	if r.pcAbandoned != "" {
+		return exitErr(ExitMariadbd, "mariadbd (pid %d) killed: %s; a restart decides again", pid, r.pcAbandoned)
 	}
 	// Died before Synced after an SST began for it: the SST failed, or the
 	// node could not start from what it received. Either way restarting

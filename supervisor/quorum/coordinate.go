@@ -188,3 +188,37 @@ func ReadRecord(dir string) (*Record, error) {
 	}
 	return &r, nil
 }
+
+// Watch asks the peers at addrs for their state every poll until ctx is
+// done, and calls seen with each that answers: the supervisor's watch on
+// the members of a view it lets pc.recovery restore.
+func (c *Coordinator) Watch(ctx context.Context, addrs []string, seen func(addr string, st *State)) {
+	poll := c.Poll
+	if poll <= 0 {
+		poll = PollInterval
+	}
+	query := c.Query
+	if query == nil {
+		query = Query
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, a := range addrs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if st, err := query(ctx, a, c.Config.Auth); err == nil {
+					seen(a, st)
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -58,6 +58,9 @@ type Decision struct {
 	Chosen string `json:"chosen,omitempty"`
 	// Peers summarises what each node said, for the log.
 	Peers string `json:"peers"`
+	// Members are the addresses of the peers in the view that pc.recovery
+	// restores (ActionPCRecovery): the node watches that they stay.
+	Members []string `json:"members,omitempty"`
 }
 
 // Final reports whether the decision starts mariadbd.
@@ -121,6 +124,11 @@ func Decide(in Input) Decision {
 				newest.Seq)
 		}
 		d.Action = ActionPCRecovery
+		for _, p := range in.Peers {
+			if p.State != nil && p.State.View != nil && newest.Has(p.State.View.MyUUID) {
+				d.Members = append(d.Members, p.Addr)
+			}
+		}
 		d.Reason = fmt.Sprintf("every member of the last Primary Component view (seq %d, %d members) is back with its gvwstate.dat: pc.recovery restores it",
 			newest.Seq, len(newest.Members))
 		return d
@@ -259,7 +267,7 @@ func newestView(present []*State) *View {
 
 func byMember(present []*State, uuid string) *State {
 	for _, s := range present {
-		if s.View != nil && s.View.MyUUID == uuid {
+		if s.View != nil && SameNode(s.View.MyUUID, uuid) {
 			return s
 		}
 	}
