@@ -357,7 +357,7 @@ func TestCheckSpace(t *testing.T) {
 }
 
 func TestExcluded(t *testing.T) {
-	for _, n := range []string{"grastate.dat", "gvwstate.dat", "galera.cache", "x.pem", "sst_in_progress", "node.err", "x.log", "h.pid", "tables_flushed", "sst_error", "wsrep_sst.pid", "lost+found", ".zfs", ".snapshot", ".sst-native"} {
+	for _, n := range []string{"grastate.dat", "gvwstate.dat", "galera.cache", "x.pem", "sst_in_progress", "node.err", "x.log", "h.pid", "tables_flushed", "sst_error", "wsrep_sst.pid", "lost+found", ".zfs", ".snapshot", ".sst-native", "galera-supervisor.decision", "galera-supervisor.sst-incomplete"} {
 		if !Excluded(n) {
 			t.Errorf("Excluded(%q) = false", n)
 		}

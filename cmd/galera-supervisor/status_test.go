@@ -7,6 +7,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify/unit"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 func at(sec int) time.Time { return time.Unix(1_800_000_000+int64(sec), 0).UTC() }
@@ -123,10 +124,13 @@ func TestPrintStatus(t *testing.T) {
 		GrastatePath: "/var/lib/n2/grastate.dat",
 		Grastate:     &supervisor.Grastate{UUID: "1d1b1b1b-0000-11f1-8000-000000000001", Seqno: -1},
 		LastSST:      &SSTRecord{Role: "joiner", Method: "native-copy", Start: at(-70), End: at(-5), Outcome: "succeeded"},
+		LastDecision: &quorum.Record{Time: at(-80), Decision: quorum.Decision{Action: quorum.ActionJoin,
+			Reason: "peer 10.0.0.1:4569 is in a Primary Component (synced)", Peers: "10.0.0.2:4569=waiting 1d1b1b1b:7"}},
 	}
 	var b strings.Builder
 	printStatus(&b, st, at(65))
 	for _, want := range []string{
+		"last decision: join,", "(2m25s ago)", "peer 10.0.0.1:4569 is in a Primary Component", "peers: 10.0.0.2:4569=waiting",
 		"active (running) since", "; 1m5s ago", "status:    synced", "main pid:  42",
 		"Synced, Primary, cluster size 2, last committed 7",
 		"seqno -1, safe_to_bootstrap 0", "joiner by native-copy", "succeeded after 1m5s",
