@@ -57,6 +57,7 @@ type outage struct {
 	load *galeratest.Load
 	net  *galeratest.Network // with outageOpts.partitionable
 	rng  *rand.Rand
+	t0   time.Time // the last start of supervisors, for decisions
 }
 
 // outageTest is newOutage for a test that has timeout to run.
@@ -162,6 +163,7 @@ func (o *outage) killMariadbd(ctx context.Context, nodes ...*galeratest.Node) {
 func (o *outage) recover(ctx context.Context, within time.Duration, nodes ...*galeratest.Node) time.Duration {
 	o.t.Helper()
 	t0 := time.Now()
+	o.t0 = t0
 	if err := o.s.StartAll(ctx, nodes...); err != nil {
 		o.t.Fatal(err)
 	}
@@ -241,7 +243,8 @@ func (o *outage) stopLoad(ctx context.Context, nodes ...*galeratest.Node) {
 	}
 }
 
-// decisions says what each node's supervisor last decided.
+// decisions says what each node's supervisor last decided, and when
+// (seconds after the last recover's start).
 func (o *outage) decisions() string {
 	var b strings.Builder
 	for _, n := range o.c.Nodes() {
@@ -252,7 +255,7 @@ func (o *outage) decisions() string {
 		case r == nil:
 			fmt.Fprintf(&b, "node%d: no decision; ", n.N)
 		default:
-			fmt.Fprintf(&b, "node%d %s (%s); ", n.N, r.Action, r.Reason)
+			fmt.Fprintf(&b, "node%d %s at %+.2f s (%s); ", n.N, r.Action, r.Time.Sub(o.t0).Seconds(), r.Reason)
 		}
 	}
 	return strings.TrimSuffix(b.String(), "; ")
