@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,10 @@ type NodeState struct {
 	ClusterStatus string
 	// Desync is @@wsrep_desync: a DBA desynced the node on purpose.
 	Desync bool
+	// ClusterUUID is wsrep_cluster_state_uuid and LastCommitted
+	// wsrep_last_committed: the position its peers are told.
+	ClusterUUID   string
+	LastCommitted int64
 }
 
 // Synced reports whether the node is a Synced member of the Primary Component.
@@ -103,7 +108,7 @@ func (h *SQLHealth) Check(ctx context.Context) (NodeState, error) {
 		return NodeState{}, err
 	}
 	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN "+
-		"('wsrep_local_state_comment','wsrep_ready','wsrep_cluster_status')")
+		"('wsrep_local_state_comment','wsrep_ready','wsrep_cluster_status','wsrep_cluster_state_uuid','wsrep_last_committed')")
 	if err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) && (me.Number == 1045 || me.Number == 1698) {
@@ -126,6 +131,10 @@ func (h *SQLHealth) Check(ctx context.Context) (NodeState, error) {
 			s.Ready = strings.EqualFold(v, "ON")
 		case "wsrep_cluster_status":
 			s.ClusterStatus = v
+		case "wsrep_cluster_state_uuid":
+			s.ClusterUUID = strings.ToLower(v)
+		case "wsrep_last_committed":
+			s.LastCommitted, _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
 	if err := rows.Err(); err != nil {

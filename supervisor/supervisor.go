@@ -835,6 +835,9 @@ func (r *runner) healthResult(res healthResult) {
 		}
 		if st.Primary {
 			st.Bootstrapping = false
+			if validUUID(res.state.ClusterUUID) {
+				st.UUID, st.Seqno = res.state.ClusterUUID, res.state.LastCommitted
+			}
 		}
 	})
 	if res.err == nil && res.state.ClusterStatus == "Primary" {

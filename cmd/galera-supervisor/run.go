@@ -78,7 +78,9 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
   polled every 250 ms, in this order:
     join         a peer is in a Primary Component: start normally and join
                  it (by IST when the donor's gcache allows); nobody
-                 bootstraps while one is reachable
+                 bootstraps while one is reachable. A Primary Component of
+                 another cluster UUID than this node's data is not joined
+                 (its SST would replace the data): the node waits, says so
     wait         a peer is bootstrapping: join once it is Primary
     pc-recovery  every member of the newest gvwstate.dat view is back with
                  it: start normally, Galera's pc.recovery restores the

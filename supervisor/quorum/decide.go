@@ -70,7 +70,8 @@ func (d Decision) Final() bool { return d.Action != ActionWait }
 // say. It is a pure function of in: every supervisor that sees the same
 // states reaches the same choice. The rules, in order:
 //
-//  1. A peer in a Primary Component: join it.
+//  1. A peer in a Primary Component: join it, unless it holds another
+//     cluster UUID than this node's data (joining would SST over it).
 //  2. A peer bootstrapping: wait for its Primary Component.
 //  3. Every member of the newest saved view (gvwstate.dat) back, each with
 //     that view: pc.recovery (a node outside that view waits for it).
@@ -101,6 +102,12 @@ func Decide(in Input) Decision {
 	}
 
 	// 1, 2: a running or starting Primary Component.
+	for _, s := range present[1:] {
+		if s.Primary && differentCluster(self.UUID, s.UUID) {
+			return wait("peer %s is in a Primary Component of another cluster (%s) than this node's data (%s): not joining it, which would replace this node's data by SST; bootstrap or wipe by hand",
+				s.ID, s.UUID, self.UUID)
+		}
+	}
 	for _, s := range present[1:] {
 		if s.Primary {
 			d.Action = ActionJoin
@@ -218,6 +225,12 @@ func Decide(in Input) Decision {
 	}
 	d.Action, d.Reason = ActionBootstrap, reason
 	return d
+}
+
+// differentCluster: both UUIDs name a cluster, and not the same one.
+func differentCluster(a, b string) bool {
+	known := func(u string) bool { return u != "" && u != ZeroUUID }
+	return known(a) && known(b) && a != b
 }
 
 func cmpBool(a, b bool) int {
