@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 func cmdConfig() *command {
@@ -29,7 +30,11 @@ config check [SOURCES]
     options SST methods know. Prints one line per finding, naming file and
     line:
       /etc/mysql/conf.d/x.cnf:12: [sst] unknown option 'compresor' (did you mean 'compressor'?)
-    Unknown options are warnings; bad values are errors.
+    Unknown options are warnings; bad values are errors. Then checks the
+    peer options of [galera-supervisor] (peer-address, peers,
+    peer-secret-file, peer-tls, bootstrap-wait, auto-bootstrap) as "run"
+    reads them:
+      /etc/mysql/conf.d/peers.cnf:3: [galera-supervisor] bootstrap-wait=5m: want seconds (a whole number)
     Exit status: 0 no errors (warnings allowed), 1 errors or unreadable
     option files, 2 bad command line.
 
@@ -104,8 +109,37 @@ func configCheck(c *cli, args []string) error {
 			errs++
 		}
 	}
+	if msg := checkPeers(set); msg != "" {
+		fmt.Fprintln(c.stdout, msg)
+		errs++
+	}
 	if errs > 0 {
-		return &exitError{1, fmt.Sprintf("config check: %d error(s) in [sst]", errs)}
+		return &exitError{1, fmt.Sprintf("config check: %d error(s) in [sst] and [galera-supervisor]", errs)}
 	}
 	return nil
+}
+
+// checkPeers validates the peer coordination options as run reads them,
+// naming the file and line of the bad one.
+func checkPeers(set *optionfile.Set) string {
+	look := func(groups ...string) quorum.Lookup {
+		return func(name string) (string, bool) {
+			o, ok := set.Lookup(groups, name)
+			if ok && !o.HasValue {
+				return "1", true
+			}
+			return o.Value, ok
+		}
+	}
+	_, err := quorum.ConfigFrom(look("galera-supervisor"), look(optionfile.ServerGroups("")...), look("sst"))
+	if err == nil {
+		return ""
+	}
+	var oe *quorum.OptionError
+	if errors.As(err, &oe) {
+		if o, ok := set.Lookup([]string{"galera-supervisor"}, oe.Option); ok {
+			return o.Pos() + ": " + err.Error()
+		}
+	}
+	return err.Error()
 }

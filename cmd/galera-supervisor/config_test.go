@@ -56,4 +56,10 @@ func TestConfigCheck(t *testing.T) {
 	if _, _, code := configRun(t, "check", "extra-arg"); code != 2 {
 		t.Errorf("bad command line: exit %d, want 2", code)
 	}
+	peers := filepath.Join(dir, "peers.cnf")
+	os.WriteFile(peers, []byte("[galera-supervisor]\npeers = 10.0.0.2:4569\nbootstrap-wait = 5m\n"), 0o644)
+	out, _, code = configRun(t, "check", "--defaults-file="+peers)
+	if want := peers + ":3: [galera-supervisor] bootstrap-wait=5m: want seconds (a whole number)\n"; out != want || code != 1 {
+		t.Errorf("bad peer option: got %q, exit %d; want %q, 1", out, code, want)
+	}
 }

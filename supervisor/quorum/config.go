@@ -34,6 +34,19 @@ type Config struct {
 // Enabled reports whether the node coordinates with its peers.
 func (c *Config) Enabled() bool { return c.Auth.Configured() }
 
+// OptionError is a bad [galera-supervisor] option; config check adds the
+// file and line it is on.
+type OptionError struct {
+	Option, Value, Msg string
+}
+
+func (e *OptionError) Error() string {
+	if e.Value == "" {
+		return "[galera-supervisor] " + e.Option + ": " + e.Msg
+	}
+	return "[galera-supervisor] " + e.Option + "=" + e.Value + ": " + e.Msg
+}
+
 // Lookup reads an option of one group: its value and whether it is set.
 type Lookup func(name string) (string, bool)
 
@@ -42,7 +55,7 @@ type Lookup func(name string) (string, bool)
 func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 	c := &Config{BootstrapWait: DefaultBootstrapWait}
 	bad := func(name, v string, format string, args ...any) error {
-		return fmt.Errorf("[galera-supervisor] %s=%s: %s", name, v, fmt.Sprintf(format, args...))
+		return &OptionError{Option: name, Value: v, Msg: fmt.Sprintf(format, args...)}
 	}
 
 	// peer-address, defaulting to wsrep_node_address's host.
@@ -123,7 +136,7 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 			}
 			s, cl, err := NewTLS(get("tcert", "ssl-cert"), get("tkey", "ssl-key"), get("tca", "ssl-ca"))
 			if err != nil {
-				return nil, fmt.Errorf("[galera-supervisor] peer-tls=%s: %w", v, err)
+				return nil, &OptionError{Option: "peer-tls", Value: v, Msg: err.Error()}
 			}
 			c.Auth.ServerTLS, c.Auth.ClientTLS = s, cl
 		}
@@ -143,7 +156,7 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 	if !c.Auth.Configured() {
 		c.Why = "no peer authentication configured ([galera-supervisor] peer-secret-file or peer-tls = on)"
 	} else if len(c.Peers) == 0 {
-		return nil, fmt.Errorf("[galera-supervisor] peers: no peer (set peers = host:port,... or wsrep_cluster_address)")
+		return nil, &OptionError{Option: "peers", Msg: "no peer (set peers = host:port,... or wsrep_cluster_address)"}
 	}
 	return c, nil
 }
