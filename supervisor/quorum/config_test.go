@@ -47,6 +47,15 @@ func TestConfigFrom(t *testing.T) {
 		t.Errorf("no auth: %+v, %v", c, err)
 	}
 
+	// peer-tls with the [sst] certificates, and the secret too.
+	ca, caKey := newCA(t, dir, "ca")
+	cert, key := newCert(t, dir, "node", ca, caKey)
+	c, err = ConfigFrom(lookup(map[string]string{"peers": "127.0.0.1:1", "peer-tls": "on", "peer-secret-file": secret}), lookup(nil),
+		lookup(map[string]string{"tcert": cert, "tkey": key, "tca": filepath.Join(dir, "ca.pem")}))
+	if err != nil || c.Auth.ServerTLS == nil || c.Auth.ClientTLS == nil || len(c.Auth.Secret) == 0 || !c.AutoBootstrap {
+		t.Errorf("peer-tls: %+v, %v", c, err)
+	}
+
 	for name, tt := range map[string]struct {
 		gs   map[string]string
 		want string
