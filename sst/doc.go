@@ -13,7 +13,12 @@
 //     the order the server needs: a joiner's "ready" first and its
 //     "<uuid>:<seqno> <domain>" last; a donor's "flush tables", "continue"
 //     and "done"; "total"/"complete" only with --progress 1. Logs go to
-//     Session.Log: on stderr, "WSREP_SST: [INFO] ..." (notify/logging).
+//     Session.Log: on stderr, "WSREP_SST: [INFO] ..." (notify/logging),
+//     or native journal entries when stderr is the journal, and into
+//     <datadir>/<method>.<role>.log (LogName), or to syslog instead
+//     ([sst] sst-syslog). Before each SST the previous logs are archived
+//     and the archive pruned (Archive); a method's tools log through
+//     Session.OpenToolLog.
 //   - Errors carry the errno the process exits with (Error, Errorf,
 //     ExitCode): the server reports it to Galera negated.
 //   - Staging receives a snapshot in <root>/.sst-native without touching
