@@ -122,50 +122,74 @@ type coordination struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// After a pc-recovery start: when each member of the view last answered.
-	mu       sync.Mutex
-	lastSeen map[string]time.Time
-	unwatch  context.CancelFunc
+	// After a pc-recovery or join start, until the node is Primary: when
+	// each member of the view last answered, when a peer last said it was
+	// in a Primary Component.
+	mu          sync.Mutex
+	watching    quorum.Action
+	lastSeen    map[string]time.Time
+	primarySeen time.Time
+	unwatch     context.CancelFunc
 }
 
-// pcRecoveryGrace is the least time a member of the view may be gone
-// before a pc-recovery start is given up (bootstrap-wait when longer).
-const pcRecoveryGrace = 10 * time.Second
+// startGrace is the least time a start may wait for a member of the view
+// that went away (pc-recovery), or for a Primary Component that went away
+// (join), before it is given up; bootstrap-wait when longer.
+const startGrace = 10 * time.Second
 
-func (c *coordination) watchMembers(co *quorum.Coordinator, members []string) {
+// watch follows the peers after a pc-recovery start (the members of the
+// view) or a join (every peer) until the node is Primary.
+func (c *coordination) watch(co *quorum.Coordinator, d quorum.Decision) {
+	addrs := c.cfg.Peers
+	if d.Action == quorum.ActionPCRecovery {
+		addrs = d.Members
+	}
 	now := time.Now()
 	wctx, cancel := context.WithCancel(c.ctx)
 	c.mu.Lock()
-	c.lastSeen, c.unwatch = map[string]time.Time{}, cancel
-	for _, m := range members {
-		c.lastSeen[m] = now
+	c.watching, c.lastSeen, c.primarySeen, c.unwatch = d.Action, map[string]time.Time{}, now, cancel
+	for _, a := range addrs {
+		c.lastSeen[a] = now
 	}
 	c.mu.Unlock()
-	go co.Watch(wctx, members, func(addr string, _ *quorum.State) {
+	go co.Watch(wctx, addrs, func(addr string, st *quorum.State) {
 		c.mu.Lock()
 		if c.lastSeen != nil {
 			c.lastSeen[addr] = time.Now()
+			if st.Primary {
+				c.primarySeen = time.Now()
+			}
 		}
 		c.mu.Unlock()
 	})
 }
 
-// goneMember names a member of the view pc.recovery was to restore that
-// has not answered for longer than the grace, "" when none (or when the
-// start was not a pc-recovery). Galera waits forever for such a member.
-func (c *coordination) goneMember() (string, time.Duration) {
+// stuck says why the start cannot complete, "" while it may: a member of
+// the view pc.recovery was to restore has not answered for longer than the
+// grace, or, for a join, no peer has been in a Primary Component for that
+// long. Galera would wait forever in either case.
+func (c *coordination) stuck() string {
 	if c == nil {
-		return "", 0
+		return ""
 	}
-	grace := max(c.cfg.BootstrapWait, pcRecoveryGrace)
+	grace := max(c.cfg.BootstrapWait, startGrace)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.lastSeen == nil {
+		return ""
+	}
+	if c.watching == quorum.ActionJoin {
+		if d := time.Since(c.primarySeen); d > grace {
+			return fmt.Sprintf("the Primary Component this node was joining is gone: no peer has been in one for %s", d.Round(time.Second))
+		}
+		return ""
+	}
 	for addr, t := range c.lastSeen {
 		if d := time.Since(t); d > grace {
-			return addr, d
+			return fmt.Sprintf("pc.recovery cannot restore the Primary Component: member %s has not answered for %s", addr, d.Round(time.Second))
 		}
 	}
-	return "", 0
+	return ""
 }
 
 // stopWatching ends the watch: the node is in a Primary Component.
@@ -285,8 +309,8 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	if err != nil {
 		return false, nil // cancelled: Run stops
 	}
-	if d.Action == quorum.ActionPCRecovery && len(d.Members) > 0 {
-		c.watchMembers(co, d.Members)
+	if d.Action == quorum.ActionPCRecovery || d.Action == quorum.ActionJoin {
+		c.watch(co, d)
 	}
 	if d.Action != quorum.ActionBootstrap {
 		return false, nil
@@ -324,21 +348,21 @@ func (r *runner) sstCompleted() {
 	r.coord.update(func(st *quorum.State) { st.SSTIncomplete = false })
 }
 
-// abandonPCRecovery kills mariadbd when the Primary Component pc.recovery
-// was to restore cannot form: a member of its view went away after the
-// decision. Galera would wait for it forever, ignoring SIGTERM; the
-// supervisor exits (5) instead, and its restart decides again without it.
-func (r *runner) abandonPCRecovery(pid int) {
-	if r.ready || r.view.stopping || r.pcAbandoned != "" {
+// abandonStart kills mariadbd when the Primary Component it was started
+// to join or to restore cannot form (stuck). Galera would wait forever,
+// ignoring SIGTERM; the supervisor exits (5) instead, and its restart
+// decides again.
+func (r *runner) abandonStart(pid int) {
+	if r.ready || r.view.stopping || r.abandoned != "" {
 		return
 	}
-	addr, d := r.coord.goneMember()
-	if addr == "" {
+	why := r.coord.stuck()
+	if why == "" {
 		return
 	}
-	r.pcAbandoned = fmt.Sprintf("pc.recovery cannot restore the Primary Component: member %s has not answered for %s", addr, d.Round(time.Second))
-	r.s.log.Warn(r.pcAbandoned+"; killing mariadbd to decide again", slog.String("decision", "abandon-pc-recovery"),
-		slog.String("reason", r.pcAbandoned), slog.String("peer", addr), slog.String("message_id", quorum.MessageWait))
+	r.abandoned = why
+	r.s.log.Warn(why+"; killing mariadbd to decide again", slog.String("decision", "abandon"),
+		slog.String("reason", why), slog.String("message_id", quorum.MessageWait))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}

@@ -369,9 +369,10 @@ type runner struct {
 	health   Health
 	healthMu sync.Mutex
 	coord    *coordination // nil when the node does not coordinate with peers
-	// pcAbandoned says why mariadbd was killed: its pc.recovery could not complete.
-	pcAbandoned string
-	grastate    *Grastate // as read before the start, nil when unreadable
+	// abandoned says why mariadbd was killed: the Primary Component it was
+	// to join or restore could not form.
+	abandoned string
+	grastate  *Grastate // as read before the start, nil when unreadable
 
 	view       view
 	keep       notify.Keepalive
@@ -667,7 +668,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 				s.log.Info(fmt.Sprintf("reaped orphan process %d", p))
 			}
 			r.killHungAbort(pid)
-			r.abandonPCRecovery(pid)
+			r.abandonStart(pid)
 
 		case <-s.reload:
 			r.reloadOptions(ctx, cmd, true)
@@ -954,8 +955,8 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how))
 		return nil
 	}
-	if r.pcAbandoned != "" {
-		return exitErr(ExitMariadbd, "mariadbd (pid %d) killed: %s; a restart decides again", pid, r.pcAbandoned)
+	if r.abandoned != "" {
+		return exitErr(ExitMariadbd, "mariadbd (pid %d) killed: %s; a restart decides again", pid, r.abandoned)
 	}
 	// Died before Synced after an SST began for it: the SST failed, or the
 	// node could not start from what it received. Either way restarting

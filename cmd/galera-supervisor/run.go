@@ -85,12 +85,12 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
     pc-recovery  every member of the newest gvwstate.dat view is back with
                  it: start normally, Galera's pc.recovery restores the
                  Primary Component; a node outside that view (one that died
-                 earlier) waits for it, then joins; should a member of the
-                 view go away before the component is Primary (Galera
-                 would wait for it forever, deaf to SIGTERM), mariadbd is
-                 killed once it has been gone bootstrap-wait (at least
-                 10 s) and the supervisor exits 5: its restart decides
-                 again, without that member
+                 earlier) waits for it, then joins
+    give up      after a pc-recovery start, a member of the view gone, or
+                 after a join, no peer in a Primary Component any more, for
+                 bootstrap-wait (at least 10 s) before this node is Primary:
+                 Galera would wait forever, deaf to SIGTERM, so mariadbd is
+                 killed and the supervisor exits 5; its restart decides again
     bootstrap    once every present node has its position, the most advanced
                  eligible node (highest seqno; ties: a member of the newest
                  view, then safe_to_bootstrap: 1, then the lowest peer
