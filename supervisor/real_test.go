@@ -330,6 +330,11 @@ func TestRealRecoverAfterCrash(t *testing.T) {
 	if _, err := sd.waitFor(ctx, "READY=1", sup.exited); err != nil {
 		t.Fatal(err)
 	}
+	// A fresh datadir recovers 00000000-...:-1, which is not passed on.
+	log, _ := os.ReadFile(sup.log)
+	if _, start, ok := strings.Cut(string(log), "started /usr/sbin/mariadbd"); !ok || strings.Contains(strings.SplitN(start, "\n", 2)[0], "--wsrep_start_position") {
+		t.Errorf("fresh bootstrap: want a start without --wsrep_start_position:\n%s", log)
+	}
 	if err := n1.Exec(ctx, "CREATE TABLE test.t (a INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
 		// the harness skips the test db; use a database of our own
 		if err := n1.Exec(ctx, "CREATE DATABASE IF NOT EXISTS gs"); err != nil {
@@ -380,7 +385,7 @@ func TestRealRecoverAfterCrash(t *testing.T) {
 	if _, err := sd2.waitFor(ctx, "READY=1", sup2.exited); err != nil {
 		t.Fatal(err)
 	}
-	log, _ := os.ReadFile(sup2.log)
+	log, _ = os.ReadFile(sup2.log)
 	if !bytes.Contains(log, []byte("recovered position "+p.String())) {
 		t.Errorf("run did not recover %s:\n%s", p, log)
 	}
@@ -518,6 +523,17 @@ func donorSSTInFlight(t *testing.T, sd *systemdSocket, c *galeratest.Cluster) []
 		t.Fatal("no donor SST process")
 	}
 	return donor
+}
+
+// joinerSSTInFlight starts node2's supervisor to join node1, loaded with
+// 32 MiB, by native-copy at 8 MiB/s, and returns once bytes move.
+func joinerSSTInFlight(t *testing.T, ctx context.Context) (*galeratest.Cluster, *supervised) {
+	t.Helper()
+	c := slowNativeCopyCluster(t, ctx, "8M", 32<<20)
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, c.Node(2), sd)
+	donorSSTInFlight(t, sd, c)
+	return c, sup
 }
 
 // TestRealJoinerNativeCopyKeepalive joins a node by native-copy, which
@@ -674,9 +690,15 @@ func TestRealFailedSSTExitCode(t *testing.T) {
 		}
 	}
 	// Nothing of the joiner's survives, wherever it re-parented.
+	noneLeft(t, c.Node(2).DataDir)
+}
+
+// noneLeft fails t for each live process whose command line names dir.
+func noneLeft(t *testing.T, dir string) {
+	t.Helper()
 	for _, st := range allStats() {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID))
-		if err == nil && st.State != 'Z' && bytes.Contains(b, []byte(c.Node(2).DataDir)) {
+		if err == nil && st.State != 'Z' && bytes.Contains(b, []byte(dir)) {
 			t.Errorf("process %d left: %q", st.PID, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		}
 	}
@@ -792,11 +814,8 @@ func TestRealPowerLossMidSST(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	c := slowNativeCopyCluster(t, ctx, "8M", 32<<20)
+	c, sup := joinerSSTInFlight(t, ctx)
 	n2 := c.Node(2)
-	sd := newSystemdSocket(t)
-	sup := startSupervisor(t, n2, sd)
-	donorSSTInFlight(t, sd, c)
 	tree := []int{sup.cmd.Process.Pid}
 	for _, s := range descendants(sup.cmd.Process.Pid) {
 		tree = append(tree, s.PID)

@@ -232,8 +232,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 	r := &runner{s: s, opts: opts, started: opts.Files, snapshot: snapshot, changes: changes,
 		cred: cred, wsrep: wsrep, msgs: msgs, progress: pl.Events(), env: env,
-		view: view{wsrep: wsrep, meter: &progress.Meter{}},
-		keep: notify.Keepalive{Window: s.cfg.StallTimeout}}
+		syncProgress: func() error { return pl.Sync(time.Second) },
+		view:         view{wsrep: wsrep, meter: &progress.Meter{}},
+		keep:         notify.Keepalive{Window: s.cfg.StallTimeout}}
 	r.health = s.cfg.NewHealth(opts)
 	defer func() { r.health.Close() }()
 
@@ -365,10 +366,12 @@ type runner struct {
 	wsrep    bool
 	msgs     <-chan notify.Message
 	progress <-chan progress.Event
-	env      []string
-	health   Health
-	healthMu sync.Mutex
-	coord    *coordination // nil when the node does not coordinate with peers
+	// syncProgress makes the events sent so far readable on progress.
+	syncProgress func() error
+	env          []string
+	health       Health
+	healthMu     sync.Mutex
+	coord        *coordination // nil when the node does not coordinate with peers
 	// abandoned says why mariadbd was killed: the Primary Component it was
 	// to join or restore could not form.
 	abandoned string
@@ -682,6 +685,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 				// to the whole group): it was a stop all the same.
 				r.view.stopping, stopStart = true, askedAt()
 			}
+			r.lastProgress()
 			return r.exited(cmd, stopStart, keep)
 		}
 	}
@@ -944,10 +948,10 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case !r.sstFailedAt.IsZero() && r.sstFailedAt.Before(stopStart):
 			// The SST had failed on its own: the stop only came first.
 			return exitErr(ExitSST, "mariadbd (pid %d) %s while stopping, after its SST had failed: %s", pid, how, r.sstFailed)
-		case r.joining():
-			// mariadbd aborts a joiner SST cut short by the stop, and
-			// exits non-zero (or dumps core) for it: the stop did that.
-			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: its SST was aborted by the stop", pid, how))
+		case r.sstJoiner && !r.ready:
+			// mariadbd aborts a join cut short by the stop: 10.11 takes
+			// the cancelled SST for done, then dies of SIGABRT.
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: its join by SST was aborted by the stop", pid, how))
 			return nil
 		case ws.Signaled() && crashSignal(ws.Signal()):
 			return exitErr(ExitMariadbd, "mariadbd (pid %d) crashed while stopping: %s", pid, how)
@@ -976,6 +980,28 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		return nil
 	}
 	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)
+}
+
+// lastProgress handles the events sent before mariadbd exited: its SST's
+// failure, sent just before, decides the exit code.
+func (r *runner) lastProgress() {
+	if r.progress == nil {
+		return
+	}
+	if err := r.syncProgress(); err != nil {
+		r.s.log.Warn(err.Error())
+	}
+	for {
+		select {
+		case e, ok := <-r.progress:
+			if !ok {
+				return
+			}
+			r.progressEvent(e)
+		default:
+			return
+		}
+	}
 }
 
 // joining: a joiner SST began and the node has not yet been ready.

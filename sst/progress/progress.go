@@ -4,6 +4,7 @@
 package progress
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,7 +124,11 @@ type Listener struct {
 	path   string
 	events chan Event
 	done   chan struct{}
+	synced chan struct{}
 }
+
+// syncMarker is the datagram Sync sends: never an event's JSON.
+var syncMarker = []byte("\x00sync")
 
 // Listen binds a socket at path, replacing a stale one, and makes it
 // writable by the SST processes, which run as mariadbd's user.
@@ -139,7 +144,7 @@ func Listen(path string) (*Listener, error) {
 		conn.Close()
 		return nil, fmt.Errorf("progress: chmod %s: %w", path, err)
 	}
-	l := &Listener{conn: conn, path: path, events: make(chan Event, 64), done: make(chan struct{})}
+	l := &Listener{conn: conn, path: path, events: make(chan Event, 64), done: make(chan struct{}), synced: make(chan struct{}, 1)}
 	go l.loop()
 	return l, nil
 }
@@ -167,6 +172,13 @@ func (l *Listener) loop() {
 			}
 			continue
 		}
+		if bytes.Equal(buf[:n], syncMarker) {
+			select {
+			case l.synced <- struct{}{}:
+			default:
+			}
+			continue
+		}
 		var e Event
 		if json.Unmarshal(buf[:n], &e) != nil {
 			continue
@@ -184,6 +196,34 @@ func (l *Listener) loop() {
 			default:
 			}
 		}
+	}
+}
+
+// Sync returns once every event sent before it was called is in Events
+// (or dropped, as Events says), at most after timeout: the socket's queue
+// is one, in order, so a marker sent to it comes out after them. One
+// caller at a time.
+func (l *Listener) Sync(timeout time.Duration) error {
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: l.path, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("progress: sync: %w", err)
+	}
+	defer c.Close()
+	select {
+	case <-l.synced: // a late answer to an earlier Sync
+	default:
+	}
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(syncMarker); err != nil {
+		return fmt.Errorf("progress: sync: %w", err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-l.synced:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("progress: sync: no answer within %v", timeout)
 	}
 }
 

@@ -7,18 +7,25 @@ import (
 	"time"
 )
 
-func TestClientListener(t *testing.T) {
+// listen is a Listener and a Client of it, closed with the test.
+func listen(t *testing.T) (*Listener, *Client) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "p.sock")
 	l, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	c, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return l, c
+}
+
+func TestClientListener(t *testing.T) {
+	l, c := listen(t)
 	c.Report(Event{Role: "joiner", Phase: PhaseReceiving, Done: 10, Total: 100})
 	select {
 	case e := <-l.Events():
@@ -27,6 +34,27 @@ func TestClientListener(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event")
+	}
+}
+
+// TestListenerSync: after Sync, every event sent before it is in Events.
+func TestListenerSync(t *testing.T) {
+	l, c := listen(t)
+	for round := range 20 {
+		for i := range 10 {
+			c.Report(Event{Phase: PhaseReceiving, Done: int64(i)})
+		}
+		c.Report(Event{Phase: PhaseFailed, Err: "last"})
+		if err := l.Sync(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var got []Event
+		for len(l.Events()) > 0 {
+			got = append(got, <-l.Events())
+		}
+		if len(got) != 11 || got[10].Err != "last" {
+			t.Fatalf("round %d: %d events after Sync, last %+v; want 11, the failure last", round, len(got), got[len(got)-1])
+		}
 	}
 }
 
