@@ -1,0 +1,72 @@
+package quorum
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCoordinatorWait drives the loop with fake peers: it waits while a
+// peer is unreachable and the majority's wait runs, logs each new decision
+// once (not each poll), publishes its phase, records the decisions, and
+// returns the bootstrap with Bootstrapping set for the peers to see.
+func TestCoordinatorWait(t *testing.T) {
+	srv := &Server{}
+	srv.Set(State{ID: "a", Phase: PhaseWaiting, UUID: clusterA, Seqno: 9})
+	var mu sync.Mutex
+	polls := 0
+	query := func(_ context.Context, addr string, _ Auth) (*State, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		polls++
+		if addr == "b" {
+			return node("b", 8), nil
+		}
+		return nil, errors.New("connection refused")
+	}
+	var logs bytes.Buffer
+	var recs []Record
+	c := &Coordinator{
+		Config: &Config{Peers: []string{"b", "c"}, BootstrapWait: 600 * time.Millisecond, AutoBootstrap: true},
+		Server: srv, Log: slog.New(slog.NewTextHandler(&logs, nil)), Poll: 20 * time.Millisecond, Query: query,
+		Record: func(r Record) { recs = append(recs, r) },
+	}
+	t0 := time.Now()
+	d, err := c.Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Action != ActionBootstrap || d.Chosen != "a" || time.Since(t0) < 600*time.Millisecond {
+		t.Fatalf("Wait = %+v after %v; want a bootstrap of a after the 600ms wait", d, time.Since(t0))
+	}
+	if st := srv.State(); !st.Bootstrapping || st.Phase != PhaseStarting {
+		t.Errorf("served state %+v: want bootstrapping, starting", st)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "not starting yet"); n != 1 {
+		t.Errorf("%d wait lines over %d polls, want 1 (the countdown is not news):\n%s", n, polls, out)
+	}
+	for _, want := range []string{"decision=wait", "message_id=" + MessageWait, "decision=bootstrap", "message_id=" + MessageBootstrap,
+		"galera_seqno=9", `peer c does not answer`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if len(recs) != 2 || recs[0].Action != ActionWait || recs[1].Action != ActionBootstrap || recs[1].Seqno != 9 {
+		t.Errorf("records: %+v", recs)
+	}
+
+	// Cancelled while waiting: ctx's error, not a decision to start.
+	srv.Set(State{ID: "a", Phase: PhaseWaiting, UUID: clusterA, Seqno: 1})
+	c.Config.BootstrapWait = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if d, err := c.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) || d.Final() {
+		t.Errorf("cancelled Wait = %+v, %v", d, err)
+	}
+}
