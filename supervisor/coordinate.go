@@ -232,7 +232,7 @@ func (s *Supervisor) startCoordination(ctx context.Context, opts Options, datadi
 	if err != nil {
 		log.Warn("ignoring gvwstate.dat", slog.Any("error", err))
 	}
-	srv.Set(quorum.State{ID: cfg.ID, Phase: quorum.PhaseRecovering, Seqno: SeqnoUnknown, SSTIncomplete: incomplete, View: view})
+	srv.Set(quorum.State{ID: cfg.ID, Instance: quorum.NewInstance(), Phase: quorum.PhaseRecovering, Seqno: SeqnoUnknown, SSTIncomplete: incomplete, View: view})
 	cctx, cancel := context.WithCancel(ctx)
 	c := &coordination{cfg: cfg, server: srv, log: log, ctx: cctx, cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -59,8 +59,8 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
         (default wsrep_node_address's host, else 0.0.0.0, port 4569); it
         also names the node among its peers (the seqno tie-break)
     peers = host:port,...      the other supervisors (default the hosts of
-        wsrep_cluster_address at peer-address's port; this node's own
-        address may be listed, it is skipped)
+        wsrep_cluster_address at peer-address's port); this node may be
+        listed, under any of its addresses: it knows itself and skips it
     peer-secret-file = path    a shared secret, at least 16 bytes, not
         readable by others: HMAC-SHA256 challenge-response both ways over
         fresh nonces (replay-safe)

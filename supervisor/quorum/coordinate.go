@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,18 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 	defer t.Stop()
 	for {
 		peers := c.poll(ctx, query)
+		if me := c.Server.State().Instance; me != "" {
+			var others []Peer
+			for _, p := range peers {
+				if p.State != nil && p.State.Instance == me {
+					c.Log.Info("peer "+p.Addr+" is this node: leaving it out", slog.String("peer", p.Addr))
+					c.Config.Peers = slices.DeleteFunc(c.Config.Peers, func(a string) bool { return a == p.Addr })
+					continue
+				}
+				others = append(others, p)
+			}
+			peers = others
+		}
 		for _, p := range peers {
 			if p.Err != errs[p.Addr] {
 				if p.Err != "" {

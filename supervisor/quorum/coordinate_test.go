@@ -70,3 +70,28 @@ func TestCoordinatorWait(t *testing.T) {
 		t.Errorf("cancelled Wait = %+v, %v", d, err)
 	}
 }
+
+// TestCoordinatorSelf: a peer address that is this node (the same
+// Instance answers) is left out, and does not count as a member.
+func TestCoordinatorSelf(t *testing.T) {
+	srv := &Server{}
+	me := State{ID: "host:4569", Instance: NewInstance(), Phase: PhaseWaiting, UUID: clusterA, Seqno: 9}
+	srv.Set(me)
+	query := func(_ context.Context, addr string, _ Auth) (*State, error) {
+		if addr == "10.0.0.1:4569" {
+			st := srv.State()
+			return &st, nil
+		}
+		return with(node("b", 3), func(s *State) { s.Instance = NewInstance() }), nil
+	}
+	var logs bytes.Buffer
+	c := &Coordinator{Config: &Config{Peers: []string{"10.0.0.1:4569", "10.0.0.2:4569"}, AutoBootstrap: true},
+		Server: srv, Log: slog.New(slog.NewTextHandler(&logs, nil)), Poll: 10 * time.Millisecond, Query: query}
+	d, err := c.Wait(context.Background())
+	if err != nil || d.Action != ActionBootstrap || !strings.Contains(d.Reason, "2 of 2 configured members") {
+		t.Errorf("Wait = %+v, %v; want a bootstrap with 2 of 2", d, err)
+	}
+	if strings.Join(c.Config.Peers, ",") != "10.0.0.2:4569" || !strings.Contains(logs.String(), "is this node") {
+		t.Errorf("peers %v, log:\n%s", c.Config.Peers, logs.String())
+	}
+}

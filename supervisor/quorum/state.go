@@ -36,8 +36,12 @@ const ZeroUUID = "00000000-0000-0000-0000-000000000000"
 type State struct {
 	// ID names the node among its peers: its peer address as configured,
 	// unique in the cluster. It breaks seqno ties.
-	ID    string `json:"id"`
-	Phase Phase  `json:"phase"`
+	ID string `json:"id"`
+	// Instance is random per supervisor run: a peer address that answers
+	// with this node's own Instance is this node (peers listing every
+	// node, or a wildcard peer-address).
+	Instance string `json:"instance,omitempty"`
+	Phase    Phase  `json:"phase"`
 	// Primary: mariadbd runs and is in a Primary Component.
 	Primary bool `json:"primary"`
 	// Bootstrapping: this node decided to bootstrap and is starting so.

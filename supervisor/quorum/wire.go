@@ -85,6 +85,9 @@ func readFrame(r io.Reader, v any) error {
 	return nil
 }
 
+// NewInstance returns a fresh State.Instance.
+func NewInstance() string { return newNonce()[:32] }
+
 func newNonce() string {
 	b := make([]byte, nonceLen)
 	rand.Read(b)
@@ -135,6 +138,8 @@ func (s *State) check() error {
 	switch {
 	case s.ID == "" || len(s.ID) > 256:
 		return errors.New("bad id")
+	case len(s.Instance) > 64:
+		return errors.New("bad instance")
 	case !s.Phase.valid():
 		return fmt.Errorf("bad phase %q", s.Phase)
 	case s.Seqno < -1:
