@@ -17,7 +17,7 @@ import "fmt"
 //	78    ExitConfig            bad command line or option files, datadir lock  no (RestartPreventExitStatus)
 //
 // A stop on request is 0 unless the stop timed out (7), the joiner's SST
-// had failed before it (4), or mariadbd crashed outside an SST (5).
+// had failed before it (4), or a node that was ready crashed (5).
 //
 // A unit should set RestartPreventExitStatus=3 4 6 78 (a failed SST then
 // does not loop; "systemctl restart" still retries it on purpose). A

@@ -36,3 +36,26 @@ func TestStopAfterSSTFailed(t *testing.T) {
 		t.Errorf("error does not carry the SST's: %v", err)
 	}
 }
+
+// TestStopAbortUnready: a node that never joined and dies of SIGABRT when
+// told to stop was stopped, not crashed.
+func TestStopAbortUnready(t *testing.T) {
+	n := startFake(t, "unready-abort", nil)
+	n.waitFile("waiting-term")
+	n.stop()
+	if err := n.result(10 * time.Second); err != nil {
+		t.Fatalf("Run: %v (exit %d), want nil", err, exitCode(err))
+	}
+}
+
+// TestStopCrashWhenReady: a ready node that crashes while stopping exits
+// ExitMariadbd, naming the signal.
+func TestStopCrashWhenReady(t *testing.T) {
+	n := startFake(t, "abort-on-term", nil)
+	n.waitReady()
+	n.stop()
+	err := n.result(10 * time.Second)
+	if code := exitCode(err); code != ExitMariadbd || !strings.Contains(err.Error(), "aborted") {
+		t.Fatalf("exit %d (%v), want %d naming SIGABRT", code, err, ExitMariadbd)
+	}
+}

@@ -162,6 +162,11 @@ func fakeMariadbd(mode string, args []string) int {
 		time.Sleep(100 * time.Millisecond)
 		fmt.Fprintln(os.Stderr, "WSREP: SST failed: 125 (Operation canceled). Aborting.")
 		return 1
+	case "unready-abort":
+		// Never joins; aborts when told to stop, as 10.11 may.
+		write("waiting-term", "")
+		<-sigs
+		abort()
 	case "grandchildren":
 		self, _ := os.Executable()
 		// One in mariadbd's process group (like an SST script) and one
@@ -196,10 +201,20 @@ func fakeMariadbd(mode string, args []string) int {
 			if mode == "ignore-term" {
 				continue
 			}
+			if mode == "abort-on-term" {
+				abort()
+			}
 			say("STOPPING=1\nSTATUS=Shutdown in progress\n")
 			time.Sleep(100 * time.Millisecond)
 			return 0
 		}
 	}
 	return 0
+}
+
+// abort ends the process by SIGABRT, as mariadbd's abort() does: the Go
+// runtime would turn its own SIGABRT into exit status 2, a shell does not.
+func abort() {
+	syscall.Exec("/bin/sh", []string{"sh", "-c", "kill -ABRT $$"}, os.Environ())
+	os.Exit(1)
 }

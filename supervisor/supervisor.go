@@ -948,10 +948,14 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case !r.sstFailedAt.IsZero() && r.sstFailedAt.Before(stopStart):
 			// The SST had failed on its own: the stop only came first.
 			return exitErr(ExitSST, "mariadbd (pid %d) %s while stopping, after its SST had failed: %s", pid, how, r.sstFailed)
-		case r.sstJoiner && !r.ready:
+		case !r.ready:
 			// mariadbd aborts a join cut short by the stop: 10.11 takes
-			// the cancelled SST for done, then dies of SIGABRT.
-			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: its join by SST was aborted by the stop", pid, how))
+			// a cancelled SST for done, then dies of SIGABRT.
+			what := "its join"
+			if r.sstJoiner {
+				what += " by SST"
+			}
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: %s was aborted by the stop", pid, how, what))
 			return nil
 		case ws.Signaled() && crashSignal(ws.Signal()):
 			return exitErr(ExitMariadbd, "mariadbd (pid %d) crashed while stopping: %s", pid, how)

@@ -190,15 +190,15 @@ SST failed must abort; one still running 60 s after a native method reported
 the failure (10.11 hangs there at times) is killed with its group (exit 4).
 
 Exit codes (for Restart= and RestartPreventExitStatus=3 4 6 78):
-  0  stopped on request: however mariadbd ends once told to stop (an
-     SST it aborts for the stop included), but for 4, 5 and 7 below
+  0  stopped on request: however mariadbd ends once told to stop (a join
+     or SST it aborts for the stop included), but for 4, 5 and 7 below
   1  internal or unexpected failure
   2  the Go runtime crashed (a panic, or SIGABRT): restart
   3  position recovery (--wsrep-recover) failed
   4  mariadbd died while joining by SST (a failed SST; do not loop on it),
      or was stopped after its SST had failed
-  5  mariadbd exited or died on its own, or crashed (SIGSEGV, SIGABRT...)
-     while stopping outside an SST
+  5  mariadbd exited or died on its own, or a node that had been ready
+     crashed (SIGSEGV, SIGABRT...) while stopping
   6  --wsrep-new-cluster refused: grastate.dat says safe_to_bootstrap: 0
   7  mariadbd ignored SIGTERM for --stop-timeout and was killed
   78 usage or configuration error (flags, option files, cannot start
