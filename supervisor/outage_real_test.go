@@ -439,7 +439,7 @@ func (o *outage) halfSSTNode3(ctx context.Context) map[string]string {
 		t.Fatal(err)
 	}
 	frozen := o.freezeDonorMidSST(ctx, offs)
-	if err := n3.Kill(); err != nil {
+	if err := o.s.PowerLoss(n3); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range frozen {
@@ -625,4 +625,39 @@ func TestRealOutagePartition(t *testing.T) {
 	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
 	t.Logf("network healed: all 3 Synced %.2f s later; %s", d.Seconds(), o.decisions())
 	o.finish(ctx)
+}
+
+// TestRealOutagePowerFlicker cuts the power twice in a row: every node's
+// whole tree (supervisor, mariadbd, any SST) is killed -9, all restart at
+// once, and at a random moment of that recovery (0-4 s in: recovering,
+// deciding, pc.recovery, IST) the power goes again. The third start must
+// bring the cluster back, GS_OUTAGE_ROUNDS/4 times (at least 2), with every
+// committed row.
+func TestRealOutagePowerFlicker(t *testing.T) {
+	rounds := max(outageRounds(t)/4, 2)
+	o, ctx := outageTest(t, time.Duration(rounds)*2*time.Minute+5*time.Minute, outageOpts{wait: 10 * time.Second})
+	all := o.c.Nodes()
+	powerLoss := func() {
+		if err := o.s.PowerLoss(all...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var times []time.Duration
+	for r := 1; r <= rounds; r++ {
+		o.writesFlow(ctx, 30)
+		powerLoss()
+		if err := o.s.StartAll(ctx, all...); err != nil {
+			t.Fatal(err)
+		}
+		flicker := time.Duration(o.rng.IntN(4000)) * time.Millisecond
+		time.Sleep(flicker)
+		powerLoss()
+		d := o.recover(ctx, 3*time.Minute, all...)
+		times = append(times, d)
+		o.writesFlow(ctx, 30)
+		o.verify(ctx, all...)
+		t.Logf("round %d: power back for %v, then lost again; all 3 Synced %.2f s after the next start; %s", r, flicker, d.Seconds(), o.decisions())
+	}
+	o.stopLoad(ctx, all...)
+	t.Logf("recovery after a power flicker, %d rounds: %s", rounds, durations(times))
 }

@@ -254,3 +254,30 @@ func (s *Supervised) StopAll(ctx context.Context, nodes ...*Node) ([]int, error)
 	}
 	return codes, nil
 }
+
+// PowerLoss kills every process of nodes at once, as a power loss would:
+// all of them (supervisors, mariadbd, SST processes) are SIGSTOPped first,
+// so that none can react to another's death (a supervisor's mariadbd gets
+// SIGTERM when it dies, and would leave the group cleanly), then
+// SIGKILLed. It returns when every node's processes are gone.
+func (s *Supervised) PowerLoss(nodes ...*Node) error {
+	stopped := map[int]bool{}
+	for range 3 { // again for whatever forked meanwhile
+		for _, n := range nodes {
+			for _, pid := range markedPIDs(markerEnv + "=" + n.Dir) {
+				if !stopped[pid] {
+					syscall.Kill(pid, syscall.SIGSTOP)
+					stopped[pid] = true
+				}
+			}
+		}
+	}
+	for pid := range stopped {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	var errs []error
+	for _, n := range nodes {
+		errs = append(errs, n.Kill())
+	}
+	return errors.Join(errs...)
+}
