@@ -113,6 +113,27 @@ func setSafeToBootstrap(datadir string, pos Position, uid, gid int) error {
 	return nil
 }
 
+// repairGrastate rewrites a grastate.dat that a crash cut short (or that
+// is gone) from the position InnoDB recovered, when no SST was under way:
+// Galera reads such a file as uuid 0 and takes a full SST whatever
+// --wsrep_start_position says, where the intact data needs only IST.
+func (r *runner) repairGrastate(datadir string, pos Position) error {
+	if pos.UUID == ZeroUUID || pos.Seqno < 0 || !validUUID(pos.UUID) {
+		return nil
+	}
+	path := filepath.Join(datadir, "grastate.dat")
+	b := fmt.Appendf(nil, "# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   -1\nsafe_to_bootstrap: 0\n", pos.UUID)
+	if err := os.WriteFile(path, b, 0o660); err != nil {
+		return fmt.Errorf("repair grastate: %w", err)
+	}
+	if r.cred != nil {
+		os.Chown(path, int(r.cred.Uid), int(r.cred.Gid))
+	}
+	r.s.log.Info("grastate.dat was unreadable and no SST was under way: rewritten with the recovered cluster UUID, so that the node rejoins by IST from "+pos.String(),
+		slog.String("path", path), slog.String("galera_uuid", pos.UUID), slog.Int64("galera_seqno", pos.Seqno))
+	return nil
+}
+
 // coordination is the supervisor's side of package quorum for one Run.
 type coordination struct {
 	cfg    *quorum.Config

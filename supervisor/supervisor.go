@@ -265,6 +265,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if incomplete == "" && r.grastate == nil && pos != nil {
+			if err := r.repairGrastate(datadir, *pos); err != nil {
+				s.log.Warn(err.Error())
+			}
+		}
 		switch {
 		case pos != nil && pos.Known():
 			args = append(args, "--wsrep_start_position="+pos.String())

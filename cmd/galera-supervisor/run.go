@@ -44,7 +44,9 @@ process and mariadbd runs as its child.
      Nothing is recovered when wsrep_on is off, or when the datadir is empty
      (the node joins by SST). A grastate.dat that does not parse (empty or
      cut short by a crash while Galera rewrote it) counts as seqno -1, and
-     a --wsrep-new-cluster start is then refused (exit 6).
+     a --wsrep-new-cluster start is then refused (exit 6); when no SST was
+     under way it is rewritten from the recovered cluster UUID, since
+     Galera would read it as uuid 0 and take a full SST instead of IST.
   3. Starts mariadbd <defaults> [extra args] in its own process group, with
      NOTIFY_SOCKET set to a socket of the supervisor's and
      GALERA_SUPERVISOR_PROGRESS to the SST progress socket, both in
