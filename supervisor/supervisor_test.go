@@ -481,6 +481,15 @@ func TestBadGrastate(t *testing.T) {
 			if got := err == nil; got != tc.wantRecover {
 				t.Errorf("recovery ran: %v, want %v", got, tc.wantRecover)
 			}
+			if tc.wantRecover {
+				// No SST was under way: rewritten from the recovered
+				// position, or Galera would take a full SST.
+				p, _ := ParsePosition(fakePosition)
+				g, err := ReadGrastate(filepath.Join(n.dir, "data", "grastate.dat"))
+				if err != nil || g.UUID != p.UUID || g.Seqno != SeqnoUnknown || g.SafeToBootstrap {
+					t.Errorf("grastate.dat after the start: %+v, %v; want uuid %s, seqno -1, safe_to_bootstrap 0", g, err, p.UUID)
+				}
+			}
 		})
 	}
 }
