@@ -21,6 +21,25 @@ func TestStopDuringSST(t *testing.T) {
 	}
 }
 
+// TestStopDuringSSTAbortHangs: mariadbd hangs in its abort after the stop
+// cancelled its SST; it is killed after the abort grace rather than at the
+// stop timeout, and the stop still exits 0.
+func TestStopDuringSSTAbortHangs(t *testing.T) {
+	n := startFake(t, "sst-stop-hang", func(c *Config, _ string) {
+		c.AbortGrace = time.Second
+		c.StopTimeout = time.Minute
+	})
+	n.waitFile("in-sst")
+	pid := n.sup.PID()
+	n.stop()
+	if err := n.result(15 * time.Second); err != nil {
+		t.Fatalf("Run: %v (exit %d), want nil", err, exitCode(err))
+	}
+	if alive(pid) {
+		t.Errorf("mariadbd %d still alive", pid)
+	}
+}
+
 // TestStopAfterSSTFailed: an SST that failed on its own before the stop is
 // still a failed SST.
 func TestStopAfterSSTFailed(t *testing.T) {

@@ -144,7 +144,7 @@ func fakeMariadbd(mode string, args []string) int {
 		time.Sleep(500 * time.Millisecond)
 		write("late-sent", "")
 		ev(progress.PhaseDone, 600<<20)
-	case "sst-stop", "sst-fail-slow":
+	case "sst-stop", "sst-stop-hang", "sst-fail-slow":
 		say("STATUS=WSREP state transfer (role joiner) ongoing...\n")
 		r := progress.FromEnv()
 		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseReceiving, Done: 1 << 20, Total: 16 << 20})
@@ -154,10 +154,15 @@ func fakeMariadbd(mode string, args []string) int {
 		}
 		write("in-sst", "")
 		<-sigs
-		if mode == "sst-stop" {
+		if mode != "sst-fail-slow" {
 			// The SST process, SIGTERM'd with mariadbd's group, reports
 			// it was cancelled; mariadbd then aborts as on a failed SST.
 			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseFailed, Err: "joiner cancelled the SST"})
+		}
+		if mode == "sst-stop-hang" {
+			// As 10.11 does at times: every thread waits, SIGTERM too.
+			signal.Ignore(syscall.SIGTERM)
+			select {}
 		}
 		time.Sleep(100 * time.Millisecond)
 		fmt.Fprintln(os.Stderr, "WSREP: SST failed: 125 (Operation canceled). Aborting.")

@@ -697,6 +697,9 @@ func (r *runner) run(ctx context.Context, args []string) error {
 }
 
 const (
+	// stopAbortGrace bounds a joiner's abort after a stop cancelled its
+	// SST: 10.11 aborts at once, or hangs.
+	stopAbortGrace  = 10 * time.Second
 	stopExtendEvery = 10 * time.Second
 	stopExtend      = 30 * time.Second
 )
@@ -797,10 +800,16 @@ func (r *runner) progressEvent(e progress.Event) {
 
 // killHungAbort kills mariadbd when its joiner SST failed and it has not
 // aborted within the grace: a joiner whose SST failed never recovers, and
-// a hung one would hold the unit in "activating" until the start timeout.
+// a hung one would hold the unit in "activating" until the start timeout,
+// or in "deactivating" for the stop timeout when a stop cancelled the SST
+// (the grace is then at most stopAbortGrace). Until its SST is in place
+// mariadbd has opened no data, so a SIGKILL loses nothing.
 func (r *runner) killHungAbort(pid int) {
 	g := r.s.cfg.AbortGrace
-	if r.ready || r.view.stopping || r.abortKilled || r.sstFailedAt.IsZero() || time.Since(r.sstFailedAt) < g {
+	if r.view.stopping {
+		g = min(g, stopAbortGrace)
+	}
+	if r.ready || r.abortKilled || r.sstFailedAt.IsZero() || time.Since(r.sstFailedAt) < g {
 		return
 	}
 	r.abortKilled = true
@@ -959,6 +968,9 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 			what := "its join"
 			if r.sstJoiner {
 				what += " by SST"
+			}
+			if r.abortKilled {
+				what += ", and it was killed, hung in its abort,"
 			}
 			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: %s was aborted by the stop", pid, how, what))
 			return nil

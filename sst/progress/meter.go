@@ -36,10 +36,15 @@ func (m *Meter) Observe(e Event, now time.Time) (advanced bool) {
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
-	if len(m.samples) == 0 || e.Phase != m.last.Phase || e.PID != m.last.PID || e.Done < m.last.Done {
+	if len(m.samples) == 0 || e.Phase != m.last.Phase || e.PID != m.last.PID {
 		advanced = e.Done > 0 || len(m.samples) == 0
 		m.last, m.samples = e, append(m.samples[:0], sample{at, e.Done})
 		return advanced
+	}
+	if e.Done < m.last.Done {
+		// Two counters of one transfer (native-backup's stream and its
+		// extraction) interleave: the lower one is behind, not news.
+		return false
 	}
 	n := len(m.samples)
 	// Stamps out of order (two senders) never make a negative span.

@@ -106,6 +106,30 @@ func TestMeterBurst(t *testing.T) {
 	}
 }
 
+// TestMeterTwoCounters: events of one transfer from two counters a little
+// apart (native-backup's stream bytes and extracted bytes) keep the rate
+// and the bytes shown going, where a reset at each lower count showed no
+// rate, or a spike right after.
+func TestMeterTwoCounters(t *testing.T) {
+	var m Meter
+	t0 := time.Unix(1000, 0)
+	for i := range 40 {
+		at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		done := int64(i) * 5e6 // 50 MB/s
+		if i%2 == 1 {
+			done -= 3e6 // the other counter, behind
+		}
+		m.Observe(Event{Phase: PhaseReceiving, PID: 9, Done: done, Total: 1e9, Time: at}, at)
+		if d := m.Last().Done; i > 0 && d < int64(i-1)*5e6 {
+			t.Fatalf("event %d: shown %d bytes, went back", i, d)
+		}
+	}
+	r, ok := m.Rate()
+	if !ok || r < 45e6 || r > 55e6 {
+		t.Fatalf("rate %.1f MB/s %v, want 50", r/1e6, ok)
+	}
+}
+
 // Events without a time, read together, tell no rate rather than a spike.
 func TestMeterBurstUnstamped(t *testing.T) {
 	var m Meter
