@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
@@ -325,7 +326,8 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	r.view.waiting = true
 	r.say(true)
 	defer func() { r.view.waiting = false }()
-	co := &quorum.Coordinator{Config: c.cfg, Server: c.server, Log: c.log, Record: record}
+	co := &quorum.Coordinator{Config: c.cfg, Server: c.server, Log: c.log, Record: record,
+		Waiting: func(waited time.Duration) { r.waitingForPeers(waited, c.cfg.BootstrapWait) }}
 	d, err := co.Wait(ctx)
 	if err != nil {
 		return false, nil // cancelled: Run stops
@@ -345,6 +347,20 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	}
 	c.log.Info("grastate.dat: safe_to_bootstrap: 1 set for this bootstrap", slog.String("datadir", datadir))
 	return true, nil
+}
+
+// waitingForPeers keeps systemd's start timeout from cutting the wait for
+// peers short: a restart would begin bootstrap-wait anew, and a node
+// waiting for a majority would never get there. Beyond bootstrap-wait the
+// node still cannot decide (no majority): the start is left to time out
+// one window later, and Restart= asks the peers again.
+func (r *runner) waitingForPeers(waited, bootstrapWait time.Duration) {
+	if waited > bootstrapWait {
+		return
+	}
+	if r.keep.Advanced(time.Now()) {
+		r.s.notify(notify.ExtendTimeout(r.keep.Window))
+	}
 }
 
 // joinerSST notes that an SST into this node began: until the node is

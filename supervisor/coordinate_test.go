@@ -1,11 +1,14 @@
 package supervisor
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -66,5 +69,52 @@ func TestIncompleteSST(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, sst.StagingDirName), 0o750)
 	if why := findIncompleteSST(opts); !strings.Contains(why, sst.StagingDirName) {
 		t.Errorf("staging not seen: %q", why)
+	}
+}
+
+// TestWaitForPeersExtendsStart: while the node waits for its peers, the
+// start timeout is extended (a restart would begin bootstrap-wait anew),
+// but only through bootstrap-wait: a node that still cannot decide (here
+// one of two members, no majority) lets the start time out.
+func TestWaitForPeersExtendsStart(t *testing.T) {
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	self, peer := free(), free() // peer: nobody listens there
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const bootstrapWait = 2 * time.Second
+	n := startFake(t, "normal", func(c *Config, datadir string) {
+		writeGrastate(t, datadir, 5, 0)
+		c.LoadOptions = func(context.Context) (Options, error) {
+			return Options{
+				Server: map[string]string{"datadir": datadir, "wsrep-on": "ON", "user": "root"},
+				Supervisor: map[string]string{"peer-address": self, "peers": peer, "peer-secret-file": secret,
+					"bootstrap-wait": strconv.Itoa(int(bootstrapWait / time.Second))},
+			}, nil
+		}
+	})
+	time.Sleep(bootstrapWait + 1500*time.Millisecond)
+	if pid := n.sup.PID(); pid != 0 {
+		t.Fatalf("mariadbd started (pid %d) without a majority", pid)
+	}
+	ext := n.rec.with("EXTEND_TIMEOUT_USEC=400000")
+	if len(ext) < 3 {
+		t.Fatalf("%d extensions while waiting for the peers, want several", len(ext))
+	}
+	// The first comes with the waiting phase; the last by bootstrap-wait
+	// (plus a poll and the Window/4 spacing).
+	if span := ext[len(ext)-1].at.Sub(ext[0].at); span > bootstrapWait+500*time.Millisecond {
+		t.Errorf("extensions went on for %v, past bootstrap-wait %v", span, bootstrapWait)
+	}
+	if since := time.Since(ext[len(ext)-1].at); since < 700*time.Millisecond {
+		t.Errorf("an extension %v ago, %v after the wait ran out", since, bootstrapWait)
 	}
 }

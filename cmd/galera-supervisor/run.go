@@ -111,7 +111,10 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
   fab74ea5fc174868bf2eda932c641fa3 for a bootstrap and
   7a3a6f68340440c8868ffee3ba749561 for a wait; the last one is kept in
   <datadir>/galera-supervisor.decision and "galera-supervisor status" shows
-  it. STATUS= says "waiting for peers" meanwhile. With --wsrep-new-cluster
+  it. STATUS= says "waiting for peers" meanwhile, and the start timeout is
+  extended through bootstrap-wait (a restart would begin the wait anew);
+  a node still without a majority after it lets the start time out, and
+  Restart= asks the peers again. With --wsrep-new-cluster
   the node bootstraps as asked and tells its peers. A bad option exits 78.
   Stale sst_in_progress, wsrep_sst.pid and rsync_sst.pid (their process
   gone) are removed before the start.

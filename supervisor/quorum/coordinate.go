@@ -33,6 +33,9 @@ type Coordinator struct {
 	Poll time.Duration
 	// Query asks one peer; quorum.Query when nil (tests replace it).
 	Query func(ctx context.Context, addr string, auth Auth) (*State, error)
+	// Waiting, when set, is called after each poll that did not end the
+	// wait, with how long Wait has waited.
+	Waiting func(waited time.Duration)
 }
 
 // Record is a decision as persisted for "galera-supervisor status".
@@ -102,6 +105,9 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 				c.Server.Update(func(s *State) { s.Phase = PhaseStarting })
 			}
 			return d, nil
+		}
+		if c.Waiting != nil {
+			c.Waiting(in.Waited)
 		}
 		select {
 		case <-ctx.Done():
