@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GS_SYSTEMDTEST_HELPER") == "notify" {
 		os.Exit(notifyHelper())
 	}
+	if os.Getenv("GS_SYSTEMDTEST_HELPER") == "journal" {
+		os.Exit(journalHelper())
+	}
 	code := m.Run()
 	removeBinaries()
 	os.Exit(code)
@@ -34,6 +37,21 @@ func sdNotify(msg string) error {
 	defer c.Close()
 	_, err = c.Write([]byte(msg))
 	return err
+}
+
+// helperPath is where installHelper puts the test binary in a machine.
+const helperPath = "/opt/gs-test/helper"
+
+// installHelper copies the test binary into m, to run there as a helper.
+func installHelper(t testing.TB, m *Machine) {
+	t.Helper()
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteFile(helperPath, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func notifyHelper() int {
@@ -99,13 +117,7 @@ func TestSystemdHarness(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	self, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WriteFile("/opt/gs-test/helper", self, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	installHelper(t, m)
 	unitText := func(readyAfter, timeout string) string {
 		return fmt.Sprintf(`[Service]
 Type=notify

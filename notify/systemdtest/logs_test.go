@@ -15,7 +15,16 @@ import (
 // journalEntries reads journalctl -o json with the given match arguments.
 func (r *rig) journalEntries(ctx context.Context, args ...string) []map[string]any {
 	r.t.Helper()
-	out := r.exec(ctx, append([]string{"journalctl", "--no-pager", "-o", "json"}, args...)...)
+	return journalEntries(ctx, r.t, r.m, args...)
+}
+
+// journalEntries reads m's journalctl -o json with the given arguments.
+func journalEntries(ctx context.Context, t testing.TB, m *Machine, args ...string) []map[string]any {
+	t.Helper()
+	out, err := m.Exec(ctx, append([]string{"journalctl", "--no-pager", "-o", "json"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var es []map[string]any
 	for _, l := range strings.Split(out, "\n") {
 		var e map[string]any
