@@ -3,7 +3,6 @@ package systemdtest
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,19 +46,10 @@ func TestSystemdJournalFields(t *testing.T) {
 	r := newRig(t, "gs-logs")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	catalog, err := os.ReadFile("../../packaging/galera-supervisor.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.write("/usr/lib/systemd/catalog/galera-supervisor.catalog", string(catalog))
-	r.exec(ctx, "journalctl", "--update-catalog")
+	r.installCatalog(ctx)
 
 	n1, n2 := newNode(1), newNode(2)
-	r.setup(ctx, []node{n1, n2}, nil, `[Service]
-Restart=no
-ExecStart=
-ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-supervisor/%i.cnf --stop-timeout=40s $_WSREP_NEW_CLUSTER
-`)
+	r.setup(ctx, []node{n1, n2}, nil, "[Service]\nRestart=no\n"+nodeExec)
 	r.bootstrap(ctx, n1)
 	if out, err := r.m.Systemctl(ctx, "start", n2.unit); err != nil {
 		t.Fatalf("start %s: %v\n%s\n%s", n2.unit, err, out, r.m.Journal(ctx, n2.unit))

@@ -3,7 +3,6 @@ package systemdtest
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,19 +21,10 @@ func TestSystemdQuorum(t *testing.T) {
 	r := newRig(t, "gs-quorum")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	catalog, err := os.ReadFile("../../packaging/galera-supervisor.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.write("/usr/lib/systemd/catalog/galera-supervisor.catalog", string(catalog))
-	r.exec(ctx, "journalctl", "--update-catalog")
+	r.installCatalog(ctx)
 
 	n1, n2 := newNode(1), newNode(2)
-	r.setup(ctx, []node{n1, n2}, nil, `[Service]
-Restart=no
-ExecStart=
-ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-supervisor/%i.cnf --stop-timeout=40s $_WSREP_NEW_CLUSTER
-`)
+	r.setup(ctx, []node{n1, n2}, nil, "[Service]\nRestart=no\n"+nodeExec)
 	const secret = "/etc/mysql/galera-supervisor/peer-secret"
 	r.write(secret, "a secret shared by the two supervisors\n")
 	r.exec(ctx, "chown", "mysql:mysql", secret)

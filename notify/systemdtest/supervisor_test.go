@@ -151,6 +151,21 @@ func (r *rig) run(t *testing.T, name string, f func(t *testing.T)) bool {
 	})
 }
 
+// nodeExec is the drop-in's ExecStart for the node units: each instance
+// reads its own option file, and a stop that hangs fails within the test.
+const nodeExec = "ExecStart=\n" + `ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-supervisor/%i.cnf --stop-timeout=40s $_WSREP_NEW_CLUSTER` + "\n"
+
+// installCatalog puts the journald catalog in place, as the package does.
+func (r *rig) installCatalog(ctx context.Context) {
+	r.t.Helper()
+	catalog, err := os.ReadFile("../../packaging/galera-supervisor.catalog")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.write("/usr/lib/systemd/catalog/galera-supervisor.catalog", string(catalog))
+	r.exec(ctx, "journalctl", "--update-catalog")
+}
+
 func (r *rig) write(path, data string) {
 	r.t.Helper()
 	if err := r.m.WriteFile(path, []byte(data), 0o644); err != nil {
@@ -316,9 +331,7 @@ func TestSystemdSupervisor(t *testing.T) {
 TimeoutStartSec=20
 TimeoutStopSec=60
 Restart=no
-ExecStart=
-ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-supervisor/%i.cnf --stop-timeout=40s $_WSREP_NEW_CLUSTER
-`
+` + nodeExec
 	r.setup(ctx, []node{n1, n2}, nil, dropIn)
 
 	r.run(t, "bootstrap", func(t *testing.T) {
@@ -568,9 +581,7 @@ func TestSystemdSupervisorStall(t *testing.T) {
 TimeoutStartSec=20
 TimeoutStopSec=60
 Restart=no
-ExecStart=
-ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-supervisor/%i.cnf --stop-timeout=40s $_WSREP_NEW_CLUSTER
-`
+` + nodeExec
 	// [sst] as shipped: the joiner's transfer-idle-timeout (120 s) is
 	// longer than the window, so systemd's timeout is what ends the start.
 	r.setup(ctx, []node{n1, n2}, nil, dropIn)
