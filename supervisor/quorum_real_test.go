@@ -32,30 +32,8 @@ func TestRealQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := []*galeratest.Node{c.Node(1), c.Node(2), c.Node(3)}
-	sups := make([]*supervised, 3)
-	sds := make([]*systemdSocket, 3)
-	start := func(i int, args ...string) {
-		sds[i] = newSystemdSocket(t)
-		sups[i] = startSupervisor(t, nodes[i], sds[i], args...)
-	}
-	// READY=1 comes once the node is Synced.
-	waitAll := func(which ...int) {
-		t.Helper()
-		for _, i := range which {
-			if _, err := sds[i].waitFor(ctx, "READY=1", sups[i].exited); err != nil {
-				b, _ := os.ReadFile(sups[i].log)
-				t.Fatalf("node%d: %v\n%s", i+1, err, b)
-			}
-		}
-	}
-	decision := func(i int) quorum.Action {
-		t.Helper()
-		r, err := quorum.ReadRecord(nodes[i].DataDir)
-		if err != nil || r == nil {
-			t.Fatalf("node%d: no decision: %v", i+1, err)
-		}
-		return r.Action
-	}
+	q := newQuorumRun(t, ctx, nodes)
+	sups, start, waitAll, decision, write, checkRows := q.sups, q.start, q.waitAll, q.decision, q.write, q.checkRows
 	killAll := func(which ...int) {
 		t.Helper()
 		for _, i := range which {
@@ -71,26 +49,6 @@ func TestRealQuorum(t *testing.T) {
 			}
 		}
 	}
-	rows := 0
-	write := func(n int) {
-		t.Helper()
-		for range n {
-			rows++
-			if err := nodes[rows%3].Exec(ctx, "INSERT INTO gs.q VALUES (?)", rows); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	checkRows := func() {
-		t.Helper()
-		for i, n := range nodes {
-			got, err := n.QueryString(ctx, "SELECT COUNT(*) FROM gs.q")
-			if err != nil || got != fmt.Sprint(rows) {
-				t.Errorf("node%d: %s rows (%v), want %d", i+1, got, err, rows)
-			}
-		}
-	}
-
 	// A new cluster, by hand as always.
 	start(0, "--wsrep-new-cluster")
 	waitAll(0)
@@ -218,6 +176,82 @@ func TestRealQuorum(t *testing.T) {
 	for _, i := range []int{2, 1, 0} {
 		if code := sups[i].stop(t, 2*time.Minute); code != ExitOK {
 			t.Errorf("node%d: exit %d", i+1, code)
+		}
+	}
+}
+
+// quorumRun runs the supervisors of a cluster's nodes, here as root to
+// hear their READY=1, and counts the rows a test writes to them.
+type quorumRun struct {
+	t     *testing.T
+	ctx   context.Context
+	nodes []*galeratest.Node
+	sups  []*supervised // by node index; start replaces them
+	sds   []*systemdSocket
+	rows  int
+}
+
+func newQuorumRun(t *testing.T, ctx context.Context, nodes []*galeratest.Node) *quorumRun {
+	return &quorumRun{t: t, ctx: ctx, nodes: nodes, sups: make([]*supervised, len(nodes)), sds: make([]*systemdSocket, len(nodes))}
+}
+
+// start starts node index i's supervisor.
+func (q *quorumRun) start(i int, args ...string) {
+	q.sds[i] = newSystemdSocket(q.t)
+	q.sups[i] = startSupervisor(q.t, q.nodes[i], q.sds[i], args...)
+}
+
+// waitAll waits for each node's READY=1, which comes once it is Synced.
+func (q *quorumRun) waitAll(which ...int) {
+	q.t.Helper()
+	for _, i := range which {
+		if _, err := q.sds[i].waitFor(q.ctx, "READY=1", q.sups[i].exited); err != nil {
+			b, _ := os.ReadFile(q.sups[i].log)
+			q.t.Fatalf("node%d: %v\n%s", i+1, err, b)
+		}
+	}
+}
+
+// decision is node index i's last recorded decision.
+func (q *quorumRun) decision(i int) quorum.Action {
+	q.t.Helper()
+	r, err := quorum.ReadRecord(q.nodes[i].DataDir)
+	if err != nil || r == nil {
+		q.t.Fatalf("node%d: no decision: %v", i+1, err)
+	}
+	return r.Action
+}
+
+// write inserts n rows into gs.q, in turn on the nodes of the indexes
+// given (every node when none).
+func (q *quorumRun) write(n int, on ...int) {
+	q.t.Helper()
+	if len(on) == 0 {
+		for i := range q.nodes {
+			on = append(on, i)
+		}
+	}
+	for range n {
+		q.rows++
+		if err := q.nodes[on[q.rows%len(on)]].Exec(q.ctx, "INSERT INTO gs.q VALUES (?)", q.rows); err != nil {
+			q.t.Fatal(err)
+		}
+	}
+}
+
+// checkRows checks that the nodes of the indexes given (every node when
+// none) hold every row written.
+func (q *quorumRun) checkRows(which ...int) {
+	q.t.Helper()
+	if len(which) == 0 {
+		for i := range q.nodes {
+			which = append(which, i)
+		}
+	}
+	for _, i := range which {
+		got, err := q.nodes[i].QueryString(q.ctx, "SELECT COUNT(*) FROM gs.q")
+		if err != nil || got != fmt.Sprint(q.rows) {
+			q.t.Errorf("node%d: %s rows (%v), want %d", i+1, got, err, q.rows)
 		}
 	}
 }

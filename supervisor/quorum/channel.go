@@ -119,7 +119,8 @@ func (s *Server) warnAuth(addr net.Addr, err error) {
 	}
 	s.mu.Unlock()
 	if !ok || time.Since(last) > time.Minute {
-		s.log.Warn("peer refused", slog.String("peer", addr.String()), slog.Any("error", err))
+		// Text logs show the message alone: it names the peer and why.
+		s.log.Warn("peer "+addr.String()+" refused: "+err.Error(), slog.String("peer", addr.String()), slog.Any("error", err))
 	}
 }
 
@@ -127,6 +128,11 @@ func (s *Server) answer(c net.Conn) error {
 	c.SetDeadline(time.Now().Add(exchangeTimeout))
 	if tc, ok := c.(*tls.Conn); ok {
 		if err := tc.Handshake(); err != nil {
+			var ve *tls.CertificateVerificationError
+			if errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
+				pc := ve.UnverifiedCertificates[0]
+				return fmt.Errorf("%w: TLS: peer certificate %q (issuer %q): %v", ErrAuth, pc.Subject.CommonName, pc.Issuer.CommonName, ve.Err)
+			}
 			return fmt.Errorf("%w: TLS: %v", ErrAuth, err)
 		}
 	}
@@ -175,6 +181,12 @@ func Query(ctx context.Context, addr string, auth Auth) (*State, error) {
 	}
 	var h hello
 	if err := readFrame(c, &h); err != nil {
+		// Under TLS 1.3 the server judges our certificate after our
+		// handshake is done: its refusal is an alert on the first read.
+		var oe *net.OpError
+		if auth.ClientTLS != nil && errors.As(err, &oe) && oe.Op == "remote error" {
+			return nil, fmt.Errorf("%w: TLS: the peer refused this node's certificate ([sst] tcert): %v", ErrAuth, oe)
+		}
 		return nil, err
 	}
 	if h.V != protoVersion || !validNonce(h.Nonce) {
@@ -228,7 +240,11 @@ func NewTLS(cert, key, ca string) (server, client *tls.Config, err error) {
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
 	// Peers are addressed by IP, which certificates rarely name: the chain
 	// is what is checked, as for SST.
-	client = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}, InsecureSkipVerify: true,
+	// The client certificate is sent whatever CAs the server names: left to
+	// choose, crypto/tls sends none from another CA, and the peer could
+	// only say that none came.
+	client = &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil },
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("peer presented no certificate")

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
 
 func serve(t *testing.T, auth Auth, st State) string {
@@ -133,11 +135,7 @@ func TestQueryTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, caKey := newCA(t, dir, "ca")
 	certFile, keyFile := newCert(t, dir, "node", ca, caKey)
-	s, c, err := NewTLS(certFile, keyFile, filepath.Join(dir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := Auth{ServerTLS: s, ClientTLS: c}
+	auth := tlsAuth(t, certFile, keyFile, filepath.Join(dir, "ca.pem"))
 	addr := serve(t, auth, sample)
 	got, err := Query(context.Background(), addr, auth)
 	if err != nil || got.Seqno != 42 {
@@ -147,16 +145,57 @@ func TestQueryTLS(t *testing.T) {
 	// A certificate from another CA is refused.
 	other, otherKey := newCA(t, dir, "other")
 	oc, ok := newCert(t, dir, "intruder", other, otherKey)
-	s2, c2, err := NewTLS(oc, ok, filepath.Join(dir, "other.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Query(context.Background(), addr, Auth{ServerTLS: s2, ClientTLS: c2}); err == nil {
+	if _, err := Query(context.Background(), addr, tlsAuth(t, oc, ok, filepath.Join(dir, "other.pem"))); err == nil {
 		t.Error("a client of another CA was answered")
 	}
 	if _, _, err := NewTLS(certFile, keyFile, ""); err == nil || !strings.Contains(err.Error(), "CA") {
 		t.Errorf("NewTLS without a CA: %v", err)
 	}
+}
+
+// TestQueryTLSOtherCA: a node whose certificate another CA signed, the
+// cluster's CA kept, is told its peer refused its certificate, and the
+// peer's log names that certificate and the reason, not "no certificate".
+func TestQueryTLSOtherCA(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t, dir, "ca")
+	certFile, keyFile := newCert(t, dir, "node", ca, caKey)
+	log := logtest.NewRecorder()
+	srv, err := Listen("127.0.0.1:0", tlsAuth(t, certFile, keyFile, filepath.Join(dir, "ca.pem")), log.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Set(sample)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+
+	other, otherKey := newCA(t, dir, "other")
+	oc, ok := newCert(t, dir, "intruder", other, otherKey)
+	_, err = Query(ctx, srv.Addr().String(), tlsAuth(t, oc, ok, filepath.Join(dir, "ca.pem")))
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "refused this node's certificate") {
+		t.Errorf("Query with a certificate of another CA: %v, want the peer's refusal of it", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	// The message alone, as the supervisor's text log shows it.
+	got := strings.Join(log.Messages(), "\n")
+	for _, want := range []string{"peer 127.0.0.1:", "refused", `"intruder" (issuer "other")`, "unknown authority"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("server log lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func tlsAuth(t *testing.T, cert, key, ca string) Auth {
+	t.Helper()
+	s, c, err := NewTLS(cert, key, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Auth{ServerTLS: s, ClientTLS: c}
 }
 
 func TestListenNeedsAuth(t *testing.T) {
