@@ -1,6 +1,11 @@
 package supervisor
 
-import "fmt"
+import (
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
 
 // Exit codes of "galera-supervisor run", chosen so that a unit's Restart=
 // and RestartPreventExitStatus= can tell a node worth restarting from one
@@ -49,4 +54,74 @@ func (e *ExitError) ExitCode() int { return e.Code }
 
 func exitErr(code int, format string, args ...any) error {
 	return &ExitError{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) error {
+	s := r.s
+	ps := cmd.ProcessState
+	pid := cmd.Process.Pid
+	// Whatever mariadbd left behind: SST scripts in its group, orphans
+	// re-parented to us. None may outlive it.
+	delete(keep, pid)
+	killLeftovers(pid, keep, 5*time.Second, s.log)
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	how := ps.String()
+	if r.view.stopping {
+		switch {
+		case ws.Signaled() && ws.Signal() == syscall.SIGKILL && time.Since(stopStart) >= s.cfg.StopTimeout:
+			return exitErr(ExitStopTimeout, "mariadbd (pid %d) did not stop within %v after SIGTERM: killed", pid, s.cfg.StopTimeout)
+		case ps.Success():
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) stopped cleanly", pid))
+			return nil
+		case !r.sstFailedAt.IsZero() && r.sstFailedAt.Before(stopStart):
+			// The SST had failed on its own: the stop only came first.
+			return exitErr(ExitSST, "mariadbd (pid %d) %s while stopping, after its SST had failed: %s", pid, how, r.sstFailed)
+		case !r.ready:
+			// mariadbd aborts a join cut short by the stop: 10.11 takes
+			// a cancelled SST for done, then dies of SIGABRT.
+			what := "its join"
+			if r.sstJoiner {
+				what += " by SST"
+			}
+			if r.abortKilled {
+				what += ", and it was killed, hung in its abort,"
+			}
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: %s was aborted by the stop", pid, how, what))
+			return nil
+		case ws.Signaled() && crashSignal(ws.Signal()):
+			return exitErr(ExitMariadbd, "mariadbd (pid %d) crashed while stopping: %s", pid, how)
+		}
+		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how))
+		return nil
+	}
+	if r.abandoned != "" {
+		return exitErr(ExitMariadbd, "mariadbd (pid %d) killed: %s; a restart decides again", pid, r.abandoned)
+	}
+	// Died before Synced after an SST began for it: the SST failed, or the
+	// node could not start from what it received. Either way restarting
+	// would only run another full SST, hence its own code.
+	if r.joining() || !r.ready && r.sstFailed != "" {
+		msg := " while joining by SST"
+		if r.sstJoinerEnded {
+			msg = " after its SST ended, before Synced"
+		}
+		if r.sstFailed != "" {
+			msg += ": " + r.sstFailed
+		}
+		return exitErr(ExitSST, "mariadbd (pid %d) %s%s", pid, how, msg)
+	}
+	if ps.Success() && r.ready {
+		s.log.Info(fmt.Sprintf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid))
+		return nil
+	}
+	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)
+}
+
+// crashSignal tells a crash from an end by request (SIGTERM, SIGKILL).
+func crashSignal(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGILL, syscall.SIGFPE, syscall.SIGABRT:
+		return true
+	}
+	return false
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
@@ -136,4 +138,87 @@ func (s *Supervisor) watch(ctx context.Context) (<-chan struct{}, func(), error)
 	case <-done:
 	}
 	return w.Changed(), func() { cancel(); <-done }, nil
+}
+
+// reloadOptions reads the option files again. An edit that does not read,
+// or that newProblems refuses, leaves the configuration as it was; else
+// [sst] applies to the next SST and a server group needs a restart. With
+// forward (SIGHUP), mariadbd gets a SIGHUP too.
+func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool) {
+	s := r.s
+	o, err := s.loadOptions(ctx)
+	var bad []string
+	if err == nil && o.Files != nil {
+		bad = newProblems(r.opts.Files, o.Files)
+	}
+	switch {
+	case err != nil:
+		s.log.Warn(fmt.Sprintf("option files: %v; keeping the last good configuration", err))
+	case len(bad) > 0:
+		for _, p := range bad {
+			s.log.Warn("option files: " + p + "; keeping the last good configuration")
+		}
+	default:
+		// The snapshot first: once logged, the next SST has it.
+		if r.snapshot != "" && o.Files != nil {
+			if err := writeSnapshot(r.snapshot, r.started, o.Files, r.cred); err != nil {
+				s.log.Error(fmt.Sprintf("%v; the next SST reads the options of before", err))
+			}
+		}
+		r.logChanges(r.opts, o)
+		if !mapsEqual(r.opts.Client, o.Client) || r.opts.Server["socket"] != o.Server["socket"] {
+			s.log.Info("reload: health check credentials or socket changed; using the new ones")
+			h := s.cfg.NewHealth(o)
+			r.healthMu.Lock()
+			old := r.health
+			r.health = h
+			r.healthMu.Unlock()
+			old.Close()
+		}
+		r.opts = o
+	}
+	if !forward {
+		return
+	}
+	// mariadbd's SIGHUP flushes logs, privileges and caches, what
+	// ExecReload=kill -HUP $MAINPID did in the stock unit (logrotate relies
+	// on it). Before mariadbd installs its handler SIGHUP would kill it, so
+	// it is forwarded only once the server answers queries.
+	if r.view.sqlUp && !r.view.stopping {
+		if err := cmd.Process.Signal(syscall.SIGHUP); err == nil {
+			s.log.Info(fmt.Sprintf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid))
+		}
+	} else {
+		s.log.Info("reload: SIGHUP not forwarded: mariadbd does not answer queries yet")
+	}
+}
+
+func diffOptions(a, b map[string]string) []string {
+	var out []string
+	for k, v := range b {
+		if old, ok := a[k]; !ok {
+			out = append(out, fmt.Sprintf("%s added: %q", k, v))
+		} else if old != v {
+			out = append(out, fmt.Sprintf("%s changed: %q -> %q", k, old, v))
+		}
+	}
+	for k, v := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, fmt.Sprintf("%s removed (was %q)", k, v))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,129 @@
+package supervisor
+
+import (
+	"fmt"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+)
+
+// Watching SSTs: progress events, SST processes, a hung abort.
+
+// liveness phases are those without byte counts: any event is progress.
+func livenessPhase(p string) bool {
+	return p == progress.PhasePreparing || p == progress.PhaseVerifying || p == progress.PhaseMoving
+}
+
+func (r *runner) progressEvent(e progress.Event) {
+	s := r.s
+	now := time.Now()
+	if r.view.meter.Late(e) {
+		// A tick sent before the SST's next phase, read after it.
+		return
+	}
+	prev := r.view.meter.Last().Phase
+	first := r.view.lastProg.IsZero()
+	advanced := r.view.meter.Observe(e, now)
+	r.view.lastProg, r.view.progRole = now, e.Role
+	if first || e.Phase != prev {
+		advanced = true
+		s.log.Info(fmt.Sprintf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer),
+			slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
+	}
+	if livenessPhase(e.Phase) {
+		advanced = true
+	}
+	if e.Role == "joiner" {
+		r.joinerSST()
+		switch e.Phase {
+		case progress.PhaseDone:
+			r.sstJoinerDone = true
+		case progress.PhaseFailed:
+			r.sstFailed = e.Err
+			if r.sstFailedAt.IsZero() {
+				// When the SST said so, not when we read it: a stop
+				// requested in between did not cause the failure.
+				r.sstFailedAt = now
+				if !e.Time.IsZero() && e.Time.Before(now) {
+					r.sstFailedAt = e.Time
+				}
+			}
+			s.log.Error("SST joiner failed: "+e.Err, slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
+		}
+	}
+	if advanced && !r.ready && !r.view.stopping && e.Phase != progress.PhaseFailed && r.keep.Advanced(now) {
+		s.notify(notify.ExtendTimeout(r.keep.Window))
+	}
+	r.say(e.Phase != prev)
+}
+
+// killHungAbort kills mariadbd when its joiner SST failed and it has not
+// aborted within the grace: a joiner whose SST failed never recovers, and
+// a hung one would hold the unit in "activating" until the start timeout,
+// or in "deactivating" for the stop timeout when a stop cancelled the SST
+// (the grace is then at most stopAbortGrace). Until its SST is in place
+// mariadbd has opened no data, so a SIGKILL loses nothing.
+func (r *runner) killHungAbort(pid int) {
+	g := r.s.cfg.AbortGrace
+	if r.view.stopping {
+		g = min(g, stopAbortGrace)
+	}
+	if r.ready || r.abortKilled || r.sstFailedAt.IsZero() || time.Since(r.sstFailedAt) < g {
+		return
+	}
+	r.abortKilled = true
+	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g))
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// scanSST notes an SST method running below mariadbd.
+func (r *runner) scanSST(pid int) {
+	role, method, ok := sstProcess(pid)
+	if ok == r.view.sstRunning && role == r.view.sstRole {
+		return
+	}
+	if ok {
+		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s running", role, method))
+		if role == "joiner" && !r.ready {
+			r.joinerSST()
+		}
+	} else if r.view.sstRunning {
+		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod))
+		if r.view.sstRole == "joiner" {
+			r.sstJoinerEnded = true
+		}
+	}
+	r.view.sstRunning, r.view.sstRole, r.view.sstMethod = ok, role, method
+	r.say(true)
+}
+
+// lastProgress handles the events sent before mariadbd exited: its SST's
+// failure, sent just before, decides the exit code.
+func (r *runner) lastProgress() {
+	if r.progress == nil {
+		return
+	}
+	if err := r.syncProgress(); err != nil {
+		r.s.log.Warn(err.Error())
+	}
+	for {
+		select {
+		case e, ok := <-r.progress:
+			if !ok {
+				return
+			}
+			r.progressEvent(e)
+		default:
+			return
+		}
+	}
+}
+
+// joining: a joiner SST began and the node has not yet been ready.
+func (r *runner) joining() bool { return !r.ready && r.sstJoiner && !r.sstJoinerDone }
