@@ -31,350 +31,196 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	if err != nil {
 		return err
 	}
-	peer := "joiner " + addr.HostPort()
 	sess, err := transfer.Dial(ctx, addr, secret, opts)
 	if err != nil {
-		return classify(err, "connect to "+peer)
+		return classify(err, "connect to joiner "+addr.HostPort())
 	}
 	defer sess.Close()
-	peer = sess.Peer()
-	fail := func(err error) error {
-		sess.Abort(err)
-		return err
-	}
-
+	d := &donor{ctx: ctx, s: s, sess: sess, peer: sess.Peer(), streams: cmp.Or(opts.Streams, transfer.DefaultStreams)}
 	if s.Args.Bypass {
-		st, err := gtidState(s)
-		if err != nil {
-			return fail(err)
-		}
-		s.Log.Info(fmt.Sprintf("IST possible: sending only the state %s to %s (bypass)", st, peer))
-		if err := sess.Send("hello", hello{Version: protocolVersion, Bypass: true, State: st.String()}); err != nil {
-			return classify(err, "send to "+peer)
-		}
-		if err := sess.Expect(ctx, "verified", nil); err != nil {
-			return classify(err, peer)
-		}
-		return s.Proto.Done(st)
+		return d.bypass()
 	}
+	return d.run()
+}
 
-	d := newDirs(s)
-	n, err := maxBinlogs(s)
-	if err != nil {
-		return fail(err)
-	}
-	_, index := s.Binlog()
-	binlogs, err := lastBinlogs(s.Datadir, index, n)
-	if err != nil {
-		return fail(err)
-	}
-	files, err := listFiles(d, binlogs, s.Log)
-	if err != nil {
-		return fail(err)
-	}
-	var total int64
-	for _, f := range files {
-		total += f.Size
-	}
-	s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(files), mb(total), peer, cmp.Or(opts.Streams, transfer.DefaultStreams)))
-	payload := total
-	sess.SetTotal(total)
-	if err := sess.Send("hello", hello{Version: protocolVersion, Total: total, Files: len(files)}); err != nil {
-		return classify(err, "send to "+peer)
-	}
-	var p plan
-	if err := sess.Expect(ctx, "plan", &p); err != nil {
-		return classify(err, peer)
-	}
-	delta := map[string]deltaFile{}
-	for _, df := range p.Delta {
-		delta[df.Name] = df
-	}
-	if len(delta) > 0 {
-		s.Log.Info(fmt.Sprintf("delta mode: %s holds %d of the files already", peer, len(delta)))
-	}
+// donor is one SST's sending side: the passes over the datadir and what
+// they learned about each file.
+type donor struct {
+	ctx     context.Context
+	s       *sst.Session
+	sess    *transfer.Session
+	peer    string
+	streams int
 
-	sent := map[string]int64{} // name → size announced
+	dirs    dirs
+	binlogs []string
+	files   []*file // the first listing
+	total   int64   // the first listing's bytes
+	payload int64   // what goes over the wire (total less redo holes)
+
+	delta  map[string]deltaFile // the joiner's copies, by name
+	sent   map[string]int64     // name → size announced
+	byName map[string]*file     // every file seen, by name
+	// current is the last listing's files, in pending's order: the
+	// locked pass's is the snapshot.
+	current []*file
 	// Before the lock a file may vanish (DROP, RENAME, TRUNCATE); under it
 	// DDL waits, so the locked pass's listing is the snapshot.
-	underLock := false
-	// openFor opens f for sending and notes what it looked like then; nil
-	// without error when it vanished before the lock.
-	openFor := func(f *file) (*os.File, error) {
-		fh, err := os.Open(f.Path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && !underLock {
-				return nil, nil // dropped or renamed meanwhile; the locked pass lists anew
-			}
-			return nil, sst.Errorf(sst.EIO, "%s: open %s: %w", s.Method, f.Path, err)
-		}
-		fi, err := fh.Stat()
-		if err != nil {
-			fh.Close()
-			return nil, sst.Errorf(sst.EIO, "%s: stat %s: %w", s.Method, f.Path, err)
-		}
-		f.Read = time.Now()
-		f.Size, f.MTime = fi.Size(), fi.ModTime()
-		return fh, nil
-	}
-	// patch sends the blocks of f (open as fh, hashed as mine) that differ
-	// from the joiner's copy theirs, and returns the bytes sent.
-	patch := func(f *file, fh *os.File, mine []string, theirs deltaFile, only []transfer.Range) (int64, error) {
-		ranges := rangesFrom(f.Size, mine, theirs)
-		if only != nil {
-			ranges = intersect(ranges, only)
-		}
-		sent[f.Name] = f.Size
-		n := rangeBytes(ranges)
-		if len(ranges) == 0 && theirs.Size == f.Size {
-			fh.Close()
-			return 0, nil
-		}
-		return n, classify(sess.SendRanges(ctx, f.Name, fh, ranges, f.Size), "send "+f.Name+" to "+peer)
-	}
-	sendPatch := func(f *file, theirs deltaFile) (int64, error) {
-		fh, err := openFor(f)
-		if err != nil || fh == nil {
-			return 0, err
-		}
-		mine, err := hashHandle(fh, f.Size, nil)
-		if err != nil {
-			fh.Close()
-			return 0, sst.Errorf(sst.EIO, "%s: read %s: %w", s.Method, f.Path, err)
-		}
-		return patch(f, fh, mine, theirs, nil)
-	}
-	// redoLimit is the part of redo log f that matters: its live part, in
-	// whole blocks, or nil (everything) when the scan fails.
-	redoLimit := func(f *file, fh *os.File) ([]transfer.Range, redoLive) {
-		live, err := liveRedo(fh, f.Size)
-		if err == nil && underLock && !live.Clean {
-			// Under the lock the log stands still; an end that is not the
-			// server's marker is not to be trusted. (Before the lock a
-			// write in progress explains it, and the locked pass repairs.)
-			err = fmt.Errorf("scan ended at LSN %d without the end marker", live.End)
-		}
-		if err != nil {
-			s.Log.Info(fmt.Sprintf("%s: sending or comparing it whole: %v", f.Name, err))
-			return nil, live
-		}
-		return live.rounded(f.Size, redoUnit), live
-	}
-	send := func(f *file, useDelta bool) error {
-		df, hasDelta := delta[f.Name]
-		if hasDelta && useDelta {
-			_, err := sendPatch(f, df)
-			return err
-		}
-		fh, err := openFor(f)
-		if err != nil || fh == nil {
-			return err
-		}
-		sent[f.Name] = f.Size
-		if f.Redo && !hasDelta {
-			if only, live := redoLimit(f, fh); only != nil {
-				f.Sparse = true
-				payload -= f.Size - rangeBytes(only)
-				sess.SetTotal(payload) // for progress; the joiner's space check took the whole
-				s.Log.Info(fmt.Sprintf("%s: sending its live part only, LSN %d to %d (%s of %s)", f.Name, live.Checkpoint, live.End, mb(rangeBytes(only)), mb(f.Size)))
-				return classify(sess.SendSparse(ctx, f.Name, fh, only, f.Size), "send "+f.Name+" to "+peer)
-			}
-		}
-		return classify(sess.SendFile(ctx, f.Name, fh), "send "+f.Name+" to "+peer)
-	}
+	underLock bool
+}
 
-	// resend sends files again after they changed: those the joiner
-	// already holds a copy of, and big enough to be worth it, as a patch of
-	// the blocks that differ from that copy; the rest whole.
-	const patchMin = 4 << 20
-	resend := func(fs []*file) (int64, error) {
-		var cand, whole []*file
-		for _, f := range fs {
-			if _, had := sent[f.Name]; had && f.Size >= patchMin {
-				cand = append(cand, f)
-			} else {
-				whole = append(whole, f)
-			}
-		}
-		var bytes int64
-		if len(cand) > 0 {
-			// Hash our side while the joiner hashes its copy.
-			var names []string
-			handles := map[*file]*os.File{}
-			// A redo log sent sparse is compared within its live part only:
-			// the joiner holds zeros elsewhere, which recovery never reads.
-			limits := map[*file][]transfer.Range{}
-			defer func() {
-				for _, f := range cand {
-					if l := limits[f]; l != nil {
-						s.Log.Info(fmt.Sprintf("%s: compared its live part only (%s)", f.Name, mb(rangeBytes(l))))
-					}
-				}
-			}()
-			for _, f := range cand {
-				fh, err := openFor(f)
-				if err != nil {
-					for _, h := range handles {
-						h.Close()
-					}
-					return 0, err
-				}
-				if fh != nil {
-					handles[f] = fh
-					names = append(names, f.Name)
-					if f.Sparse {
-						limits[f], _ = redoLimit(f, fh)
-					}
-				}
-			}
-			hashed := make(chan map[*file][]string, 1)
-			go func() {
-				m := map[*file][]string{}
-				for f, fh := range handles {
-					if h, err := hashHandle(fh, f.Size, limits[f]); err == nil {
-						m[f] = h
-					}
-				}
-				hashed <- m
-			}()
-			var resp hashResp
-			req := hashReq{Names: names, Only: map[string][]transfer.Range{}}
-			for f, l := range limits {
-				if l != nil {
-					req.Only[f.Name] = l
-				}
-			}
-			err := sess.Send("hashreq", req)
-			if err == nil {
-				err = sess.Expect(ctx, "hashes", &resp)
-			}
-			mine := <-hashed
-			if err != nil {
-				for _, h := range handles {
-					h.Close()
-				}
-				return 0, classify(err, peer)
-			}
-			// Only fresh hashes count: an older plan entry may be stale.
-			for _, n := range names {
-				delete(delta, n)
-			}
-			for _, df := range resp.Files {
-				delta[df.Name] = df
-			}
-			for _, f := range cand {
-				fh, ok := handles[f]
-				if !ok {
-					continue // vanished
-				}
-				theirs, ok := delta[f.Name]
-				if !ok {
-					fh.Close()
-					whole = append(whole, f) // the joiner has no copy after all
-					continue
-				}
-				n, err := patch(f, fh, mine[f], theirs, limits[f])
-				if err != nil {
-					return 0, err
-				}
-				bytes += n
-			}
-		}
-		for _, f := range whole {
-			if err := send(f, false); err != nil {
-				return 0, err
-			}
-			bytes += f.Size
-		}
-		return bytes, nil
-	}
+// patchMin is the smallest changed file that resend patches rather than
+// sends whole.
+const patchMin = 4 << 20
 
-	// Which files must go (again): new ones, and those that changed since
-	// they were read. Logs are left to the locked pass.
-	byName := map[string]*file{}
-	for _, f := range files {
-		byName[f.Name] = f
+func (d *donor) fail(err error) error {
+	d.sess.Abort(err)
+	return err
+}
+
+// bypass sends only the donor's position: IST follows.
+func (d *donor) bypass() error {
+	st, err := gtidState(d.s)
+	if err != nil {
+		return d.fail(err)
+	}
+	d.s.Log.Info(fmt.Sprintf("IST possible: sending only the state %s to %s (bypass)", st, d.peer))
+	if err := d.sess.Send("hello", hello{Version: protocolVersion, Bypass: true, State: st.String()}); err != nil {
+		return classify(err, "send to "+d.peer)
+	}
+	if err := d.sess.Expect(d.ctx, "verified", nil); err != nil {
+		return classify(err, d.peer)
+	}
+	return d.s.Proto.Done(st)
+}
+
+// run is the full SST: hello and plan, the unlocked passes, the locked
+// pass, the manifest.
+func (d *donor) run() error {
+	if err := d.list(); err != nil {
+		return d.fail(err)
+	}
+	if err := d.greet(); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if err := d.firstPass(); err != nil {
+		return err
+	}
+	if err := d.catchUp(); err != nil {
+		return err
+	}
+	st, final, err := d.lockedPass()
+	if err != nil {
+		return err
+	}
+	return d.finish(st, final, t1)
+}
+
+// list makes the first listing.
+func (d *donor) list() error {
+	s := d.s
+	d.dirs = newDirs(s)
+	n, err := maxBinlogs(s)
+	if err != nil {
+		return err
+	}
+	_, index := s.Binlog()
+	if d.binlogs, err = lastBinlogs(s.Datadir, index, n); err != nil {
+		return err
+	}
+	if d.files, err = listFiles(d.dirs, d.binlogs, s.Log); err != nil {
+		return err
+	}
+	for _, f := range d.files {
+		d.total += f.Size
+	}
+	d.payload = d.total
+	d.sent = map[string]int64{}
+	d.byName = map[string]*file{}
+	for _, f := range d.files {
+		d.byName[f.Name] = f
+	}
+	return nil
+}
+
+// greet sends the hello and reads the joiner's plan.
+func (d *donor) greet() error {
+	d.s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(d.files), mb(d.total), d.peer, d.streams))
+	d.sess.SetTotal(d.total)
+	if err := d.sess.Send("hello", hello{Version: protocolVersion, Total: d.total, Files: len(d.files)}); err != nil {
+		return classify(err, "send to "+d.peer)
+	}
+	var p plan
+	if err := d.sess.Expect(d.ctx, "plan", &p); err != nil {
+		return classify(err, d.peer)
+	}
+	d.delta = map[string]deltaFile{}
+	for _, df := range p.Delta {
+		d.delta[df.Name] = df
+	}
+	if len(d.delta) > 0 {
+		d.s.Log.Info(fmt.Sprintf("delta mode: %s holds %d of the files already", d.peer, len(d.delta)))
 	}
 	// The logs are compared block by block again under the lock: kept in
 	// the page cache on both sides, that is a memory scan, not a disk read.
 	// (Called from SendFile, on this goroutine, as pending adds to byName.)
-	sess.Cache(func(name string) bool { f := byName[name]; return f != nil && f.Log })
-	var current []*file
-	pending := func(withLogs bool) ([]*file, int64, error) {
-		now, err := listFiles(d, binlogs, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		current = current[:0]
-		var out []*file
-		var bytes int64
-		for _, nf := range now {
-			f, ok := byName[nf.Name]
-			if !ok {
-				byName[nf.Name] = nf
-				f = nf
-			}
-			ch := true
-			if ok && !f.Log {
-				if ch, err = f.changed(); err != nil {
-					if errors.Is(err, fs.ErrNotExist) && !underLock {
-						continue // gone since the listing
-					}
-					return nil, 0, sst.Errorf(sst.EIO, "%s: %w", s.Method, err)
-				}
-			}
-			current = append(current, f)
-			if f.Log && !withLogs {
-				continue
-			}
-			if ch {
-				out = append(out, f)
-				bytes += nf.Size
-			}
-		}
-		return out, bytes, nil
-	}
+	d.sess.Cache(func(name string) bool { f := d.byName[name]; return f != nil && f.Log })
+	return nil
+}
 
-	// Pass 1, without any lock: everything. Then catch-up passes, still
-	// without a lock, while much has changed meanwhile (pages the server
-	// flushed during the copy), so the locked pass has little left.
+// firstPass sends everything, without any lock.
+func (d *donor) firstPass() error {
 	t1 := time.Now()
-	s.Report(progress.Event{Phase: progress.PhaseSending, Total: total, Peer: peer})
-	for _, f := range files {
-		if err := send(f, true); err != nil {
-			return fail(err)
+	d.s.Report(progress.Event{Phase: progress.PhaseSending, Total: d.total, Peer: d.peer})
+	for _, f := range d.files {
+		if err := d.send(f, true); err != nil {
+			return d.fail(err)
 		}
 	}
-	if _, err := sess.Sync(ctx); err != nil {
-		return classify(err, "first pass to "+peer)
+	if _, err := d.sess.Sync(d.ctx); err != nil {
+		return classify(err, "first pass to "+d.peer)
 	}
 	pass1 := time.Since(t1)
-	s.Log.Info(fmt.Sprintf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(payload), pass1.Seconds(), float64(payload)/1e6/max(pass1.Seconds(), 1e-3)))
+	d.s.Log.Info(fmt.Sprintf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(d.payload), pass1.Seconds(), float64(d.payload)/1e6/max(pass1.Seconds(), 1e-3)))
+	return nil
+}
+
+// catchUp re-sends, still without a lock, while much has changed since
+// it was read (pages the server flushed during the copy), so the locked
+// pass has little left.
+func (d *donor) catchUp() error {
 	const catchUpPasses = 3
-	small := max(int64(64<<20), total/50)
+	small := max(int64(64<<20), d.total/50)
 	for pass := 0; pass < catchUpPasses; pass++ {
-		ch, bytes, err := pending(false)
+		ch, bytes, err := d.pending(false)
 		if err != nil {
-			return fail(err)
+			return d.fail(err)
 		}
 		if bytes <= small {
 			break
 		}
 		tc := time.Now()
-		n, err := resend(ch)
+		n, err := d.resend(ch)
 		if err != nil {
-			return fail(err)
+			return d.fail(err)
 		}
-		if _, err := sess.Sync(ctx); err != nil {
-			return classify(err, "catch-up pass to "+peer)
+		if _, err := d.sess.Sync(d.ctx); err != nil {
+			return classify(err, "catch-up pass to "+d.peer)
 		}
-		s.Log.Info(fmt.Sprintf("catch-up pass %d (no lock): %d changed files (%s), %s sent in %.1fs", pass+1, len(ch), mb(bytes), mb(n), time.Since(tc).Seconds()))
+		d.s.Log.Info(fmt.Sprintf("catch-up pass %d (no lock): %d changed files (%s), %s sent in %.1fs", pass+1, len(ch), mb(bytes), mb(n), time.Since(tc).Seconds()))
 		if n <= small {
 			break // what changes now is little: leave it to the locked pass
 		}
 	}
+	return nil
+}
 
-	// The locked pass: logs first, then whatever changed.
+// lockedPass takes the server's write lock, sends the logs and then
+// whatever changed, and releases the lock. It returns the position the
+// lock gave and the manifest's files.
+func (d *donor) lockedPass() (sst.State, []manifestF, error) {
+	s := d.s
 	// A marker left by an earlier SST must not pass for the server's answer.
 	flushed := filepath.Join(s.Datadir, sst.TablesFlushedFile)
 	sstErr := filepath.Join(s.Datadir, sst.SSTErrorFile)
@@ -383,24 +229,60 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 	defer os.Remove(flushed)
 	defer os.Remove(sstErr)
 	if err := s.Proto.FlushTables(); err != nil {
-		return fail(err)
+		return sst.State{}, nil, d.fail(err)
 	}
-	locked, underLock := true, true
+	locked := true
+	d.underLock = true
 	lockStart := time.Now()
 	defer func() {
 		if locked {
 			s.Proto.Continue()
 		}
 	}()
-	st, err := waitLock(ctx, s, sess, peer)
+	st, err := waitLock(d.ctx, s, d.sess, d.peer)
 	if err != nil {
-		return fail(err)
+		return st, nil, d.fail(err)
 	}
-	var again int64
-	var resent []string
-	all, _, err := pending(true)
+	nl, err := d.resendLogs()
 	if err != nil {
-		return fail(err)
+		return st, nil, err
+	}
+	ch, _, err := d.pending(false)
+	if err != nil {
+		return st, nil, d.fail(err)
+	}
+	nc, err := d.resend(ch)
+	if err != nil {
+		return st, nil, d.fail(err)
+	}
+	final := make([]manifestF, 0, len(d.current))
+	for _, f := range d.current {
+		final = append(final, manifestF{Name: f.Name, Size: d.sent[f.Name]})
+	}
+	if _, err := d.sess.Sync(d.ctx); err != nil {
+		return st, nil, classify(err, "second pass to "+d.peer)
+	}
+	if err := s.Proto.Continue(); err != nil {
+		return st, nil, d.fail(err)
+	}
+	locked = false
+	held := time.Since(lockStart)
+	resent := make([]string, 0, len(ch))
+	for _, f := range ch {
+		resent = append(resent, f.Name)
+	}
+	sort.Strings(resent)
+	s.Log.Info(fmt.Sprintf("donor write lock held %.1fs (sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(nl+nc), len(resent), listTail(resent)))
+	return st, final, nil
+}
+
+// resendLogs sends the logs again under the lock, and waits until the
+// engine has read them: they are read before any other file is looked at
+// (see the package comment).
+func (d *donor) resendLogs() (int64, error) {
+	all, _, err := d.pending(true)
+	if err != nil {
+		return 0, d.fail(err)
 	}
 	var logs []*file
 	for _, f := range all {
@@ -408,58 +290,285 @@ func (Method) Donor(ctx context.Context, s *sst.Session) error {
 			logs = append(logs, f)
 		}
 	}
-	nl, err := resend(logs)
+	n, err := d.resend(logs)
 	if err != nil {
-		return fail(err)
+		return 0, d.fail(err)
 	}
-	again += nl
-	// The logs are read before any other file is looked at (see the
-	// package comment); Sync makes sure the engine has read them.
-	if _, err := sess.Sync(ctx); err != nil {
-		return classify(err, "logs to "+peer)
+	if _, err := d.sess.Sync(d.ctx); err != nil {
+		return 0, classify(err, "logs to "+d.peer)
 	}
-	ch, _, err := pending(false)
-	if err != nil {
-		return fail(err)
-	}
-	nc, err := resend(ch)
-	if err != nil {
-		return fail(err)
-	}
-	again += nc
-	for _, f := range ch {
-		resent = append(resent, f.Name)
-	}
-	final := make([]manifestF, 0, len(current))
-	for _, f := range current {
-		final = append(final, manifestF{Name: f.Name, Size: sent[f.Name]})
-	}
-	if _, err := sess.Sync(ctx); err != nil {
-		return classify(err, "second pass to "+peer)
-	}
-	if err := s.Proto.Continue(); err != nil {
-		return fail(err)
-	}
-	locked = false
-	held := time.Since(lockStart)
-	sort.Strings(resent)
-	s.Log.Info(fmt.Sprintf("donor write lock held %.1fs (sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(again), len(resent), listTail(resent)))
-
-	if err := sess.Send("manifest", manifest{State: st.String(), Files: final}); err != nil {
-		return classify(err, "send to "+peer)
-	}
-	stats, err := sess.Finish(ctx)
-	if err != nil {
-		return classify(err, "finish "+peer)
-	}
-	if err := sess.Expect(ctx, "verified", nil); err != nil {
-		return classify(err, peer)
-	}
-	el := time.Since(t1)
-	s.Log.Info(fmt.Sprintf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes)))
-	return s.Proto.Done(st)
+	return n, nil
 }
 
+// finish sends the manifest and waits for the joiner's verdict.
+func (d *donor) finish(st sst.State, final []manifestF, t1 time.Time) error {
+	if err := d.sess.Send("manifest", manifest{State: st.String(), Files: final}); err != nil {
+		return classify(err, "send to "+d.peer)
+	}
+	stats, err := d.sess.Finish(d.ctx)
+	if err != nil {
+		return classify(err, "finish "+d.peer)
+	}
+	if err := d.sess.Expect(d.ctx, "verified", nil); err != nil {
+		return classify(err, d.peer)
+	}
+	el := time.Since(t1)
+	d.s.Log.Info(fmt.Sprintf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", d.peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes)))
+	return d.s.Proto.Done(st)
+}
+
+// openFor opens f for sending and notes what it looked like then; nil
+// without error when it vanished before the lock.
+func (d *donor) openFor(f *file) (*os.File, error) {
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !d.underLock {
+			return nil, nil // dropped or renamed meanwhile; the locked pass lists anew
+		}
+		return nil, sst.Errorf(sst.EIO, "%s: open %s: %w", d.s.Method, f.Path, err)
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, sst.Errorf(sst.EIO, "%s: stat %s: %w", d.s.Method, f.Path, err)
+	}
+	f.Read = time.Now()
+	f.Size, f.MTime = fi.Size(), fi.ModTime()
+	return fh, nil
+}
+
+// patch sends the blocks of f (open as fh, hashed as mine) that differ
+// from the joiner's copy theirs, and returns the bytes sent.
+func (d *donor) patch(f *file, fh *os.File, mine []string, theirs deltaFile, only []transfer.Range) (int64, error) {
+	ranges := rangesFrom(f.Size, mine, theirs)
+	if only != nil {
+		ranges = intersect(ranges, only)
+	}
+	d.sent[f.Name] = f.Size
+	n := rangeBytes(ranges)
+	if len(ranges) == 0 && theirs.Size == f.Size {
+		fh.Close()
+		return 0, nil
+	}
+	return n, classify(d.sess.SendRanges(d.ctx, f.Name, fh, ranges, f.Size), "send "+f.Name+" to "+d.peer)
+}
+
+// sendPatch hashes f and sends the blocks that differ from theirs.
+func (d *donor) sendPatch(f *file, theirs deltaFile) (int64, error) {
+	fh, err := d.openFor(f)
+	if err != nil || fh == nil {
+		return 0, err
+	}
+	mine, err := hashHandle(fh, f.Size, nil)
+	if err != nil {
+		fh.Close()
+		return 0, sst.Errorf(sst.EIO, "%s: read %s: %w", d.s.Method, f.Path, err)
+	}
+	return d.patch(f, fh, mine, theirs, nil)
+}
+
+// redoLimit is the part of redo log f that matters: its live part, in
+// whole blocks, or nil (everything) when the scan fails.
+func (d *donor) redoLimit(f *file, fh *os.File) ([]transfer.Range, redoLive) {
+	live, err := liveRedo(fh, f.Size)
+	if err == nil && d.underLock && !live.Clean {
+		// Under the lock the log stands still; an end that is not the
+		// server's marker is not to be trusted. (Before the lock a
+		// write in progress explains it, and the locked pass repairs.)
+		err = fmt.Errorf("scan ended at LSN %d without the end marker", live.End)
+	}
+	if err != nil {
+		d.s.Log.Info(fmt.Sprintf("%s: sending or comparing it whole: %v", f.Name, err))
+		return nil, live
+	}
+	return live.rounded(f.Size, redoUnit), live
+}
+
+// send sends f: as a patch against the joiner's copy when it has one and
+// useDelta, a redo log the joiner has no copy of as its live part only,
+// anything else whole.
+func (d *donor) send(f *file, useDelta bool) error {
+	df, hasDelta := d.delta[f.Name]
+	if hasDelta && useDelta {
+		_, err := d.sendPatch(f, df)
+		return err
+	}
+	fh, err := d.openFor(f)
+	if err != nil || fh == nil {
+		return err
+	}
+	d.sent[f.Name] = f.Size
+	if f.Redo && !hasDelta {
+		if only, live := d.redoLimit(f, fh); only != nil {
+			f.Sparse = true
+			d.payload -= f.Size - rangeBytes(only)
+			d.sess.SetTotal(d.payload) // for progress; the joiner's space check took the whole
+			d.s.Log.Info(fmt.Sprintf("%s: sending its live part only, LSN %d to %d (%s of %s)", f.Name, live.Checkpoint, live.End, mb(rangeBytes(only)), mb(f.Size)))
+			return classify(d.sess.SendSparse(d.ctx, f.Name, fh, only, f.Size), "send "+f.Name+" to "+d.peer)
+		}
+	}
+	return classify(d.sess.SendFile(d.ctx, f.Name, fh), "send "+f.Name+" to "+d.peer)
+}
+
+// resend sends files again after they changed: those the joiner already
+// holds a copy of, and big enough to be worth it, as a patch of the
+// blocks that differ from that copy; the rest whole.
+func (d *donor) resend(files []*file) (int64, error) {
+	var cand, whole []*file
+	for _, f := range files {
+		if _, had := d.sent[f.Name]; had && f.Size >= patchMin {
+			cand = append(cand, f)
+		} else {
+			whole = append(whole, f)
+		}
+	}
+	var bytes int64
+	if len(cand) > 0 {
+		n, rest, err := d.resendPatches(cand)
+		if err != nil {
+			return 0, err
+		}
+		bytes += n
+		whole = append(whole, rest...)
+	}
+	for _, f := range whole {
+		if err := d.send(f, false); err != nil {
+			return 0, err
+		}
+		bytes += f.Size
+	}
+	return bytes, nil
+}
+
+// resendPatches asks the joiner for fresh block hashes of its copies of
+// cand, hashing ours meanwhile, and sends the blocks that differ. It
+// returns the bytes sent and the files the joiner turned out to hold no
+// copy of, for resend to send whole.
+func (d *donor) resendPatches(cand []*file) (int64, []*file, error) {
+	var names []string
+	handles := map[*file]*os.File{}
+	closeAll := func() {
+		for _, h := range handles {
+			h.Close()
+		}
+	}
+	// A redo log sent sparse is compared within its live part only:
+	// the joiner holds zeros elsewhere, which recovery never reads.
+	limits := map[*file][]transfer.Range{}
+	defer func() {
+		for _, f := range cand {
+			if l := limits[f]; l != nil {
+				d.s.Log.Info(fmt.Sprintf("%s: compared its live part only (%s)", f.Name, mb(rangeBytes(l))))
+			}
+		}
+	}()
+	for _, f := range cand {
+		fh, err := d.openFor(f)
+		if err != nil {
+			closeAll()
+			return 0, nil, err
+		}
+		if fh != nil {
+			handles[f] = fh
+			names = append(names, f.Name)
+			if f.Sparse {
+				limits[f], _ = d.redoLimit(f, fh)
+			}
+		}
+	}
+	// Hash our side while the joiner hashes its copy.
+	hashed := make(chan map[*file][]string, 1)
+	go func() {
+		m := map[*file][]string{}
+		for f, fh := range handles {
+			if h, err := hashHandle(fh, f.Size, limits[f]); err == nil {
+				m[f] = h
+			}
+		}
+		hashed <- m
+	}()
+	var resp hashResp
+	req := hashReq{Names: names, Only: map[string][]transfer.Range{}}
+	for f, l := range limits {
+		if l != nil {
+			req.Only[f.Name] = l
+		}
+	}
+	err := d.sess.Send("hashreq", req)
+	if err == nil {
+		err = d.sess.Expect(d.ctx, "hashes", &resp)
+	}
+	mine := <-hashed
+	if err != nil {
+		closeAll()
+		return 0, nil, classify(err, d.peer)
+	}
+	// Only fresh hashes count: an older plan entry may be stale.
+	for _, n := range names {
+		delete(d.delta, n)
+	}
+	for _, df := range resp.Files {
+		d.delta[df.Name] = df
+	}
+	var bytes int64
+	var whole []*file
+	for _, f := range cand {
+		fh, ok := handles[f]
+		if !ok {
+			continue // vanished
+		}
+		theirs, ok := d.delta[f.Name]
+		if !ok {
+			fh.Close()
+			whole = append(whole, f) // the joiner has no copy after all
+			continue
+		}
+		n, err := d.patch(f, fh, mine[f], theirs, limits[f])
+		if err != nil {
+			return 0, nil, err
+		}
+		bytes += n
+	}
+	return bytes, whole, nil
+}
+
+// pending lists the files anew and returns those that must go (again):
+// new ones, and those that changed since they were read, with their
+// bytes. Logs only withLogs (the locked pass sends them first).
+func (d *donor) pending(withLogs bool) ([]*file, int64, error) {
+	now, err := listFiles(d.dirs, d.binlogs, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	d.current = d.current[:0]
+	var out []*file
+	var bytes int64
+	for _, nf := range now {
+		f, ok := d.byName[nf.Name]
+		if !ok {
+			d.byName[nf.Name] = nf
+			f = nf
+		}
+		ch := true
+		if ok && !f.Log {
+			if ch, err = f.changed(); err != nil {
+				if errors.Is(err, fs.ErrNotExist) && !d.underLock {
+					continue // gone since the listing
+				}
+				return nil, 0, sst.Errorf(sst.EIO, "%s: %w", d.s.Method, err)
+			}
+		}
+		d.current = append(d.current, f)
+		if f.Log && !withLogs {
+			continue
+		}
+		if ch {
+			out = append(out, f)
+			bytes += nf.Size
+		}
+	}
+	return out, bytes, nil
+}
 func listTail(names []string) string {
 	if len(names) == 0 {
 		return ""
