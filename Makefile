@@ -11,7 +11,8 @@ export GS_TEST_REAL ?= 1
 export PATH := $(BIN):$(shell $(GO) env GOPATH)/bin:$(PATH)
 
 DEB_PKGS := mariadb-server mariadb-backup galera-4 rsync socat lz4 pv iproute2 \
-            systemd-container debootstrap dbus openssl psmisc groff-base zsh fish rpm rsyslog
+            systemd-container debootstrap dbus openssl psmisc groff-base zsh fish rpm rsyslog \
+            lintian rpmlint
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps test test-unit test-fuzz test-integration test-systemd lint demo bench package clean
@@ -88,14 +89,22 @@ bench: deps build
 # The version is v<tag> without the v, else 0.0.0~git<commit time>.<hash>.
 PKG_VERSION ?= $(shell t=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${t#v} | tr - '~' || \
 	git log -1 --format='0.0.0~git%cd.%h' --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0.0.0~dev)
+# The packages' Maintainer and their changelog's author.
+PKG_MAINTAINER ?= galera-supervisor developers <maintainers@galera-supervisor.org>
+PKG_DATE := $(shell git log -1 --format=%cI 2>/dev/null || date -u +%FT%TZ)
 NFPM := $(GO) tool -modfile=$(CURDIR)/packaging/tools/go.mod nfpm
+# Debian's policy, checked by lintian and rpmlint (TestSystemdPackageLint):
+# a stripped binary, man pages gzip -9n, a changelog entry for this version.
 package:
 	rm -rf dist
-	@mkdir -p dist/build/completion
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=$(PKG_VERSION)' -o dist/build/ ./cmd/galera-supervisor
+	@mkdir -p dist/build/completion dist/build/man
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(PKG_VERSION)' -o dist/build/ ./cmd/galera-supervisor
 	for sh in bash zsh fish; do dist/build/galera-supervisor completion $$sh > dist/build/completion/$$sh; done
+	for m in packaging/*.8; do gzip -9n < $$m > dist/build/man/$${m##*/}.gz; done
+	printf -- '- semver: %s-1\n  date: %s\n  packager: %s\n  deb:\n    urgency: medium\n    distributions: [unstable]\n  changes:\n    - note: "Build of %s; the changes are in its git history."\n' \
+		'$(PKG_VERSION)' '$(PKG_DATE)' '$(PKG_MAINTAINER)' "$$(git describe --always --dirty 2>/dev/null || echo $(PKG_VERSION))" > dist/build/changelog.yml
 	for p in deb rpm; do \
-		PKG_VERSION='$(PKG_VERSION)' GOARCH=$$($(GO) env GOARCH) $(NFPM) pkg --packager $$p --config packaging/nfpm.yaml --target dist/ || exit 1; \
+		PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' GOARCH=$$($(GO) env GOARCH) $(NFPM) pkg --packager $$p --config packaging/nfpm.yaml --target dist/ || exit 1; \
 	done
 	@ls -l dist/*.deb dist/*.rpm
 

@@ -52,8 +52,9 @@ func packages(t *testing.T) (deb, rpm string) {
 	return pkgOnce.deb, pkgOnce.rpm
 }
 
-// nfpmEntry is one item of nfpm.yaml's contents: list.
-type nfpmEntry struct{ src, dst, typ string }
+// nfpmEntry is one item of nfpm.yaml's contents: list; packager is "" for
+// both packages, else "deb" or "rpm".
+type nfpmEntry struct{ src, dst, typ, packager string }
 
 // readNFPMContents reads the contents: list of packaging/nfpm.yaml with a
 // line parser (the file's own simple layout; no YAML library is allowed).
@@ -99,6 +100,8 @@ func readNFPMContents(t *testing.T) []nfpmEntry {
 			e.dst = v
 		case "type":
 			e.typ = v
+		case "packager":
+			e.packager = v
 		}
 	}
 	if len(out) == 0 {
@@ -107,12 +110,13 @@ func readNFPMContents(t *testing.T) []nfpmEntry {
 	return out
 }
 
-// wantContents is what nfpm.yaml says the packages hold, with globs
-// expanded: path -> "l target" for a symlink, else the mode nfpm sets.
-func wantContents(t *testing.T) map[string]string {
+// wantContents is what nfpm.yaml says the packager's package holds, with
+// globs expanded: path -> "l target" for a symlink, else "f".
+func wantContents(t *testing.T, packager string) map[string]string {
 	want := map[string]string{}
 	for _, e := range readNFPMContents(t) {
 		switch {
+		case e.packager != "" && e.packager != packager:
 		case e.typ == "symlink":
 			want[e.dst] = "l " + e.src
 		case e.typ == "dir":
@@ -188,10 +192,18 @@ func TestSystemdPackageRPM(t *testing.T) {
 	}
 	deb, rpm := packages(t)
 	debL, rpmL := debListing(t, deb), rpmListing(t, rpm)
+	// Only the .deb has a Debian changelog (the .rpm's is in its header)
+	// and lintian's overrides.
+	for _, p := range []string{"/usr/share/doc/galera-supervisor/changelog.Debian.gz", "/usr/share/lintian/overrides/galera-supervisor"} {
+		if _, ok := debL[p]; !ok {
+			t.Errorf(".deb lacks %s", p)
+		}
+		delete(debL, p)
+	}
 	if debL.String() != rpmL.String() {
 		t.Errorf("the .rpm and the .deb differ:\n.deb:\n%s\n.rpm:\n%s", debL, rpmL)
 	}
-	want := wantContents(t)
+	want := wantContents(t, "rpm")
 	for p, kind := range want {
 		got, ok := rpmL[p]
 		switch {
@@ -214,7 +226,7 @@ func TestSystemdPackageRPM(t *testing.T) {
 		for _, f := range m {
 			found := false
 			for p := range rpmL {
-				found = found || filepath.Base(p) == filepath.Base(f)
+				found = found || strings.TrimSuffix(filepath.Base(p), ".gz") == filepath.Base(f)
 			}
 			if !found {
 				t.Errorf("%s is not in the packages", f)
@@ -224,8 +236,9 @@ func TestSystemdPackageRPM(t *testing.T) {
 	for p, mode := range map[string]string{
 		"/usr/bin/galera-supervisor":                         "f -rwxr-xr-x",
 		"/usr/lib/systemd/system/galera-supervisor@.service": "f -rw-r--r--",
-		"/usr/bin/wsrep_sst_native-copy":                     "l /usr/bin/galera-supervisor",
-		"/usr/bin/wsrep_sst_native-backup":                   "l /usr/bin/galera-supervisor",
+		"/usr/bin/wsrep_sst_native-copy":                     "l galera-supervisor",
+		"/usr/bin/wsrep_sst_native-backup":                   "l galera-supervisor",
+		"/usr/share/doc/galera-supervisor/copyright":         "f -rw-r--r--",
 	} {
 		if rpmL[p] != mode {
 			t.Errorf(".rpm: %s is %q, want %q", p, rpmL[p], mode)
@@ -252,6 +265,12 @@ func TestSystemdPackageRPM(t *testing.T) {
 	if v := q("--qf", "%{VERSION}-%{RELEASE}"); v != strings.TrimSpace(string(debVersion)) {
 		t.Errorf(".rpm version %s, .deb version %s", v, debVersion)
 	}
+	for tag, want := range map[string]string{"%{LICENSE}": "Apache-2.0", "%{GROUP}": "Applications/Databases",
+		"%{CHANGELOGNAME}": strings.TrimSpace(string(debMaintainer(t, deb))) + " - " + strings.TrimSpace(string(debVersion))} {
+		if got := q("--qf", tag); got != want {
+			t.Errorf(".rpm %s is %q, want %q", tag, got, want)
+		}
+	}
 	scripts := q("--scripts")
 	for _, s := range []string{"postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet",
 		"journalctl --update-catalog", "systemctl daemon-reload", "systemctl stop galera-supervisor.service"} {
@@ -259,6 +278,53 @@ func TestSystemdPackageRPM(t *testing.T) {
 			t.Errorf(".rpm scriptlets lack %q:\n%s", s, scripts)
 		}
 	}
+}
+
+// TestSystemdPackageLint runs Debian's lintian on the .deb and rpmlint (the
+// Debian package) on the .rpm that make package builds: no error and no
+// warning, but for those packaging/lintian-overrides and
+// packaging/rpmlint.toml name with their reasons, and no override unused.
+func TestSystemdPackageLint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the packages: skipped under -short")
+	}
+	for _, tool := range []string{"lintian", "rpmlint"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			msg := fmt.Sprintf("%s (the Debian package, in the Makefile's DEB_PKGS) not found: %v", tool, err)
+			if os.Getenv("GS_TEST_REAL") == "1" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+	}
+	deb, rpm := packages(t)
+	// -I shows the informational tags too: an unused override is one.
+	out, err := exec.Command("lintian", "-I", "--fail-on", "error,warning", "--tag-display-limit", "0", deb).CombinedOutput()
+	t.Logf("lintian %s:\n%s", filepath.Base(deb), out)
+	if err != nil {
+		t.Errorf("lintian: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") || strings.Contains(l, "unused-override") || strings.Contains(l, "mismatched-override") {
+			t.Errorf("lintian: %s", l)
+		}
+	}
+	out, err = exec.Command("rpmlint", "-c", "../../packaging/rpmlint.toml", rpm).CombinedOutput()
+	t.Logf("rpmlint %s:\n%s", filepath.Base(rpm), out)
+	if err != nil {
+		t.Errorf("rpmlint: %v", err)
+	}
+	if !strings.Contains(string(out), " 0 errors, 0 warnings") {
+		t.Errorf("rpmlint reports errors or warnings")
+	}
+}
+
+func debMaintainer(t *testing.T, deb string) []byte {
+	out, err := exec.Command("dpkg-deb", "-f", deb, "Maintainer").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // pkgNode is one instance of the packaged galera-supervisor@.service, with
