@@ -162,12 +162,7 @@ func TestParseState(t *testing.T) {
 	}
 }
 
-func TestParseDefaultsOutput(t *testing.T) {
-	got := ParseDefaultsOutput([]byte("--compressor=lz4\n--loose-tca=/a\n--tca=/b\n--time\nnoise\n--cpat=a=b\n"))
-	want := map[string]string{"compressor": "lz4", "tca": "/b", "time": "1", "cpat": "a=b"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v want %v", got, want)
-	}
+func TestMapOptions(t *testing.T) {
 	m := MapOptions{"sst": {"a": ""}, "mysqld": {"a": "x"}}
 	if v, ok := m.Lookup([]string{"sst", "mysqld"}, "a"); v != "x" || !ok {
 		t.Fatalf("first non-empty group should win: %q %v", v, ok)

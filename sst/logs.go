@@ -10,13 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
-	"github.com/galera-supervisor/galera-supervisor/optionfile"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // An SST process logs to <datadir>/<method>.<role>.log (native-copy.joiner.log,
@@ -27,13 +26,12 @@ import (
 // sst-log-archive-keep copies of each log, none older than
 // sst-log-archive-max-age.
 
-// Archive defaults, as in stock where stock has one.
-const (
-	DefaultLogArchiveDir    = "/tmp/sst_log_archive"
-	DefaultLogArchiveKeep   = 10
-	DefaultLogArchiveMaxAge = 30 * 24 * time.Hour
-	archiveStamp            = "2006.01.02-15.04.05.000000000" // date +%Y.%m.%d-%H.%M.%S.%N
-)
+// archiveStamp is date +%Y.%m.%d-%H.%M.%S.%N, the stock script's.
+const archiveStamp = "2006.01.02-15.04.05.000000000"
+
+// DefaultLogArchiveDir is where logs are archived by default, and when
+// sst-log-archive-dir is inside the datadir.
+var DefaultLogArchiveDir = schema.Find(schema.SST, "sst-log-archive-dir").Default
 
 // LogName is the log file, under the datadir, of an SST by method in role.
 func LogName(method string, role Role) string { return method + "." + string(role) + ".log" }
@@ -73,38 +71,25 @@ type Archive struct {
 }
 
 // ArchiveFrom reads the archive options through lookup ([sst] option →
-// value, empty when unset). Values were checked by "config check"; a bad
-// one here is an error naming the option.
+// value, empty when unset), with the schema's defaults. A bad value is an
+// error naming the option.
 func ArchiveFrom(lookup func(name string) string) (Archive, error) {
-	a := Archive{Dir: DefaultLogArchiveDir, Keep: DefaultLogArchiveKeep, MaxAge: DefaultLogArchiveMaxAge}
-	if v := lookup("sst-log-archive"); v != "" {
-		on, err := optionfile.ParseBool(v)
-		if err != nil {
-			return a, fmt.Errorf("[sst] sst-log-archive=%s: %w", v, err)
-		}
-		a.Off = !on
+	v := schema.Values{Group: schema.SST, Look: func(name string) (string, bool) {
+		val := lookup(name)
+		return val, val != ""
+	}}
+	var a Archive
+	on, _, err1 := v.Bool("sst-log-archive")
+	a.Off = !on
+	a.Dir, _, _ = v.String("sst-log-archive-dir")
+	if a.Dir = strings.TrimRight(a.Dir, "/"); a.Dir == "" {
+		a.Dir = "/"
 	}
-	if v := lookup("sst-log-archive-dir"); v != "" {
-		a.Dir = strings.TrimRight(v, "/")
-		if a.Dir == "" {
-			a.Dir = "/"
-		}
-	}
-	if v := lookup("sst-log-archive-keep"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return a, fmt.Errorf("[sst] sst-log-archive-keep=%s: want a count, 0 for no limit", v)
-		}
-		a.Keep = n
-	}
-	if v := lookup("sst-log-archive-max-age"); v != "" {
-		d, err := optionfile.ParseAge(v)
-		if err != nil {
-			return a, fmt.Errorf("[sst] sst-log-archive-max-age=%s: %w", v, err)
-		}
-		a.MaxAge = d
-	}
-	return a, nil
+	keep, _, err2 := v.Int("sst-log-archive-keep")
+	a.Keep = int(keep)
+	maxAge, _, err3 := v.Duration("sst-log-archive-max-age")
+	a.MaxAge = maxAge
+	return a, errors.Join(err1, err2, err3)
 }
 
 // Run archives the logs names under datadir, then prunes the archive.
@@ -118,6 +103,11 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 		// A donor would send it, and a joiner's swap would replace it.
 		log.Warn(fmt.Sprintf("[sst] sst-log-archive-dir %s is inside the datadir %s: archiving into %s instead", dir, datadir, DefaultLogArchiveDir))
 		dir = DefaultLogArchiveDir
+	}
+	// As stock does, the directory exists after the first SST, with or
+	// without anything to archive yet.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		log.Warn(fmt.Sprintf("sst-log-archive-dir %s: %v", dir, err), slog.String("path", dir))
 	}
 	stamp := now.Format(archiveStamp)
 	for _, name := range names {
@@ -275,15 +265,14 @@ func (s *Session) syslogTag(getenv func(string) string) (string, error) {
 // syslogPrefix says whether the SST logs to syslog, and the prefix of its
 // tags: "<syslog-tag>-", or "" without one.
 func (s *Session) syslogPrefix(getenv func(string) string) (prefix string, on bool, err error) {
-	v := s.Option("sst-syslog", "0")
-	n, err := strconv.Atoi(v)
-	if err != nil || n < -1 || n > 1 {
-		return "", false, Errorf(EINVAL, "sst: [sst] sst-syslog=%s: want -1, 0 or 1", v)
+	n, _, err := s.Values().Int("sst-syslog")
+	if err != nil {
+		return "", false, WithErrno(EINVAL, fmt.Errorf("sst: %w", err))
 	}
 	on = n == 1
 	if n == 0 && s.Options != nil {
 		if v, ok := s.Options.Lookup([]string{"mysqld_safe"}, "syslog"); ok {
-			on, err = optionfile.ParseBool(cmpOr(v, "1"))
+			on, err = schema.ParseBool(cmpOr(v, "1"))
 			if err != nil {
 				return "", false, Errorf(EINVAL, "sst: [mysqld_safe] syslog=%s: %v", v, err)
 			}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
 
@@ -123,6 +124,16 @@ func (s *Session) Option(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// Values reads the typed [sst] options, as package schema defines them.
+func (s *Session) Values() schema.Values {
+	return schema.Values{Group: schema.SST, Look: func(name string) (string, bool) {
+		if s.Options == nil {
+			return "", false
+		}
+		return s.Options.Lookup(SSTGroups, name)
+	}}
 }
 
 // OptionIn is Option over the given groups.
@@ -261,27 +272,33 @@ func (s *Session) Report(e progress.Event) {
 }
 
 // loadOptions reads the supervisor's snapshot when it names one, else the
-// option files, else asks my_print_defaults rather than fail the SST.
-func (s *Session) loadOptions(args *Args, snapshot string) Options {
+// option files, with the parser the supervisor and "config check" use.
+func (s *Session) loadOptions(args *Args, snapshot string) (Options, error) {
 	if snapshot != "" {
 		o, ok, err := LoadSnapshot(snapshot, args)
 		switch {
 		case err != nil:
-			s.Log.Warn(fmt.Sprintf("%v; reading the option files instead", err))
+			s.Log.Warn(err.Error()+"; reading the option files instead", slog.String("option_snapshot", snapshot))
 		case !ok:
-			s.Log.Warn(fmt.Sprintf("option snapshot %s ($%s) was read from other option files than this SST's; reading them instead", snapshot, EnvOptions))
+			s.Log.Warn("option snapshot "+snapshot+" ($"+schema.EnvOptions+") was read from other option files than this SST's; reading them instead",
+				slog.String("option_snapshot", snapshot))
 		default:
 			s.Log.Info("options: the supervisor's last good option files, from "+snapshot, slog.String("option_snapshot", snapshot))
-			return o
+			return o, nil
 		}
 	}
-	o, err := LoadOptions(args)
-	if err != nil {
-		// Fall back to the server's own reader rather than fail the SST.
-		s.Log.Warn(fmt.Sprintf("%v; using my_print_defaults", err))
-		return NewPrintDefaults(args)
+	return LoadOptions(args)
+}
+
+// checkOptions checks the [sst] group as "config check" and the
+// supervisor's live guard do: a bad value fails the SST, naming every one;
+// an option this method does not read is logged with what it means here.
+func (s *Session) checkOptions() (warnings []*schema.ValueError, err error) {
+	errs, warnings := s.Values().Problems(s.Method)
+	if len(errs) > 0 {
+		return nil, WithErrno(EINVAL, fmt.Errorf("sst %s: %w", s.Method, errors.Join(errs...)))
 	}
-	return o
+	return warnings, nil
 }
 
 // Config is what Run needs from the process around it.
@@ -291,8 +308,8 @@ type Config struct {
 	// Stderr).
 	Log    *slog.Logger
 	Getenv func(string) string // default os.Getenv
-	// Options overrides the option-file reader (default: my_print_defaults
-	// with the command line's --defaults-* flags).
+	// Options overrides the option-file reader (default: the supervisor's
+	// snapshot, else the files the command line's --defaults-* flags name).
 	Options func(*Args) Options
 	// Progress overrides the progress reporter (default progress.FromEnv).
 	Progress progress.Reporter
@@ -365,8 +382,12 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	}
 	if cfg.Options != nil {
 		s.Options = cfg.Options(args)
-	} else {
-		s.Options = s.loadOptions(args, cfg.Getenv(EnvOptions))
+	} else if s.Options, err = s.loadOptions(args, cfg.Getenv(schema.EnvOptions)); err != nil {
+		return err
+	}
+	unused, err := s.checkOptions()
+	if err != nil {
+		return err
 	}
 	s.Progress = cfg.Progress
 	if s.Progress == nil {
@@ -389,6 +410,9 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	}
 	archive.Run(dd, names, cfg.Now(), s.Log)
 	logs = s.openLogs(cfg, cfg.Log.Handler())
+	for _, w := range unused {
+		s.Log.Warn(w.Error()+"; ignored", slog.String("sst_option", w.Option), slog.String("sst_option_value", w.Value))
+	}
 	s.Log.Info(fmt.Sprintf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address),
 		slog.String("message_id", logging.MessageSSTStarted), slog.String("sst_result", "started"),
 		slog.String("sst_address", args.Address), slog.String("sst_datadir", dd))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestRunOptionSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := good.MarshalSnapshot(SnapshotGroups()...)
+	b, err := good.MarshalSnapshot(schema.SnapshotGroups()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestRunOptionSnapshot(t *testing.T) {
 	if err == nil {
 		t.Fatal("a missing --defaults-file loaded")
 	}
-	ob, _ := otherSet.MarshalSnapshot(SnapshotGroups()...)
+	ob, _ := otherSet.MarshalSnapshot(schema.SnapshotGroups()...)
 	write(other, string(ob))
 	write(cnf, "[sst]\ntransfer-streams = 5\n") // the files move on
 
@@ -70,7 +71,7 @@ func TestRunOptionSnapshot(t *testing.T) {
 			err := Run(context.Background(), "fake-test", []string{"--address", "h:1/x", "--datadir", dd, "--defaults-file", cnf},
 				Config{Stdout: &out, Stderr: &errOut, PreviousSSTWait: 200 * time.Millisecond,
 					Getenv: func(k string) string {
-						if k == EnvOptions {
+						if k == schema.EnvOptions {
 							return c.env
 						}
 						return ""

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
-	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
@@ -73,7 +73,7 @@ func fakeMariadbd(mode string, args []string) int {
 		return 0
 	}
 	write("argv", strings.Join(args, "\n"))
-	write("options-env", os.Getenv(sst.EnvOptions))
+	write("options-env", os.Getenv(schema.EnvOptions))
 	n := notify.FromEnv()
 	say := func(s string) {
 		if err := n.Notify(s); err != nil {

@@ -11,12 +11,13 @@ import (
 	"syscall"
 
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 )
 
 // The option files are live: an edit of [sst] applies to the next SST
 // without a restart of mariadbd, through a snapshot in the runtime
-// directory that mariadbd's environment names (sst.EnvOptions). The
+// directory that mariadbd's environment names (schema.EnvOptions). The
 // snapshot holds the last good [sst] group and the server groups mariadbd
 // started with, which a restart alone changes. An invalid edit leaves the
 // snapshot as it was.
@@ -26,7 +27,7 @@ import (
 // from started.
 func writeSnapshot(path string, started, last *optionfile.Set, cred *syscall.Credential) error {
 	set := started.WithGroups(last, sst.SSTGroups...)
-	b, err := set.MarshalSnapshot(sst.SnapshotGroups()...)
+	b, err := set.MarshalSnapshot(schema.SnapshotGroups()...)
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,8 @@ func writeSnapshot(path string, started, last *optionfile.Set, cred *syscall.Cre
 
 // newProblems is why an edit of the option files is refused, each naming
 // file:line: an error in an included file (MariaDB reads past it, ignoring
-// the rest of that file) or an [sst] value the SST would reject, that the
+// the rest of that file) or an [sst] or [galera-supervisor] value that
+// "config check" calls an error and the SST would refuse, that the
 // configuration in force does not have already.
 func newProblems(old, new *optionfile.Set) []string {
 	had := map[string]bool{}
@@ -77,7 +79,7 @@ func problems(set *optionfile.Set) []string {
 	for _, err := range set.Broken() {
 		out = append(out, err.Error())
 	}
-	for _, f := range optionfile.CheckSST(set) {
+	for _, f := range schema.CheckSet(set, SSTMethod(set)) {
 		if f.Error {
 			out = append(out, f.String())
 		}
@@ -221,4 +223,13 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// SSTMethod is the server's wsrep_sst_method in set ("rsync", mariadbd's
+// default, when unset).
+func SSTMethod(set *optionfile.Set) string {
+	if o, ok := set.Lookup(optionfile.ServerGroups(""), "wsrep-sst-method"); ok && o.Value != "" {
+		return o.Value
+	}
+	return schema.Rsync
 }

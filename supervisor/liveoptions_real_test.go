@@ -92,7 +92,7 @@ func TestRealLiveSSTOptions(t *testing.T) {
 	if err := n1.SetSST(map[string]string{"transfer-streams": "0"}); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, sup.log, off, "[sst] invalid transfer-streams = \"0\": out of range 1..64; keeping the last good configuration", 5*time.Second)
+	waitLog(t, sup.log, off, "error: [sst] transfer-streams=0: want 1 to 64; keeping the last good configuration", 5*time.Second)
 	if err := n2.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

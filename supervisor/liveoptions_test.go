@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,13 +55,13 @@ func nextSST(t *testing.T, dir, cnf string) sst.Options {
 	t.Helper()
 	env, err := os.ReadFile(filepath.Join(dir, "options-env"))
 	if err != nil || len(env) == 0 {
-		t.Fatalf("mariadbd's environment has no %s: %q %v", sst.EnvOptions, env, err)
+		t.Fatalf("mariadbd's environment has no %s: %q %v", schema.EnvOptions, env, err)
 	}
 	var stderr bytes.Buffer
 	err = sst.Run(context.Background(), "watch-probe",
 		[]string{"--role", "donor", "--address", "127.0.0.1:1/x", "--datadir", filepath.Join(dir, "data"), "--defaults-file", cnf},
 		sst.Config{Stderr: &stderr, Getenv: func(k string) string {
-			if k == sst.EnvOptions {
+			if k == schema.EnvOptions {
 				return string(env)
 			}
 			return ""
@@ -137,7 +138,7 @@ func TestLiveOptionFiles(t *testing.T) {
 		}, sstCnf + ":1: wrong group definition (no closing ']'); keeping the last good configuration", "transfer-streams", "4", false},
 		{"invalid value", func() {
 			write(sstCnf, "[sst]\ntransfer-streams = 0\n")
-		}, sstCnf + ":2: [sst] invalid transfer-streams = \"0\": out of range 1..64; keeping the last good configuration", "transfer-streams", "4", false},
+		}, sstCnf + ":2: error: [sst] transfer-streams=0: want 1 to 64; keeping the last good configuration", "transfer-streams", "4", false},
 		{"fixed", func() {
 			write(sstCnf, "[sst]\ntransfer-streams = 6\n")
 		}, "[sst] transfer-streams: 4 -> 6 (" + sstCnf + ":2): the next SST uses it", "transfer-streams", "6", false},

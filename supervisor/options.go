@@ -11,6 +11,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // Defaults are the --defaults-* arguments mariadbd reads its option files
@@ -188,18 +189,22 @@ func LoadOptionFiles(d Defaults, log *slog.Logger) func(context.Context) (Option
 		for _, w := range set.Warnings() {
 			logging.OrDiscard(log).Warn(fmt.Sprintf("option files: %v", w))
 		}
-		toMap := func(opts []optionfile.Option) map[string]string {
+		toMap := func(bare string, opts []optionfile.Option) map[string]string {
 			m := map[string]string{}
 			for _, o := range opts {
 				m[o.Key()] = o.Value
+				if !o.HasValue {
+					m[o.Key()] = bare
+				}
 			}
 			return m
 		}
+		// The schema's groups read a bare option as =1, as the SST does.
 		return Options{
-			Server:     toMap(set.Options(optionfile.ServerGroups("")...)),
-			Client:     toMap(set.Options(ClientGroups...)),
-			Supervisor: toMap(set.Options("galera-supervisor")),
-			SST:        toMap(set.Options("sst")),
+			Server:     toMap("", set.Options(optionfile.ServerGroups("")...)),
+			Client:     toMap("", set.Options(ClientGroups...)),
+			Supervisor: toMap("1", set.Options(string(schema.Supervisor))),
+			SST:        toMap("1", set.Options(string(schema.SST))),
 			Files:      set,
 		}, nil
 	}

@@ -15,16 +15,32 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
 
 // Before mariadbd starts: its options, user, environment and position.
 
+// loadOptions reads the option files and refuses, naming each file:line,
+// an [sst] or [galera-supervisor] value "config check" calls an error: at
+// the start, run does not start; on a reload, the last good configuration
+// stays.
 func (s *Supervisor) loadOptions(ctx context.Context) (Options, error) {
 	o, err := s.cfg.LoadOptions(ctx)
 	if err != nil {
 		return Options{}, err
+	}
+	if o.Files != nil {
+		var bad []string
+		for _, f := range schema.CheckSet(o.Files, SSTMethod(o.Files)) {
+			if f.Error {
+				bad = append(bad, f.String())
+			}
+		}
+		if len(bad) > 0 {
+			return Options{}, errors.New(strings.Join(bad, "; "))
+		}
 	}
 	if o.Server == nil {
 		o.Server = map[string]string{}
@@ -68,7 +84,7 @@ func childEnv(env []string, notifySocket, progressSocket, snapshot string) []str
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case k == notify.EnvSocket, k == progress.EnvSocket, k == sst.EnvOptions,
+		case k == notify.EnvSocket, k == progress.EnvSocket, k == schema.EnvOptions,
 			k == "WATCHDOG_USEC", k == "WATCHDOG_PID",
 			strings.HasPrefix(k, "LISTEN_"):
 			continue
@@ -77,7 +93,7 @@ func childEnv(env []string, notifySocket, progressSocket, snapshot string) []str
 	}
 	out = append(out, notify.EnvSocket+"="+notifySocket, progress.EnvSocket+"="+progressSocket)
 	if snapshot != "" {
-		out = append(out, sst.EnvOptions+"="+snapshot)
+		out = append(out, schema.EnvOptions+"="+snapshot)
 	}
 	return out
 }

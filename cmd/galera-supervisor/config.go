@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
+	"github.com/galera-supervisor/galera-supervisor/schema"
+	"github.com/galera-supervisor/galera-supervisor/supervisor"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 func cmdConfig() *command {
 	return &command{
 		name:  "config",
-		usage: "print [SOURCES] [--mysqld] GROUP... | check [SOURCES]",
+		usage: "print [SOURCES] [--mysqld] GROUP... | check [SOURCES] [--as-user=USER]",
 		short: "show and check the option files, as MariaDB reads them",
 		long: `
 config print [SOURCES] [--mysqld] [--no-defaults] GROUP...
@@ -25,16 +28,22 @@ config print [SOURCES] [--mysqld] [--no-defaults] GROUP...
     Exit status as my_print_defaults: 0 ok, 2 unreadable option files or an
     unknown option, 7 an unknown --name=value.
 
-config check [SOURCES]
-    Checks the [sst] group (and [sst+S] with a group suffix) against the
-    options SST methods know. Prints one line per finding, naming file and
-    line:
-      /etc/mysql/conf.d/x.cnf:12: [sst] unknown option 'compresor' (did you mean 'compressor'?)
-    Unknown options are warnings; bad values are errors. Then checks the
-    peer options of [galera-supervisor] (peer-address, peers,
-    peer-secret-file, peer-tls, bootstrap-wait, auto-bootstrap) as "run"
-    reads them:
-      /etc/mysql/conf.d/peers.cnf:3: [galera-supervisor] bootstrap-wait=5m: want seconds (a whole number)
+config check [SOURCES] [--as-user=USER]
+    Checks the [sst] and [galera-supervisor] groups (and their +S forms
+    with a group suffix) against the options galera-supervisor and its SST
+    methods know, with the rules "run", its live guard and the SST apply
+    (see "help sst" for the table of [sst] options). Prints every finding
+    at once, one line each, naming file and line and labelled:
+      /etc/mysql/conf.d/x.cnf:12: warning: [sst] unknown option 'compresor' (did you mean 'compressor'?)
+      /etc/mysql/conf.d/x.cnf:13: error: [sst] transfer-chunk-size=16M: want 4k to 8M
+      /etc/mysql/conf.d/x.cnf:14: warning: [sst] streamfmt: native methods send their own ...
+    A bad value is an error; an unknown option, or one the configured
+    wsrep_sst_method does not read, a warning saying what it means here.
+    Durations take a unit (300s, 5m, 1h) or count seconds. Files the options
+    name (certificates, keys, peer-secret-file) must be readable by USER,
+    the unit's User= (default the server's user option, else mysql), also
+    when the check runs as root. Then checks the peer options of
+    [galera-supervisor] together, as "run" reads them.
     Exit status: 0 no errors (warnings allowed), 1 errors or unreadable
     option files, 2 bad command line.
 
@@ -92,36 +101,72 @@ func configCheck(c *cli, args []string) error {
 	if err != nil {
 		return usageError(err.Error())
 	}
-	if len(rest) > 0 {
-		return usageError(fmt.Sprintf("config check: unexpected argument %q (the --defaults-* options come first)", rest[0]))
+	asUser := ""
+	for _, a := range rest {
+		v, ok := strings.CutPrefix(a, "--as-user=")
+		if !ok || v == "" {
+			return usageError(fmt.Sprintf("config check: unexpected argument %q (the --defaults-* options come first, then --as-user=USER)", a))
+		}
+		asUser = v
 	}
 	set, err := optionfile.Load(src)
 	if err != nil {
 		return &exitError{1, "config check: " + err.Error()}
 	}
+	errs, warns := 0, 0
 	for _, w := range set.Warnings() {
 		fmt.Fprintf(c.stdout, "%v (warning)\n", w)
+		warns++
 	}
-	errs := 0
-	for _, f := range optionfile.CheckSST(set) {
+	findings := schema.CheckSet(set, supervisor.SSTMethod(set))
+	findings = append(findings, checkAsUser(c, set, asUser)...)
+	if !hasError(findings, schema.Supervisor) {
+		findings = append(findings, checkPeers(set)...)
+	}
+	for _, f := range findings {
 		fmt.Fprintln(c.stdout, f)
 		if f.Error {
 			errs++
+		} else {
+			warns++
 		}
 	}
-	if msg := checkPeers(set); msg != "" {
-		fmt.Fprintln(c.stdout, msg)
-		errs++
-	}
 	if errs > 0 {
-		return &exitError{1, fmt.Sprintf("config check: %d error(s) in [sst] and [galera-supervisor]", errs)}
+		return &exitError{1, fmt.Sprintf("config check: %d error(s), %d warning(s) in [sst] and [galera-supervisor]", errs, warns)}
 	}
 	return nil
 }
 
-// checkPeers validates the peer coordination options as run reads them,
-// naming the file and line of the bad one.
-func checkPeers(set *optionfile.Set) string {
+func hasError(fs []schema.Finding, g schema.Group) bool {
+	for _, f := range fs {
+		if f.Error && optionfile.Key(f.Option.Group) == string(g) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAsUser checks that the files the options name are readable by the
+// unit's User=: name, or the server's user option, or mysql.
+func checkAsUser(c *cli, set *optionfile.Set, name string) []schema.Finding {
+	if name == "" {
+		name = "mysql"
+		if o, ok := set.Lookup(optionfile.ServerGroups(""), "user"); ok && o.Value != "" {
+			name = o.Value
+		}
+	}
+	acct, err := schema.LookupAccount(name)
+	if err != nil {
+		fmt.Fprintf(c.stdout, "config check: user %s: %v: file readability not checked (warning)\n", name, err)
+		return nil
+	}
+	return schema.CheckReadable(set, acct)
+}
+
+// checkPeers validates the peer coordination options as run reads them
+// (certificates, the secret, the peers list), naming the file and line of
+// the option at fault. Malformed values were reported by schema.CheckSet.
+func checkPeers(set *optionfile.Set) []schema.Finding {
 	look := func(groups ...string) quorum.Lookup {
 		return func(name string) (string, bool) {
 			o, ok := set.Lookup(groups, name)
@@ -133,13 +178,15 @@ func checkPeers(set *optionfile.Set) string {
 	}
 	_, err := quorum.ConfigFrom(look("galera-supervisor"), look(optionfile.ServerGroups("")...), look("sst"))
 	if err == nil {
-		return ""
+		return nil
 	}
+	f := schema.Finding{Error: true, Msg: err.Error(), Option: optionfile.Option{Group: "galera-supervisor"}}
 	var oe *quorum.OptionError
 	if errors.As(err, &oe) {
 		if o, ok := set.Lookup([]string{"galera-supervisor"}, oe.Option); ok {
-			return o.Pos() + ": " + err.Error()
+			f.Option = o
 		}
+		f.Msg = strings.TrimPrefix(err.Error(), "[galera-supervisor] ")
 	}
-	return err.Error()
+	return []schema.Finding{f}
 }

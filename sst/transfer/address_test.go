@@ -89,19 +89,6 @@ func FuzzParseAddress(f *testing.F) {
 	})
 }
 
-func TestParseRate(t *testing.T) {
-	for in, want := range map[string]int64{"100": 100, "10k": 10 << 10, "10K": 10 << 10, "100M": 100 << 20, "1.5m": 3 << 19, "2G": 2 << 30, "1t": 1 << 40, " 5M ": 5 << 20, "0": 0} {
-		if got, err := ParseRate(in); err != nil || got != want {
-			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "M", "-1", "1e9", "10x", "abc", "0x10", "NaN", "inf"} {
-		if got, err := ParseRate(in); err == nil {
-			t.Errorf("ParseRate(%q) = %d, want an error", in, got)
-		}
-	}
-}
-
 func lookup(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
@@ -138,7 +125,7 @@ func TestOptionsFrom(t *testing.T) {
 		opts map[string]string
 		want string
 	}{
-		{map[string]string{"encrypt": "1"}, "encrypt=1: the openssl"},
+		{map[string]string{"encrypt": "1"}, "encrypt=1: native methods encrypt with TLS only"},
 		{map[string]string{"encrypt": "5"}, "[sst] encrypt=5"},
 		{map[string]string{"encrypt": "3"}, "needs a certificate"},
 		{map[string]string{"encrypt": "3", "tcert": c.joinerCert}, "needs a key"},

@@ -8,7 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // TLSMode is how a session is protected.
@@ -48,27 +49,23 @@ type TLS struct {
 	CertOption, KeyOption, CAOption string
 }
 
-func tlsFrom(get func(string) (string, bool), role Role) (TLS, error) {
+func tlsFrom(v schema.Values, role Role) (TLS, error) {
 	var t TLS
-	encrypt := 0
-	if v, ok := get("encrypt"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 4 {
-			return t, fmt.Errorf("[sst] encrypt=%s: want 0, 2, 3 or 4", v)
-		}
-		if n == 1 {
-			return t, fmt.Errorf("[sst] encrypt=1: the openssl/xbcrypt stream cipher with a shared key is not supported by native methods; use TLS instead: encrypt=3 (or 4 to require a CA) with tcert, tkey and tca, or ssl-mode with ssl-cert, ssl-key and ssl-ca")
-		}
-		encrypt = n
+	if err := v.CheckNative("encrypt"); err != nil {
+		return t, err // encrypt=1
 	}
-	mode := "DISABLED"
-	if v, ok := get("ssl-mode"); ok {
-		mode = strings.ToUpper(v)
-		switch mode {
-		case "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY":
-		default:
-			return t, fmt.Errorf("[sst] ssl-mode=%s: want DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY", v)
-		}
+	n, _, err := v.Int("encrypt")
+	if err != nil {
+		return t, err
+	}
+	encrypt := int(n)
+	mode, _, err := v.String("ssl-mode")
+	if err != nil {
+		return t, err
+	}
+	get := func(name string) (string, bool) {
+		s, set, _ := v.String(name)
+		return s, set
 	}
 	side := "server" // the joiner accepts, like a TLS server
 	if role == Donor {

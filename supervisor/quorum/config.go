@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // Defaults of the [galera-supervisor] options.
 const (
 	DefaultPort          = 4569
-	DefaultBootstrapWait = 300 * time.Second
+	DefaultBootstrapWait = 300 * time.Second // schema's default for bootstrap-wait
 	// PollInterval is how often a waiting supervisor asks its peers.
 	PollInterval = 250 * time.Millisecond
 )
@@ -58,17 +60,16 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 		return &OptionError{Option: name, Value: v, Msg: fmt.Sprintf(format, args...)}
 	}
 
+	v := schema.Values{Group: schema.Supervisor, Look: schema.Lookup(gs)}
+	if errs, _ := v.Problems(""); len(errs) > 0 {
+		ve := errs[0].(*schema.ValueError)
+		return nil, &OptionError{Option: ve.Option, Value: ve.Value, Msg: ve.Msg}
+	}
+
 	// peer-address, defaulting to wsrep_node_address's host.
 	host, port := "", strconv.Itoa(DefaultPort)
-	if v, ok := gs("peer-address"); ok {
-		h, p, err := net.SplitHostPort(v)
-		if err != nil {
-			return nil, bad("peer-address", v, "want host:port")
-		}
-		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-			return nil, bad("peer-address", v, "bad port")
-		}
-		host, port = h, p
+	if a, ok, _ := v.String("peer-address"); ok {
+		host, port, _ = net.SplitHostPort(a)
 	} else if v, ok := server("wsrep-node-address"); ok && v != "" {
 		host = hostOf(v)
 	}
@@ -81,15 +82,8 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 	}
 
 	// peers, defaulting to wsrep_cluster_address's hosts at our port.
-	if v, ok := gs("peers"); ok {
-		for _, p := range strings.Split(v, ",") {
-			p = strings.TrimSpace(p)
-			if p == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(p); err != nil {
-				return nil, bad("peers", v, "%q: want host:port", p)
-			}
+	if peers, ok, _ := v.List("peers"); ok {
+		for _, p := range peers {
 			if p == c.ID || p == c.Listen {
 				continue // a peers list shared by all nodes names us too
 			}
@@ -105,13 +99,7 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 		}
 	}
 
-	if v, ok := gs("bootstrap-wait"); ok {
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return nil, bad("bootstrap-wait", v, "want seconds (a whole number)")
-		}
-		c.BootstrapWait = time.Duration(n) * time.Second
-	}
+	c.BootstrapWait, _, _ = v.Duration("bootstrap-wait")
 
 	if v, ok := gs("peer-secret-file"); ok {
 		secret, err := readSecret(v)
@@ -120,36 +108,26 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 		}
 		c.Auth.Secret = secret
 	}
-	if v, ok := gs("peer-tls"); ok {
-		on, err := parseBool(v)
-		if err != nil {
-			return nil, bad("peer-tls", v, "%v", err)
-		}
-		if on {
-			get := func(names ...string) string {
-				for _, n := range names {
-					if v, ok := sst(n); ok {
-						return v
-					}
+	if on, _, _ := v.Bool("peer-tls"); on {
+		get := func(names ...string) string {
+			for _, n := range names {
+				if v, ok := sst(n); ok {
+					return v
 				}
-				return ""
 			}
-			s, cl, err := NewTLS(get("tcert", "ssl-cert"), get("tkey", "ssl-key"), get("tca", "ssl-ca"))
-			if err != nil {
-				return nil, &OptionError{Option: "peer-tls", Value: v, Msg: err.Error()}
-			}
-			c.Auth.ServerTLS, c.Auth.ClientTLS = s, cl
+			return ""
 		}
+		s, cl, err := NewTLS(get("tcert", "ssl-cert"), get("tkey", "ssl-key"), get("tca", "ssl-ca"))
+		if err != nil {
+			return nil, &OptionError{Option: "peer-tls", Value: "on", Msg: err.Error()}
+		}
+		c.Auth.ServerTLS, c.Auth.ClientTLS = s, cl
 	}
 
 	c.AutoBootstrap = c.Auth.Configured()
-	if v, ok := gs("auto-bootstrap"); ok {
-		on, err := parseBool(v)
-		if err != nil {
-			return nil, bad("auto-bootstrap", v, "%v", err)
-		}
+	if on, ok, _ := v.Bool("auto-bootstrap"); ok {
 		if on && !c.Auth.Configured() {
-			return nil, bad("auto-bootstrap", v, "needs peer authentication: set peer-secret-file or peer-tls = on")
+			return nil, bad("auto-bootstrap", "on", "needs peer authentication: set peer-secret-file or peer-tls = on")
 		}
 		c.AutoBootstrap = on
 	}
@@ -167,16 +145,6 @@ func hostOf(a string) string {
 		return h
 	}
 	return strings.Trim(a, "[]")
-}
-
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "", "1", "on", "true", "yes":
-		return true, nil
-	case "0", "off", "false", "no":
-		return false, nil
-	}
-	return false, fmt.Errorf("want on or off")
 }
 
 // minSecret is the shortest shared secret accepted.

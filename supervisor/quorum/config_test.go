@@ -62,13 +62,13 @@ func TestConfigFrom(t *testing.T) {
 	}{
 		"bad address":         {map[string]string{"peer-address": "nope"}, "[galera-supervisor] peer-address=nope: want host:port"},
 		"bad peer":            {map[string]string{"peers": "a:1,b"}, `peers=a:1,b: "b": want host:port`},
-		"bad wait":            {map[string]string{"bootstrap-wait": "5m"}, "bootstrap-wait=5m: want seconds"},
+		"bad wait":            {map[string]string{"bootstrap-wait": "5 min"}, "bootstrap-wait=5 min: not a duration"},
 		"auto without auth":   {map[string]string{"auto-bootstrap": "on"}, "auto-bootstrap=on: needs peer authentication"},
 		"missing secret":      {map[string]string{"peer-secret-file": filepath.Join(dir, "none")}, "peer-secret-file=" + filepath.Join(dir, "none") + ": stat"},
 		"world-readable":      {map[string]string{"peer-secret-file": open}, "readable by every user"},
 		"short secret":        {map[string]string{"peer-secret-file": short}, "want at least 16"},
 		"tls without a CA":    {map[string]string{"peer-tls": "on"}, "peer-tls=on: peer-tls needs a CA ([sst] tca)"},
-		"bad auto-bootstrap":  {map[string]string{"auto-bootstrap": "maybe"}, "auto-bootstrap=maybe: want on or off"},
+		"bad auto-bootstrap":  {map[string]string{"auto-bootstrap": "maybe"}, "auto-bootstrap=maybe: want 0 or 1"},
 		"secret and no peers": {map[string]string{"peer-secret-file": secret}, "[galera-supervisor] peers: no peer"},
 	} {
 		_, err := ConfigFrom(lookup(tt.gs), lookup(nil), lookup(nil))
