@@ -1,12 +1,9 @@
 package supervisor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"strings"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
@@ -66,7 +63,7 @@ type Options struct {
 	// the [sst] group (its certificates serve peer-tls).
 	Supervisor, SST map[string]string
 	// Files is what the maps were read from, with each option's file and
-	// line; nil when my_print_defaults read them.
+	// line; nil from a loader of tests that does not read files.
 	Files *optionfile.Set
 }
 
@@ -116,62 +113,9 @@ func AddArgs(m map[string]string, args []string) {
 	}
 }
 
-// PrintDefaults reads the option files with my_print_defaults, the
-// reference implementation: it returns the options of groups as a map.
-// Tests use it as the oracle for LoadOptionFiles.
-// Suffixed groups are included by my_print_defaults itself.
-func PrintDefaults(ctx context.Context, bin string, d Defaults, groups ...string) (map[string]string, error) {
-	if bin == "" {
-		bin = "my_print_defaults"
-	}
-	args := append(d.Args(), groups...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	m := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	AddArgs(m, lines)
-	return m, nil
-}
-
-// ServerGroups are the groups mariadbd reads (my_print_defaults --mysqld).
-var ServerGroups = []string{"--mysqld"}
-
 // ClientGroups are the groups the health check's credentials come from;
 // [galera-supervisor] is last so that it wins.
 var ClientGroups = []string{"client", "client-server", "client-mariadb", "galera-supervisor"}
-
-// LoadPrintDefaults returns a loader that reads Options with my_print_defaults.
-func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, error) {
-	return func(ctx context.Context) (Options, error) {
-		s, err := PrintDefaults(ctx, bin, d, ServerGroups...)
-		if err != nil {
-			return Options{}, err
-		}
-		c, err := PrintDefaults(ctx, bin, d, ClientGroups...)
-		if err != nil {
-			return Options{}, err
-		}
-		gs, err := PrintDefaults(ctx, bin, d, "galera-supervisor")
-		if err != nil {
-			return Options{}, err
-		}
-		sst, err := PrintDefaults(ctx, bin, d, "sst")
-		if err != nil {
-			return Options{}, err
-		}
-		return Options{Server: s, Client: c, Supervisor: gs, SST: sst}, nil
-	}
-}
 
 // LoadOptionFiles returns a loader that reads Options with package
 // optionfile, as mariadbd reads them. Warnings (a broken included file, a

@@ -1,10 +1,14 @@
 package supervisor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
@@ -64,5 +68,55 @@ user=gs
 	}
 	if _, err := LoadOptionFiles(Defaults{File: filepath.Join(dir, "none.cnf")}, nil)(context.Background()); err == nil {
 		t.Error("no error for a missing --defaults-file")
+	}
+}
+
+// PrintDefaults reads the option files with my_print_defaults, the
+// reference implementation: it returns the options of groups as a map.
+// It is the oracle for LoadOptionFiles; nothing reads it at run time.
+// Suffixed groups are included by my_print_defaults itself.
+func PrintDefaults(ctx context.Context, bin string, d Defaults, groups ...string) (map[string]string, error) {
+	if bin == "" {
+		bin = "my_print_defaults"
+	}
+	args := append(d.Args(), groups...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	m := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	AddArgs(m, lines)
+	return m, nil
+}
+
+// LoadPrintDefaults returns a loader that reads Options with my_print_defaults.
+func LoadPrintDefaults(bin string, d Defaults) func(context.Context) (Options, error) {
+	return func(ctx context.Context) (Options, error) {
+		s, err := PrintDefaults(ctx, bin, d, "--mysqld")
+		if err != nil {
+			return Options{}, err
+		}
+		c, err := PrintDefaults(ctx, bin, d, ClientGroups...)
+		if err != nil {
+			return Options{}, err
+		}
+		gs, err := PrintDefaults(ctx, bin, d, "galera-supervisor")
+		if err != nil {
+			return Options{}, err
+		}
+		sst, err := PrintDefaults(ctx, bin, d, "sst")
+		if err != nil {
+			return Options{}, err
+		}
+		return Options{Server: s, Client: c, Supervisor: gs, SST: sst}, nil
 	}
 }

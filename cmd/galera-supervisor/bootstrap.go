@@ -136,7 +136,7 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 		if d == (supervisor.Defaults{}) {
 			d = unitDefaults(st)
 		}
-		opts, err := supervisor.LoadPrintDefaults("my_print_defaults", d)(ctx)
+		opts, err := supervisor.LoadOptionFiles(d, nil)(ctx)
 		if err != nil {
 			return fmt.Errorf("bootstrap: read option files for the datadir: %w", err)
 		}

@@ -145,7 +145,7 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	datadir, socket, cred := o.datadir, o.socket, credentials{}
-	if opts, err := supervisor.LoadPrintDefaults("my_print_defaults", o.defaults)(ctx); err == nil {
+	if opts, err := supervisor.LoadOptionFiles(o.defaults, nil)(ctx); err == nil {
 		if datadir == "" {
 			datadir, _ = opts.Get("datadir")
 		}
