@@ -16,17 +16,22 @@ import (
 //     one-line phase.
 //   - EXTEND_TIMEOUT_USEC= from the SST monitor threads (sent every 30 s with
 //     a STATUS "WSREP state transfer ... ongoing", whether or not a byte
-//     moved) is dropped, so a stalled transfer cannot keep the unit alive
-//     forever; the supervisor extends from real SST progress instead. Other
-//     extensions (InnoDB crash recovery, buffer pool load, shutdown) are
-//     work the server knows is advancing, and are relayed.
+//     moved) is not relayed, so a stalled transfer cannot keep the unit
+//     alive forever; the supervisor extends from the SST's measured
+//     progress instead, and falls back to this extension (MonitorExtend)
+//     only when it can measure nothing. Other extensions (InnoDB crash
+//     recovery, buffer pool load, shutdown) are work the server knows is
+//     advancing, and are relayed.
 type ChildMessage struct {
 	Ready      bool
 	Stopping   bool
 	Status     string        // "" when the message had no STATUS
 	Extend     time.Duration // 0 when the message had none or it is not to be relayed
 	SSTMonitor bool          // the message came from an SST monitor thread
-	PID        int
+	// MonitorExtend is the SST monitor's own extension, kept apart from
+	// Extend: the floor when nothing of the SST can be measured.
+	MonitorExtend time.Duration
+	PID           int
 }
 
 // sstMonitorStatus starts the STATUS of mariadbd's SST monitor threads
@@ -46,9 +51,13 @@ func Classify(m Message) ChildMessage {
 		c.Status = strings.TrimSpace(v)
 		c.SSTMonitor = strings.HasPrefix(c.Status, sstMonitorStatus)
 	}
-	if v, ok := m.Get("EXTEND_TIMEOUT_USEC"); ok && !c.SSTMonitor {
+	if v, ok := m.Get("EXTEND_TIMEOUT_USEC"); ok {
 		if d, err := ParseExtendTimeout(v); err == nil {
-			c.Extend = d
+			if c.SSTMonitor {
+				c.MonitorExtend = d
+			} else {
+				c.Extend = d
+			}
 		}
 	}
 	return c

@@ -107,9 +107,10 @@ func TestClassify(t *testing.T) {
 	}{
 		{"READY=1\nSTATUS=Taking your SQL requests now...\n",
 			ChildMessage{Ready: true, Status: "Taking your SQL requests now..."}},
-		// The SST monitor's extension is not progress-aware: dropped.
+		// The SST monitor's extension is not progress-aware: not to be
+		// relayed, only kept as the floor.
 		{"STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n",
-			ChildMessage{Status: "WSREP state transfer (role joiner) ongoing...", SSTMonitor: true}},
+			ChildMessage{Status: "WSREP state transfer (role joiner) ongoing...", SSTMonitor: true, MonitorExtend: time.Minute}},
 		{"STATUS=WSREP state transfer (role donor) completed.\n",
 			ChildMessage{Status: "WSREP state transfer (role donor) completed.", SSTMonitor: true}},
 		// InnoDB's are relayed.

@@ -115,6 +115,41 @@ func fakeMariadbd(mode string, args []string) int {
 		}
 		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseDone, Done: done, Total: done})
 		say("STATUS=WSREP state transfer (role joiner) completed.\n")
+	case "stock-sst", "stock-sst-unmeasurable":
+		// A stock method: a wsrep_sst_rsync process runs, no progress
+		// events come, bytes land in the datadir.
+		self, _ := os.Executable()
+		script := &exec.Cmd{Path: self, Args: []string{"wsrep_sst_rsync", "--role", "joiner", "--address", "127.0.0.1:4444/rsync_sst"},
+			Env: append(os.Environ(), "GS_FAKE_MARIADBD=sleeper")}
+		if err := script.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer script.Wait()
+		defer script.Process.Kill()
+		datadir := filepath.Join(dir, "data")
+		time.Sleep(300 * time.Millisecond) // the supervisor's first scan: what was there
+		f, _ := os.Create(filepath.Join(datadir, "t.ibd"))
+		for range 8 {
+			f.Write(make([]byte, 1<<20))
+			time.Sleep(100 * time.Millisecond)
+		}
+		f.Close()
+		if mode == "stock-sst-unmeasurable" {
+			// Nothing the supervisor can read: the datadir is no directory.
+			os.Rename(datadir, datadir+".away")
+			os.WriteFile(datadir, nil, 0o644)
+			defer func() { os.Remove(datadir); os.Rename(datadir+".away", datadir) }()
+			time.Sleep(300 * time.Millisecond)
+		}
+		write("stalled", "")
+		// The monitor's 30 s message comes while the transfer is stalled.
+		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
+		time.Sleep(time.Second)
+		script.Process.Kill()
+		script.Wait()
+		time.Sleep(300 * time.Millisecond) // the supervisor sees the script end
+		say("STATUS=WSREP state transfer (role joiner) completed.\n")
 	case "sst-burst":
 		// Twenty events sent 200 ms apart at 100 MB/s, as the SST stamped
 		// them, but read by the supervisor in one burst.

@@ -60,6 +60,10 @@ type runner struct {
 	sstFailed      string
 	sstFailedAt    time.Time
 	abortKilled    bool
+	// startKnown: mariadbd started with a known position, so its join may
+	// be an IST; a node without one joins by SST.
+	startKnown bool
+	measure    sstMeasure
 }
 
 // say sends STATUS= when it changed; progress lines at most once a second.
@@ -253,7 +257,10 @@ func (l *loop) run(ctx context.Context) error {
 				r.progress = nil
 				continue
 			}
-			r.progressEvent(e)
+			r.progressEvent(e, false)
+
+		case res := <-r.diskResults():
+			r.diskScanned(res)
 
 		case <-healthTick.C:
 			if !r.view.stopping {
@@ -271,6 +278,7 @@ func (l *loop) run(ctx context.Context) error {
 			if l.sstScans++; !r.ready || l.sstScans%10 == 0 {
 				r.scanSST(l.pid)
 			}
+			r.measureTick(time.Now())
 
 		case <-reapTick.C:
 			for _, p := range reapOrphans(l.keep) {
@@ -350,6 +358,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 					r.joinerSST()
 				} else {
 					r.sstJoinerDone = true
+					r.measuredDone()
 				}
 			}
 			if ongoing != r.view.sstMonitor {
@@ -363,6 +372,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 	if c.Extend > 0 && (!r.ready || r.view.stopping) {
 		s.notify(notify.ExtendTimeout(c.Extend))
 	}
+	r.monitorExtend(c)
 	if c.Ready && !r.ready {
 		s.log.Info("mariadbd accepts connections (its READY=1); READY=1 waits for Synced")
 		check()
@@ -405,6 +415,7 @@ func (r *runner) healthResult(res healthResult) {
 		return
 	}
 	r.view.sqlUp, r.view.node, r.view.healthErr = true, res.state, ""
+	r.logicalSST(res.state)
 	if !r.ready && !r.view.stopping && (!r.wsrep || res.state.Synced()) {
 		r.ready = true
 		s.readyFlag.Store(true)

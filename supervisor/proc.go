@@ -189,12 +189,18 @@ func groupAlive(pgid int) bool {
 	return false
 }
 
+// sstProc is an SST method's process below mariadbd.
+type sstProc struct {
+	pid          int
+	role, method string
+	address      string // --address: the joiner's, as the donor's script got it
+}
+
 // sstProcess looks below pid for a running SST method (wsrep_sst_<method>,
 // or the "sh -c wsrep_sst_<method> ..." mariadbd spawns it with) and
-// returns its role and method. It is how an SST is seen when the method
-// reports no progress and mariadbd's monitor has not spoken yet (it first
-// speaks after 30 s).
-func sstProcess(pid int) (role, method string, ok bool) {
+// returns it. It is how an SST is seen when the method reports no progress
+// and mariadbd's monitor has not spoken yet (it first speaks after 30 s).
+func sstProcess(pid int) (sstProc, bool) {
 	for _, s := range descendants(pid) {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(s.PID) + "/cmdline")
 		if err != nil {
@@ -209,17 +215,20 @@ func sstProcess(pid int) (role, method string, ok bool) {
 			if !found || i > 1 { // argv[0], or argv[1] of an interpreter
 				continue
 			}
-			role = "joiner"
-			for j := range args {
-				if args[j] == "--role" && j+1 < len(args) {
-					role = strings.Trim(args[j+1], "'\"")
-				}
-			}
 			if name == "common" {
 				continue
 			}
-			return role, name, true
+			p := sstProc{pid: s.PID, role: "joiner", method: name}
+			for j := range args[:len(args)-1] {
+				switch args[j] {
+				case "--role":
+					p.role = strings.Trim(args[j+1], "'\"")
+				case "--address":
+					p.address = strings.Trim(args[j+1], "'\"")
+				}
+			}
+			return p, true
 		}
 	}
-	return "", "", false
+	return sstProc{}, false
 }

@@ -14,7 +14,7 @@ func TestSSTProcessSeen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := sstProcess(os.Getpid()); ok {
+	if _, ok := sstProcess(os.Getpid()); ok {
 		t.Fatal("SST process seen before any runs")
 	}
 	// As mariadbd runs it: sh -c "wsrep_sst_<method> --role 'donor' ...".
@@ -32,10 +32,10 @@ func TestSSTProcessSeen(t *testing.T) {
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		role, method, ok := sstProcess(os.Getpid())
+		p, ok := sstProcess(os.Getpid())
 		if ok {
-			if role != "donor" || method != "native-copy" {
-				t.Fatalf("got %s %s, want donor native-copy", role, method)
+			if p.role != "donor" || p.method != "native-copy" || p.address != "127.0.0.1:4444" || p.pid != cmd.Process.Pid {
+				t.Fatalf("got %+v, want donor native-copy to 127.0.0.1:4444, pid %d", p, cmd.Process.Pid)
 			}
 			break
 		}

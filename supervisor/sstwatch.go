@@ -18,13 +18,19 @@ func livenessPhase(p string) bool {
 	return p == progress.PhasePreparing || p == progress.PhaseVerifying || p == progress.PhaseMoving
 }
 
-func (r *runner) progressEvent(e progress.Event) {
+// progressEvent takes an SST's progress: an event the method sent, or,
+// measured, one the supervisor made of what it saw (sstmeasure.go).
+func (r *runner) progressEvent(e progress.Event, measured bool) {
 	s := r.s
 	now := time.Now()
 	if r.view.meter.Late(e) {
 		// A tick sent before the SST's next phase, read after it.
 		return
 	}
+	if !measured {
+		r.measure.methodAt = now
+	}
+	r.view.measured = measured
 	prev := r.view.meter.Last().Phase
 	first := r.view.lastProg.IsZero()
 	advanced := r.view.meter.Observe(e, now)
@@ -82,9 +88,14 @@ func (r *runner) killHungAbort(pid int) {
 	}
 }
 
-// scanSST notes an SST method running below mariadbd.
+// scanSST notes an SST method running below mariadbd, and measures a
+// donor's.
 func (r *runner) scanSST(pid int) {
-	role, method, ok := sstProcess(pid)
+	p, ok := sstProcess(pid)
+	role, method := p.role, p.method
+	if ok && role == string(sst.Donor) {
+		r.donorScan(p)
+	}
 	if ok == r.view.sstRunning && role == r.view.sstRole {
 		return
 	}
@@ -97,6 +108,9 @@ func (r *runner) scanSST(pid int) {
 		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod))
 		if r.view.sstRole == "joiner" {
 			r.sstJoinerEnded = true
+			r.measuredDone()
+		} else {
+			r.donorEnded()
 		}
 	}
 	r.view.sstRunning, r.view.sstRole, r.view.sstMethod = ok, role, method
@@ -118,7 +132,7 @@ func (r *runner) lastProgress() {
 			if !ok {
 				return
 			}
-			r.progressEvent(e)
+			r.progressEvent(e, false)
 		default:
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 )
 
@@ -44,6 +45,9 @@ type view struct {
 	meter    *progress.Meter
 	lastProg time.Time
 	progRole string
+	// measured: the last event is the supervisor's own measure of an SST
+	// whose method reports nothing (sstmeasure.go).
+	measured bool
 
 	// From mariadbd's own notifications.
 	childStatus string
@@ -112,19 +116,27 @@ func (v *view) line(now time.Time) string {
 	s := string(p)
 	switch p {
 	case PhaseSST:
-		if v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh {
+		switch {
+		case v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh && v.measured:
+			s = "receiving SST by " + v.meter.Last().Method + v.meter.Detail()
+		case v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh:
 			s = v.meter.String()
-		} else {
+		default:
 			s = "receiving SST"
 			if v.sstMethod != "" {
 				s += " by " + v.sstMethod
 			}
 		}
 	case PhaseDonor:
-		if v.meter != nil && v.progRole == "donor" && now.Sub(v.lastProg) < progressFresh {
+		fresh := v.meter != nil && v.progRole == "donor" && now.Sub(v.lastProg) < progressFresh
+		switch {
+		case fresh && v.measured && v.meter.Last().Phase == progress.PhaseSending:
+			e := v.meter.Last()
+			s = "donor: sending SST by " + e.Method + " to " + sst.PeerAddr(e.Peer) + v.meter.Detail()
+		case fresh:
 			s = "donor, " + v.meter.String()
-		} else if v.sstRunning && v.sstRole == "donor" {
-			s = "donor, sending SST by " + v.sstMethod
+		case v.sstRunning && v.sstRole == "donor":
+			s = "donor: sending SST by " + v.sstMethod
 		}
 	case PhaseStarting:
 		if v.childStatus != "" {

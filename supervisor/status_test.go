@@ -32,7 +32,7 @@ func TestStatusLine(t *testing.T) {
 		{"IST", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Joining: receiving State Transfer", ClusterStatus: "Primary"}}, "IST"},
 		{"joined", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Joined", ClusterStatus: "Primary"}}, "joined, catching up"},
 		{"synced", view{wsrep: true, sqlUp: true, node: synced}, "synced"},
-		{"donor", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Donor/Desynced", ClusterStatus: "Primary"}, sstRunning: true, sstRole: "donor", sstMethod: "native-copy"}, "donor, sending SST by native-copy"},
+		{"donor", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Donor/Desynced", ClusterStatus: "Primary"}, sstRunning: true, sstRole: "donor", sstMethod: "native-copy"}, "donor: sending SST by native-copy"},
 		{"desynced", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Donor/Desynced", ClusterStatus: "Primary", Desync: true}}, "desynced"},
 		{"stopping", view{wsrep: true, stopping: true, sqlUp: true, node: synced}, "stopping"},
 		{"access denied", view{wsrep: true, healthErr: "health check: access denied"}, "starting; health check: access denied"},

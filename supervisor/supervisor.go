@@ -269,6 +269,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case pos != nil:
 			s.log.Info(fmt.Sprintf("recovered position %s tells nothing: no --wsrep_start_position", pos))
 		}
+		r.startKnown = pos != nil && pos.Known() || pos == nil && r.grastate != nil && r.grastate.Seqno != SeqnoUnknown
 		if ctx.Err() != nil {
 			return nil
 		}

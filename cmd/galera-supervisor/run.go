@@ -127,12 +127,26 @@ What systemd hears (NotifyAccess=main is enough):
                receiving SST 45% 2.0/4.5 GiB 310 MB/s ETA 8s, preparing, IST,
                joined, synced, donor, desynced, stopping. The rate is
                over the last 5 s, by the times the SST stamped its
-               progress with; an SST's phases only go forward.
+               progress with; an SST's phases only go forward. A method
+               that reports no progress (the stock rsync, rsync_wan,
+               mariabackup, mysqldump) is measured by the supervisor:
+               "receiving SST by rsync 1.2 GiB 40 MB/s", the bytes landing
+               on the joiner's disk, with a % and an ETA when the donor's
+               supervisor is a peer (it tells its datadir's size); the
+               donor's line is "donor: sending SST by rsync to
+               10.0.0.2:4444/rsync_sst 1.2/2.0 GiB 40 MB/s", what its SST
+               processes read (/proc/PID/io).
   EXTEND_TIMEOUT_USEC=
                before READY, each time SST progress advances (or the node's
                phase changes), by the stall window, at most every quarter of
                it: a transfer that stalls lets the start timeout fire one
-               window after its last byte. The window is the unit's own
+               window after its last byte. Progress is the method's own
+               events, and, for every method, bytes landing in (or files
+               written in) the datadir and the InnoDB and Aria directories
+               outside it, scanned every second from mariadbd's start to
+               READY: rsync and rsync_wan write there, mariabackup into
+               <datadir>/.sst, mysqldump grows the datadir. galera.cache,
+               grastate.dat, gvwstate.dat, logs and pid files do not count. The window is the unit's own
                TimeoutStartSec= (read over D-Bus at start, at least 10 s),
                so TimeoutStartSec=20 fails a stalled SST's start 20 s after
                the stall (then the stop, within TimeoutStopSec=); nothing is
@@ -140,8 +154,10 @@ What systemd hears (NotifyAccess=main is enough):
                systemd or the bus does not answer; --sst-stall-timeout
                overrides it. The log says which. The joiner itself gives up
                after [sst] transfer-idle-timeout (120 s) without data.
-               mariadbd's SST monitor extensions (every 30 s, progress or
-               not) are dropped; InnoDB's (crash recovery, buffer pool) are
+               mariadbd's SST monitor extensions (a minute every 30 s,
+               progress or not) are relayed only as a floor, while the
+               supervisor can read none of those directories (the log
+               says so); InnoDB's (crash recovery, buffer pool) are
                relayed. While stopping, 30 s every 10 s as long as mariadbd
                is alive, up to --stop-timeout.
   WATCHDOG=1   every WatchdogSec/2 while mariadbd runs (not SIGSTOPped) and,

@@ -134,11 +134,18 @@ func (m *Meter) ETA() (time.Duration, bool) {
 // String renders the progress in one line, e.g.
 // "receiving SST 45% 2.0/4.5 GiB 310 MB/s ETA 8s".
 func (m *Meter) String() string {
-	e := m.last
-	s := e.Phase
-	if e.Phase == PhaseReceiving || e.Phase == PhaseSending {
+	s := m.last.Phase
+	if s == PhaseReceiving || s == PhaseSending {
 		s += " SST"
 	}
+	return s + m.Detail()
+}
+
+// Detail is what String tells after the phase: " 45% 2.0/4.5 GiB 310 MB/s
+// ETA 8s", or "" while nothing moved.
+func (m *Meter) Detail() string {
+	e := m.last
+	var s string
 	switch {
 	case e.Total > 0 && e.Done <= e.Total:
 		s += fmt.Sprintf(" %d%% %s", percent(e.Done, e.Total), sizePair(e.Done, e.Total))
@@ -148,7 +155,11 @@ func (m *Meter) String() string {
 		s += " " + sizeNum(e.Done, u) + " " + u.name
 	}
 	if rate, ok := m.Rate(); ok {
-		s += fmt.Sprintf(" %.0f MB/s", rate/1e6)
+		if rate > 0 && rate < 1e6 {
+			s += fmt.Sprintf(" %.1f MB/s", rate/1e6) // a slow transfer is not "0 MB/s"
+		} else {
+			s += fmt.Sprintf(" %.0f MB/s", rate/1e6)
+		}
 	}
 	if eta, ok := m.ETA(); ok {
 		s += " ETA " + eta.Round(time.Second).String()

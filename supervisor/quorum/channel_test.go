@@ -246,6 +246,12 @@ func FuzzReadFrame(f *testing.F) {
 	st, _ := json.Marshal(sample)
 	writeFrame(&b, reply{V: 1, State: st, MAC: "ab"})
 	f.Add(b.Bytes())
+	donor := sample
+	donor.Donation = &Donation{Method: "mariabackup", Joiner: "10.0.0.2:4444/xtrabackup_sst//1", Sent: 1, Total: 2}
+	st, _ = json.Marshal(donor)
+	b.Reset()
+	writeFrame(&b, reply{V: 1, State: st})
+	f.Add(b.Bytes())
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0, 2, '{', '}'})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -274,4 +280,28 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("round trip differs:\n%s\n%s", again, a2)
 		}
 	})
+}
+
+// TestQueryDonation: a donor's SST reaches the joiner's supervisor whole,
+// and a state with a nonsensical one is refused.
+func TestQueryDonation(t *testing.T) {
+	secret := Auth{Secret: []byte("0123456789abcdef-shared")}
+	donor := sample
+	donor.Phase, donor.Primary = PhaseSynced, true
+	donor.Donation = &Donation{Method: "rsync", Joiner: "10.0.0.2:4444/rsync_sst", Sent: 123 << 20, Total: 2 << 30}
+	got, err := Query(context.Background(), serve(t, secret, donor), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Donation == nil || *got.Donation != *donor.Donation {
+		t.Fatalf("donation %+v, want %+v", got.Donation, donor.Donation)
+	}
+	for _, bad := range []string{
+		`{"id":"a","phase":"synced","seqno":1,"donation":{"method":"rsync","sent":-1}}`,
+		`{"id":"a","phase":"synced","seqno":1,"donation":{"method":"","sent":1}}`,
+	} {
+		if _, err := DecodeState([]byte(bad)); err == nil {
+			t.Errorf("DecodeState(%s) accepted", bad)
+		}
+	}
 }

@@ -60,6 +60,22 @@ type State struct {
 	SSTIncomplete bool `json:"sst_incomplete,omitempty"`
 	// View is gvwstate.dat, nil when absent.
 	View *View `json:"view,omitempty"`
+	// Donation is the SST this node sends, nil while it sends none: how
+	// the joiner's supervisor learns the size of what is coming.
+	Donation *Donation `json:"donation,omitempty"`
+}
+
+// Donation is a donor's SST as its supervisor measures it.
+type Donation struct {
+	Method string `json:"method"`
+	// Joiner is the address the SST goes to, as mariadbd gave it to the
+	// SST script (host:port[/module]).
+	Joiner string `json:"joiner"`
+	// Sent is the bytes the donor's SST processes have read so far
+	// (/proc/PID/io), Total the donor's datadir: about what a physical
+	// SST sends.
+	Sent  int64 `json:"sent"`
+	Total int64 `json:"total"`
 }
 
 // Known reports whether the state carries a recovered position.

@@ -147,6 +147,9 @@ func (s *State) check() error {
 	case s.UUID != "" && !ValidUUID(s.UUID):
 		return fmt.Errorf("bad uuid %q", s.UUID)
 	}
+	if d := s.Donation; d != nil && (d.Method == "" || len(d.Method) > 64 || len(d.Joiner) > 256 || d.Sent < 0 || d.Total < 0) {
+		return errors.New("bad donation")
+	}
 	if v := s.View; v != nil {
 		if !ValidUUID(v.MyUUID) || !ValidUUID(v.ViewID) || v.Seq < 0 || len(v.Members) == 0 || len(v.Members) > maxMembers {
 			return errors.New("bad view")

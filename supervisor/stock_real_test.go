@@ -1,0 +1,96 @@
+package supervisor
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+)
+
+// TestRealStockSSTMonitorFloor joins a node by the stock mariabackup
+// script, rate-limited by its [sst] rlimit, under the supervisor with a
+// 10 s window, and freezes the donor's SST processes once bytes land: the
+// supervisor's extensions follow the bytes and stop with them, and
+// mariadbd's own SST monitor, which goes on asking for a minute more every
+// 30 s through the stall, extends nothing: the start would time out one
+// window after the last byte.
+func TestRealStockSSTMonitorFloor(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: "mariabackup", SST: map[string]string{"rlimit": "2m"},
+		// mariadb-backup runs as OS user mysql, which has no account.
+		Mysqld: map[string]string{"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password}})
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 96<<20); err != nil {
+		t.Fatal(err)
+	}
+	sd := newSystemdSocket(t)
+	const window = 10 * time.Second
+	sup := startSupervisor(t, c.Node(2), sd, "--sst-stall-timeout=10s")
+	deadline := time.Now().Add(3 * time.Minute)
+	landing := regexp.MustCompile(`^receiving SST by mariabackup [1-9]\d* MiB`)
+	for !slices.ContainsFunc(sd.statuses(), landing.MatchString) {
+		select {
+		case <-sup.exited:
+			t.Fatalf("the supervisor exited (%v) before SST bytes landed: %q", sup.err, sd.statuses())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SST bytes landing: %q", sd.statuses())
+		}
+	}
+	var donor []int
+	for _, p := range descendants(c.Node(1).PID()) {
+		donor = append(donor, p.PID)
+	}
+	for _, p := range donor {
+		syscall.Kill(p, syscall.SIGSTOP)
+	}
+	frozen := time.Now()
+	defer func() {
+		for _, p := range donor {
+			syscall.Kill(p, syscall.SIGCONT)
+		}
+	}()
+	// mariadbd's joiner monitor speaks every 30 s from the SST's start:
+	// at least once in 35 s of stall.
+	time.Sleep(time.Until(frozen.Add(35 * time.Second)))
+	waitLog(t, sup.log, 0, "mariadbd's SST monitor asks for 1m0s more: not relayed", time.Second)
+	var last time.Time
+	for _, m := range sd.all() {
+		for _, l := range strings.Split(m.s, "\n") {
+			if l == "EXTEND_TIMEOUT_USEC=60000000" {
+				t.Errorf("the SST monitor's extension was relayed at +%s into the stall", m.at.Sub(frozen).Round(time.Millisecond))
+			}
+			if l == "EXTEND_TIMEOUT_USEC=10000000" {
+				last = m.at
+			}
+		}
+	}
+	if last.IsZero() {
+		t.Fatal("no extension while bytes landed")
+	}
+	// A scan a second, and a loaded machine: the last extension comes at
+	// most a little after the last byte.
+	t.Logf("last extension %s after the freeze; the start would time out %s after it",
+		last.Sub(frozen).Round(time.Millisecond), (last.Add(window).Sub(frozen)).Round(time.Millisecond))
+	if late := last.Sub(frozen); late > 2500*time.Millisecond {
+		t.Errorf("extension %s into the stall: the start would not time out one window after the last byte", late)
+	}
+	if st := sd.statuses(); !slicesContainsPrefix(st, "receiving SST by mariabackup") {
+		t.Errorf("STATUS lines: %q", st)
+	}
+	for _, p := range donor {
+		syscall.Kill(p, syscall.SIGCONT)
+	}
+	sup.stop(t, 2*time.Minute)
+	noneLeft(t, c.Node(2).Dir)
+}
