@@ -14,6 +14,7 @@ const (
 	ENOENT       = syscall.ENOENT       // 2: datadir, file or tool missing
 	ENOMEM       = syscall.ENOMEM       // 12
 	EBUSY        = syscall.EBUSY        // 16: port taken
+	EMFILE       = syscall.EMFILE       // 24: open-files limit too low for the datadir
 	EINVAL       = syscall.EINVAL       // 22: bad arguments or configuration
 	ENOSPC       = syscall.ENOSPC       // 28: joiner disk too small
 	EPIPE        = syscall.EPIPE        // 32: transfer failed

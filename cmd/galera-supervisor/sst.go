@@ -95,6 +95,10 @@ Methods:
                 (joiner). With wsrep_sst_auth empty the donor creates a
                 temporary user with only the privileges a backup needs
                 and drops it when the SST ends, however it ends.
+                mariadb-backup keeps every InnoDB tablespace open: the
+                donor gives it --open-files-limit for them, and refuses
+                before any byte moves when its hard RLIMIT_NOFILE
+                (LimitNOFILE=, or mariadbd's open_files_limit) is lower.
 
 Contract (stdout is for the server only; logs go to stderr as
 "WSREP_SST: [INFO] ..."):

@@ -51,9 +51,14 @@ func readUnit(t *testing.T, path string) unitFile {
 	return u
 }
 
-// The stock unit's hardening and limits, which ours keep.
+// The stock unit's hardening and limits, which ours keep; LimitNOFILE is
+// raised (manyTablesNofile).
 var stockHardening = []string{"User", "Group", "AmbientCapabilities", "ProtectSystem", "ProtectHome",
-	"ProtectControlGroups", "PrivateTmp", "PrivateNetwork", "UMask", "LimitNOFILE", "LimitMEMLOCK", "TasksMax"}
+	"ProtectControlGroups", "PrivateTmp", "PrivateNetwork", "UMask", "LimitMEMLOCK", "TasksMax"}
+
+// manyTablesNofile is the open-files limit a native-backup donor of 100,000
+// InnoDB tablespaces needs: mariadb-backup holds them all open.
+const manyTablesNofile = 100_000 + 256
 
 // TestUnits checks the shipped units against the stock mariadb.service and
 // mariadb@.service and against the supervisor's exit codes.
@@ -89,6 +94,9 @@ func TestUnits(t *testing.T) {
 			if u[k] != stock[k] {
 				t.Errorf("%s: %s=%s, the stock mariadb.service has %q", name, k, u[k], stock[k])
 			}
+		}
+		if k, err := strconv.Atoi(u["LimitNOFILE"]); err != nil || k < manyTablesNofile {
+			t.Errorf("%s: LimitNOFILE=%s, want at least %d (the stock mariadb.service has %s)", name, u["LimitNOFILE"], manyTablesNofile, stock["LimitNOFILE"])
 		}
 		want := map[string]string{
 			"Type": "notify", "NotifyAccess": "main", "KillMode": "mixed", "Restart": "on-failure",

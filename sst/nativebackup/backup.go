@@ -102,6 +102,7 @@ type backupSpec struct {
 	Socket                                               string
 	Host                                                 string // use-extra: host and extra-port
 	Port                                                 string
+	OpenFilesLimit                                       string // --open-files-limit=N, or ""
 	InnoBackupOpts                                       string // inno-backup-opts, split on blanks
 	MysqldArgs                                           []string
 }
@@ -113,6 +114,9 @@ func (b backupSpec) args() []string {
 		a = append(a, "--parallel="+b.Parallel)
 	}
 	a = append(a, "--databases-exclude=lost+found")
+	if b.OpenFilesLimit != "" {
+		a = append(a, b.OpenFilesLimit) // before inno-backup-opts: the user's own value wins
+	}
 	a = append(a, strings.Fields(b.InnoBackupOpts)...)
 	if b.TmpDir != "" {
 		a = append(a, "--tmpdir="+b.TmpDir)

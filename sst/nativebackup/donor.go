@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -53,22 +51,25 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	user, password, cleanup, credErr := backupCredentials(ctx, s)
 	defer cleanup()
 
+	scan := scanDatadir(s.Datadir)
+	files, filesErr := openFilesFor(s, scan)
+
 	sess, err := transfer.Dial(ctx, addr, secret, opts)
 	if err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: connect to joiner %s: %w", addr, err))
 	}
 	defer sess.Close()
-	if credErr != nil {
-		sess.Abort(credErr)
-		return credErr
+	if err := errors.Join(credErr, filesErr); err != nil {
+		sess.Abort(err)
+		return err
 	}
-	total := estimatePayload(s.Datadir)
+	total := scan.Payload
 	sess.SetTotal(total)
 	if err := sess.Send(msgState, stateMsg{State: st.String(), Total: total}); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: send state to %s: %w", sess.Peer(), err))
 	}
 
-	if err := runBackup(ctx, s, sess, bin, user, password); err != nil {
+	if err := runBackup(ctx, s, sess, bin, user, password, files); err != nil {
 		sess.Abort(err)
 		return err
 	}
@@ -151,7 +152,7 @@ func backupCredentials(ctx context.Context, s *sst.Session) (user, password stri
 // runBackup runs mariadb-backup --backup and streams its stdout to the
 // joiner. Its stderr goes to <datadir>/mariadb-backup.backup.log; on failure
 // the log's error lines travel to the joiner too.
-func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin, user, password string) error {
+func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin, user, password string, files openFilesPlan) error {
 	tmp, err := os.MkdirTemp(s.OptionIn(encGroups, "tmpdir", ""), "native-backup-")
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: create target directory: %w", err))
@@ -167,6 +168,7 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 		Parallel:            s.OptionIn(encGroups, "backup-threads", ""),
 		User:                user,
 		Socket:              s.Args.Socket,
+		OpenFilesLimit:      files.Flag,
 		InnoBackupOpts:      s.OptionIn(bkGroups, "inno-backup-opts", ""),
 		MysqldArgs:          s.Args.MysqldArgs,
 	}
@@ -249,31 +251,4 @@ func (x *exitReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// estimatePayload guesses the stream size for progress and the joiner's
-// free-space check: the datadir's files minus what a backup does not copy.
-func estimatePayload(datadir string) int64 {
-	var total int64
-	filepath.WalkDir(datadir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if p != datadir && strings.HasPrefix(name, ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || name == "galera.cache" || strings.HasPrefix(name, "ib_logfile") ||
-			strings.HasSuffix(name, ".log") || strings.HasSuffix(name, ".err") {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			total += info.Size()
-		}
-		return nil
-	})
-	return total
 }
