@@ -32,20 +32,21 @@ type Kind int
 
 // The kinds of option values.
 const (
-	Text      Kind = iota // any text (extra arguments, a shell filter)
-	Path                  // a file or directory
-	Bool                  // 1/0, on/off, yes/no, true/false
-	Int                   // a whole number within Min..Max
-	Size                  // bytes, with an optional K, M, G or T suffix, within Min..Max
-	Rate                  // bytes per second, pv -L syntax, within Min..Max
-	Duration              // a number of Unit, or with a unit (5m, 300s), within Min..Max seconds
-	Enum                  // one of Values, any case
-	SocatOpts             // a socat option list
-	HostPort              // host:port
-	HostPorts             // host:port,host:port,...
+	Text       Kind = iota // any text (extra arguments, a shell filter)
+	Path                   // a file or directory
+	Bool                   // 1/0, on/off, yes/no, true/false
+	Int                    // a whole number within Min..Max
+	Size                   // bytes, with an optional K, M, G or T suffix, within Min..Max
+	Rate                   // bytes per second, pv -L syntax, within Min..Max
+	Duration               // a number of Unit, or with a unit (5m, 300s), within Min..Max seconds
+	Enum                   // one of Values, any case
+	SocatOpts              // a socat option list
+	HostPort               // host:port
+	HostPorts              // host:port,host:port,...
+	CipherList             // an OpenSSL cipher list
 )
 
-var kindNames = [...]string{"text", "path", "bool", "integer", "size", "rate", "duration", "one of", "socat options", "host:port", "host:port list"}
+var kindNames = [...]string{"text", "path", "bool", "integer", "size", "rate", "duration", "one of", "socat options", "host:port", "host:port list", "cipher list"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -146,7 +147,7 @@ func (e *ValueError) Error() string {
 
 // Parse reads v as the option's value: a bool, an int64 (Int, Size, Rate),
 // a time.Duration, a string (Text, Path, Enum in canonical case, HostPort),
-// a []string (HostPorts) or a SockOpt. The error is what is wrong with v,
+// a []string (HostPorts), a SockOpt or Ciphers. The error is what is wrong with v,
 // without the option's name (Check adds it).
 func (o *Option) Parse(v string) (any, error) {
 	v = strings.TrimSpace(v)
@@ -186,6 +187,8 @@ func (o *Option) Parse(v string) (any, error) {
 		return v, checkHostPort(v)
 	case HostPorts:
 		return parseHostPorts(v)
+	case CipherList:
+		return ParseCiphers(v)
 	case Path:
 		if v == "" {
 			return nil, fmt.Errorf("empty path")

@@ -175,7 +175,7 @@ func TestCheckSet(t *testing.T) {
 		":7: error: [sst] encrypt=7: want 0 to 4",
 		":10: error: [sst] rlimit=fast: not a rate (bytes per second, pv -L syntax: 100M, 1.5G, 10k)",
 		":12: warning: [sst] streamfmt: " + streamText,
-		":13: warning: [sst] progress without a value reads as progress=1 (1 (pv to stderr), none, or a file or FIFO for pv's progress lines)",
+		":13: warning: [sst] progress without a value reads as progress=1 (1 (pv's lines to stderr), none, or a file or FIFO for pv's lines)",
 		":14: error: [sst] sst-special-dirs=0: native methods always copy the InnoDB and Aria directories outside the datadir (sst-special-dirs=1, stock's default); 0 is not supported",
 		":15: error: [sst] transfer-chunk-size=16M: want 4k to 8M",
 		":18: warning: [galera-supervisor] unknown option 'bootstrap_wiat' (did you mean 'bootstrap-wait'?)",

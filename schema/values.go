@@ -117,6 +117,13 @@ func (v Values) CheckNative(name string) error {
 	return nil
 }
 
+// Ciphers returns a CipherList option's value.
+func (v Values) Ciphers(name string) (c Ciphers, set bool, err error) {
+	x, set, err := v.get(name)
+	c, _ = x.(Ciphers)
+	return c, set, err
+}
+
 // Problems checks every option of v's group that is set: a value that
 // does not parse, or that method refuses, is an error; an option that
 // method does not read is a warning saying what it means here. The SST

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +54,16 @@ func IsSessionLog(name string) bool {
 		}
 	}
 	return false
+}
+
+// StockLogName is the name the 10.11 mariabackup script gives the log
+// mariadb-backup writes as name: mariabackup.backup.log for
+// mariadb-backup.backup.log.
+func StockLogName(name string) (string, bool) {
+	if rest, ok := strings.CutPrefix(name, "mariadb-backup."); ok {
+		return "mariabackup." + rest, true
+	}
+	return "", false
 }
 
 // LogNamer is a Method that writes logs of its own under the datadir
@@ -130,8 +141,21 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 			continue
 		}
 		log.Info(fmt.Sprintf("archived the previous %s as %s", name, dst), slog.String("path", dst))
+		if stock, ok := StockLogName(name); ok {
+			// Where tools look for the stock script's logs, a link.
+			sdst := filepath.Join(dir, stock+"."+stamp+".gz")
+			if err := os.Link(dst, sdst); err != nil {
+				log.Warn(fmt.Sprintf("archive %s under the stock name %s: %v", dst, sdst, err), slog.String("path", sdst))
+			}
+		}
 	}
-	removed, err := Prune(dir, names, a.Keep, a.MaxAge, now)
+	pruned := names
+	for _, n := range names {
+		if stock, ok := StockLogName(n); ok && !slices.Contains(pruned, stock) {
+			pruned = append(slices.Clip(pruned), stock)
+		}
+	}
+	removed, err := Prune(dir, pruned, a.Keep, a.MaxAge, now)
 	if err != nil {
 		log.Warn(fmt.Sprintf("prune %s: %v", dir, err))
 	}

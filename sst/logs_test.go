@@ -71,6 +71,21 @@ func TestArchiveRun(t *testing.T) {
 			t.Errorf("archive of %s holds %q", n, got)
 		}
 	}
+	// native-backup's mariadb-backup logs are archived under the stock
+	// script's names too; the archive directory exists after the first
+	// SST, with nothing to archive.
+	fresh := filepath.Join(t.TempDir(), "fresh", "archive")
+	Archive{Dir: fresh}.Run(dd, names, now, logtest.New(t))
+	if st, err := os.Stat(fresh); err != nil || !st.IsDir() {
+		t.Errorf("sst-log-archive-dir not created: %v", err)
+	}
+	os.WriteFile(filepath.Join(dd, "mariadb-backup.prepare.log"), []byte("prepare"), 0o640)
+	Archive{Dir: arch}.Run(dd, []string{"mariadb-backup.prepare.log"}, now, logtest.New(t))
+	for _, n := range []string{"mariadb-backup.prepare.log", "mariabackup.prepare.log"} {
+		if got := gunzip(t, filepath.Join(arch, n+".2026.11.21-12.00.00.000000005.gz")); got != "prepare" {
+			t.Errorf("archive of %s holds %q", n, got)
+		}
+	}
 	// Off: nothing moves.
 	os.WriteFile(filepath.Join(dd, names[1]), []byte("donor"), 0o640)
 	Archive{Off: true, Dir: arch}.Run(dd, names, now, logtest.New(t))

@@ -90,6 +90,7 @@ type Session struct {
 	syslog *string
 	// Datadir is --datadir, cleaned and absolute.
 	Datadir string
+	pv      *pvLines // [sst] progress: pv's lines, nil without
 }
 
 // Env is what the server passes an SST process in its environment.
@@ -259,6 +260,9 @@ func (s *Session) Report(e progress.Event) {
 		s.bytes = e.Done
 	}
 	s.mu.Unlock()
+	if s.pv != nil {
+		s.pv.Report(e)
+	}
 	if s.Progress == nil {
 		return
 	}
@@ -413,6 +417,9 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	for _, w := range unused {
 		s.Log.Warn(w.Error()+"; ignored", slog.String("sst_option", w.Option), slog.String("sst_option_value", w.Value))
 	}
+	pv, pvc := s.openProgress(cfg.Stderr, cfg.Now)
+	defer pvc.Close()
+	s.pv = pv
 	s.Log.Info(fmt.Sprintf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address),
 		slog.String("message_id", logging.MessageSSTStarted), slog.String("sst_result", "started"),
 		slog.String("sst_address", args.Address), slog.String("sst_datadir", dd))
@@ -443,6 +450,10 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	s.Log.Info(fmt.Sprintf("%s %s finished in %.1fs", method, args.Role, el.Seconds()),
 		slog.String("message_id", logging.MessageSSTFinished), slog.String("sst_result", "finished"),
 		slog.String("sst_peer", peer), slog.Int64("sst_bytes", bytes), slog.String("sst_seconds", seconds(el)))
+	if on, _, _ := s.Values().Bool("time"); on {
+		// The stock script's closing line with time=1.
+		s.Log.Info(fmt.Sprintf("Total time on %s: %d seconds", args.Role, int(el.Seconds())), slog.String("sst_seconds", seconds(el)))
+	}
 	return nil
 }
 

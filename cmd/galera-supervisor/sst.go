@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/nativebackup"
 	"github.com/galera-supervisor/galera-supervisor/sst/nativecopy"
@@ -22,7 +23,7 @@ func cmdSST() *command {
 		name:  "sst",
 		usage: "[--method native-copy] --role joiner|donor --address ADDR --datadir DIR [server SST options]",
 		short: "run one SST as mariadbd would (same as wsrep_sst_<method>)",
-		long:  sstHelp,
+		long:  sstHelp(),
 		run: func(ctx context.Context, c *cli, args []string) error {
 			method, rest := sstMethodArg(args)
 			return runSSTMethod(ctx, c, method, rest)
@@ -64,7 +65,8 @@ func runSSTMethod(ctx context.Context, c *cli, method string, args []string) err
 	return sst.Run(ctx, method, args, sst.Config{Stdout: c.stdout, Stderr: c.stderr, Log: log})
 }
 
-const sstHelp = `
+func sstHelp() string {
+	return `
 mariadbd runs an SST method as "wsrep_sst_<method>" (found in PATH) with
 the arguments and environment of the server's SST contract. Link the
 method's name to this binary, e.g.
@@ -125,26 +127,15 @@ refused never reaches an SST. Without it, or when it was read from other
 files than --defaults-file/--defaults-extra-file/--defaults-group-suffix
 name, the SST reads the option files itself.
 
-[sst] options read:
-  tcert, tkey, tca, tcapath; ssl-cert, ssl-key, ssl-ca, ssl-mode; encrypt
-                         TLS with crypto/tls; a CA means mutual verification
-  compressor, decompressor  lz4 is built in; other commands run as filters
-  rlimit                 donor rate limit (pv -L syntax: 100M)
-  sst-initial-timeout    seconds the joiner waits for the donor (300)
-  sockopt                keepalive/buffer options of the stock socat syntax
-  sst-max-binlogs        trailing binlogs sent (1; <=0 all)
-  cpat                   top-level datadir paths the joiner keeps
-  delta                  1: delta mode, the joiner sends block hashes of
-                         its old files and receives only what differs;
-                         auto: when an old datadir is present (default 0)
-  transfer-streams       parallel data connections; each keeps one direct
-                         disk request in flight on either side
-                         (native-copy 8, native-backup 4)
-  transfer-chunk-size    bytes per frame, 4k to 8M (native-copy 4M, 2M
-                         with a compressor; native-backup 1M)
-  transfer-idle-timeout  seconds without data before the peer is given up (120)
-  transfer-sync          0 skips the joiner's final syncfs (1)
-
+[sst] options: every option the stock scripts and the MariaDB
+documentation name, and the native methods' own. "config check", the
+supervisor (at its start and on every edit) and the SST check them alike;
+a value one refuses, all refuse. Durations count seconds or take a unit
+(300, 300s, 5m); sizes and rates take K, M, G, T (powers of 1024). What
+the native methods do with each: honoured as stock does; mapped to their
+own equivalent; warned about (logged by the SST, a warning in "config
+check") and ignored, saying what to use instead; or refused.
+` + schema.Help(schema.SST) + `
 Logs: each SST writes <datadir>/<method>.<role>.log (native-copy.joiner.log,
 native-backup.donor.log, ...), the lines it prints on stderr. A joiner keeps
 it through the swap and a donor never sends it. When stderr is the journal
@@ -153,19 +144,7 @@ SST_SECONDS, SST_RESULT and, for SST started, finished and failed, a
 MESSAGE_ID that "journalctl -x" explains; "journalctl -u mariadb
 SST_RESULT=failed" lists the failures. Before a new SST the previous logs
 are gzipped into the archive as <name>.<YYYY.MM.DD-HH.MM.SS.N>.gz.
-  sst-log-archive        0: do not archive (1)
-  sst-log-archive-dir    the archive (/tmp/sst_log_archive; not inside the
-                         datadir)
-  sst-log-archive-keep   copies kept of each log (10; 0 no limit)
-  sst-log-archive-max-age  older copies are removed: days, or 12h, 90m
-                         (30d; 0 no limit)
-  sst-syslog             1: log to syslog instead of the files and stderr,
-                         facility daemon, tag "<syslog-tag>-wsrep-sst-<role>"
-                         ([mysqld_safe] syslog-tag; "wsrep-sst-<role>"
-                         without one), mariadb-backup's output at daemon.err
-                         as innobackupex-backup, -apply, -move; -1 never;
-                         0: as [mysqld_safe] syslog
-  sst-syslog-socket      the syslog daemon's socket (/dev/log)
+The sst-log-archive* and sst-syslog* options above say how.
 
 Files larger than 256 KiB go disk to disk with O_DIRECT on both sides,
 bypassing the page cache (the redo and Aria logs excepted: the donor
@@ -180,3 +159,4 @@ Exit codes are errnos, which the server reports negated:
   110 ETIMEDOUT no donor in time        111 ECONNREFUSED joiner unreachable
   114 EALREADY a previous SST still runs (wsrep_sst.pid)
 `
+}

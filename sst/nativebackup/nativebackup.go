@@ -147,7 +147,8 @@ func readCoordinates(read func(name string) ([]byte, error)) (sst.State, error) 
 func (Method) LogNames() []string {
 	var out []string
 	for _, n := range []string{BackupLog, PrepareLog, MoveLog} {
-		out = append(out, n, "mariabackup"+strings.TrimPrefix(n, "mariadb-backup"))
+		stock, _ := sst.StockLogName(n)
+		out = append(out, n, stock)
 	}
 	return out
 }

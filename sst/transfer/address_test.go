@@ -1,6 +1,8 @@
 package transfer
 
 import (
+	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +110,13 @@ func TestOptionsFrom(t *testing.T) {
 		o.TLS.Mode != TLSVerifyCA || o.TLS.CertOption != "tcert" || !isLZ4(o.Compressor) || !isLZ4(o.Decompressor) {
 		t.Fatalf("options %+v", o)
 	}
+	// ssl-cipher: OpenSSL's names of the TLS 1.2 suites, the rest logged.
+	o, err = OptionsFrom(lookup(map[string]string{"encrypt": "3", "tcert": c.joinerCert, "tkey": c.joinerKey,
+		"ssl-cipher": "ECDHE-ECDSA-AES256-GCM-SHA384:HIGH:!aNULL:ecdhe-ecdsa-chacha20-poly1305", "ssl-crl": c.donorCRL}), Joiner)
+	if err != nil || !slices.Equal(o.TLS.Ciphers, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}) ||
+		!slices.Equal(o.TLS.CipherIgnored, []string{"HIGH", "!aNULL"}) || o.TLS.CRL != c.donorCRL {
+		t.Fatalf("ssl-cipher, ssl-crl: %+v %v", o.TLS, err)
+	}
 	// ssl-* fallbacks, role-specific first; tca may be a directory.
 	o, err = OptionsFrom(lookup(map[string]string{
 		"ssl-mode": "VERIFY_IDENTITY", "ssl-cert": "/nonexistent", "ssl-client-cert": c.donorCert, "ssl-key": c.donorKey, "ssl-ca": c.dir,
@@ -137,6 +146,13 @@ func TestOptionsFrom(t *testing.T) {
 		{map[string]string{"encrypt": "3", "tcert": c.joinerCert, "tkey": c.donorKey}, "private key does not match"},
 		{map[string]string{"encrypt": "4", "tcert": c.joinerCert, "tkey": c.joinerKey, "tca": c.joinerKey}, "no PEM certificate"},
 		{map[string]string{"rlimit": "fast"}, "[sst] rlimit=fast"},
+		// MDEV-28233: REQUIRED with a missing certificate or key refuses,
+		// naming it, rather than fall back to cleartext.
+		{map[string]string{"ssl-mode": "REQUIRED", "ssl-cert": "/nonexistent.pem", "ssl-key": c.joinerKey}, "[sst] ssl-cert: open /nonexistent.pem: no such file"},
+		{map[string]string{"ssl-mode": "REQUIRED", "ssl-cert": c.joinerCert, "ssl-key": "/nonexistent.key"}, "[sst] ssl-key: open /nonexistent.key: no such file"},
+		{map[string]string{"ssl-mode": "REQUIRED", "ssl-cert": c.joinerCert}, "ssl-mode=REQUIRED needs a key"},
+		{map[string]string{"encrypt": "3", "tcert": c.joinerCert, "tkey": c.joinerKey, "ssl-cipher": "HIGH:!aNULL"}, "[sst] ssl-cipher=HIGH:!aNULL: names no TLS 1.2 suite"},
+		{map[string]string{"encrypt": "3", "tcert": c.joinerCert, "tkey": c.joinerKey, "ssl-crl": c.joinerKey}, "[sst] ssl-crl: " + c.joinerKey},
 		{map[string]string{"sst-initial-timeout": "-5"}, "[sst] sst-initial-timeout"},
 		{map[string]string{"transfer-streams": "0"}, "[sst] transfer-streams"},
 		{map[string]string{"transfer-chunk-size": "100M"}, "[sst] transfer-chunk-size"},

@@ -102,7 +102,22 @@ func TestTLSRejections(t *testing.T) {
 			[]string{"donor 127.0.0.1", "does not speak TLS"}, []string{"joiner 127.0.0.1", "encrypt/ssl-mode"}},
 		{"plain joiner", TLS{}, TLS{Mode: TLSVerifyCA, Cert: c.donorCert, Key: c.donorKey, CA: c.ca},
 			[]string{"donor 127.0.0.1", "speaks TLS but this joiner does not"}, []string{"joiner 127.0.0.1", "TLS"}},
+		{"ssl-crl revokes the donor", TLS{Mode: TLSVerifyCA, Cert: c.joinerCert, Key: c.joinerKey, CA: c.ca, CRL: c.donorCRL},
+			TLS{Mode: TLSVerifyCA, Cert: c.donorCert, Key: c.donorKey, CA: c.ca},
+			[]string{"donor certificate \"donor\"", "is revoked by " + c.donorCRL}, []string{"joiner 127.0.0.1", "refused our TLS certificate"}},
+		{"ssl-crl revokes the joiner", joinerTLS, TLS{Mode: TLSVerifyCA, Cert: c.donorCert, Key: c.donorKey, CA: c.ca, CRL: c.dir},
+			[]string{"donor 127.0.0.1"}, []string{"joiner certificate \"joiner\"", "is revoked by " + c.joinerCRL}},
 	}
+	// ssl-crlpath is a directory: the donor's above reads every list in
+	// c.dir but the rogue CA's, which the CA did not sign; it is refused.
+	rogueDir := filepath.Join(c.dir, "crls")
+	os.Mkdir(rogueDir, 0o755)
+	os.Link(c.rogueCRL, filepath.Join(rogueDir, "rogue.crl"))
+	if _, err := (&TLS{Mode: TLSVerifyCA, Cert: c.donorCert, Key: c.donorKey, CA: c.ca, CRL: rogueDir, CRLOption: "ssl-crlpath"}).load(); err == nil ||
+		!strings.Contains(err.Error(), "[sst] ssl-crlpath: "+rogueDir+"/rogue.crl: not signed by the CA") {
+		t.Errorf("a list of another CA: %v", err)
+	}
+	os.Remove(c.rogueCRL)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, jerr, derr := tryPair(t, "127.0.0.1", Options{TLS: tc.joiner, InitialTimeout: 20 * time.Second}, Options{TLS: tc.donor, Streams: 2})

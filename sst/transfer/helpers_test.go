@@ -201,6 +201,9 @@ type certs struct {
 	ca, joinerCert, joinerKey                string
 	donorCert, donorKey, rogueCert, rogueKey string
 	rogueCA                                  string
+	// Revocation lists, signed by the CA, of the donor's and the joiner's
+	// certificates; and one of the joiner's signed by the rogue CA.
+	donorCRL, joinerCRL, rogueCRL string
 }
 
 func makeCerts(t testing.TB) *certs {
@@ -214,7 +217,31 @@ func makeCerts(t testing.TB) *certs {
 	rKey, rCert, rPEM := newCA(t, "rogue CA")
 	c.rogueCA = writePEM(t, dir, "rogue-ca.pem", rPEM)
 	c.rogueCert, c.rogueKey = leaf(t, dir, "rogue", rCert, rKey, false)
+	c.donorCRL = revoke(t, dir, "donor.crl", caCert, caKey, c.donorCert)
+	c.joinerCRL = revoke(t, dir, "joiner.crl", caCert, caKey, c.joinerCert)
+	c.rogueCRL = revoke(t, dir, "rogue.crl", rCert, rKey, c.joinerCert)
 	return c
+}
+
+// revoke writes a PEM revocation list by ca naming the certificate at cert.
+func revoke(t testing.TB, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cert string) string {
+	b, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: c.SerialNumber, RevocationTime: time.Now()}},
+	}, ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
 }
 
 var serial int64
@@ -225,7 +252,7 @@ func newCA(t testing.TB, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byt
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

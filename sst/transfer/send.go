@@ -57,9 +57,7 @@ func Dial(ctx context.Context, addr Address, secret string, opts Options) (*Sess
 	if err != nil {
 		return nil, err
 	}
-	if len(opts.SockOpt.Ignored) > 0 {
-		opts.log().Info(fmt.Sprintf("transfer: ignoring socat-only sockopt %v", opts.SockOpt.Ignored))
-	}
+	opts.logIgnored()
 	n, chunk := opts.streams(), opts.chunkSize()
 	if opts.RateLimit > 0 {
 		// Keep each frame to a fraction of a second of the budget, so the

@@ -44,9 +44,7 @@ func Listen(ctx context.Context, addr Address, opts Options) (*Listener, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(opts.SockOpt.Ignored) > 0 {
-		opts.log().Info(fmt.Sprintf("transfer: ignoring socat-only sockopt %v", opts.SockOpt.Ignored))
-	}
+	opts.logIgnored()
 	lc := net.ListenConfig{KeepAliveConfig: keepAliveConfig(&opts)}
 	ln, err := lc.Listen(ctx, "tcp", addr.HostPort())
 	if err != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {

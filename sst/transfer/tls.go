@@ -3,6 +3,7 @@ package transfer
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +48,14 @@ type TLS struct {
 
 	// Names of the options the files came from, for errors.
 	CertOption, KeyOption, CAOption string
+
+	// Ciphers are the TLS 1.2 suites [sst] ssl-cipher names (nil: Go's
+	// defaults); CipherIgnored its entries that mean nothing here.
+	Ciphers       []uint16
+	CipherIgnored []string
+	// CRL is a revocation list, PEM or DER, or a directory of them
+	// (ssl-crl, ssl-crlpath): a peer certificate it names is refused.
+	CRL, CRLOption string
 }
 
 func tlsFrom(v schema.Values, role Role) (TLS, error) {
@@ -100,6 +109,13 @@ func tlsFrom(v schema.Values, role Role) (TLS, error) {
 	if t.Mode == TLSOff {
 		return t, nil
 	}
+	c, set, err := v.Ciphers("ssl-cipher")
+	if err != nil {
+		return t, err
+	} else if set {
+		t.Ciphers, t.CipherIgnored = c.Suites, c.Ignored
+	}
+	t.CRL, t.CRLOption = first("ssl-crl", "ssl-crlpath")
 	why := "ssl-mode=" + mode
 	if encrypt != 0 {
 		why = "encrypt=" + strconv.Itoa(encrypt)
@@ -120,8 +136,23 @@ func tlsFrom(v schema.Values, role Role) (TLS, error) {
 }
 
 type tlsFiles struct {
-	cert tls.Certificate
-	pool *x509.CertPool // nil without a CA
+	cert    tls.Certificate
+	pool    *x509.CertPool      // nil without a CA
+	caCerts []*x509.Certificate // what pool holds, to check a CRL's signature
+	revoked map[string]string   // serial number → the list that names it
+}
+
+func pemCerts(b []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(blk.Bytes); err == nil && blk.Type == "CERTIFICATE" {
+			out = append(out, c)
+		}
+	}
 }
 
 func optName(n, def string) string {
@@ -132,6 +163,14 @@ func optName(n, def string) string {
 }
 
 func (t *TLS) load() (*tlsFiles, error) {
+	f, err := t.loadKeys()
+	if err != nil || t.CRL == "" {
+		return f, err
+	}
+	return f, f.loadCRL(t.CRL, optName(t.CRLOption, "ssl-crl"))
+}
+
+func (t *TLS) loadKeys() (*tlsFiles, error) {
 	var f tlsFiles
 	certOpt, keyOpt, caOpt := optName(t.CertOption, "tcert"), optName(t.KeyOption, "tkey"), optName(t.CAOption, "tca")
 	if t.Cert == "" {
@@ -192,6 +231,7 @@ func (t *TLS) loadCA(f *tlsFiles, caOpt string) (*tlsFiles, error) {
 		}
 		if f.pool.AppendCertsFromPEM(b) {
 			n++
+			f.caCerts = append(f.caCerts, pemCerts(b)...)
 		}
 	}
 	if n == 0 {
@@ -213,7 +253,7 @@ func (t *TLS) config(role Role, host string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: t.Ciphers}
 	if t.Cert != "" {
 		c.Certificates = []tls.Certificate{f.cert}
 		if role == Donor {
@@ -230,6 +270,9 @@ func (t *TLS) config(role Role, host string) (*tls.Config, error) {
 			c.ClientAuth = tls.RequireAndVerifyClientCert
 			c.ClientCAs = f.pool
 		}
+		if f.revoked != nil {
+			c.VerifyConnection = func(cs tls.ConnectionState) error { return f.checkRevoked(cs.PeerCertificates, "donor") }
+		}
 		return c, nil
 	}
 	// The donor checks the chain itself: joiners are usually addressed by
@@ -237,6 +280,9 @@ func (t *TLS) config(role Role, host string) (*tls.Config, error) {
 	// only checked in verify-identity mode.
 	c.InsecureSkipVerify = true
 	if f.pool == nil {
+		if f.revoked != nil {
+			c.VerifyConnection = func(cs tls.ConnectionState) error { return f.checkRevoked(cs.PeerCertificates, "joiner") }
+		}
 		return c, nil
 	}
 	pool, checkName := f.pool, t.Mode == TLSVerifyIdentity
@@ -254,7 +300,80 @@ func (t *TLS) config(role Role, host string) (*tls.Config, error) {
 		if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
 			return fmt.Errorf("joiner certificate %q: %w", cs.PeerCertificates[0].Subject.CommonName, err)
 		}
-		return nil
+		return f.checkRevoked(cs.PeerCertificates, "joiner")
 	}
 	return c, nil
+}
+
+// loadCRL reads the revocation lists at path, a file or a directory of
+// them, PEM or DER. With a CA, each list must be signed by it.
+func (f *tlsFiles) loadCRL(path, opt string) error {
+	files := []string{path}
+	if st, err := os.Stat(path); err != nil {
+		return fmt.Errorf("[sst] %s: %w", opt, err)
+	} else if st.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("[sst] %s: %w", opt, err)
+		}
+		files = files[:0]
+		for _, e := range ents {
+			if !e.IsDir() {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	f.revoked = map[string]string{}
+	lists := 0
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("[sst] %s: %w", opt, err)
+		}
+		if blk, _ := pem.Decode(b); blk != nil {
+			b = blk.Bytes
+		}
+		crl, err := x509.ParseRevocationList(b)
+		if err != nil && len(files) > 1 {
+			continue // a directory may hold other files, as OpenSSL's does
+		}
+		if err != nil {
+			return fmt.Errorf("[sst] %s: %s: %w", opt, name, err)
+		}
+		if err := f.signedByCA(crl); err != nil {
+			return fmt.Errorf("[sst] %s: %s: %w", opt, name, err)
+		}
+		lists++
+		for _, r := range crl.RevokedCertificateEntries {
+			f.revoked[r.SerialNumber.String()] = name
+		}
+	}
+	if lists == 0 {
+		return fmt.Errorf("[sst] %s=%s: no revocation list found", opt, path)
+	}
+	return nil
+}
+
+// signedByCA checks crl's signature against the CA's certificates, when
+// there is a CA.
+func (f *tlsFiles) signedByCA(crl *x509.RevocationList) error {
+	if f.pool == nil {
+		return nil
+	}
+	for _, ca := range f.caCerts {
+		if crl.CheckSignatureFrom(ca) == nil {
+			return nil
+		}
+	}
+	return errors.New("not signed by the CA (tca or ssl-ca)")
+}
+
+// checkRevoked refuses a peer whose certificate a revocation list names.
+func (f *tlsFiles) checkRevoked(chain []*x509.Certificate, peer string) error {
+	for _, c := range chain {
+		if list, ok := f.revoked[c.SerialNumber.String()]; ok {
+			return fmt.Errorf("%w: %s certificate %q (serial %s) is revoked by %s", ErrTLS, peer, c.Subject.CommonName, c.SerialNumber, list)
+		}
+	}
+	return nil
 }
