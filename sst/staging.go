@@ -28,6 +28,10 @@ const (
 	OldDirName     = ".sst-native-old"   // the previous contents during a swap
 	TrashDirName   = ".sst-native-trash" // the previous contents once committed
 	JournalName    = ".sst-native-swap"  // what a swap moves in, for recovery
+	// RootsName, in the first root of a swap, lists the swap's other
+	// roots (directories outside the node's own: a DATA DIRECTORY, the
+	// binlog index's), so that Cleanup of the first finds them.
+	RootsName = ".sst-native-roots"
 )
 
 // DefaultCpat is the stock scripts' cpat: top-level paths a joiner keeps
@@ -39,7 +43,7 @@ const DefaultCpat = `.*\.pem$|.*galera\.cache$|.*sst_in_progress$|.*\.sst$|.*gvw
 var alwaysKept = map[string]bool{
 	PIDFile: true, InProgressFile: true, TablesFlushedFile: true, SSTErrorFile: true,
 	"lost+found": true, ".zfs": true, ".snapshot": true,
-	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true,
+	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true, RootsName: true,
 }
 
 // KeepRule reports whether a top-level entry of a root survives a swap.
@@ -206,6 +210,9 @@ func Cleanup(root string, log *slog.Logger) error {
 		return err
 	}
 	defer lock.Close()
+	if err := cleanOthers(root, log); err != nil {
+		return err
+	}
 	if err := Recover(root, log); err != nil {
 		return err
 	}
@@ -217,6 +224,26 @@ func Cleanup(root string, log *slog.Logger) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return Errorf(EACCES, "sst: remove stale staging %s: %w", dir, err)
 	}
+	return nil
+}
+
+// cleanOthers runs Cleanup on the other roots of a swap that root's
+// RootsName lists, and removes the list.
+func cleanOthers(root string, log *slog.Logger) error {
+	list := filepath.Join(root, RootsName)
+	b, err := os.ReadFile(list)
+	if err != nil {
+		return nil
+	}
+	for _, other := range strings.Split(string(b), "\n") {
+		if other = filepath.Clean(other); other == "." || !filepath.IsAbs(other) || other == filepath.Clean(root) {
+			continue
+		}
+		if err := Cleanup(other, log); err != nil {
+			return err
+		}
+	}
+	os.Remove(list)
 	return nil
 }
 
@@ -459,11 +486,25 @@ type swap struct {
 // contents deleted. On any error every root is restored as it was.
 func Swap(stagings ...*Staging) error {
 	var done []*swap
+	var roots string
+	if len(stagings) > 1 {
+		var others []string
+		for _, s := range stagings[1:] {
+			others = append(others, s.Root)
+		}
+		roots = filepath.Join(stagings[0].Root, RootsName)
+		if err := writeJournal(roots, others); err != nil {
+			return Errorf(EIO, "sst: write %s: %w", roots, err)
+		}
+	}
 	rollback := func(cause error) error {
 		for i := len(done) - 1; i >= 0; i-- {
 			if err := done[i].undo(); err != nil {
 				return errors.Join(cause, err)
 			}
+		}
+		if roots != "" {
+			os.Remove(roots)
 		}
 		return cause
 	}
@@ -489,6 +530,9 @@ func Swap(stagings ...*Staging) error {
 		if err := syncDir(sw.s.Root); err != nil {
 			sw.s.log.Warn(fmt.Sprintf("fsync %s: %v", sw.s.Root, err))
 		}
+	}
+	if roots != "" {
+		os.Remove(roots)
 	}
 	for _, sw := range done {
 		if err := os.RemoveAll(filepath.Join(sw.s.Root, TrashDirName)); err != nil {

@@ -368,3 +368,50 @@ func TestExcluded(t *testing.T) {
 		}
 	}
 }
+
+// A joiner killed while it swaps two roots (the datadir and, say, a DATA
+// DIRECTORY) leaves both half swapped: Cleanup of the first, the only one
+// the next start knows, restores the other too.
+func TestCleanupOtherRoots(t *testing.T) {
+	data, ext := t.TempDir(), t.TempDir()
+	writeFiles(t, data, oldDatadir)
+	writeFiles(t, ext, map[string]string{"t.ibd": "old ext table", "stranger": "not ours"})
+	beforeData, beforeExt := treeHash(t, data), treeHash(t, ext)
+	st1, _ := stage(t, data)
+	st2, err := NewStaging(ext, func(string) bool { return true }, logtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := st2.Create("t.ibd", 0o640)
+	f.WriteString("new ext table")
+	f.Close()
+	type killed struct{}
+	st2.failpoint = func(step string) error {
+		if step == "sync" {
+			panic(killed{}) // dies mid-swap: no rollback runs
+		}
+		return nil
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != (killed{}) {
+				t.Fatalf("swap was not killed: %v", r)
+			}
+		}()
+		Swap(st1, st2)
+	}()
+	if b, _ := os.ReadFile(filepath.Join(ext, "t.ibd")); string(b) != "new ext table" {
+		t.Fatalf("the kill came too early: %q", b)
+	}
+	st1.unlock()
+	st2.unlock()
+	if err := Cleanup(data, logtest.New(t)); err != nil {
+		t.Fatal(err)
+	}
+	if treeHash(t, data) != beforeData {
+		t.Error("datadir not restored")
+	}
+	if treeHash(t, ext) != beforeExt {
+		t.Error("the other root not restored")
+	}
+}

@@ -85,7 +85,16 @@ Methods:
                 receives into <datadir>/.sst-native, verifies every file
                 against the donor's manifest and only then swaps it in;
                 the previous datadir is kept until then and restored on
-                any failure. With IST possible (--bypass) only the
+                any failure. Files go where the joiner's own options
+                put them (innodb_data_home_dir, innodb_undo_directory,
+                innodb_log_group_home_dir, aria_log_dir_path, log_bin,
+                log_bin_index); a table's DATA DIRECTORY files (InnoDB
+                .isl, MyISAM/Aria symlinks) go to the same path as on
+                the donor. Each directory is staged and swapped like the
+                datadir; one the joiner cannot write, or a file there
+                that no table of the joiner points to, refuses the SST
+                before any data moves, naming the table and the path.
+                With IST possible (--bypass) only the
                 position is sent and the joiner's datadir is not touched.
   native-backup the non-blocking method: the donor streams
                 "mariadb-backup --backup --stream=mbstream" through the

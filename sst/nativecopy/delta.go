@@ -141,11 +141,12 @@ func intersect(a, b []transfer.Range) []transfer.Range {
 	return out
 }
 
-// stageForDelta copies the joiner's existing file src into staging as name
+// stageForDelta copies the joiner's existing file src into staging as rel
 // (a reflink where the filesystem can, else a copy) and hashes its blocks
-// in the same read. The copy, not the original, is what the donor's ranges
-// patch: the old datadir stays intact until the swap.
-func stageForDelta(st *sst.Staging, name, src string) (deltaFile, error) {
+// in the same read; name is its wire name. The copy, not the original, is
+// what the donor's ranges patch: the old datadir stays intact until the
+// swap.
+func stageForDelta(st *sst.Staging, name, rel, src string) (deltaFile, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return deltaFile{}, err
@@ -155,7 +156,7 @@ func stageForDelta(st *sst.Staging, name, src string) (deltaFile, error) {
 	if err != nil {
 		return deltaFile{}, err
 	}
-	out, err := st.Create(name, fi.Mode().Perm())
+	out, err := st.Create(rel, fi.Mode().Perm())
 	if err != nil {
 		return deltaFile{}, err
 	}
@@ -187,9 +188,9 @@ func stageForDelta(st *sst.Staging, name, src string) (deltaFile, error) {
 }
 
 // prepareDelta stages the joiner's own copy of every file a donor would
-// send and returns their hashes for the plan.
-func prepareDelta(st *sst.Staging, d dirs, log *slog.Logger) ([]deltaFile, int64, error) {
-	files, err := listFiles(d, nil, nil)
+// send (where the donor's would go) and returns their hashes for the plan.
+func prepareDelta(pl *placement, log *slog.Logger) ([]deltaFile, int64, error) {
+	files, err := listFiles(pl.d, nil, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -199,7 +200,11 @@ func prepareDelta(st *sst.Staging, d dirs, log *slog.Logger) ([]deltaFile, int64
 		if filepath.Base(f.Name) == "" {
 			continue
 		}
-		df, err := stageForDelta(st, f.Name, f.Path)
+		st, rel, err := pl.route(f.Name)
+		if err != nil {
+			continue // the donor sends nothing there: nothing to patch
+		}
+		df, err := stageForDelta(st, f.Name, rel, f.Path)
 		if err != nil {
 			return nil, 0, sst.Errorf(sst.EIO, "native-copy: delta: %w", err)
 		}

@@ -148,7 +148,16 @@ func (d *donor) list() error {
 func (d *donor) greet() error {
 	d.s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(d.files), mb(d.total), d.peer, d.streams))
 	d.sess.SetTotal(d.total)
-	if err := d.sess.Send("hello", hello{Version: protocolVersion, Total: d.total, Files: len(d.files)}); err != nil {
+	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files)}
+	for _, f := range d.files {
+		if tag, _, ok := strings.Cut(f.Name, "/"); ok && strings.HasPrefix(tag, "@") && tag != "@"+tagExt {
+			h.Tags[tag[1:]] += f.Size
+		}
+	}
+	for _, e := range h.Ext {
+		d.s.Log.Info("sending a file outside the datadir to the same path", "table", e.Table, "path", e.Path, "link", e.Link, "bytes", e.Size)
+	}
+	if err := d.sess.Send("hello", h); err != nil {
 		return classify(err, "send to "+d.peer)
 	}
 	var p plan

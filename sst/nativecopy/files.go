@@ -28,6 +28,12 @@ const (
 	tagInnoDBUndo = "innodb-undo"
 	tagAriaLog    = "aria-log"
 	tagBinlog     = "binlog"
+	// tagExt: a file outside every directory of the node, which the
+	// joiner puts at the same absolute path as the donor has it: an InnoDB
+	// tablespace created with DATA DIRECTORY (its .isl names it), or the
+	// target of a MyISAM/Aria DATA/INDEX DIRECTORY symlink. It travels as
+	// "@ext/<path without the leading slash>".
+	tagExt = "ext"
 )
 
 // Top-level file patterns of each directory, as the rsync method's passes
@@ -53,6 +59,76 @@ type file struct {
 	// Read is when the donor queued it; a later change to the file, or an
 	// mtime too close to this to tell, means it must be sent again.
 	Read time.Time
+	// Table and Link describe a file outside the node's directories
+	// (tagExt): the table it belongs to, and for a MyISAM/Aria symlink,
+	// the link's name in the datadir.
+	Table, Link string
+}
+
+// extFile announces a file that goes outside the joiner's directories, so
+// that the joiner can check its path before any byte moves.
+type extFile struct {
+	Name  string `json:"name"`           // wire name, "@ext/..."
+	Path  string `json:"path"`           // absolute, the same on both nodes
+	Table string `json:"table"`          // "db/t", for messages
+	Link  string `json:"link,omitempty"` // the datadir's symlink to Path
+	Size  int64  `json:"size"`
+}
+
+// extName is the wire name of a file at absolute path p.
+func extName(p string) string { return "@" + tagExt + p }
+
+// extFiles lists the files of files that go outside the joiner's
+// directories.
+func extFiles(files []*file) []extFile {
+	var out []extFile
+	for _, f := range files {
+		if strings.HasPrefix(f.Name, "@"+tagExt+"/") {
+			out = append(out, extFile{Name: f.Name, Path: f.Path, Table: f.Table, Link: f.Link, Size: f.Size})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// tableOf names the table of a file of the datadir ("db/t.isl" → "db/t").
+func tableOf(rel string) string {
+	return strings.TrimSuffix(rel, filepath.Ext(rel))
+}
+
+// islTarget reads an InnoDB .isl file: the absolute path of the
+// tablespace it points to.
+func islTarget(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	t := strings.TrimSpace(string(b))
+	if !filepath.IsAbs(t) {
+		return "", fmt.Errorf("%s names %q, not an absolute path", p, t)
+	}
+	return filepath.Clean(t), nil
+}
+
+// linkTarget resolves a symlink of the datadir to the absolute path of
+// the regular file it points to (a MyISAM/Aria DATA or INDEX DIRECTORY).
+func linkTarget(p string) (string, error) {
+	t, err := os.Readlink(p)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(t) {
+		t = filepath.Join(filepath.Dir(p), t)
+	}
+	t = filepath.Clean(t)
+	fi, err := os.Stat(t)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s points to %s, not a regular file", p, t)
+	}
+	return t, nil
 }
 
 // dirs is where each tag lives on this node.
@@ -75,33 +151,42 @@ func newDirs(s *sst.Session) dirs {
 	return dirs{data: d.Data, tags: t}
 }
 
-// wireName names file base of the directory tagged tag.
+// wireName names file base of the directory tagged tag. It is tagged
+// wherever the directory is: the joiner puts it where its own
+// configuration says, which may differ from the donor's.
 func (d dirs) wireName(tag, base string) string {
-	dir := d.tags[tag]
-	if dir == d.data {
-		return base
-	}
-	if rel, err := filepath.Rel(d.data, dir); err == nil && filepath.IsLocal(rel) {
-		return filepath.ToSlash(filepath.Join(rel, base))
-	}
 	return "@" + tag + "/" + base
 }
 
 // listFiles lists what a joiner receives from this donor: the datadir's
 // directories (databases, the mysql and sys schemas, ...) except those a
 // joiner must not receive, the InnoDB system tablespaces, redo and undo
-// logs, the Aria logs, and the last maxBinlogs binlogs. Symlinks are
-// skipped with a warning.
+// logs, the Aria logs, the last maxBinlogs binlogs, and the files outside
+// the datadir that tables point to (.isl files, MyISAM/Aria symlinks).
+// Other symlinks are skipped with a warning.
 func listFiles(d dirs, binlogs []string, warn *slog.Logger) ([]*file, error) {
 	warn = logging.OrDiscard(warn)
 	var out []*file
 	seen := map[string]bool{}
-	add := func(name, path string, fi fs.FileInfo, log, redo bool) {
+	add := func(name, path string, fi fs.FileInfo, log, redo bool) *file {
 		if seen[name] {
-			return
+			return nil
 		}
 		seen[name] = true
-		out = append(out, &file{Name: name, Path: path, Size: fi.Size(), MTime: fi.ModTime(), Log: log, Redo: redo})
+		f := &file{Name: name, Path: path, Size: fi.Size(), MTime: fi.ModTime(), Log: log, Redo: redo}
+		out = append(out, f)
+		return f
+	}
+	// addExt adds the file at target that table's entry rel points to.
+	addExt := func(rel, target, link string) {
+		fi, err := os.Stat(target)
+		if err != nil {
+			warn.Warn("skipping "+target+", named by "+rel, slog.String("path", target), slog.Any("error", err))
+			return
+		}
+		if f := add(extName(target), target, fi, false, false); f != nil {
+			f.Table, f.Link = tableOf(rel), link
+		}
 	}
 	// Flat files of the special directories.
 	type sel struct {
@@ -163,8 +248,15 @@ func listFiles(d dirs, binlogs []string, warn *slog.Logger) ([]*file, error) {
 				}
 				return nil
 			}
+			rel, _ := filepath.Rel(d.data, p)
+			rel = filepath.ToSlash(rel)
 			if de.Type()&fs.ModeSymlink != 0 {
-				warn.Warn("skipping symlink "+p, slog.String("path", p))
+				target, err := linkTarget(p)
+				if err != nil {
+					warn.Warn("skipping symlink "+p, slog.String("path", p), slog.Any("error", err))
+					return nil
+				}
+				addExt(rel, target, rel)
 				return nil
 			}
 			if !de.Type().IsRegular() {
@@ -174,8 +266,15 @@ func listFiles(d dirs, binlogs []string, warn *slog.Logger) ([]*file, error) {
 			if err != nil {
 				return nil
 			}
-			rel, _ := filepath.Rel(d.data, p)
-			add(filepath.ToSlash(rel), p, fi, false, false)
+			add(rel, p, fi, false, false)
+			if strings.HasSuffix(p, ".isl") {
+				target, err := islTarget(p)
+				if err != nil {
+					warn.Warn("skipping the tablespace of "+p, slog.String("path", p), slog.Any("error", err))
+					return nil
+				}
+				addExt(rel, target, "")
+			}
 			return nil
 		})
 		if err != nil {

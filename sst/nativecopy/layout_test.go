@@ -140,3 +140,47 @@ func TestChangedIsConservative(t *testing.T) {
 		t.Fatal("new size not seen")
 	}
 }
+
+// A DATA DIRECTORY file at a path where the joiner already holds a file
+// that no table of its own points to is refused before any byte moves,
+// naming the table and the path; the file and the joiner's datadir stay.
+// (Donor and joiner share one filesystem here, so the joiner sees the
+// donor's own file: exactly such a stranger.)
+func TestExtNotTheNodesRefused(t *testing.T) {
+	base := t.TempDir()
+	dd, jd, ext := filepath.Join(base, "donor"), filepath.Join(base, "joiner"), filepath.Join(base, "ext")
+	mkfiles(t, dd, map[string]int{"ibdata1": 1 << 20, "db/t.frm": 100})
+	mkfiles(t, ext, map[string]int{"db/t.ibd": 64 << 10})
+	os.WriteFile(filepath.Join(dd, "db/t.isl"), []byte(filepath.Join(ext, "db/t.ibd")), 0o640)
+	mkfiles(t, jd, map[string]int{"ibdata1": 1 << 20, "old/x.ibd": 100})
+	jBefore, extBefore := snapshot(t, jd), snapshot(t, ext)
+
+	j := startSide(t, context.Background(), []string{"--role", "joiner", "--address", "127.0.0.1:0", "--datadir", jd}, nil, false)
+	ready, _ := j.next(t, 10*time.Second)
+	d := startSide(t, context.Background(), []string{"--role", "donor", "--address", strings.TrimPrefix(ready, "ready "), "--datadir", dd,
+		"--gtid", testUUID + ":3", "--gtid-domain-id", "0"}, nil, false)
+	for l := range d.lines {
+		if l == "flush tables" {
+			t.Error("the donor got as far as the lock")
+			os.WriteFile(filepath.Join(dd, "tables_flushed"), []byte(testUUID+":3 0\n"), 0o640)
+		}
+	}
+	derr, jerr := d.wait(t, 30*time.Second), j.wait(t, 30*time.Second)
+	if jerr == nil || derr == nil {
+		t.Fatalf("joiner: %v, donor: %v: want both to fail", jerr, derr)
+	}
+	for _, want := range []string{"table db/t", filepath.Join(ext, "db/t.ibd"), "not this node's"} {
+		if !strings.Contains(jerr.Error(), want) {
+			t.Errorf("joiner's error %q does not say %q", jerr, want)
+		}
+	}
+	if strings.Contains(d.stderr.String(), "first pass") {
+		t.Errorf("the donor sent data:\n%s", d.stderr)
+	}
+	if diff := diffSnap(jBefore, snapshot(t, jd)); diff != "" {
+		t.Errorf("joiner's datadir changed:\n%s", diff)
+	}
+	if diff := diffSnap(extBefore, snapshot(t, ext)); diff != "" {
+		t.Errorf("the file at the DATA DIRECTORY path changed:\n%s", diff)
+	}
+}

@@ -56,6 +56,12 @@ type hello struct {
 	State   string `json:"state,omitempty"` // bypass: the position to report
 	Total   int64  `json:"total"`
 	Files   int    `json:"files"`
+	// Tags holds the bytes of each tagged directory's files (the rest of
+	// Total goes to the datadir), and Ext the files that go outside the
+	// joiner's directories: the joiner checks where each goes, and its
+	// space, before any byte moves.
+	Tags map[string]int64 `json:"tags,omitempty"`
+	Ext  []extFile        `json:"ext,omitempty"`
 }
 
 type plan struct {

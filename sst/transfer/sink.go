@@ -25,6 +25,11 @@ type SinkOptions struct {
 	AllowSymlinks bool
 	// NoSync skips the syncfs at the end of Serve.
 	NoSync bool
+	// Route, when set, names the directory a received file goes into and
+	// its name there (dir "" means the root, name unchanged): the joiner
+	// stages files of other directories beside their targets. Each such
+	// directory is opened with os.Root too and synced at the end.
+	Route func(name string) (dir, rel string, err error)
 }
 
 // Sink writes received files under a root directory and nowhere else:
@@ -39,6 +44,7 @@ type Sink struct {
 	mu     sync.Mutex
 	files  map[uint64]*rxFile
 	stats  Stats
+	routed map[string]*os.Root // by directory, opened on first use (under mu)
 }
 
 type rxFile struct {
@@ -84,7 +90,43 @@ func (k *Sink) Close() error {
 		}
 		delete(k.files, id)
 	}
+	for dir, r := range k.routed {
+		r.Close()
+		delete(k.routed, dir)
+	}
 	return k.r.Close()
+}
+
+// rootFor is the root a received name is written under, and its name
+// there. Called without k.mu held.
+func (k *Sink) rootFor(name string) (*os.Root, string, error) {
+	if k.o.Route == nil {
+		return k.r, name, nil
+	}
+	dir, rel, err := k.o.Route(name)
+	if err != nil {
+		return nil, "", err
+	}
+	if dir == "" {
+		return k.r, name, nil
+	}
+	if err := checkName(rel); err != nil {
+		return nil, "", err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r := k.routed[dir]; r != nil {
+		return r, rel, nil
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("open sink for %s: %w", name, err)
+	}
+	if k.routed == nil {
+		k.routed = map[string]*os.Root{}
+	}
+	k.routed[dir] = r
+	return r, rel, nil
 }
 
 // maxDepth bounds the levels of a received path: a datadir is shallow, and
@@ -109,9 +151,9 @@ func checkName(name string) error {
 	return nil
 }
 
-func (k *Sink) mkdirParent(name string) error {
+func mkdirParent(r *os.Root, name string) error {
 	if dir := path.Dir(name); dir != "." {
-		if err := k.r.MkdirAll(dir, 0o750); err != nil {
+		if err := r.MkdirAll(dir, 0o750); err != nil {
 			return err
 		}
 	}
@@ -197,7 +239,11 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 		}
 		return rf, nil
 	}
-	if err := k.mkdirParent(name); err != nil {
+	r, rel, err := k.rootFor(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := mkdirParent(r, rel); err != nil {
 		return nil, fmt.Errorf("create parent of %s: %w", name, err)
 	}
 	flag := os.O_WRONLY | os.O_CREATE
@@ -205,7 +251,7 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 		flag |= os.O_TRUNC
 	}
 	perm := fs.FileMode(mode) & fs.ModePerm
-	f, err := k.r.OpenFile(name, flag, perm|0o200)
+	f, err := r.OpenFile(rel, flag, perm|0o200)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
@@ -272,10 +318,14 @@ func (k *Sink) dir(name string, mode uint32) error {
 		return err
 	}
 	perm := fs.FileMode(mode) & fs.ModePerm
-	if err := k.r.MkdirAll(name, perm|0o700); err != nil {
+	r, rel, err := k.rootFor(name)
+	if err != nil {
+		return err
+	}
+	if err := r.MkdirAll(rel, perm|0o700); err != nil {
 		return fmt.Errorf("create directory %s: %w", name, err)
 	}
-	if err := k.r.Chmod(name, perm|0o700); err != nil {
+	if err := r.Chmod(rel, perm|0o700); err != nil {
 		return fmt.Errorf("chmod directory %s: %w", name, err)
 	}
 	k.mu.Lock()
@@ -297,7 +347,7 @@ func (k *Sink) symlink(name, target string) error {
 	if resolved := path.Join(path.Dir(name), target); resolved == ".." || strings.HasPrefix(resolved, "../") {
 		return fmt.Errorf("symlink %s -> %s refused: target leaves the root", name, target)
 	}
-	if err := k.mkdirParent(name); err != nil {
+	if err := mkdirParent(k.r, name); err != nil {
 		return fmt.Errorf("create parent of %s: %w", name, err)
 	}
 	if err := k.r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -318,14 +368,23 @@ func (k *Sink) sync() error {
 	if k.o.NoSync {
 		return nil
 	}
-	d, err := k.r.Open(".")
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", k.root, err)
-	}
-	defer d.Close()
 	t0 := time.Now()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", k.root, err)
+	k.mu.Lock()
+	roots := map[string]*os.Root{k.root: k.r}
+	for dir, r := range k.routed {
+		roots[dir] = r
+	}
+	k.mu.Unlock()
+	for dir, r := range roots {
+		d, err := r.Open(".")
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
+		err = unix.Syncfs(int(d.Fd()))
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("syncfs %s: %w", dir, err)
+		}
 	}
 	k.mu.Lock()
 	k.stats.SyncTime += time.Since(t0)
