@@ -53,6 +53,20 @@ func writeSnapshot(path string, started, last *optionfile.Set, cred *syscall.Cre
 	return nil
 }
 
+// readEdit is the live guard: it reads the option files again and says
+// why the edit is refused (nil: it applies): they do not read, a value is
+// one "config check" calls an error (loadOptions), or newProblems.
+func (s *Supervisor) readEdit(ctx context.Context, old *optionfile.Set) (Options, []string) {
+	o, err := s.loadOptions(ctx)
+	if err != nil {
+		return o, []string{err.Error()}
+	}
+	if o.Files == nil {
+		return o, nil
+	}
+	return o, newProblems(old, o.Files)
+}
+
 // newProblems is why an edit of the option files is refused, each naming
 // file:line: an error in an included file (MariaDB reads past it, ignoring
 // the rest of that file) or an [sst] or [galera-supervisor] value that
@@ -148,17 +162,11 @@ func (s *Supervisor) watch(ctx context.Context) (<-chan struct{}, func(), error)
 // forward (SIGHUP), mariadbd gets a SIGHUP too.
 func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool) {
 	s := r.s
-	o, err := s.loadOptions(ctx)
-	var bad []string
-	if err == nil && o.Files != nil {
-		bad = newProblems(r.opts.Files, o.Files)
-	}
+	o, bad := s.readEdit(ctx, r.opts.Files)
 	switch {
-	case err != nil:
-		s.log.Warn(fmt.Sprintf("option files: %v; keeping the last good configuration", err))
 	case len(bad) > 0:
 		for _, p := range bad {
-			s.log.Warn("option files: " + p + "; keeping the last good configuration")
+			s.log.Warn("option files: "+p+"; keeping the last good configuration", slog.String("refused", p))
 		}
 	default:
 		// The snapshot first: once logged, the next SST has it.
