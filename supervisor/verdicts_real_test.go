@@ -135,6 +135,9 @@ func samples(o *schema.Option, dir, secret string) []sample {
 		}
 	case schema.Text:
 		valid = "x"
+		if o.Name == "progress" { // a file name: not the test's working directory
+			valid = filepath.Join(dir, "progress")
+		}
 	}
 	return append([]sample{{"valid", valid}}, out...)
 }
