@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,4 +66,31 @@ func TestConfigCheck(t *testing.T) {
 		peers + ":5: error: [galera-supervisor] auto-bootstrap=maybe: want 0 or 1 (or on/off, yes/no, true/false)\n"; out != want || code != 1 {
 		t.Errorf("bad peer option: got %q, exit %d; want %q, 1", out, code, want)
 	}
+
+	// Readability as the unit's User=: the server's user by default, also
+	// when the check runs as root; --as-user picks another.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("0123456789abcdef0123"), 0o600) // ours alone
+	sec := filepath.Join(dir, "sec.cnf")
+	os.WriteFile(sec, []byte("[mysqld]\nuser = mysql\n[galera-supervisor]\npeers = 10.0.0.2:4569\npeer-secret-file = "+secret+"\n"), 0o644)
+	if _, err := user.Lookup("mysql"); err != nil {
+		t.Skipf("no mysql user here: %v", err)
+	}
+	out, _, code = configRun(t, "check", "--defaults-file="+sec)
+	if want := sec + ":5: error: [galera-supervisor] peer-secret-file=" + secret + ": mysql cannot read " + secret; !strings.HasPrefix(out, want) || code != 1 {
+		t.Errorf("secret unreadable by mysql: got %q, exit %d; want %q..., 1", out, code, want)
+	}
+	if out, _, code = configRun(t, "check", "--defaults-file="+sec, "--as-user="+me(t)); out != "" || code != 0 {
+		t.Errorf("--as-user=%s: got %q, exit %d; want nothing, 0", me(t), out, code)
+	}
+}
+
+func me(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }

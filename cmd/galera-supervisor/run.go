@@ -29,7 +29,9 @@ process and mariadbd runs as its child.
   1. Reads the option files (server groups [mysqld] [server] [mariadb]
      [galera] [mysqld-10.11]... with --defaults-group-suffix) for datadir,
      socket, user, wsrep_on; [client] then [galera-supervisor] for the health
-     check's user and password.
+     check's user and password. An [sst] or [galera-supervisor] value that
+     "config check" calls an error stops it here (exit 78), each named with
+     its file:line.
   2. Undoes what a killed SST joiner left: a half-done swap of a new
      snapshot into the datadir (or a separate InnoDB/Aria directory) is
      rolled back from <dir>/.sst-native-old, and <dir>/.sst-native is
@@ -68,8 +70,9 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
         fresh nonces (replay-safe)
     peer-tls = on              mutual TLS with the [sst] tcert, tkey and tca
         (a CA is required); may be combined with peer-secret-file
-    bootstrap-wait = 300       seconds to wait for missing members before a
-        bootstrap by a majority of the last known membership
+    bootstrap-wait = 300       how long to wait for missing members before a
+        bootstrap by a majority of the last known membership (seconds,
+        or with a unit: 5m, 300s)
     auto-bootstrap = on|off    default on when peer authentication is set;
         without it the supervisor never bootstraps by itself, does not
         coordinate, and says so in the log
@@ -200,8 +203,8 @@ are read again and each change is logged with the file:line of the value:
   restart of mariadbd
       server groups ([mysqld] [server] [mariadb] [galera] ...) are only
       logged; nothing is restarted.
-An edit that does not read (a malformed line) or that gives an [sst] value
-the SST would reject (as "config check" finds) is logged with its file:line
+An edit that does not read (a malformed line) or that gives an [sst] or
+[galera-supervisor] value "config check" calls an error is logged with its file:line
 and refused: the last good configuration stays in force, for the next SST
 too.
 No process outlives mariadbd: its process group is killed after it exits,
