@@ -37,6 +37,10 @@ safe_to_bootstrap: 1 in grastate.dat first, as the manual procedure does.
 It also refuses when the unit is already active or activating, or when a
 mariadbd holds grastate.dat.
 
+Without --unit: the one of galera-supervisor.service and mariadb.service
+that runs galera-supervisor and is enabled (the route this host took); else
+the first that runs galera-supervisor, else the first that has a unit file.
+
 The datadir comes from the option files the unit's ExecStart reads
 (its --defaults-* arguments), unless --datadir or --defaults-* are given.
 
@@ -69,7 +73,7 @@ type bootstrapOptions struct {
 
 func bootstrapFlags(o *bootstrapOptions) *flag.FlagSet {
 	fs := newFlagSet("bootstrap")
-	fs.StringVar(&o.unit, "unit", "", "the node's unit (default galera-supervisor.service, else mariadb.service)")
+	fs.StringVar(&o.unit, "unit", "", "the node's unit (default: the one running the datadir's node, else see below)")
 	fs.BoolVar(&o.force, "force", false, "bootstrap even though grastate.dat says safe_to_bootstrap: 0")
 	fs.StringVar(&o.bus, "bus", "", "D-Bus address of the service manager (default the system bus)")
 	defaultsFlags(fs, &o.defaults)

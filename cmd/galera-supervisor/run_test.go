@@ -40,6 +40,9 @@ func TestRunConfigExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !strings.Contains(string(b), "ExecStart=/usr/bin/galera-supervisor run") {
+			continue // the guard drop-in runs no supervisor
+		}
 		if !strings.Contains(string(b), "RestartPreventExitStatus=3 4 6 78\n") {
 			t.Errorf("%s: RestartPreventExitStatus= does not list the codes of help run", u)
 		}

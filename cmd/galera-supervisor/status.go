@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,8 +46,11 @@ same --defaults-* arguments as the unit's ExecStart (galera-supervisor run
 --defaults-file=...), unless given here. Credentials: [galera-supervisor],
 else [client]; without them the OS user, through unix_socket authentication.
 
-Without --unit, the first of galera-supervisor.service and mariadb.service
-that has a unit file.
+Without --unit: the unit whose main process is the mariadbd of the datadir
+of the standard option files, or the supervisor above it; else the one of
+galera-supervisor.service and mariadb.service that runs galera-supervisor
+and is enabled (the route this host took); else the first that runs
+galera-supervisor, else the first that has a unit file.
 
 Exit codes:
   0  the unit is active and the node is Synced
@@ -80,7 +82,7 @@ type statusOptions struct {
 
 func statusFlags(o *statusOptions) *flag.FlagSet {
 	fs := newFlagSet("status")
-	fs.StringVar(&o.unit, "unit", "", "the node's unit (default galera-supervisor.service, else mariadb.service)")
+	fs.StringVar(&o.unit, "unit", "", "the node's unit (default: the one running the datadir's node, else see below)")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	fs.StringVar(&o.bus, "bus", "", "D-Bus address of the service manager (default the system bus)")
 	defaultsFlags(fs, &o.defaults)
@@ -209,7 +211,7 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// pickUnit returns name, or the first of the default units that exists.
+// pickUnit returns name, or the unit of the node (nodeUnit).
 func pickUnit(ctx context.Context, conn *unit.Conn, name string) (string, error) {
 	if name != "" {
 		if !strings.Contains(name, ".") {
@@ -217,16 +219,7 @@ func pickUnit(ctx context.Context, conn *unit.Conn, name string) (string, error)
 		}
 		return name, nil
 	}
-	for _, n := range []string{"galera-supervisor.service", "mariadb.service"} {
-		st, err := conn.State(ctx, n)
-		if err != nil {
-			return "", err
-		}
-		if st.LoadState == "loaded" {
-			return n, nil
-		}
-	}
-	return "", errors.New("neither galera-supervisor.service nor mariadb.service has a unit file; use --unit")
+	return nodeUnit(ctx, conn)
 }
 
 // unitDefaults takes the --defaults-* arguments of the unit's "run" command,

@@ -118,6 +118,54 @@ func TestUnits(t *testing.T) {
 			t.Errorf("%s: RuntimeDirectory=%q", name, u["RuntimeDirectory"])
 		}
 	}
+	// Parity with the stock units: each of their settings is the same in
+	// ours, or the unit file names it with its reason ("#   Key=  why").
+	for _, c := range []struct {
+		name, path string
+		stock      unitFile
+	}{
+		{"galera-supervisor.service", "../../units/galera-supervisor.service", stock},
+		{"galera-supervisor@.service", "../../units/galera-supervisor@.service", stockTemplate},
+		{"mariadb.service.d/galera-supervisor.conf", "../../units/mariadb.service.d/galera-supervisor.conf", stock},
+	} {
+		text, err := os.ReadFile(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range c.stock {
+			switch k {
+			case "Description", "Documentation", "WantedBy":
+				continue
+			}
+			if units[c.name][k] != v && !strings.Contains(string(text), "\n#   "+k+"=") {
+				t.Errorf("%s: %s=%q, the stock unit has %q, and no \"#   %s=\" line says why", c.name, k, units[c.name][k], v, k)
+			}
+		}
+	}
+	for name, u := range units {
+		if u["WatchdogSec"] == "" || u["WatchdogSec"] == "0" {
+			t.Errorf("%s: no WatchdogSec=: the watchdog is off", name)
+		}
+	}
+	if u := units["galera-supervisor.service"]; u["SyslogIdentifier"] != "mariadbd" || !strings.HasSuffix(u["ExecStartPost"], "!/etc/mysql/debian-start") {
+		t.Errorf("galera-supervisor.service: SyslogIdentifier=%s ExecStartPost=%s, want stock's mariadbd and debian-start", u["SyslogIdentifier"], u["ExecStartPost"])
+	}
+
+	// Neither galera-supervisor.service nor mariadb.service starts while the
+	// other runs, and no conflict stops one when the other starts: an
+	// upgrade of mariadb-server restarts an enabled mariadb.service.
+	gs := units["galera-supervisor.service"]
+	if strings.Contains(gs["Conflicts"], "mariadb.service") {
+		t.Errorf("galera-supervisor.service: Conflicts=%s: a restart of mariadb.service would stop the node", gs["Conflicts"])
+	}
+	if !strings.Contains(gs["ExecCondition"], "systemctl is-active mariadb.service") || !strings.Contains(gs["After"], "mariadb.service") {
+		t.Errorf("galera-supervisor.service: ExecCondition=%s After=%s: want a condition on mariadb.service, ordered after it", gs["ExecCondition"], gs["After"])
+	}
+	guard := readUnit(t, "../../units/mariadb.service.d/galera-supervisor-guard.conf")
+	if !strings.Contains(guard["ExecCondition"], "systemctl is-active galera-supervisor.service") || len(guard) != 1 {
+		t.Errorf("mariadb.service.d/galera-supervisor-guard.conf: %v, want an ExecCondition= on galera-supervisor.service alone", guard)
+	}
+
 	// The template reads its own groups as the stock template does.
 	suffix := ""
 	for _, f := range strings.Fields(strings.Trim(stockTemplate["Environment"], `'"`)) {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -280,6 +281,179 @@ func TestSystemdPackageRPM(t *testing.T) {
 	}
 }
 
+// TestSystemdPackageRPMScripts installs the .rpm with rpm -i --root into a
+// scratch root (--nodeps: the root holds no MariaDB) whose systemctl and
+// journalctl are fakes that log their arguments: the files are the .deb's,
+// the scriptlets run what the .deb's maintainer scripts run, and rpm -e
+// stops the nodes and removes the drop-in route's link.
+func TestSystemdPackageRPMScripts(t *testing.T) {
+	Require(t)
+	deb, rpm := packages(t)
+	root, log := scratchRoot(t)
+	scaffold := walkListing(t, root)
+	rpmRoot := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("rpm", append([]string{"--root", root, "--dbpath", "/var/lib/rpm", "--nodeps"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rpm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	rpmRoot("-i", rpm)
+	got := walkListing(t, root)
+	for p := range scaffold {
+		delete(got, p)
+	}
+	delete(got, "/fake.log")
+	for p := range got {
+		if strings.HasPrefix(p, "/var/lib/rpm/") {
+			delete(got, p) // rpm's database (Debian's rpm keeps it in ~/.rpmdb unless told)
+		}
+	}
+	want := debListing(t, deb)
+	delete(want, "/usr/share/doc/galera-supervisor/changelog.Debian.gz")
+	delete(want, "/usr/share/lintian/overrides/galera-supervisor")
+	if got.String() != want.String() {
+		t.Errorf("rpm -i --root installed other files than the .deb holds:\ninstalled:\n%s\n.deb:\n%s", got, want)
+	}
+	calls := func() string {
+		b, _ := os.ReadFile(log)
+		return string(b)
+	}
+	for _, c := range []string{"journalctl --update-catalog", "systemctl daemon-reload"} {
+		if !strings.Contains(calls(), c+"\n") {
+			t.Errorf("the .rpm's postinstall did not run %q:\n%s", c, calls())
+		}
+	}
+	if strings.Contains(calls(), " stop ") || strings.Contains(calls(), " restart ") || strings.Contains(calls(), " enable ") {
+		t.Errorf("the .rpm's install stopped, restarted or enabled a unit:\n%s", calls())
+	}
+	// An upgrade (here a reinstall of the same version) stops nothing.
+	os.WriteFile(log, nil, 0o644)
+	rpmRoot("-U", "--replacepkgs", rpm)
+	if strings.Contains(calls(), " stop ") {
+		t.Errorf("rpm -U stopped a unit:\n%s", calls())
+	}
+
+	// The drop-in route, as units/README.md enables it; rpm -e undoes it.
+	link := filepath.Join(root, "etc/systemd/system/mariadb.service.d/galera-supervisor.conf")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/usr/share/galera-supervisor/mariadb.service.d/galera-supervisor.conf", link); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(log, nil, 0o644)
+	rpmRoot("-e", "galera-supervisor")
+	if !strings.Contains(calls(), "systemctl stop galera-supervisor.service galera-supervisor@*.service\n") {
+		t.Errorf("rpm -e did not stop the nodes:\n%s", calls())
+	}
+	if _, err := os.Lstat(link); err == nil {
+		t.Errorf("rpm -e left the drop-in route's link")
+	}
+	left := walkListing(t, root)
+	for p := range left {
+		if _, ok := want[p]; ok && p != "/usr/bin/systemctl" {
+			t.Errorf("rpm -e left %s", p)
+		}
+	}
+}
+
+// scratchRoot makes a root for rpm --root whose scriptlets can run: the
+// host's dash as /bin/sh and the few tools the scripts call, with their
+// libraries; fake systemctl and journalctl log to /fake.log, which it
+// returns as a host path; /run/systemd/system says systemd runs.
+func scratchRoot(t *testing.T) (root, log string) {
+	t.Helper()
+	root = t.TempDir()
+	for _, d := range []string{"usr/bin", "usr/lib", "usr/lib64", "run/systemd/system", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The scripts send their tools' output to /dev/null.
+	if err := syscall.Mknod(filepath.Join(root, "dev/null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+		t.Fatalf("mknod /dev/null: %v", err)
+	}
+	for _, l := range []string{"bin", "sbin", "lib", "lib64"} {
+		target := "usr/" + l
+		if l == "sbin" {
+			target = "usr/bin"
+		}
+		if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile := func(src, dst string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, dst), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tool := range []string{"dash", "rm", "rmdir", "cat"} {
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := "/usr/bin/" + tool
+		if tool == "dash" {
+			dst = "/usr/bin/sh"
+		}
+		copyFile(path, dst)
+		out, err := exec.Command("ldd", path).Output()
+		if err != nil {
+			t.Fatalf("ldd %s: %v", path, err)
+		}
+		for _, f := range strings.Fields(string(out)) {
+			if strings.HasPrefix(f, "/") {
+				if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				copyFile(f, f)
+			}
+		}
+	}
+	for _, fake := range []string{"systemctl", "journalctl"} {
+		if err := os.WriteFile(filepath.Join(root, "usr/bin", fake), []byte("#!/bin/sh\necho \""+fake+" $*\" >>/fake.log\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, filepath.Join(root, "fake.log")
+}
+
+// walkListing is the listing of the files and links under root, as paths
+// of the root.
+func walkListing(t *testing.T, root string) listing {
+	t.Helper()
+	l := listing{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel := strings.TrimPrefix(p, root)
+		if d.Type()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			l[rel] = "l " + target
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		l[rel] = "f " + fi.Mode().String()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // TestSystemdPackageLint runs Debian's lintian on the .deb and rpmlint (the
 // Debian package) on the .rpm that make package builds: no error and no
 // warning, but for those packaging/lintian-overrides and
@@ -365,11 +539,13 @@ socket=%[3]s
 func TestSystemdPackage(t *testing.T) {
 	Require(t)
 	deb, _ := packages(t)
-	m := Boot(t, Config{Name: "gs-pkg", BindRO: []string{filepath.Dir(deb) + ":/opt/dist"}})
+	mdebDir := t.TempDir()
+	m := Boot(t, Config{Name: "gs-pkg", BindRO: []string{filepath.Dir(deb) + ":/opt/dist", mdebDir + ":/opt/mariadb-deb"}})
 	r := &rig{t: t, m: m}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	debIn := "/opt/dist/" + filepath.Base(deb)
+	mdebIn := "/opt/mariadb-deb/" + downloadMariadbServer(ctx, t, m, mdebDir)
 
 	r.exec(ctx, "dpkg", "-i", debIn)
 	if out, err := m.Exec(ctx, "systemd-analyze", "verify", "--man=no",
@@ -420,6 +596,26 @@ innodb_buffer_pool_size=64M
 			!strings.Contains(out, "Synced, Primary, cluster size 1") {
 			t.Errorf("status (default unit galera-supervisor.service): exit %d\n%s", code, out)
 		}
+		// An operator who forgot to disable mariadb.service: an upgrade of
+		// mariadb-server restarts it (postinst), a manual start is tried.
+		// The guard skips both and the supervised node runs on.
+		main := r.show(ctx, "galera-supervisor.service", "MainPID")
+		r.exec(ctx, "systemctl", "enable", "mariadb.service")
+		if out, err := m.Exec(ctx, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "--reinstall", "install", "-y", "-q", mdebIn); err != nil {
+			t.Errorf("apt-get --reinstall install mariadb-server: %v\n%s", err, out)
+		}
+		m.Exec(ctx, "systemctl", "start", "mariadb.service")
+		if st, pid := r.show(ctx, "galera-supervisor.service", "ActiveState"), r.show(ctx, "galera-supervisor.service", "MainPID"); st != "active" || pid != main {
+			t.Errorf("after a reinstall of mariadb-server and a start of mariadb.service: galera-supervisor.service is %s, main PID %s (was %s)\n%s",
+				st, pid, main, m.Journal(ctx, "mariadb.service"))
+		}
+		if st := r.show(ctx, "mariadb.service", "ActiveState"); st != "inactive" {
+			t.Errorf("mariadb.service is %s beside the supervised node", st)
+		}
+		if j := m.Journal(ctx, "mariadb.service"); !strings.Contains(j, "galera-supervisor.service is running this datadir") {
+			t.Errorf("the journal of mariadb.service does not say why it did not start:\n%s", j)
+		}
+		r.exec(ctx, "systemctl", "disable", "mariadb.service")
 		r.exec(ctx, "systemctl", "stop", "galera-supervisor.service")
 		if p := r.unitProcs(ctx, "galera-supervisor.service"); len(p) > 0 {
 			t.Errorf("processes left in galera-supervisor.service: %v", p)
@@ -537,6 +733,117 @@ innodb_buffer_pool_size=64M
 			t.Errorf("galera-supervisor.service is %s after dpkg -r, want not-found", st)
 		}
 	})
+	if t.Failed() {
+		return
+	}
+
+	r.run(t, "drop-in-route-and-remove", func(t *testing.T) {
+		r.exec(ctx, "dpkg", "-i", debIn)
+		for _, n := range []pkgNode{n1, n2} {
+			r.exec(ctx, "rm", "-rf", n.datadir())
+		}
+		r.exec(ctx, "rm", "/etc/mysql/mariadb.conf.d/70-galera-nodes.cnf")
+		r.write("/etc/mysql/mariadb.conf.d/60-galera.cnf", common+"wsrep_cluster_address=gcomm://127.0.0.1\n")
+		// The one command units/README.md gives.
+		enable := docCommand(t, "../../units/README.md", "ln -s /usr/share/galera-supervisor/mariadb.service.d/")
+		r.exec(ctx, "sh", "-ec", enable)
+		// bootstrap and status find mariadb.service though the package
+		// installed galera-supervisor.service: the route is the enabled
+		// unit that runs the supervisor, the node the one whose main
+		// process is its parent.
+		r.exec(ctx, "systemctl", "enable", "mariadb.service")
+		if out, code := r.supervisor(ctx, "bootstrap"); code != 0 || !strings.Contains(out, "mariadb.service started as a new cluster") {
+			t.Fatalf("bootstrap (default unit) on the drop-in route: exit %d\n%s\n%s", code, out, m.Journal(ctx, "mariadb.service"))
+		}
+		if out, code := r.supervisor(ctx, "status"); code != 0 || !strings.Contains(out, "mariadb.service") || strings.Contains(out, "galera-supervisor.service") {
+			t.Errorf("status (default unit) on the drop-in route: exit %d\n%s", code, out)
+		}
+		r.exec(ctx, "systemctl", "disable", "mariadb.service")
+		if out, code := r.supervisor(ctx, "status"); code != 0 || !strings.Contains(out, "mariadb.service") {
+			t.Errorf("status (default unit) of the running mariadb.service, disabled: exit %d\n%s", code, out)
+		}
+		pid := r.show(ctx, "mariadb.service", "MainPID")
+		if comm := strings.TrimSpace(r.exec(ctx, "cat", "/proc/"+pid+"/comm")); comm != "galera-supervis" {
+			t.Fatalf("mariadb.service's main process is %q after %s", comm, enable)
+		}
+		// The other way round: galera-supervisor.service stands aside.
+		m.Exec(ctx, "systemctl", "start", "galera-supervisor.service")
+		if st, p := r.show(ctx, "mariadb.service", "ActiveState"), r.show(ctx, "mariadb.service", "MainPID"); st != "active" || p != pid {
+			t.Errorf("a start of galera-supervisor.service touched mariadb.service: %s, main PID %s (was %s)", st, p, pid)
+		}
+		if st := r.show(ctx, "galera-supervisor.service", "ActiveState"); st != "inactive" {
+			t.Errorf("galera-supervisor.service is %s beside mariadb.service", st)
+		}
+		out, err := m.Exec(ctx, "dpkg", "-r", "galera-supervisor")
+		if err != nil {
+			t.Fatalf("dpkg -r: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "runs on under galera-supervisor until it is restarted") {
+			t.Errorf("dpkg -r did not warn that mariadb.service runs on:\n%s", out)
+		}
+		if _, err := os.Lstat(m.Path("/etc/systemd/system/mariadb.service.d/galera-supervisor.conf")); err == nil {
+			t.Errorf("the drop-in link is still there after dpkg -r")
+		}
+		if st := r.show(ctx, "mariadb.service", "ActiveState"); st != "active" {
+			t.Errorf("dpkg -r left mariadb.service %s; it runs on until restarted", st)
+		}
+		r.exec(ctx, "systemctl", "stop", "mariadb.service")
+		// Stock again: galera_recovery and mariadbd, bootstrapped by
+		// Debian's galera_new_cluster from the clean shutdown.
+		if out, err := m.Exec(ctx, "galera_new_cluster"); err != nil {
+			t.Fatalf("galera_new_cluster after dpkg -r: %v\n%s\n%s", err, out, m.Journal(ctx, "mariadb.service"))
+		}
+		pid = r.show(ctx, "mariadb.service", "MainPID")
+		if comm := strings.TrimSpace(r.exec(ctx, "cat", "/proc/"+pid+"/comm")); comm != "mariadbd" {
+			t.Errorf("mariadb.service's main process after dpkg -r is %q, want the stock mariadbd", comm)
+		}
+		if got := strings.TrimSpace(r.exec(ctx, "mariadb", "-N", "-e", "SHOW STATUS LIKE 'wsrep_local_state_comment'")); !strings.HasSuffix(got, "Synced") {
+			t.Errorf("stock mariadb.service after dpkg -r: %q", got)
+		}
+		r.exec(ctx, "systemctl", "stop", "mariadb.service")
+	})
+}
+
+// docCommand returns the one indented (code) line of the Markdown file doc
+// that contains substr: a test runs what the documentation tells an
+// operator, so the two cannot drift.
+func docCommand(t *testing.T, doc, substr string) string {
+	t.Helper()
+	b, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "    ") && strings.Contains(l, substr) {
+			found = append(found, strings.TrimSpace(l))
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s: %d code lines contain %q, want one: %q", doc, len(found), substr, found)
+	}
+	return found[0]
+}
+
+// downloadMariadbServer fetches the .deb of the mariadb-server version
+// installed in m into dir, with the host's apt (the container has no
+// network), and returns its file name.
+func downloadMariadbServer(ctx context.Context, t *testing.T, m *Machine, dir string) string {
+	t.Helper()
+	v, err := m.Exec(ctx, "dpkg-query", "-W", "-f=${Version}", "mariadb-server")
+	if err != nil {
+		t.Fatalf("dpkg-query mariadb-server: %v", err)
+	}
+	cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", "mariadb-server="+strings.TrimSpace(v))
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apt-get download mariadb-server=%s (the version in the container): %v\n%s", v, err, out)
+	}
+	m2, _ := filepath.Glob(filepath.Join(dir, "mariadb-server_*.deb"))
+	if len(m2) != 1 {
+		t.Fatalf("apt-get download mariadb-server: %q", m2)
+	}
+	return filepath.Base(m2[0])
 }
 
 // TestSystemdMariadbDropIn puts the supervisor in charge of Debian's own

@@ -280,6 +280,15 @@ func firstLine(lines []journalLine, substr string) (journalLine, bool) {
 	return journalLine{}, false
 }
 
+func lastLine(lines []journalLine, substr string) (journalLine, bool) {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i].msg, substr) {
+			return lines[i], true
+		}
+	}
+	return journalLine{}, false
+}
+
 // state asks the container's manager over its bus, from the host.
 func (r *rig) state(ctx context.Context, name string) unit.State {
 	r.t.Helper()
@@ -651,7 +660,8 @@ Restart=no
 
 // TestSystemdSupervisorWatchdog SIGSTOPs mariadbd under WatchdogSec=: the
 // supervisor stops pinging, systemd's watchdog fires, and Restart= brings
-// the node back with a new mariadbd.
+// the node back with a new mariadbd. Then the new mariadbd, running, stops
+// answering SQL on its socket: the same again.
 func TestSystemdSupervisorWatchdog(t *testing.T) {
 	r := newRig(t, "gs-wd")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -705,6 +715,45 @@ ExecStart=/usr/bin/galera-supervisor run --defaults-file=/etc/mysql/galera-super
 	}
 	if out, _ := r.m.Exec(ctx, "ps", "-o", "pid=,stat=", "-p", mariadbd); strings.TrimSpace(out) != "" {
 		t.Errorf("the hung mariadbd %s is still there: %s", mariadbd, out)
+	}
+
+	// The SQL half: mariadbd runs and is not stopped, but answers no SQL
+	// on its socket (the socket file is gone, as when /run/mysqld is
+	// cleaned under a running server, and the supervisor's pooled
+	// connection is killed). The check fails on its query, and the
+	// watchdog restarts the unit.
+	time.Sleep(8 * time.Second) // the new node's pings hold past WatchdogSec
+	if st := r.show(ctx, n1.unit, "ActiveState"); st != "active" || r.show(ctx, n1.unit, "NRestarts") != "1" {
+		t.Fatalf("after the first restart: %s, %s restarts\n%s", st, r.show(ctx, n1.unit, "NRestarts"), r.m.Journal(ctx, n1.unit))
+	}
+	moved := n1.socket + ".moved"
+	r.exec(ctx, "mv", n1.socket, moved)
+	ids := r.exec(ctx, "mariadb", "-S", moved, "-N", "-e",
+		"SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler')")
+	if len(strings.Fields(ids)) == 0 {
+		t.Fatalf("no connection of the supervisor's health check in the processlist")
+	}
+	for _, id := range strings.Fields(ids) {
+		r.exec(ctx, "mariadb", "-S", moved, "-e", "KILL CONNECTION "+id)
+	}
+	unanswering := time.Now()
+	deadline = unanswering.Add(90 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart 90 s after mariadbd (pid %s) stopped answering\n%s", newMariadbd, r.m.Journal(ctx, n1.unit))
+		}
+		time.Sleep(time.Second)
+		if st, _ := r.m.Exec(ctx, "ps", "-o", "stat=", "-p", newMariadbd); strings.HasPrefix(strings.TrimSpace(st), "T") {
+			t.Fatalf("mariadbd %s is stopped: this phase must not be a SIGSTOP", newMariadbd)
+		}
+		if r.show(ctx, n1.unit, "NRestarts") == "2" && r.show(ctx, n1.unit, "ActiveState") == "active" {
+			break
+		}
+	}
+	t.Logf("mariadbd alive but not answering SQL: unit restarted and active again after %s", time.Since(unanswering).Round(time.Second))
+	j = r.journal(ctx, n1.unit)
+	if l, ok := lastLine(j, "watchdog: health check failed"); !ok || !strings.Contains(l.msg, "health:") {
+		t.Errorf("the supervisor did not log a failed SQL health check: %q", l.msg)
 	}
 	if out, err := r.m.Systemctl(ctx, "stop", n1.unit); err != nil {
 		t.Fatalf("stop: %v %s", err, out)

@@ -59,17 +59,19 @@ func (c *Conn) Close() { c.c.Close() }
 
 // State is what the manager knows about a service unit.
 type State struct {
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	LoadState   string    `json:"load_state"`   // loaded, not-found, masked, ...
-	ActiveState string    `json:"active_state"` // active, activating, deactivating, failed, inactive
-	SubState    string    `json:"sub_state"`    // running, start, auto-restart, ...
-	Result      string    `json:"result,omitempty"`
-	StatusText  string    `json:"status_text,omitempty"` // the main process's last STATUS=
-	MainPID     uint32    `json:"main_pid,omitempty"`
-	Since       time.Time `json:"since,omitzero"` // last change of ActiveState
-	ActiveEnter time.Time `json:"active_enter,omitzero"`
-	NRestarts   uint32    `json:"n_restarts"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	LoadState   string `json:"load_state"` // loaded, not-found, masked, ...
+	// UnitFileState is enabled, disabled, static, masked, ...
+	UnitFileState string    `json:"unit_file_state,omitempty"`
+	ActiveState   string    `json:"active_state"` // active, activating, deactivating, failed, inactive
+	SubState      string    `json:"sub_state"`    // running, start, auto-restart, ...
+	Result        string    `json:"result,omitempty"`
+	StatusText    string    `json:"status_text,omitempty"` // the main process's last STATUS=
+	MainPID       uint32    `json:"main_pid,omitempty"`
+	Since         time.Time `json:"since,omitzero"` // last change of ActiveState
+	ActiveEnter   time.Time `json:"active_enter,omitzero"`
+	NRestarts     uint32    `json:"n_restarts"`
 	// ExecMainStatus is the main process's exit status or signal number.
 	ExecMainStatus int32 `json:"exec_main_status"`
 	// EnvironmentFiles are the unit's EnvironmentFile= paths, with
@@ -97,6 +99,7 @@ func (c *Conn) State(ctx context.Context, name string) (State, error) {
 	}
 	s.Description, _ = up["Description"].(string)
 	s.LoadState, _ = up["LoadState"].(string)
+	s.UnitFileState, _ = up["UnitFileState"].(string)
 	s.ActiveState, _ = up["ActiveState"].(string)
 	s.SubState, _ = up["SubState"].(string)
 	s.FragmentPath, _ = up["FragmentPath"].(string)
