@@ -25,16 +25,12 @@ build:
 	ln -sf galera-supervisor $(BIN)/wsrep_sst_native-copy
 	ln -sf galera-supervisor $(BIN)/wsrep_sst_native-backup
 
-# Installs Debian's packages when any is missing; apt can fail once, so retry.
+# Installs the Debian packages that are missing (apt's output in DEPS_LOG)
+# and stops a mariadb.service the mariadb-server package started on its empty
+# datadir; one that holds data stops make unless GS_STOP_MARIADB=1.
+DEPS_LOG ?= /tmp/galera-supervisor-deps.log
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		for i in 1 2 3; do apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing && break; sleep 5; done; \
-	fi
-	@# The packages' postinst may not start a server here; make sure none runs.
-	@systemctl disable --now mariadb >/dev/null 2>&1 || true
+	@scripts/deps.sh $(DEPS_LOG) $(DEB_PKGS)
 
 test: deps build lint test-unit test-fuzz test-integration test-systemd
 
