@@ -29,6 +29,8 @@ type Config struct {
 	Auth          Auth
 	BootstrapWait time.Duration // bootstrap-wait
 	AutoBootstrap bool          // auto-bootstrap
+	// Weight is pc.weight from wsrep_provider_options, nil when not set.
+	Weight *int
 	// Why is set when the coordination is off: no peer authentication.
 	Why string
 }
@@ -101,6 +103,14 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 
 	c.BootstrapWait, _, _ = v.Duration("bootstrap-wait")
 
+	if v, ok := server("wsrep-provider-options"); ok {
+		w, err := pcWeight(v)
+		if err != nil {
+			return nil, &OptionError{Option: "wsrep_provider_options", Value: v, Msg: err.Error()}
+		}
+		c.Weight = w
+	}
+
 	if v, ok := gs("peer-secret-file"); ok {
 		secret, err := readSecret(v)
 		if err != nil {
@@ -137,6 +147,24 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 		return nil, &OptionError{Option: "peers", Msg: "no peer (set peers = host:port,... or wsrep_cluster_address)"}
 	}
 	return c, nil
+}
+
+// pcWeight reads pc.weight from wsrep_provider_options: nil when not
+// set. Galera takes 0 to 255.
+func pcWeight(opts string) (*int, error) {
+	var w *int
+	for _, o := range strings.Split(strings.Trim(opts, `'"`), ";") {
+		k, v, _ := strings.Cut(o, "=")
+		if strings.TrimSpace(k) != "pc.weight" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 || n > 255 {
+			return nil, fmt.Errorf("pc.weight=%s: want 0 to 255", strings.TrimSpace(v))
+		}
+		w = &n
+	}
+	return w, nil
 }
 
 // hostOf is the host of "host", "host:port" or "[v6]:port".

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,10 @@ type Coordinator struct {
 	// Waiting, when set, is called after each poll that did not end the
 	// wait, with how long Wait has waited.
 	Waiting func(waited time.Duration)
+	// Weights are the pc.weight each peer last reported, by address (from
+	// the last Record): Wait adds the peers that answer, and Decide counts
+	// a missing member of the last view at its weight.
+	Weights map[string]int
 }
 
 // Record is a decision as persisted for "galera-supervisor status".
@@ -44,6 +49,8 @@ type Record struct {
 	Decision `json:"decision"`
 	UUID     string `json:"uuid"`
 	Seqno    int64  `json:"seqno"`
+	// Weights are the peers' pc.weight as they last answered, by address.
+	Weights map[string]int `json:"peer_weights,omitempty"`
 }
 
 // Wait polls the peers until Decide's answer starts mariadbd, logging each
@@ -88,8 +95,16 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 				errs[p.Addr] = p.Err
 			}
 		}
+		if c.Weights == nil {
+			c.Weights = map[string]int{}
+		}
+		for _, p := range peers {
+			if p.State != nil {
+				c.Weights[p.Addr] = p.State.weight()
+			}
+		}
 		in := Input{Self: c.Server.State(), Peers: peers, Waited: time.Since(start),
-			BootstrapWait: c.Config.BootstrapWait, AutoBootstrap: c.Config.AutoBootstrap}
+			BootstrapWait: c.Config.BootstrapWait, AutoBootstrap: c.Config.AutoBootstrap, Weights: c.Weights}
 		d := Decide(in)
 		if key := logKey(d); key != lastKey || time.Since(lastLog) > 30*time.Second || d.Final() {
 			lastKey, lastLog = key, time.Now()
@@ -147,7 +162,7 @@ func (c *Coordinator) log(self State, d Decision) {
 		c.Log.Info("starting mariadbd ("+string(d.Action)+"): "+d.Reason+tail, attrs...)
 	}
 	if c.Record != nil {
-		c.Record(Record{Time: time.Now().UTC(), Decision: d, UUID: self.UUID, Seqno: self.Seqno})
+		c.Record(Record{Time: time.Now().UTC(), Decision: d, UUID: self.UUID, Seqno: self.Seqno, Weights: maps.Clone(c.Weights)})
 	}
 }
 

@@ -17,7 +17,9 @@ import (
 // returns the bootstrap with Bootstrapping set for the peers to see.
 func TestCoordinatorWait(t *testing.T) {
 	srv := &Server{}
-	srv.Set(State{ID: "a", Phase: PhaseWaiting, UUID: clusterA, Seqno: 9})
+	v := func(me string) *View { return view(me, 5, g1, g2, g3) }
+	srv.Set(State{ID: "a", Phase: PhaseWaiting, UUID: clusterA, Seqno: 9, View: v(g1)})
+	two := 2
 	var mu sync.Mutex
 	polls := 0
 	query := func(_ context.Context, addr string, _ Auth) (*State, error) {
@@ -25,7 +27,7 @@ func TestCoordinatorWait(t *testing.T) {
 		defer mu.Unlock()
 		polls++
 		if addr == "b" {
-			return node("b", 8), nil
+			return with(node("b", 8), func(s *State) { s.View, s.Weight = v(g2), &two }), nil
 		}
 		return nil, errors.New("connection refused")
 	}
@@ -57,7 +59,7 @@ func TestCoordinatorWait(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	if len(recs) != 2 || recs[0].Action != ActionWait || recs[1].Action != ActionBootstrap || recs[1].Seqno != 9 {
+	if len(recs) != 2 || recs[0].Action != ActionWait || recs[1].Action != ActionBootstrap || recs[1].Seqno != 9 || recs[1].Weights["b"] != 2 {
 		t.Errorf("records: %+v", recs)
 	}
 
@@ -88,7 +90,7 @@ func TestCoordinatorSelf(t *testing.T) {
 	c := &Coordinator{Config: &Config{Peers: []string{"10.0.0.1:4569", "10.0.0.2:4569"}, AutoBootstrap: true},
 		Server: srv, Log: slog.New(slog.NewTextHandler(&logs, nil)), Poll: 10 * time.Millisecond, Query: query}
 	d, err := c.Wait(context.Background())
-	if err != nil || d.Action != ActionBootstrap || !strings.Contains(d.Reason, "2 of 2 configured members") {
+	if err != nil || d.Action != ActionBootstrap || !strings.Contains(d.Reason, "every configured node present (2 of 2)") {
 		t.Errorf("Wait = %+v, %v; want a bootstrap with 2 of 2", d, err)
 	}
 	if strings.Join(c.Config.Peers, ",") != "10.0.0.2:4569" || !strings.Contains(logs.String(), "is this node") {

@@ -42,11 +42,15 @@ type Input struct {
 	// Waited is how long this node has been waiting since its recovery.
 	Waited time.Duration
 	// BootstrapWait is how long to wait for missing members before a
-	// bootstrap by a majority of the last known membership.
+	// bootstrap by a majority of the members of the last Primary
+	// Component view.
 	BootstrapWait time.Duration
 	// AutoBootstrap allows a bootstrap; without it the node only joins or
 	// lets pc.recovery work.
 	AutoBootstrap bool
+	// Weights are the pc.weight each peer (by address) last reported, for
+	// the peers that do not answer now; 1 for a peer not in it.
+	Weights map[string]int
 }
 
 // Decision is Decide's answer, with its reasons.
@@ -75,15 +79,13 @@ func (d Decision) Final() bool { return d.Action != ActionWait }
 //  2. A peer bootstrapping: wait for its Primary Component.
 //  3. Every member of the newest saved view (gvwstate.dat) back, each with
 //     that view: pc.recovery (a node outside that view waits for it).
-//     Otherwise views only count the membership, when every present node
-//     has one.
 //  4. Otherwise, with auto-bootstrap, once every present node has its
-//     position: the most advanced eligible node bootstraps (seqno, then a
-//     member of the newest view, then safe_to_bootstrap, then the lowest
-//     ID), immediately when every member of the last known membership is
-//     present, after BootstrapWait with a majority of it, never without.
-//     A node whose last SST did not complete, or without data, is never
-//     eligible; nodes of different cluster UUIDs are never compared.
+//     position, a bootstrap grounded on the last Primary Component (see
+//     bootstrapRule): only a node that may hold every acknowledged commit
+//     bootstraps, and a node that left a component which went on without
+//     it never counts. A node whose last SST did not complete, or without
+//     data, is never eligible; nodes of different cluster UUIDs are never
+//     compared.
 func Decide(in Input) Decision {
 	self := in.Self
 	present := []*State{&self}
@@ -153,20 +155,6 @@ func Decide(in Input) Decision {
 			return wait("peer %s is still recovering its position", s.ID)
 		}
 	}
-	// The last known membership: the newest view's members when every
-	// present node has a view to place it in, else the configured cluster
-	// (a node without gvwstate.dat stopped cleanly, after any view of a
-	// node that crashed before it).
-	size, counted := len(in.Peers)+1, len(present)
-	what := "configured members"
-	if newest != nil && allHaveViews(present) {
-		size, counted, what = len(newest.Members), 0, "members of the last Primary Component view"
-		for _, s := range present {
-			if s.View != nil && newest.Has(s.View.MyUUID) {
-				counted++
-			}
-		}
-	}
 	var eligible []*State
 	var why []string
 	uuids := map[string]bool{}
@@ -191,40 +179,194 @@ func Decide(in Input) Decision {
 	if dup := duplicateID(present); dup != "" {
 		return wait("two nodes call themselves %s: every node needs its own peer-address", dup)
 	}
-	switch {
-	case counted >= size:
-	case 2*counted > size && in.Waited >= in.BootstrapWait:
-	case 2*counted > size:
-		return wait("%d of %d %s present (missing: %s): a majority; bootstrapping in %s unless they return",
-			counted, size, what, strings.Join(missing, ", "), (in.BootstrapWait - in.Waited).Round(time.Second))
-	default:
-		return wait("only %d of %d %s present (missing: %s): no majority: not bootstrapping", counted, size, what, strings.Join(missing, ", "))
+	r := bootstrapRule(in, present, eligible, missing, newest)
+	if r.wait != "" {
+		return wait("%s", r.wait)
 	}
-	slices.SortStableFunc(eligible, func(a, b *State) int {
-		return cmp.Or(
-			cmp.Compare(b.Seqno, a.Seqno),
-			cmpBool(inView(b, newest), inView(a, newest)),
-			cmpBool(b.SafeToBootstrap, a.SafeToBootstrap),
-			strings.Compare(a.ID, b.ID))
-	})
-	best := eligible[0]
-	d.Chosen = best.ID
-	reason := fmt.Sprintf("%s is the most advanced eligible node (%s:%d", best.ID, best.UUID, best.Seqno)
-	if len(eligible) > 1 && eligible[1].Seqno == best.Seqno {
-		reason += ", a seqno tie broken by view membership, safe_to_bootstrap, then the lowest ID"
-	}
-	reason += fmt.Sprintf(") with %d of %d %s present", counted, size, what)
-	if counted < size {
-		reason += fmt.Sprintf(" after waiting %s for %s", in.Waited.Round(time.Second), strings.Join(missing, ", "))
-	}
+	d.Chosen = r.best.ID
+	reason := r.reason
 	if len(why) > 0 {
 		reason += "; not eligible: " + strings.Join(why, "; ")
 	}
-	if best != &self {
+	if r.best != &self {
 		return wait("%s; waiting for it to bootstrap", reason)
 	}
 	d.Action, d.Reason = ActionBootstrap, reason
 	return d
+}
+
+// rule is bootstrapRule's answer: the node to bootstrap and why, or why
+// to wait.
+type rule struct {
+	best   *State
+	reason string
+	wait   string
+}
+
+// bootstrapRule chooses the node that bootstraps, grounded on the last
+// Primary Component. Only two kinds of node can hold every acknowledged
+// commit: the last to leave it cleanly (safe_to_bootstrap: 1, which
+// Galera writes only on a node that was alone in its Primary Component),
+// and the members of its last view that crashed with it (gvwstate.dat).
+// A node that left cleanly with safe_to_bootstrap: 0 knows the component
+// went on without it: it never counts. In order:
+//
+//   - every configured node present: the most advanced bootstraps at once
+//     (no node is missing that could hold a later commit);
+//   - a node with safe_to_bootstrap: 1 present: it bootstraps at once;
+//   - every member of the newest saved view present: the most advanced of
+//     them bootstraps at once;
+//   - a majority of the newest view's members (by pc.weight when set),
+//     counted among the present nodes that hold that view: after
+//     BootstrapWait, the most advanced of them bootstraps, and writesets
+//     in flight at the crash on the missing members may be lost;
+//   - otherwise wait, however long, for a node that may hold later
+//     commits, named.
+func bootstrapRule(in Input, present, eligible []*State, missing []string, newest *View) rule {
+	most := func(ok func(*State) bool) *State {
+		var c []*State
+		for _, s := range eligible {
+			if ok(s) {
+				c = append(c, s)
+			}
+		}
+		if len(c) == 0 {
+			return nil
+		}
+		slices.SortStableFunc(c, func(a, b *State) int {
+			return cmp.Or(
+				cmp.Compare(b.Seqno, a.Seqno),
+				cmpBool(inView(b, newest), inView(a, newest)),
+				cmpBool(b.SafeToBootstrap, a.SafeToBootstrap),
+				strings.Compare(a.ID, b.ID))
+		})
+		return c[0]
+	}
+	pos := func(s *State) string {
+		p := fmt.Sprintf("%s:%d", s.UUID, s.Seqno)
+		if n := len(eligible); n > 1 {
+			ties := 0
+			for _, e := range eligible {
+				if e.Seqno == s.Seqno {
+					ties++
+				}
+			}
+			if ties > 1 {
+				p += ", a seqno tie broken by view membership, safe_to_bootstrap, then the lowest ID"
+			}
+		}
+		return p
+	}
+	if len(missing) == 0 {
+		best := most(func(*State) bool { return true })
+		return rule{best: best, reason: fmt.Sprintf("%s is the most advanced eligible node (%s) with every configured node present (%d of %d)",
+			best.ID, pos(best), len(present), len(present))}
+	}
+	if best := most(func(s *State) bool { return s.SafeToBootstrap }); best != nil {
+		return rule{best: best, reason: fmt.Sprintf("%s left the last Primary Component last, cleanly (safe_to_bootstrap: 1 at %s): it holds every acknowledged commit; missing: %s",
+			best.ID, pos(best), strings.Join(missing, ", "))}
+	}
+	stale := cleanLeavers(present)
+	if newest == nil {
+		return rule{wait: needed(stale, missing, "")}
+	}
+	var holders []*State
+	held := 0
+	for _, s := range present {
+		if inView(s, newest) {
+			holders = append(holders, s)
+			held += s.weight()
+		}
+	}
+	best := most(func(s *State) bool { return inView(s, newest) })
+	if best == nil {
+		return rule{wait: needed(stale, missing, fmt.Sprintf("no present member of the last Primary Component view (seq %d) may bootstrap", newest.Seq))}
+	}
+	if len(holders) >= len(newest.Members) {
+		return rule{best: best, reason: fmt.Sprintf("%s is the most advanced member (%s) of the last Primary Component view (seq %d), all %d members present",
+			best.ID, pos(best), newest.Seq, len(newest.Members))}
+	}
+	total := held + missingWeight(in, present, len(newest.Members)-len(holders))
+	ids := make([]string, len(holders))
+	for i, s := range holders {
+		ids[i] = s.ID
+	}
+	count := fmt.Sprintf("%d of %d members of the last Primary Component view (seq %d) present with it (%s)",
+		len(holders), len(newest.Members), newest.Seq, strings.Join(ids, ", "))
+	if total != len(newest.Members) {
+		count += fmt.Sprintf(", pc.weight %d of %d", held, total)
+	}
+	if 2*held <= total {
+		return rule{wait: needed(stale, missing, "only "+count+": no majority")}
+	}
+	if in.Waited < in.BootstrapWait {
+		return rule{wait: fmt.Sprintf("%s: a majority; bootstrapping in %s unless the missing return (missing: %s)",
+			count, (in.BootstrapWait - in.Waited).Round(time.Second), strings.Join(missing, ", "))}
+	}
+	return rule{best: best, reason: fmt.Sprintf("%s is the most advanced member (%s) of the last Primary Component view; %s, a majority, after waiting %s for %s: writesets in flight at the crash that only they applied may be lost",
+		best.ID, pos(best), count, in.Waited.Round(time.Second), strings.Join(missing, ", "))}
+}
+
+// cleanLeavers are the present nodes that left a Primary Component that
+// went on without them: no gvwstate.dat, safe_to_bootstrap: 0.
+func cleanLeavers(present []*State) []string {
+	var ids []string
+	for _, s := range present {
+		if s.View == nil && !s.SafeToBootstrap && s.Known() {
+			ids = append(ids, fmt.Sprintf("%s (seqno %d)", s.ID, s.Seqno))
+		}
+	}
+	return ids
+}
+
+// needed says which node the wait is for, and why.
+func needed(stale, missing []string, first string) string {
+	var b strings.Builder
+	if first != "" {
+		b.WriteString(first + "; ")
+	}
+	who := "one of " + strings.Join(missing, ", ")
+	if len(missing) == 1 {
+		who = missing[0]
+	}
+	b.WriteString("waiting for " + who + ", however long: only the node that left the last Primary Component last (safe_to_bootstrap: 1) or the members of its last view that crashed with it hold every acknowledged commit")
+	if len(stale) > 0 {
+		b.WriteString("; " + strings.Join(stale, ", ") + " left a Primary Component that went on without them (safe_to_bootstrap: 0, no gvwstate.dat): they may lack later commits and never count")
+	}
+	b.WriteString("; to bootstrap anyway, losing what only the missing hold: galera-supervisor bootstrap --force on the most advanced node")
+	return b.String()
+}
+
+// missingWeight bounds the pc.weight of n members of the newest view that
+// are not present with it: the heaviest n of the missing peers (as they
+// last answered, 1 when never seen) and the present nodes outside it.
+func missingWeight(in Input, present []*State, n int) int {
+	var ws []int
+	for _, p := range in.Peers {
+		if p.State == nil {
+			w, ok := in.Weights[p.Addr]
+			if !ok {
+				w = 1
+			}
+			ws = append(ws, w)
+		}
+	}
+	for _, s := range present {
+		if s.View == nil {
+			ws = append(ws, s.weight())
+		}
+	}
+	slices.Sort(ws)
+	slices.Reverse(ws)
+	sum := 0
+	for i := 0; i < n; i++ {
+		w := 1
+		if i < len(ws) {
+			w = ws[i]
+		}
+		sum += w
+	}
+	return sum
 }
 
 // differentCluster: both UUIDs name a cluster, and not the same one.
@@ -252,15 +394,6 @@ func pcPossible(present []*State, v *View) bool {
 	}
 	for _, m := range v.Members {
 		if s := byMember(present, m); s == nil || !s.View.Same(v) {
-			return false
-		}
-	}
-	return true
-}
-
-func allHaveViews(present []*State) bool {
-	for _, s := range present {
-		if s.View == nil {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,9 +35,11 @@ func TestDecide(t *testing.T) {
 		peers  []*State // nil: unreachable
 		waited time.Duration
 		noAuto bool
-		want   Action
-		chosen string
-		reason string // a substring of the reason
+		// weights: the peers' pc.weight as they last answered
+		weights map[string]int
+		want    Action
+		chosen  string
+		reason  string // a substring of the reason
 	}{
 		{name: "a peer is Primary: join",
 			self:  node("n1", 10),
@@ -106,21 +109,32 @@ func TestDecide(t *testing.T) {
 			self:  node("n1", 5),
 			peers: []*State{with(node("n2", 5), func(s *State) { s.Phase = PhaseStarting }), node("n3", 5)},
 			want:  ActionWait, reason: "outside a Primary Component"},
-		{name: "one member missing: a majority waits first",
+		// The rolling shutdown: n1 and n2 left cleanly (safe_to_bootstrap:
+		// 0, no gvwstate.dat), the Primary Component went on without them
+		// on p3, which left last. They never count, however long.
+		{name: "rolling shutdown, the last to leave missing: wait for it, naming it",
 			self:   node("n1", 5),
 			peers:  []*State{node("n2", 4), nil},
 			waited: 10 * time.Second,
-			want:   ActionWait, reason: "2 of 3 configured members present (missing: p3): a majority; bootstrapping in 20s"},
-		{name: "one member missing: after the wait a majority bootstraps",
+			want:   ActionWait, reason: "waiting for p3, however long"},
+		{name: "rolling shutdown, the last to leave missing: still waiting long after bootstrap-wait",
 			self:   node("n1", 5),
 			peers:  []*State{node("n2", 4), nil},
-			waited: 30 * time.Second,
-			want:   ActionBootstrap, chosen: "n1", reason: "after waiting 30s for p3"},
+			waited: 24 * time.Hour,
+			want:   ActionWait, reason: "n1 (seqno 5), n2 (seqno 4) left a Primary Component that went on without them"},
+		{name: "the last to leave (safe_to_bootstrap: 1) back: it bootstraps at once, without the others",
+			self:  with(node("n3", 157), func(s *State) { s.SafeToBootstrap = true }),
+			peers: []*State{nil, nil},
+			want:  ActionBootstrap, chosen: "n3", reason: "safe_to_bootstrap: 1"},
+		{name: "the last to leave back with a node that left earlier: that node waits for it",
+			self:  node("n1", 108),
+			peers: []*State{with(node("n3", 157), func(s *State) { s.SafeToBootstrap = true }), nil},
+			want:  ActionWait, chosen: "n3", reason: "waiting for it to bootstrap"},
 		{name: "two members missing: no majority, ever",
 			self:   node("n1", 5),
 			peers:  []*State{nil, nil},
 			waited: time.Hour,
-			want:   ActionWait, reason: "no majority"},
+			want:   ActionWait, reason: "waiting for one of p2, p3, however long"},
 		{name: "auto-bootstrap off: only joins",
 			self:   node("n1", 9116),
 			peers:  []*State{node("n2", 8987), node("n3", 8851)},
@@ -166,12 +180,12 @@ func TestDecide(t *testing.T) {
 			self:   with(node("n3", 6766), func(s *State) { s.View = view(g3, 13, g1, g2, g3) }),
 			peers:  []*State{with(node("n1", 7168), func(s *State) { s.View = view(g1, 14, g1, g2) }), nil},
 			waited: time.Hour,
-			want:   ActionWait, reason: "only 1 of 2 members of the last Primary Component view present"},
+			want:   ActionWait, reason: "only 1 of 2 members of the last Primary Component view (seq 14) present with it (n1): no majority; waiting for p3"},
 		{name: "a half-SST'd node died, then the others shut down cleanly: its old view does not hold them",
 			self: node("n1", 900),
 			peers: []*State{node("n2", 880),
 				with(node("n3", 500), func(s *State) { s.View, s.SSTIncomplete = all3(g3), true })},
-			want: ActionBootstrap, chosen: "n1", reason: "3 of 3 configured members"},
+			want: ActionBootstrap, chosen: "n1", reason: "every configured node present"},
 		{name: "the same, seen by the half-SST'd node",
 			self:  with(node("n3", 500), func(s *State) { s.View, s.SSTIncomplete = all3(g3), true }),
 			peers: []*State{node("n1", 900), node("n2", 880)},
@@ -180,7 +194,17 @@ func TestDecide(t *testing.T) {
 			self:   with(node("n2", 7), func(s *State) { s.View = all3(g2) }),
 			peers:  []*State{with(node("n1", 8), func(s *State) { s.View = all3(g1) }), nil},
 			waited: 31 * time.Second,
-			want:   ActionWait, chosen: "n1", reason: "2 of 3 members of the last Primary Component view present"},
+			want:   ActionWait, chosen: "n1", reason: "2 of 3 members of the last Primary Component view (seq 5) present"},
+		{name: "one member of the last view missing: the reason names what may be lost",
+			self:   with(node("n1", 8), func(s *State) { s.View = all3(g1) }),
+			peers:  []*State{with(node("n2", 7), func(s *State) { s.View = all3(g2) }), nil},
+			waited: 31 * time.Second,
+			want:   ActionBootstrap, chosen: "n1", reason: "after waiting 31s for p3: writesets in flight at the crash"},
+		{name: "a node that left cleanly never adds to a majority of the last view",
+			self:   with(node("n1", 8), func(s *State) { s.View = all3(g1) }),
+			peers:  []*State{node("n2", 6), nil},
+			waited: time.Hour,
+			want:   ActionWait, reason: "only 1 of 3 members of the last Primary Component view (seq 5) present with it (n1): no majority; waiting for p3"},
 		{name: "one member of the last view missing, before the wait",
 			self:   with(node("n1", 8), func(s *State) { s.View = all3(g1) }),
 			peers:  []*State{with(node("n2", 7), func(s *State) { s.View = all3(g2) }), nil},
@@ -205,7 +229,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Self: *tt.self, Waited: tt.waited, BootstrapWait: 30 * time.Second, AutoBootstrap: !tt.noAuto}
+			in := Input{Self: *tt.self, Waited: tt.waited, BootstrapWait: 30 * time.Second, AutoBootstrap: !tt.noAuto, Weights: tt.weights}
 			for i, p := range tt.peers {
 				in.Peers = append(in.Peers, Peer{Addr: "p" + string(rune('2'+i)), State: p})
 			}
@@ -245,5 +269,70 @@ func TestDecideAgree(t *testing.T) {
 		if boot != 1 || len(chosen) != 1 {
 			t.Errorf("case %d: %d nodes bootstrap, chosen %v; want exactly one, the same for all", i, boot, chosen)
 		}
+	}
+}
+
+// TestDecideViewMajority: the majority that bootstrap-wait allows is one of
+// the members of the newest saved view, counted among the nodes that hold
+// it, by pc.weight when set; never one of the configured nodes.
+func TestDecideViewMajority(t *testing.T) {
+	uuid := func(i int) string { return fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i) }
+	w := func(n int) *int { return &n }
+	tests := []struct {
+		name    string
+		size    int   // configured nodes, all members of the view
+		holders int   // present with the view: nodes 1..holders
+		clean   int   // present without it (left cleanly): the next ones
+		weight  []int // pc.weight of nodes 1..size, nil: unset
+		told    bool  // the missing nodes' weights were seen before
+		want    Action
+		reason  string
+	}{
+		{name: "5 nodes, 3 crashed with the view back", size: 5, holders: 3, want: ActionBootstrap, reason: "3 of 5 members"},
+		{name: "5 nodes, 2 back with the view", size: 5, holders: 2, want: ActionWait, reason: "only 2 of 5 members"},
+		{name: "5 nodes, 2 back with the view and 1 that left cleanly", size: 5, holders: 2, clean: 1, want: ActionWait, reason: "n3 (seqno 100) left a Primary Component"},
+		{name: "7 nodes, 4 back", size: 7, holders: 4, want: ActionBootstrap, reason: "4 of 7 members"},
+		{name: "7 nodes, 3 back", size: 7, holders: 3, want: ActionWait, reason: "only 3 of 7 members"},
+		{name: "pc.weight: the heavy node back alone", size: 3, holders: 1, weight: []int{3, 1, 1}, told: true, want: ActionBootstrap, reason: "pc.weight 3 of 5"},
+		{name: "pc.weight: the light nodes back without the heavy one", size: 3, holders: 2, weight: []int{1, 1, 3}, told: true, want: ActionWait, reason: "pc.weight 2 of 5"},
+		{name: "pc.weight: two light nodes, the heavy one never seen: counted at 1", size: 3, holders: 2, weight: []int{1, 1, 3}, want: ActionBootstrap, reason: "2 of 3 members"},
+		{name: "pc.weight 0 counts for nothing", size: 3, holders: 2, weight: []int{1, 0, 1}, told: true, want: ActionWait, reason: "pc.weight 1 of 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			members := make([]string, tt.size)
+			for i := range members {
+				members[i] = uuid(i + 1)
+			}
+			in := Input{Waited: time.Hour, BootstrapWait: time.Minute, AutoBootstrap: true, Weights: map[string]int{}}
+			for i := 1; i <= tt.size; i++ {
+				id := fmt.Sprintf("n%d", i)
+				s := node(id, int64(100+tt.size-i))
+				if i <= tt.holders {
+					s.View = &View{MyUUID: uuid(i), ViewID: vcreator, Seq: 9, Members: members}
+				}
+				if tt.weight != nil {
+					s.Weight = w(tt.weight[i-1])
+				}
+				switch {
+				case i == 1:
+					in.Self = *s
+				case i <= tt.holders+tt.clean:
+					in.Peers = append(in.Peers, Peer{Addr: id, State: s})
+				default:
+					in.Peers = append(in.Peers, Peer{Addr: id})
+					if tt.told {
+						in.Weights[id] = s.weight()
+					}
+				}
+			}
+			if tt.clean > 0 {
+				in.Peers[tt.holders-1].State.Seqno = 100 // the clean leaver is behind
+			}
+			d := Decide(in)
+			if d.Action != tt.want || !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("Decide = %s chosen %q: %s\nwant %s, reason containing %q", d.Action, d.Chosen, d.Reason, tt.want, tt.reason)
+			}
+		})
 	}
 }

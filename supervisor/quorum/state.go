@@ -63,6 +63,8 @@ type State struct {
 	// Donation is the SST this node sends, nil while it sends none: how
 	// the joiner's supervisor learns the size of what is coming.
 	Donation *Donation `json:"donation,omitempty"`
+	// Weight is the node's pc.weight (0 to 255), nil when not set.
+	Weight *int `json:"weight,omitempty"`
 }
 
 // Donation is a donor's SST as its supervisor measures it.
@@ -76,6 +78,14 @@ type Donation struct {
 	// SST sends.
 	Sent  int64 `json:"sent"`
 	Total int64 `json:"total"`
+}
+
+// weight is the node's pc.weight as Galera counts it: 1 when not set.
+func (s *State) weight() int {
+	if s.Weight == nil {
+		return 1
+	}
+	return *s.Weight
 }
 
 // Known reports whether the state carries a recovered position.
