@@ -254,7 +254,7 @@ func (s *Supervisor) startCoordination(ctx context.Context, opts Options, datadi
 	if err != nil {
 		log.Warn("ignoring gvwstate.dat", slog.Any("error", err))
 	}
-	srv.Set(quorum.State{ID: cfg.ID, Instance: quorum.NewInstance(), Phase: quorum.PhaseRecovering, Seqno: SeqnoUnknown, SSTIncomplete: incomplete, View: view})
+	srv.Set(quorum.State{ID: cfg.ID, Instance: quorum.NewInstance(), Phase: quorum.PhaseRecovering, Seqno: SeqnoUnknown, SSTIncomplete: incomplete, View: view, Weight: cfg.Weight})
 	cctx, cancel := context.WithCancel(ctx)
 	c := &coordination{cfg: cfg, server: srv, log: log, ctx: cctx, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -313,6 +313,10 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 		if err := quorum.WriteRecord(datadir, rec); err != nil {
 			c.log.Warn("cannot keep the decision for status", slog.Any("error", err))
 		}
+		if rec.Action == quorum.ActionWait {
+			r.view.waitingWhy = rec.Reason
+			r.say(true)
+		}
 	}
 	if r.s.cfg.NewCluster {
 		d := quorum.Decision{Action: quorum.ActionBootstrap, Reason: "asked to (--wsrep-new-cluster)"}
@@ -325,8 +329,12 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	}
 	r.view.waiting = true
 	r.say(true)
-	defer func() { r.view.waiting = false }()
-	co := &quorum.Coordinator{Config: c.cfg, Server: c.server, Log: c.log, Record: record,
+	defer func() { r.view.waiting, r.view.waitingWhy = false, "" }()
+	var weights map[string]int
+	if last, err := quorum.ReadRecord(datadir); err == nil && last != nil {
+		weights = last.Weights // the peers' pc.weight, for those that do not answer
+	}
+	co := &quorum.Coordinator{Config: c.cfg, Server: c.server, Log: c.log, Record: record, Weights: weights,
 		Waiting: func(waited time.Duration) { r.waitingForPeers(waited, c.cfg.BootstrapWait) }}
 	d, err := co.Wait(ctx)
 	if err != nil {

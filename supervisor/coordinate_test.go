@@ -105,6 +105,16 @@ func TestWaitForPeersExtendsStart(t *testing.T) {
 	if pid := n.sup.PID(); pid != 0 {
 		t.Fatalf("mariadbd started (pid %d) without a majority", pid)
 	}
+	// STATUS= names the node needed and why.
+	var why string
+	for _, st := range n.rec.statuses() {
+		if strings.HasPrefix(st, "waiting for peers: ") {
+			why = st
+		}
+	}
+	if !strings.Contains(why, "waiting for "+peer+", however long") || !strings.Contains(why, "safe_to_bootstrap: 0") {
+		t.Errorf("STATUS=%q: want the peer needed and why", why)
+	}
 	ext := n.rec.with("EXTEND_TIMEOUT_USEC=400000")
 	if len(ext) < 3 {
 		t.Fatalf("%d extensions while waiting for the peers, want several", len(ext))

@@ -32,6 +32,9 @@ type view struct {
 	stopping   bool
 	recovering bool
 	waiting    bool // for the peers' positions, before mariadbd starts
+	// waitingWhy is the last decision's reason while waiting: which node
+	// is needed, and why.
+	waitingWhy string
 	wsrep      bool
 
 	// From the SQL health check, when it last answered.
@@ -137,6 +140,10 @@ func (v *view) line(now time.Time) string {
 			s = "donor, " + v.meter.String()
 		case v.sstRunning && v.sstRole == "donor":
 			s = "donor: sending SST by " + v.sstMethod
+		}
+	case PhasePeers:
+		if v.waitingWhy != "" {
+			s += ": " + v.waitingWhy
 		}
 	case PhaseStarting:
 		if v.childStatus != "" {

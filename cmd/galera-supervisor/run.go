@@ -70,8 +70,9 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
         fresh nonces (replay-safe)
     peer-tls = on              mutual TLS with the [sst] tcert, tkey and tca
         (a CA is required); may be combined with peer-secret-file
-    bootstrap-wait = 300       how long to wait for missing members before a
-        bootstrap by a majority of the last known membership (seconds,
+    bootstrap-wait = 300       how long to wait for the missing members of
+        the last Primary Component view before a majority of them
+        bootstraps, never a majority of the configured nodes (seconds,
         or with a unit: 5m, 300s)
     auto-bootstrap = on|off    default on when peer authentication is set;
         without it the supervisor never bootstraps by itself, does not
@@ -96,15 +97,32 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
                  bootstrap-wait (at least 10 s) before this node is Primary:
                  Galera would wait forever, deaf to SIGTERM, so mariadbd is
                  killed and the supervisor exits 5; its restart decides again
-    bootstrap    once every present node has its position, the most advanced
-                 eligible node (highest seqno; ties: a member of the newest
-                 view, then safe_to_bootstrap: 1, then the lowest peer
-                 address) sets safe_to_bootstrap: 1 in grastate.dat and
-                 starts with --wsrep-new-cluster; at once when every member
-                 of the last known membership (the newest view's, else the
-                 configured nodes) is present, after bootstrap-wait with a
-                 majority of it, never with less. Never a node whose last
-                 SST did not complete (sst_in_progress or staging found, or
+    bootstrap    once every present node has its position, one node that
+                 may hold every acknowledged commit sets safe_to_bootstrap:
+                 1 in grastate.dat and starts with --wsrep-new-cluster. Only
+                 two kinds of node may hold them all: the last to leave
+                 the Primary Component cleanly (safe_to_bootstrap: 1, which
+                 Galera writes only on a node alone in its Primary
+                 Component), and the members of its last view that crashed
+                 with it (gvwstate.dat). A node that left cleanly with
+                 safe_to_bootstrap: 0 knows the component went on without
+                 it: it never counts. In order: every configured node
+                 present: the most advanced (highest seqno; ties: a member
+                 of the newest view, then safe_to_bootstrap: 1, then the
+                 lowest peer address), at once; else a node with
+                 safe_to_bootstrap: 1, at once; else every member of the
+                 newest view present: the most advanced of them, at once;
+                 else a majority of the newest view's members (by
+                 pc.weight when set; a missing member counts at the weight
+                 it last told its peers, 1 if never seen), counted among
+                 the present nodes that hold that view: the most advanced
+                 of them after bootstrap-wait, and writesets in flight at
+                 the crash that only the missing members applied may be
+                 lost (the reason says so); else wait, however long,
+                 naming the node needed and why, until it returns or a
+                 person runs "galera-supervisor bootstrap". Never a node
+                 whose last SST did not complete (sst_in_progress or
+                 staging found, or
                  <datadir>/galera-supervisor.sst-incomplete, written when an
                  SST into it begins and removed once it is Synced), nor one
                  without data; nodes of different cluster UUIDs are never
@@ -114,10 +132,10 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
   fab74ea5fc174868bf2eda932c641fa3 for a bootstrap and
   7a3a6f68340440c8868ffee3ba749561 for a wait; the last one is kept in
   <datadir>/galera-supervisor.decision and "galera-supervisor status" shows
-  it. STATUS= says "waiting for peers" meanwhile, and the start timeout is
-  extended through bootstrap-wait (a restart would begin the wait anew);
-  a node still without a majority after it lets the start time out, and
-  Restart= asks the peers again. With --wsrep-new-cluster
+  it. STATUS= says "waiting for peers: " and the reason meanwhile, and the
+  start timeout is extended through bootstrap-wait (a restart would begin
+  the wait anew); a node still waiting after it lets the start time out,
+  and Restart= asks the peers again. With --wsrep-new-cluster
   the node bootstraps as asked and tells its peers. A bad option exits 78.
   Stale sst_in_progress, wsrep_sst.pid and rsync_sst.pid (their process
   gone) are removed before the start.

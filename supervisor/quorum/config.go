@@ -104,11 +104,7 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 	c.BootstrapWait, _, _ = v.Duration("bootstrap-wait")
 
 	if v, ok := server("wsrep-provider-options"); ok {
-		w, err := pcWeight(v)
-		if err != nil {
-			return nil, &OptionError{Option: "wsrep_provider_options", Value: v, Msg: err.Error()}
-		}
-		c.Weight = w
+		c.Weight = pcWeight(v)
 	}
 
 	if v, ok := gs("peer-secret-file"); ok {
@@ -150,21 +146,20 @@ func ConfigFrom(gs, server, sst Lookup) (*Config, error) {
 }
 
 // pcWeight reads pc.weight from wsrep_provider_options: nil when not
-// set. Galera takes 0 to 255.
-func pcWeight(opts string) (*int, error) {
+// set, or not a weight Galera takes (0 to 255): Galera then refuses to
+// start, and says why.
+func pcWeight(opts string) *int {
 	var w *int
 	for _, o := range strings.Split(strings.Trim(opts, `'"`), ";") {
 		k, v, _ := strings.Cut(o, "=")
 		if strings.TrimSpace(k) != "pc.weight" {
 			continue
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 0 || n > 255 {
-			return nil, fmt.Errorf("pc.weight=%s: want 0 to 255", strings.TrimSpace(v))
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 && n <= 255 {
+			w = &n
 		}
-		w = &n
 	}
-	return w, nil
+	return w
 }
 
 // hostOf is the host of "host", "host:port" or "[v6]:port".

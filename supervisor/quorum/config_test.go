@@ -77,3 +77,23 @@ func TestConfigFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestPCWeight: pc.weight is read from wsrep_provider_options as Galera
+// takes it; unset or out of Galera's range is nil (1 when counted).
+func TestPCWeight(t *testing.T) {
+	for opts, want := range map[string]int{
+		"gcache.size=1G;pc.weight=3":        3,
+		"'pc.weight = 0; gmcast.segment=1'": 0,
+		"gcache.size=1G":                    -1,
+		"pc.weight=256":                     -1,
+		"pc.weight=x":                       -1,
+	} {
+		got := -1
+		if w := pcWeight(opts); w != nil {
+			got = *w
+		}
+		if got != want {
+			t.Errorf("pcWeight(%q) = %d, want %d", opts, got, want)
+		}
+	}
+}
