@@ -106,6 +106,7 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 		in := Input{Self: c.Server.State(), Peers: peers, Waited: time.Since(start),
 			BootstrapWait: c.Config.BootstrapWait, AutoBootstrap: c.Config.AutoBootstrap, Weights: c.Weights}
 		d := Decide(in)
+		d.Peers = Summary(in)
 		if key := logKey(d); key != lastKey || time.Since(lastLog) > 30*time.Second || d.Final() {
 			lastKey, lastLog = key, time.Now()
 			c.log(in.Self, d)

@@ -60,7 +60,10 @@ type Decision struct {
 	Reason string `json:"reason"`
 	// Chosen is the ID of the node chosen to bootstrap, if one is.
 	Chosen string `json:"chosen,omitempty"`
-	// Peers summarises what each node said, for the log.
+	// Rule is the bootstrap rule that chose it (Rule* constants).
+	Rule string `json:"rule,omitempty"`
+	// Peers summarises what each node said, for the log (Summary; Decide
+	// leaves it empty).
 	Peers string `json:"peers"`
 	// Members are the addresses of the peers in the view that pc.recovery
 	// restores (ActionPCRecovery): the node watches that they stay.
@@ -97,7 +100,7 @@ func Decide(in Input) Decision {
 		}
 		present = append(present, p.State)
 	}
-	d := Decision{Peers: summary(in)}
+	var d Decision
 	wait := func(format string, args ...any) Decision {
 		d.Action, d.Reason = ActionWait, fmt.Sprintf(format, args...)
 		return d
@@ -181,9 +184,10 @@ func Decide(in Input) Decision {
 	}
 	r := bootstrapRule(in, present, eligible, missing, newest)
 	if r.wait != "" {
-		return wait("%s", r.wait)
+		d.Action, d.Reason = ActionWait, r.wait
+		return d
 	}
-	d.Chosen = r.best.ID
+	d.Chosen, d.Rule = r.best.ID, r.name
 	reason := r.reason
 	if len(why) > 0 {
 		reason += "; not eligible: " + strings.Join(why, "; ")
@@ -195,10 +199,21 @@ func Decide(in Input) Decision {
 	return d
 }
 
-// rule is bootstrapRule's answer: the node to bootstrap and why, or why
-// to wait.
+// The bootstrap rules, as Decision.Rule names them.
+const (
+	RuleAllPresent   = "all-present"   // every configured node present
+	RuleSafe         = "safe"          // the last to leave, cleanly, present
+	RuleViewComplete = "view-complete" // every member of the newest view present
+	// RuleViewMajority: a majority of the newest view's members after
+	// bootstrap-wait; writesets in flight at the crash may be lost.
+	RuleViewMajority = "view-majority"
+)
+
+// rule is bootstrapRule's answer: the node to bootstrap, by which rule
+// and why, or why to wait.
 type rule struct {
 	best   *State
+	name   string
 	reason string
 	wait   string
 }
@@ -259,11 +274,11 @@ func bootstrapRule(in Input, present, eligible []*State, missing []string, newes
 	}
 	if len(missing) == 0 {
 		best := most(func(*State) bool { return true })
-		return rule{best: best, reason: fmt.Sprintf("%s is the most advanced eligible node (%s) with every configured node present (%d of %d)",
+		return rule{best: best, name: RuleAllPresent, reason: fmt.Sprintf("%s is the most advanced eligible node (%s) with every configured node present (%d of %d)",
 			best.ID, pos(best), len(present), len(present))}
 	}
 	if best := most(func(s *State) bool { return s.SafeToBootstrap }); best != nil {
-		return rule{best: best, reason: fmt.Sprintf("%s left the last Primary Component last, cleanly (safe_to_bootstrap: 1 at %s): it holds every acknowledged commit; missing: %s",
+		return rule{best: best, name: RuleSafe, reason: fmt.Sprintf("%s left the last Primary Component last, cleanly (safe_to_bootstrap: 1 at %s): it holds every acknowledged commit; missing: %s",
 			best.ID, pos(best), strings.Join(missing, ", "))}
 	}
 	stale := cleanLeavers(present)
@@ -283,7 +298,7 @@ func bootstrapRule(in Input, present, eligible []*State, missing []string, newes
 		return rule{wait: needed(stale, missing, fmt.Sprintf("no present member of the last Primary Component view (seq %d) may bootstrap", newest.Seq))}
 	}
 	if len(holders) >= len(newest.Members) {
-		return rule{best: best, reason: fmt.Sprintf("%s is the most advanced member (%s) of the last Primary Component view (seq %d), all %d members present",
+		return rule{best: best, name: RuleViewComplete, reason: fmt.Sprintf("%s is the most advanced member (%s) of the last Primary Component view (seq %d), all %d members present",
 			best.ID, pos(best), newest.Seq, len(newest.Members))}
 	}
 	total := held + missingWeight(in, present, len(newest.Members)-len(holders))
@@ -303,7 +318,7 @@ func bootstrapRule(in Input, present, eligible []*State, missing []string, newes
 		return rule{wait: fmt.Sprintf("%s: a majority; bootstrapping in %s unless the missing return (missing: %s)",
 			count, (in.BootstrapWait - in.Waited).Round(time.Second), strings.Join(missing, ", "))}
 	}
-	return rule{best: best, reason: fmt.Sprintf("%s is the most advanced member (%s) of the last Primary Component view; %s, a majority, after waiting %s for %s: writesets in flight at the crash that only they applied may be lost",
+	return rule{best: best, name: RuleViewMajority, reason: fmt.Sprintf("%s is the most advanced member (%s) of the last Primary Component view; %s, a majority, after waiting %s for %s: writesets in flight at the crash that only they applied may be lost",
 		best.ID, pos(best), count, in.Waited.Round(time.Second), strings.Join(missing, ", "))}
 }
 
@@ -313,7 +328,7 @@ func cleanLeavers(present []*State) []string {
 	var ids []string
 	for _, s := range present {
 		if s.View == nil && !s.SafeToBootstrap && s.Known() {
-			ids = append(ids, fmt.Sprintf("%s (seqno %d)", s.ID, s.Seqno))
+			ids = append(ids, s.ID+" (seqno "+strconv.FormatInt(s.Seqno, 10)+")")
 		}
 	}
 	return ids
@@ -431,8 +446,9 @@ func duplicateID(present []*State) string {
 	return ""
 }
 
-// summary is one word group per node: "id=phase uuid:seqno [flags]".
-func summary(in Input) string {
+// Summary is one word group per node, for Decision.Peers:
+// "id=phase uuid:seqno [flags]".
+func Summary(in Input) string {
 	one := func(s *State) string {
 		b := s.ID + "=" + string(s.Phase)
 		if s.Known() {

@@ -236,7 +236,7 @@ func TestDecide(t *testing.T) {
 			d := Decide(in)
 			if d.Action != tt.want || d.Chosen != tt.chosen || !strings.Contains(d.Reason, tt.reason) {
 				t.Errorf("Decide = %s chosen %q: %s\nwant %s chosen %q, reason containing %q\npeers: %s",
-					d.Action, d.Chosen, d.Reason, tt.want, tt.chosen, tt.reason, d.Peers)
+					d.Action, d.Chosen, d.Reason, tt.want, tt.chosen, tt.reason, Summary(in))
 			}
 		})
 	}
