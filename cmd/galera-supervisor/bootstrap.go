@@ -16,6 +16,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify/unit"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 const bootstrapLong = `
@@ -29,10 +30,15 @@ waits for the start job (for galera-supervisor: until the node is Synced),
 and removes the file, so that a later restart joins instead.
 
 It refuses when <datadir>/grastate.dat says safe_to_bootstrap: 0: this node
-was not the last to leave the cluster and may miss transactions. Bootstrap
-the node with the highest seqno in grastate.dat (when a seqno is -1, find it
-with "mariadbd --wsrep-recover" on that node). With --force it sets
-safe_to_bootstrap: 1 in grastate.dat first, as the manual procedure does.
+was not the last to leave the cluster, a more advanced node may exist, and
+it names what may be lost: with no gvwstate.dat, the node left cleanly and
+the Primary Component went on without it (every later commit); with one,
+it crashed in that view (writesets in flight at the crash, and every later
+commit if the others went on); and the supervisor's last decision (which
+node it waits for, and why). Bootstrap the node with the highest seqno in
+grastate.dat (when a seqno is -1, find it with "mariadbd --wsrep-recover"
+on that node). With --force it sets safe_to_bootstrap: 1 in grastate.dat
+first, as the manual procedure does, and logs what may be lost.
 
 It also refuses when the unit is already active or activating, or when a
 mariadbd holds grastate.dat.
@@ -199,16 +205,36 @@ func checkGrastate(path string, force bool, log *slog.Logger) error {
 	if g.SafeToBootstrap {
 		return nil
 	}
+	lost := atRisk(filepath.Dir(path), g.Seqno)
 	if !force {
-		return &refusal{exitBootstrapUnsafe, fmt.Errorf(`bootstrap: refusing: %s says safe_to_bootstrap: 0 (seqno %d): this node may not have been the last to leave the cluster, and bootstrapping it could lose transactions.
+		return &refusal{exitBootstrapUnsafe, fmt.Errorf(`bootstrap: refusing: %s says safe_to_bootstrap: 0 (seqno %d): a more advanced node may exist. %s
 Bootstrap the node with the highest seqno: compare "seqno:" in grastate.dat on every node (where it is -1, run "mariadbd --wsrep-recover" there and read "Recovered position"), then run "galera-supervisor bootstrap --force" on that node only`,
-			path, g.Seqno)}
+			path, g.Seqno, lost)}
 	}
 	if err := setSafeToBootstrap(path); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	log.Warn(fmt.Sprintf("--force: set safe_to_bootstrap: 1 in %s (seqno %d)", path, g.Seqno))
+	log.Warn(fmt.Sprintf("--force: set safe_to_bootstrap: 1 in %s (seqno %d). %s", path, g.Seqno, lost))
 	return nil
+}
+
+// atRisk says what a bootstrap of a node with safe_to_bootstrap: 0 may
+// lose, from its gvwstate.dat and the supervisor's last decision.
+func atRisk(datadir string, seqno int64) string {
+	var b strings.Builder
+	v, err := quorum.ReadView(filepath.Join(datadir, "gvwstate.dat"))
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, "What may be lost: every commit after seqno %d that another node holds (%v).", seqno, err)
+	case v == nil:
+		fmt.Fprintf(&b, "What may be lost: this node left the Primary Component cleanly (no gvwstate.dat) and it went on without it: every commit after seqno %d, made on the nodes that stayed, is lost to the new cluster, and those nodes can only rejoin it by SST.", seqno)
+	default:
+		fmt.Fprintf(&b, "What may be lost: this node crashed as a member of the Primary Component view seq %d (%d members, gvwstate.dat): writesets in flight at the crash that only other members applied, and every commit after it if the other members went on without this node.", v.Seq, len(v.Members))
+	}
+	if r, err := quorum.ReadRecord(datadir); err == nil && r != nil && r.Action == quorum.ActionWait {
+		fmt.Fprintf(&b, " The supervisor last said (%s): %s", r.Time.Local().Format("2006-01-02 15:04:05 MST"), r.Reason)
+	}
+	return b.String()
 }
 
 var unsafeLine = regexp.MustCompile(`(?m)^(\s*safe_to_bootstrap:\s*)0\b`)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 const unsafeGrastate = `# GALERA saved state
@@ -31,9 +32,19 @@ func TestCheckGrastate(t *testing.T) {
 	}
 	err := checkGrastate(path, false, nolog)
 	if exitCode(err) != exitBootstrapUnsafe || !strings.Contains(err.Error(), path) ||
-		!strings.Contains(err.Error(), "highest seqno") {
+		!strings.Contains(err.Error(), "highest seqno") || !strings.Contains(err.Error(), "left the Primary Component cleanly") ||
+		!strings.Contains(err.Error(), "every commit after seqno 41") {
 		t.Errorf("safe_to_bootstrap: 0 without --force: exit %d, %v", exitCode(err), err)
 	}
+	// A member of a crashed view, whose supervisor waits for a peer.
+	os.WriteFile(filepath.Join(dir, "gvwstate.dat"), []byte("my_uuid: 11111111-0000-4000-8000-000000000001\n#vwbeg\nview_id: 3 aaaaaaaa-0000-4000-8000-00000000000a 7\nbootstrap: 0\nmember: 11111111-0000-4000-8000-000000000001 0\nmember: 22222222-0000-4000-8000-000000000002 0\nmember: 33333333-0000-4000-8000-000000000003 0\n#vwend\n"), 0o640)
+	quorum.WriteRecord(dir, quorum.Record{Decision: quorum.Decision{Action: quorum.ActionWait, Reason: "waiting for 10.0.0.3:4569, however long"}})
+	err = checkGrastate(path, false, nolog)
+	if msg := err.Error(); !strings.Contains(msg, "view seq 7 (3 members") || !strings.Contains(msg, "writesets in flight") ||
+		!strings.Contains(msg, "waiting for 10.0.0.3:4569, however long") {
+		t.Errorf("a member of a crashed view: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "gvwstate.dat"))
 	if b, _ := os.ReadFile(path); string(b) != unsafeGrastate {
 		t.Errorf("refusal changed grastate.dat:\n%s", b)
 	}
