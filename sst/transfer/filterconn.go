@@ -77,7 +77,9 @@ func (s *Session) writeData(dc *dataConn, b []byte) error {
 		dc.conn.SetWriteDeadline(time.Now().Add(d))
 	}
 	if _, err := dc.conn.Write(b); err != nil {
-		return netErr(s.peer, fmt.Sprintf("data stream %d", dc.index), err, s.idle())
+		// The compressor's output meets a joiner that hung up: its
+		// reason, on the control channel, may be just behind.
+		return s.peerAccount(netErr(s.peer, fmt.Sprintf("data stream %d", dc.index), err, s.idle()))
 	}
 	return nil
 }
@@ -94,6 +96,7 @@ func (s *Session) endSegment(dc *dataConn, fw *frameWriter, last bool) error {
 		return nil
 	}
 	f := dc.flt
+	s.opts.at("endSegment", s)
 	f.in.Close()
 	if err := <-dc.copyErr; err != nil {
 		f.kill()

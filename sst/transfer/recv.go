@@ -67,6 +67,7 @@ func (s *Session) serveConn(dc *dataConn, sink *Sink) error {
 	bp := s.bufs.get()
 	defer func() { s.bufs.put(bp) }()
 	where := fmt.Sprintf("data stream %d", dc.index)
+	s.opts.at("serveConn", s)
 	idle := s.idle()
 	if s.codec == "filter" {
 		idle = 0 // the filter buffers pings; the control channel watches liveness

@@ -443,18 +443,7 @@ func (s *Session) send(dc *dataConn, fw *frameWriter, buf []byte, j *job) error 
 		if j.name != "" {
 			where = " (sending " + j.name + ")"
 		}
-		e := fmt.Errorf("%w%s", netErr(s.peer, "data connection", err, s.idle()), where)
-		// The joiner's account of why it closed may be just behind.
-		select {
-		case <-s.dead:
-			var pe *PeerError
-			if errors.As(s.err, &pe) {
-				return fmt.Errorf("%w (%v)", s.err, e)
-			}
-			return s.err
-		case <-time.After(s.peerWait):
-		}
-		return e
+		return s.peerAccount(fmt.Errorf("%w%s", netErr(s.peer, "data connection", err, s.idle()), where))
 	}
 	s.wire.Add(int64(n))
 	if j.kind == kindChunk || j.kind == kindStream {
@@ -616,4 +605,21 @@ func (s *Session) drain() {
 			return
 		}
 	}
+}
+
+// peerAccount is what a broken data connection reports: the joiner's own
+// account of why it stopped when it arrives within peerWait, with e, our
+// view of the connection, in parentheses; this side's error when it failed
+// first; else e.
+func (s *Session) peerAccount(e error) error {
+	select {
+	case <-s.dead:
+		var pe *PeerError
+		if errors.As(s.err, &pe) {
+			return fmt.Errorf("%w (%v)", s.err, e)
+		}
+		return s.err
+	case <-time.After(s.peerWait):
+	}
+	return e
 }

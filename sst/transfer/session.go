@@ -473,6 +473,7 @@ func (s *Session) readControl() {
 		case "_error":
 			var e struct{ Msg string }
 			m.Decode(&e)
+			s.opts.at("peerError", s)
 			s.fail(&PeerError{Peer: s.peer, Msg: e.Msg})
 			return
 		case "_synced", "_ended":
