@@ -94,6 +94,12 @@ Methods:
                 datadir; one the joiner cannot write, or a file there
                 that no table of the joiner points to, refuses the SST
                 before any data moves, naming the table and the path.
+                Before that, a preflight compares the two servers:
+                innodb_page_size, lower_case_table_names, a strict
+                innodb_checksum_algorithm, the key management plugin
+                and each encryption key ID (by SHA-256 digest; keys
+                never travel) and the space each filesystem needs; a
+                mismatch is refused with both values and what to set.
                 With IST possible (--bypass) only the
                 position is sent and the joiner's datadir is not touched.
   native-backup the non-blocking method: the donor streams

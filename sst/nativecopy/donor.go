@@ -52,11 +52,12 @@ type donor struct {
 	peer    string
 	streams int
 
-	dirs    dirs
-	binlogs []string
-	files   []*file // the first listing
-	total   int64   // the first listing's bytes
-	payload int64   // what goes over the wire (total less redo holes)
+	dirs      dirs
+	binlogs   []string
+	preflight *sst.Preflight
+	files     []*file // the first listing
+	total     int64   // the first listing's bytes
+	payload   int64   // what goes over the wire (total less redo holes)
 
 	delta  map[string]deltaFile // the joiner's copies, by name
 	sent   map[string]int64     // name → size announced
@@ -132,6 +133,11 @@ func (d *donor) list() error {
 	if d.files, err = listFiles(d.dirs, d.binlogs, s.Log); err != nil {
 		return err
 	}
+	pf, err := s.LocalPreflight()
+	if err != nil {
+		return err
+	}
+	d.preflight = &pf
 	for _, f := range d.files {
 		d.total += f.Size
 	}
@@ -148,14 +154,14 @@ func (d *donor) list() error {
 func (d *donor) greet() error {
 	d.s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(d.files), mb(d.total), d.peer, d.streams))
 	d.sess.SetTotal(d.total)
-	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files)}
+	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files), Preflight: d.preflight}
 	for _, f := range d.files {
 		if tag, _, ok := strings.Cut(f.Name, "/"); ok && strings.HasPrefix(tag, "@") && tag != "@"+tagExt {
 			h.Tags[tag[1:]] += f.Size
 		}
 	}
 	for _, e := range h.Ext {
-		d.s.Log.Info("sending a file outside the datadir to the same path", "table", e.Table, "path", e.Path, "link", e.Link, "bytes", e.Size)
+		d.s.Log.Info(fmt.Sprintf("table %s: sending %s (%s) to the same path on the joiner", e.Table, e.Path, mb(e.Size)), "table", e.Table, "path", e.Path, "bytes", e.Size)
 	}
 	if err := d.sess.Send("hello", h); err != nil {
 		return classify(err, "send to "+d.peer)

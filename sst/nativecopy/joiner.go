@@ -88,6 +88,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		}
 	}()
 	s.Log.Info(fmt.Sprintf("receiving %d files, %s, from %s into %s", h.Files, mb(h.Total), peer, st.Dir))
+	if err := preflight(s, h, peer); err != nil {
+		return fail(err)
+	}
 	d := newDirs(s)
 	pl, err := newPlacement(s, d, st, h, peer)
 	if err != nil {
@@ -164,6 +167,28 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		s.Log.Warn(fmt.Sprintf("tell %s the data is verified: %v", peer, err))
 	}
 	return s.Proto.Coordinates(state)
+}
+
+// preflight compares the donor's server with this joiner's before any
+// byte moves, and logs what it found.
+func preflight(s *sst.Session, h hello, peer string) error {
+	if h.Preflight == nil {
+		s.Log.Warn("the donor sent no preflight (an older version): page size, lower_case_table_names and encryption keys are not compared", "peer", peer)
+		return nil
+	}
+	mine, err := s.LocalPreflight()
+	if err != nil {
+		return err
+	}
+	d := *h.Preflight
+	// The SST's text log shows the message only: the values go in it.
+	s.Log.Info(fmt.Sprintf("preflight with %s: innodb_page_size donor %d, joiner %d; innodb_checksum_algorithm donor %s, joiner %s; lower_case_table_names donor %s, joiner %s; key plugin donor %q, joiner %q; key IDs donor %d, joiner %d",
+		peer, d.PageSize, mine.PageSize, d.Checksum, mine.Checksum, d.LowerCase, mine.LowerCase, d.KeyPlugin, mine.KeyPlugin, len(d.Keys), len(mine.Keys)))
+	notes, err := d.Check(mine)
+	for _, n := range notes {
+		s.Log.Info("preflight: " + n)
+	}
+	return err
 }
 
 // deltaWanted: [sst] delta=1 asks for delta mode; "auto" uses it when

@@ -161,11 +161,7 @@ func TestRealNativeCopyLayout(t *testing.T) {
 		sums1 := checksums(t, ctx, n1)
 		o1, o2 := logSize(n1), logSize(n2)
 		startInView(t, ctx, n2, map[string]string{ext: ro})
-		waitFailed(t, ctx, n2, o2)
-		// The script's last lines may reach the log after mariadbd exits.
-		for i := 0; i < 50 && !strings.Contains(logSince(t, n2, o2), "WSREP_SST: [ERROR]"); i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
+		refusedBy(t, ctx, n2, o2)
 		jl, dl := logSince(t, n2, o2), logSince(t, n1, o1)
 		errs := grepLines(jl, "WSREP_SST: [ERROR]")
 		t.Logf("joiner:\n%s", errs)

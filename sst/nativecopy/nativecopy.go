@@ -62,6 +62,9 @@ type hello struct {
 	// space, before any byte moves.
 	Tags map[string]int64 `json:"tags,omitempty"`
 	Ext  []extFile        `json:"ext,omitempty"`
+	// Preflight is the donor's server, for the joiner to compare with its
+	// own before any byte moves.
+	Preflight *sst.Preflight `json:"preflight,omitempty"`
 }
 
 type plan struct {

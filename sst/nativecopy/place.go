@@ -230,7 +230,7 @@ func (p *placement) checkSpace(h hello) error {
 		if dir == p.data.Root {
 			x.need += sst.SpaceReserve
 		}
-		p.s.Log.Info("space needed", "dir", dir, "bytes", n)
+		p.s.Log.Info(fmt.Sprintf("preflight: %s needs %s in %s", p.peer, mb(n), dir), "dir", dir, "bytes", n)
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	for _, dev := range order {
@@ -369,7 +369,7 @@ func (p *placement) finish(man manifest) ([]*sst.Staging, error) {
 			return nil, err
 		}
 		if len(removed) > 0 {
-			p.s.Log.Info("dropped staged files the donor no longer has", "dir", x.Root, "files", len(removed))
+			p.s.Log.Info(fmt.Sprintf("dropped %d staged files the donor no longer has from %s", len(removed), x.Root), "dir", x.Root, "files", len(removed))
 		}
 		if err := x.RecordTree(); err != nil {
 			return nil, err

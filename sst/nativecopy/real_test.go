@@ -113,23 +113,14 @@ func forceSST(t *testing.T, ctx context.Context, n *galeratest.Node) {
 // writeRows changes data on n so a joiner has something new to receive.
 func writeRows(t *testing.T, ctx context.Context, n *galeratest.Node, k int) {
 	t.Helper()
-	db, err := n.DB(ctx)
-	must(t, err)
-	conn, err := db.Conn(ctx)
-	must(t, err)
-	defer conn.Close()
 	// A pooled connection may still carry LoadData's wsrep_on=OFF.
-	for _, q := range []string{
+	execSQL(t, ctx, n,
 		"SET SESSION wsrep_on=ON",
 		"USE bench",
 		"CREATE TABLE IF NOT EXISTS bench.extra (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(100)) ENGINE=InnoDB",
 		fmt.Sprintf("INSERT INTO bench.extra (v) SELECT CONCAT('row ', seq) FROM seq_1_to_%d", k),
 		"UPDATE bench.t SET a = a + 1 WHERE id % 97 = 0",
-	} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			t.Fatalf("node%d: %s: %v", n.N, q, err)
-		}
-	}
+	)
 }
 
 // TestRealNativeCopy runs one 2-node cluster through the method's paths:
