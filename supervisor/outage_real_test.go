@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -43,6 +44,7 @@ func outageRounds(t *testing.T) int {
 
 // outageOpts are newOutage's choices.
 type outageOpts struct {
+	nodes         int           // 3 when 0
 	wait          time.Duration // bootstrap-wait
 	preload       int64         // bytes of bench.t on node1 before the others join
 	partitionable bool          // each node in a network namespace of its own
@@ -75,7 +77,7 @@ func outageTest(t *testing.T, timeout time.Duration, opts outageOpts) (*outage, 
 // and fails the test if the monitor ever saw two Primary Components.
 func newOutage(t *testing.T, ctx context.Context, opts outageOpts) *outage {
 	t.Helper()
-	cfg := galeratest.Config{Nodes: 3}
+	cfg := galeratest.Config{Nodes: cmp.Or(opts.nodes, 3)}
 	cfg.PathPrepend = []string{filepath.Dir(builtSupervisor(t))}
 	cfg.SSTMethod = "native-copy"
 	c := galeratest.NewTest(t, cfg)
@@ -316,6 +318,11 @@ func TestRealOutageOneNodeDown(t *testing.T) {
 	o.writesFlow(ctx, 50)
 	offs := o.logOffsets()
 	o.killMariadbd(ctx, all...)
+	// What Galera leaves after a crash: seqno -1, safe_to_bootstrap: 0,
+	// the last Primary Component view in gvwstate.dat.
+	for _, n := range all {
+		o.files(n, -1, false, true)
+	}
 	d := o.recover(ctx, 3*time.Minute, all[0], all[1])
 	t.Logf("nodes 1 and 2 Synced %.2f s after the restart (bootstrap-wait %v); bootstrapped: %v; %s", d.Seconds(), wait, o.bootstrapped(offs), o.decisions())
 	if d < wait {
@@ -332,6 +339,148 @@ func TestRealOutageOneNodeDown(t *testing.T) {
 	}
 	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
 	t.Logf("node3 back: all 3 Synced %.2f s after its start", d.Seconds())
+	o.finish(ctx)
+}
+
+// files checks what Galera left in n's datadir: grastate.dat's seqno
+// (-1, or any recovered one when seqno >= 0 is asked with -2),
+// safe_to_bootstrap, and whether gvwstate.dat exists.
+func (o *outage) files(n *galeratest.Node, seqno int64, safe, view bool) *Grastate {
+	o.t.Helper()
+	f, err := os.Open(filepath.Join(n.DataDir, "grastate.dat"))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := ParseGrastate(f)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	_, verr := os.Stat(filepath.Join(n.DataDir, "gvwstate.dat"))
+	if seqno == -1 && g.Seqno != -1 || seqno == -2 && g.Seqno < 0 || g.SafeToBootstrap != safe || (verr == nil) != view {
+		o.t.Errorf("node%d: grastate.dat seqno %d safe_to_bootstrap %v, gvwstate.dat %v; want seqno %s, safe_to_bootstrap %v, gvwstate.dat %v",
+			n.N, g.Seqno, g.SafeToBootstrap, verr == nil, map[int64]string{-1: "-1", -2: ">= 0"}[seqno], safe, view)
+	}
+	return g
+}
+
+// neverPrimary starts the supervisors of nodes and watches them for d:
+// none may become Primary, and each must decide to wait, saying why in
+// words that contain why.
+func (o *outage) neverPrimary(ctx context.Context, d time.Duration, why string, nodes ...*galeratest.Node) {
+	o.t.Helper()
+	before := map[int]int{}
+	for _, n := range nodes {
+		before[n.N] = o.m.PrimarySweeps(n.N)
+	}
+	o.t0 = time.Now()
+	if err := o.s.StartAll(ctx, nodes...); err != nil {
+		o.t.Fatal(err)
+	}
+	time.Sleep(d)
+	for _, n := range nodes {
+		if k := o.m.PrimarySweeps(n.N) - before[n.N]; k > 0 {
+			o.t.Errorf("node%d was Primary in %d sweeps: %s", n.N, k, o.decisions())
+		}
+		r, err := quorum.ReadRecord(n.DataDir)
+		if err != nil || r == nil || r.Action != quorum.ActionWait || !strings.Contains(r.Reason, why) {
+			o.t.Errorf("node%d: last decision %+v (%v); want a wait saying %q", n.N, r, err, why)
+		}
+		if b, _ := os.ReadFile(n.SupervisorLog()); !bytes.Contains(b, []byte(why)) {
+			o.t.Errorf("node%d's log does not say %q", n.N, why)
+		}
+	}
+	o.t.Logf("%s: never Primary for %v: %s", nodeNames(nodes), d, o.decisions())
+}
+
+func nodeNames(nodes []*galeratest.Node) string {
+	var s []string
+	for _, n := range nodes {
+		s = append(s, "node"+strconv.Itoa(n.N))
+	}
+	return strings.Join(s, ", ")
+}
+
+// TestRealOutageRollingShutdown is issue 15's data loss: node1 stops
+// cleanly, rows are written, node2 stops, more rows are written on node3
+// alone, node3 stops last (safe_to_bootstrap: 1). Nodes 1 and 2 come back
+// without it: they left a Primary Component that went on without them, so
+// they never become Primary (stock Galera refuses too), and each says it
+// waits for node3 and why. When node3 returns it bootstraps, and all
+// three are Synced with every acknowledged row.
+func TestRealOutageRollingShutdown(t *testing.T) {
+	const wait = 6 * time.Second
+	o, ctx := outageTest(t, 10*time.Minute, outageOpts{wait: wait})
+	all := o.c.Nodes()
+	o.writesFlow(ctx, 30)
+	for _, n := range all {
+		if _, err := o.s.StopAll(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if n.N < 3 {
+			o.writesFlow(ctx, 30) // on the nodes still up
+		}
+	}
+	// What Galera leaves after a clean stop: the seqno, no gvwstate.dat,
+	// safe_to_bootstrap: 1 only on the last to leave.
+	g1, g3 := o.files(all[0], -2, false, false), o.files(all[2], -2, true, false)
+	o.files(all[1], -2, false, false)
+	if g3.Seqno <= g1.Seqno {
+		t.Errorf("node3 left at seqno %d, node1 at %d: want node3 ahead", g3.Seqno, g1.Seqno)
+	}
+	offs := o.logOffsets()
+	o.neverPrimary(ctx, 3*wait, "waiting for "+o.s.PeerAddress(all[2])+", however long", all[0], all[1])
+	t0 := time.Now()
+	if err := o.s.Start(ctx, all[2]); err != nil {
+		t.Fatal(err)
+	}
+	d := o.waitSynced(ctx, t0, 3*time.Minute, all...)
+	t.Logf("node3 back: all 3 Synced %.2f s after its start; bootstrapped: %v; %s", d.Seconds(), o.bootstrapped(offs), o.decisions())
+	if b := o.bootstrapped(offs); !slices.Equal(b, []int{3}) {
+		t.Errorf("bootstrapped: %v, want node3 alone (the last one down)", b)
+	}
+	o.finish(ctx)
+}
+
+// TestRealOutageFiveNodes: five nodes lose power. With two kept down, the
+// three present are a majority of the last view: one bootstraps after
+// bootstrap-wait, with every acknowledged row. After the two rejoin and
+// the power is lost again, the two present with three kept down never
+// become Primary (2 of 5 is no majority); when the three return, the
+// cluster is whole again.
+func TestRealOutageFiveNodes(t *testing.T) {
+	const wait = 6 * time.Second
+	o, ctx := outageTest(t, 15*time.Minute, outageOpts{nodes: 5, wait: wait})
+	all := o.c.Nodes()
+	o.writesFlow(ctx, 50)
+	offs := o.logOffsets()
+	o.killMariadbd(ctx, all...)
+	d := o.recover(ctx, 3*time.Minute, all[:3]...)
+	t.Logf("nodes 1-3 Synced %.2f s after the restart (bootstrap-wait %v); bootstrapped: %v; %s", d.Seconds(), wait, o.bootstrapped(offs), o.decisions())
+	if d < wait {
+		t.Errorf("a Primary Component of 3 of 5 after %v, before bootstrap-wait (%v) ran out", d, wait)
+	}
+	if b := o.bootstrapped(offs); len(b) != 1 || b[0] > 3 {
+		t.Errorf("bootstrapped: %v, want one of nodes 1-3", b)
+	}
+	o.writesFlow(ctx, 30)
+	o.verify(ctx, all[:3]...)
+	t0 := time.Now()
+	if err := o.s.StartAll(ctx, all[3:]...); err != nil {
+		t.Fatal(err)
+	}
+	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
+	t.Logf("nodes 4, 5 back: all 5 Synced %.2f s after their start", d.Seconds())
+
+	o.writesFlow(ctx, 50)
+	o.killMariadbd(ctx, all...)
+	o.neverPrimary(ctx, 3*wait, "only 2 of 5 members of the last Primary Component view", all[:2]...)
+	t0 = time.Now()
+	if err := o.s.StartAll(ctx, all[2:]...); err != nil {
+		t.Fatal(err)
+	}
+	d = o.waitSynced(ctx, t0, 3*time.Minute, all...)
+	t.Logf("nodes 3-5 back: all 5 Synced %.2f s after their start; %s", d.Seconds(), o.decisions())
 	o.finish(ctx)
 }
 
