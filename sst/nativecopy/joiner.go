@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -141,6 +142,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	res := <-done
 	// The transfer's own error says most; a cancelled Serve only echoes ours.
 	if res.err != nil && !(merr != nil && errors.Is(res.err, context.Canceled)) {
+		if errors.Is(res.err, syscall.ENOSPC) {
+			return fail(pl.noSpace(res.err, h.Total, sink.Stats().Bytes))
+		}
 		return classify(res.err, "receive from "+peer)
 	}
 	if merr != nil {

@@ -1,6 +1,7 @@
 package nativecopy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
 // placement is where this joiner stages each name the donor sends: files
@@ -246,6 +248,20 @@ func (p *placement) checkSpace(h hello) error {
 		}
 	}
 	return nil
+}
+
+// noSpace is the error of a disk that filled during the transfer: which
+// file, where, and how much more the snapshot needed.
+func (p *placement) noSpace(err error, total, got int64) error {
+	where := p.data.Root
+	var fe *transfer.FileError
+	if errors.As(err, &fe) {
+		if x, rel, rerr := p.route(fe.Name); rerr == nil {
+			where = filepath.Join(x.Root, rel)
+		}
+	}
+	return sst.Errorf(sst.ENOSPC, "%s: not enough space: the disk filled while writing %s, with %s of the snapshot's %s received; its filesystem needs at least %s more (plus %d MB reserve on the datadir's); the old datadir is kept, the staging removed",
+		p.s.Method, where, mb(got), mb(total), mb(max(total-got, 0)), sst.SpaceReserve>>20)
 }
 
 // route is the staging a wire name goes into and its name there.

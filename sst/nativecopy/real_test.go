@@ -517,6 +517,52 @@ func TestRealDiskTooSmall(t *testing.T) {
 	if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
 		t.Fatalf("donor's data changed: %v", err)
 	}
+	t.Run("fills mid-transfer", func(t *testing.T) {
+		// Now room for the snapshot, until the test fills the disk while
+		// the (slowed) transfer runs.
+		if out, err := exec.Command("mount", "-o", "remount,size=1g", n2.DataDir).CombinedOutput(); err != nil {
+			t.Fatalf("remount tmpfs: %v: %s", err, out)
+		}
+		must(t, n1.SetSST(map[string]string{"rlimit": "8M"}))
+		defer n1.SetSST(map[string]string{"rlimit": ""})
+		before2 := dataSnapshot(t, n2.DataDir)
+		o1, o2 := logSize(n1), logSize(n2)
+		must(t, n2.Start(ctx))
+		for !strings.Contains(logSince(t, n1, o1), "sending ") {
+			if ctx.Err() != nil || !n2.Running() {
+				t.Fatalf("no transfer began:\n%s", grepLines(logSince(t, n2, o2), "WSREP_SST"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second)
+		filler := filepath.Join(n2.DataDir, "filler")
+		fillDisk(t, filler)
+		refusedBy(t, ctx, n2, o2)
+		os.Remove(filler)
+		jl := logSince(t, n2, o2)
+		errs := grepLines(jl, "WSREP_SST: [ERROR]")
+		t.Logf("joiner:\n%s", errs)
+		for _, want := range []string{"not enough space", n2.DataDir + "/", "more (plus"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("the joiner's error does not say %q", want)
+			}
+		}
+		if d := diffSnap(before2, dataSnapshot(t, n2.DataDir)); d != "" {
+			t.Errorf("node2's old datadir changed:\n%s", d)
+		}
+		if _, err := os.Lstat(filepath.Join(n2.DataDir, ".sst-native")); err == nil {
+			t.Error("staging left behind")
+		}
+		if err := n1.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
+			t.Fatalf("donor's data changed: %v", err)
+		}
+		if _, err := os.Lstat(filepath.Join(n1.DataDir, sst.TablesFlushedFile)); err == nil {
+			t.Error("the donor's lock marker was left")
+		}
+	})
 }
 
 // TestRealMeasure compares native-copy with the stock rsync on a bigger
@@ -857,4 +903,24 @@ func redoAt(path string, lsn uint64) string {
 		fmt.Fprintf(&out, "  crc of [0,%d) = %08x\n", j, crc32.Checksum(b[:j], castagnoli))
 	}
 	return out.String()
+}
+
+// fillDisk allocates, at path, all the space its filesystem has left.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	free, err := sst.FreeSpace(filepath.Dir(path))
+	must(t, err)
+	f, err := os.Create(path)
+	must(t, err)
+	defer f.Close()
+	// The SST writes meanwhile: take what is left when the call runs.
+	for size := free; size > 0; size -= 4 << 20 {
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("fill %s: %v", path, err)
+		}
+	}
 }

@@ -32,6 +32,18 @@ type SinkOptions struct {
 	Route func(name string) (dir, rel string, err error)
 }
 
+// FileError is a received file the sink could not write: Name is the
+// donor's name for it, so that the receiver can say where it was going
+// (a full disk: which filesystem).
+type FileError struct {
+	Op   string
+	Name string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Op + " " + e.Name + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
 // Sink writes received files under a root directory and nowhere else:
 // absolute names, ".." components and symlinks leading out are refused
 // (the tree is opened with os.Root).
@@ -181,7 +193,7 @@ func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64,
 			return fmt.Errorf("%s: data at offset %d (%d bytes) overlaps data already received", name, off, len(data))
 		}
 		if err := rf.w.WriteAt(data, off, flags&(flagWhole|flagEOF) == flagWhole|flagEOF); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+			return &FileError{Op: "write", Name: name, Err: err}
 		}
 		if writeBehind && !k.o.NoSync && len(data) >= writeBehindMin && rf.w.buffered() {
 			// Start writeback now, so the disk works while the network
@@ -244,7 +256,7 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 		return nil, err
 	}
 	if err := mkdirParent(r, rel); err != nil {
-		return nil, fmt.Errorf("create parent of %s: %w", name, err)
+		return nil, &FileError{Op: "create parent of", Name: name, Err: err}
 	}
 	flag := os.O_WRONLY | os.O_CREATE
 	if whole {
@@ -253,7 +265,7 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 	perm := fs.FileMode(mode) & fs.ModePerm
 	f, err := r.OpenFile(rel, flag, perm|0o200)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, &FileError{Op: "open", Name: name, Err: err}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -287,7 +299,7 @@ func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
 	}
 	rf.f, rf.w = nil, nil
 	if err != nil {
-		return fmt.Errorf("finish %s: %w", rf.name, err)
+		return &FileError{Op: "finish", Name: rf.name, Err: err}
 	}
 	k.stats.Files++
 	return nil
