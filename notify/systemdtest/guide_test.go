@@ -1,0 +1,193 @@
+package systemdtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// guideStep is one block of docs/operations.md's "A new 3-node cluster":
+// an sh block runs on the nodes its first line names ("# on every node",
+// "# on node1", "# on node2, node3"), an ini block is the file its first
+// line names, written on every node.
+type guideStep struct {
+	sh    bool
+	nodes []int // 0-based; nil: every node
+	path  string
+	body  string // the commands, or the file
+}
+
+// guideSteps extracts the blocks of the section, in order.
+func guideSteps(t *testing.T) []guideStep {
+	t.Helper()
+	b, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## A new 3-node cluster\n")
+	if !ok {
+		t.Fatal(`docs/operations.md: no section "## A new 3-node cluster"`)
+	}
+	// Up to the next heading (### TLS: not for a newcomer's first cluster).
+	for _, h := range []string{"\n## ", "\n### "} {
+		if i := strings.Index(sec, h); i >= 0 {
+			sec = sec[:i]
+		}
+	}
+	var steps []guideStep
+	for {
+		_, rest, ok := strings.Cut(sec, "```")
+		if !ok {
+			break
+		}
+		lang, rest, _ := strings.Cut(rest, "\n")
+		body, after, ok := strings.Cut(rest, "```\n")
+		if !ok {
+			t.Fatalf("docs/operations.md: unterminated %s block", lang)
+		}
+		sec = after
+		first, _, _ := strings.Cut(body, "\n")
+		switch lang {
+		case "sh":
+			st := guideStep{sh: true, body: body}
+			who, ok := strings.CutPrefix(first, "# on ")
+			if !ok {
+				t.Fatalf("docs/operations.md: an sh block starts %q, not \"# on <nodes>\"", first)
+			}
+			if who != "every node" {
+				for _, n := range strings.Split(who, ", ") {
+					var i int
+					if _, err := fmt.Sscanf(n, "node%d", &i); err != nil || i < 1 || i > 3 {
+						t.Fatalf("docs/operations.md: %q names no node", first)
+					}
+					st.nodes = append(st.nodes, i-1)
+				}
+			}
+			steps = append(steps, st)
+		case "ini":
+			path, _, ok := strings.Cut(strings.TrimPrefix(first, "# "), ":")
+			if !ok || !strings.HasPrefix(path, "/etc/") {
+				t.Fatalf("docs/operations.md: an ini block starts %q, not \"# /etc/...: \"", first)
+			}
+			steps = append(steps, guideStep{path: path, body: body})
+		default:
+			t.Fatalf("docs/operations.md: a %q block in the new-cluster section", lang)
+		}
+	}
+	if len(steps) < 5 {
+		t.Fatalf("docs/operations.md: %d blocks in the new-cluster section", len(steps))
+	}
+	return steps
+}
+
+// TestSystemdOperationsGuide boots three machines on the host's network
+// (each node on its own loopback address: 10.0.0.1N of the guide is
+// 127.0.2.1N) and runs the commands of docs/operations.md's "A new 3-node
+// cluster" as written, in order, on the nodes each block names; "scp
+// node1:F F" copies the file from node1. The result must be a cluster of
+// three under galera-supervisor.service.
+func TestSystemdOperationsGuide(t *testing.T) {
+	Require(t)
+	deb, _ := packages(t)
+	steps := guideSteps(t)
+	var ms [3]*Machine
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms[i] = Boot(t, Config{Name: fmt.Sprintf("gs-guide%d", i+1), HostNetwork: true,
+				BindRO: []string{filepath.Dir(deb) + ":/opt/dist"}})
+		}()
+	}
+	wg.Wait()
+	for _, m := range ms {
+		if m == nil {
+			t.FailNow() // Boot failed (it marked the test)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	// The machines' root is an overlay (--volatile=overlay) whose lower
+	// layer holds Debian's initial /var/lib/mysql, and overlayfs refuses to
+	// rename a directory of the lower layer (EXDEV), which a joiner's swap
+	// does. A real host's datadir is one filesystem: copy it up first.
+	for _, m := range ms {
+		if out, err := m.Exec(ctx, "sh", "-ec", "cp -a /var/lib/mysql /var/lib/mysql.up && rm -rf /var/lib/mysql && mv /var/lib/mysql.up /var/lib/mysql"); err != nil {
+			t.Fatalf("copy up /var/lib/mysql: %v\n%s", err, out)
+		}
+	}
+	addr := func(s string) string { return strings.ReplaceAll(s, "10.0.0.", "127.0.2.") }
+
+	for _, st := range steps {
+		nodes := st.nodes
+		if nodes == nil {
+			nodes = []int{0, 1, 2}
+		}
+		for _, i := range nodes {
+			m := ms[i]
+			if !st.sh {
+				body := st.body
+				if strings.Contains(strings.SplitN(body, "\n", 2)[0], "node1's") {
+					// Each node's own name and address, as the guide says.
+					body = strings.ReplaceAll(body, "node1", fmt.Sprintf("node%d", i+1))
+					body = strings.ReplaceAll(body, "10.0.0.11", fmt.Sprintf("10.0.0.1%d", i+1))
+				}
+				if err := m.WriteFile(st.path, []byte(addr(body)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			for _, line := range strings.Split(st.body, "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				if f := strings.Fields(line); f[0] == "scp" {
+					src, ok := strings.CutPrefix(f[1], "node1:")
+					if len(f) != 3 || !ok {
+						t.Fatalf("docs/operations.md: %q: only scp node1:F F is understood", line)
+					}
+					b, err := os.ReadFile(ms[0].Path(src))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := m.WriteFile(f[2], b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				start := time.Now()
+				out, err := m.Exec(ctx, "sh", "-ec", "cd /opt/dist && "+addr(line))
+				t.Logf("node%d: %s (%s)", i+1, line, time.Since(start).Round(100*time.Millisecond))
+				if err != nil {
+					t.Fatalf("node%d: %s: %v\n%s\n%s", i+1, line, err, out, m.Journal(ctx, "galera-supervisor.service"))
+				}
+			}
+		}
+	}
+
+	for i, m := range ms {
+		out, err := m.Exec(ctx, "galera-supervisor", "status")
+		if err != nil || !strings.Contains(out, "galera-supervisor.service") || !strings.Contains(out, "Synced, Primary, cluster size 3") {
+			t.Errorf("node%d: galera-supervisor status: %v\n%s", i+1, err, out)
+		}
+		if i == 2 {
+			t.Logf("node3: galera-supervisor status:\n%s", out)
+		}
+		pid, _ := m.Show(ctx, "galera-supervisor.service", "MainPID")
+		if comm, _ := os.ReadFile(m.Path("/proc/" + pid + "/comm")); strings.TrimSpace(string(comm)) != "galera-supervis" {
+			t.Errorf("node%d: galera-supervisor.service's main process is %q", i+1, comm)
+		}
+	}
+	for i := 1; i < 3; i++ {
+		if j := ms[i].Journal(ctx, "galera-supervisor.service"); !strings.Contains(j, "SST joiner native-copy: done") || !strings.Contains(j, "starting mariadbd (join)") {
+			t.Errorf("node%d did not join by decision and a native-copy SST:\n%s", i+1, j)
+		}
+	}
+}
