@@ -1,7 +1,6 @@
 package sst
 
 import (
-	"compress/gzip"
 	"io"
 	"net"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
@@ -38,24 +39,6 @@ func TestArchiveFrom(t *testing.T) {
 	}
 }
 
-func gunzip(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return string(b)
-}
-
 func TestArchiveRun(t *testing.T) {
 	dd, arch := t.TempDir(), filepath.Join(t.TempDir(), "archive")
 	names := []string{LogName("native-copy", Joiner), LogName("native-copy", Donor), "mariabackup.move.log"}
@@ -67,7 +50,7 @@ func TestArchiveRun(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dd, n)); err == nil {
 			t.Errorf("%s not archived", n)
 		}
-		if got := gunzip(t, filepath.Join(arch, n+".2026.11.21-12.00.00.000000005.gz")); got != want {
+		if got := testutil.Gunzip(t, filepath.Join(arch, n+".2026.11.21-12.00.00.000000005.gz")); got != want {
 			t.Errorf("archive of %s holds %q", n, got)
 		}
 	}
@@ -82,7 +65,7 @@ func TestArchiveRun(t *testing.T) {
 	os.WriteFile(filepath.Join(dd, "mariadb-backup.prepare.log"), []byte("prepare"), 0o640)
 	Archive{Dir: arch}.Run(dd, []string{"mariadb-backup.prepare.log"}, now, logtest.New(t))
 	for _, n := range []string{"mariadb-backup.prepare.log", "mariabackup.prepare.log"} {
-		if got := gunzip(t, filepath.Join(arch, n+".2026.11.21-12.00.00.000000005.gz")); got != "prepare" {
+		if got := testutil.Gunzip(t, filepath.Join(arch, n+".2026.11.21-12.00.00.000000005.gz")); got != "prepare" {
 			t.Errorf("archive of %s holds %q", n, got)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 )
 
 const testUUID = "e1060d8c-a7e1-11ef-9a39-0e5cc7e5c2b4"
@@ -21,13 +23,13 @@ func TestProtocolJoiner(t *testing.T) {
 	if err := p.Coordinates(State{UUID: testUUID, Seqno: 1}); err == nil {
 		t.Fatal("coordinates before ready accepted")
 	}
-	must(t, p.Ready("127.0.0.1:4444/native-copy"))
+	testutil.Must(t, p.Ready("127.0.0.1:4444/native-copy"))
 	if err := p.Ready("x"); err == nil {
 		t.Fatal("second ready accepted")
 	}
-	must(t, p.Total(100))
-	must(t, p.Complete(50))
-	must(t, p.Coordinates(State{UUID: testUUID, Seqno: 7, Domain: "0"}))
+	testutil.Must(t, p.Total(100))
+	testutil.Must(t, p.Complete(50))
+	testutil.Must(t, p.Coordinates(State{UUID: testUUID, Seqno: 7, Domain: "0"}))
 	if err := p.Complete(100); err == nil {
 		t.Fatal("progress after final line accepted")
 	}
@@ -40,10 +42,10 @@ func TestProtocolJoiner(t *testing.T) {
 func TestProtocolNoProgress(t *testing.T) {
 	var buf bytes.Buffer
 	p := NewProtocol(&buf, Donor, false)
-	must(t, p.Total(1))
-	must(t, p.FlushTables())
-	must(t, p.Continue())
-	must(t, p.Done(State{UUID: testUUID, Seqno: 3, Domain: "0"}))
+	testutil.Must(t, p.Total(1))
+	testutil.Must(t, p.FlushTables())
+	testutil.Must(t, p.Continue())
+	testutil.Must(t, p.Done(State{UUID: testUUID, Seqno: 3, Domain: "0"}))
 	if err := p.Continue(); err == nil {
 		t.Fatal("line after done accepted")
 	}
@@ -88,13 +90,6 @@ func TestWaitTablesFlushed(t *testing.T) {
 	defer c2()
 	if _, err := WaitTablesFlushed(short, t.TempDir(), 5*time.Millisecond); err == nil {
 		t.Fatal("no error on timeout")
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

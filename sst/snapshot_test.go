@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/galera-supervisor/galera-supervisor/schema"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
 )

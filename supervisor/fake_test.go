@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"fmt"
-	"github.com/galera-supervisor/galera-supervisor/schema"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"

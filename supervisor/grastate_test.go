@@ -2,34 +2,14 @@ package supervisor
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "update golden files in testdata")
-
-// golden compares got with testdata/<name>, rewriting it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
-	}
-}
 
 func TestGrastateGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/grastate/*.dat")
@@ -47,7 +27,7 @@ func TestGrastateGolden(t *testing.T) {
 				out, _ = json.MarshalIndent(g, "", "  ")
 				out = append(out, '\n')
 			}
-			golden(t, "grastate/"+name+".golden", out)
+			testutil.Golden(t, filepath.Join("testdata", "grastate/"+name+".golden"), out)
 		})
 	}
 }

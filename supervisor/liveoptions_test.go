@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/galera-supervisor/galera-supervisor/schema"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -85,16 +87,16 @@ func TestLiveOptionFiles(t *testing.T) {
 	confd := filepath.Join(etc, "conf.d")
 	targets := filepath.Join(etc, "targets")
 	for _, d := range []string{confd, targets} {
-		must(t, os.Mkdir(d, 0o755))
+		testutil.Must(t, os.Mkdir(d, 0o755))
 	}
 	cnf := filepath.Join(etc, "my.cnf")
 	sstCnf := filepath.Join(confd, "sst.cnf")
 	link := filepath.Join(confd, "link.cnf")
-	write := func(p, s string) { t.Helper(); must(t, os.WriteFile(p, []byte(s), 0o644)) }
+	write := func(p, s string) { t.Helper(); testutil.Must(t, os.WriteFile(p, []byte(s), 0o644)) }
 	write(sstCnf, "[sst]\ntransfer-streams = 2\n")
 	write(filepath.Join(targets, "a.cnf"), "[sst]\nrlimit = 1M\n")
 	write(filepath.Join(targets, "b.cnf"), "[sst]\nrlimit = 2M\n")
-	must(t, os.Symlink("../targets/a.cnf", link))
+	testutil.Must(t, os.Symlink("../targets/a.cnf", link))
 
 	logs := &logLines{rec: logtest.NewRecorder()}
 	n := startFake(t, "normal", func(c *Config, datadir string) {
@@ -121,7 +123,7 @@ func TestLiveOptionFiles(t *testing.T) {
 	}{
 		{"rename over the file", func() {
 			write(sstCnf+".tmp", "[sst]\ntransfer-streams = 3\n")
-			must(t, os.Rename(sstCnf+".tmp", sstCnf))
+			testutil.Must(t, os.Rename(sstCnf+".tmp", sstCnf))
 		}, "[sst] transfer-streams: 2 -> 3 (" + sstCnf + ":2): the next SST uses it", "transfer-streams", "3", false},
 		{"in-place write", func() {
 			write(sstCnf, "[sst]\n# streams\ntransfer-streams = 4\n")
@@ -130,8 +132,8 @@ func TestLiveOptionFiles(t *testing.T) {
 			write(filepath.Join(confd, "z.cnf"), "[sst]\nsst-initial-timeout = 60\n")
 		}, "[sst] sst-initial-timeout: unset -> 60 (" + filepath.Join(confd, "z.cnf") + ":2): the next SST uses it", "sst-initial-timeout", "60", false},
 		{"symlink retarget", func() {
-			must(t, os.Symlink("../targets/b.cnf", link+".new"))
-			must(t, os.Rename(link+".new", link))
+			testutil.Must(t, os.Symlink("../targets/b.cnf", link+".new"))
+			testutil.Must(t, os.Rename(link+".new", link))
 		}, "[sst] rlimit: 1M -> 2M (" + link + ":2): the next SST uses it", "rlimit", "2M", false},
 		{"broken edit", func() {
 			write(sstCnf, "[sst\ntransfer-streams = 5\n")
@@ -165,7 +167,7 @@ func TestLiveOptionFiles(t *testing.T) {
 		from := logs.mark()
 		start := time.Now()
 		b, err := os.ReadFile(cnf)
-		must(t, err)
+		testutil.Must(t, err)
 		write(cnf, strings.Replace(string(b), "user = root\n", "user = root\nmax_connections = 10\n", 1))
 		rec, _, err := logs.waitFor(from, "[mysqld] max-connections: unset -> 10 ("+cnf+":5): needs a restart of mariadbd", start, time.Second)
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -385,13 +387,13 @@ func TestInterruptedSwapRolledBack(t *testing.T) {
 	n := startFake(t, "normal", func(c *Config, d string) {
 		datadir = d
 		old := filepath.Join(d, sst.OldDirName)
-		must(t, os.Mkdir(old, 0o750))
+		testutil.Must(t, os.Mkdir(old, 0o750))
 		writeGrastate(t, old, -1, 0)
-		must(t, os.WriteFile(filepath.Join(old, "ibdata1"), []byte("old"), 0o640))
+		testutil.Must(t, os.WriteFile(filepath.Join(old, "ibdata1"), []byte("old"), 0o640))
 		writeGrastate(t, d, 17, 0)
-		must(t, os.WriteFile(filepath.Join(d, "ibdata1"), []byte("new"), 0o640))
-		must(t, os.WriteFile(filepath.Join(d, sst.JournalName), []byte("grastate.dat\nibdata1\n"), 0o640))
-		must(t, os.MkdirAll(filepath.Join(d, sst.StagingDirName, "db"), 0o750))
+		testutil.Must(t, os.WriteFile(filepath.Join(d, "ibdata1"), []byte("new"), 0o640))
+		testutil.Must(t, os.WriteFile(filepath.Join(d, sst.JournalName), []byte("grastate.dat\nibdata1\n"), 0o640))
+		testutil.Must(t, os.MkdirAll(filepath.Join(d, sst.StagingDirName, "db"), 0o750))
 	})
 	n.waitReady()
 	if b, _ := os.ReadFile(filepath.Join(datadir, "ibdata1")); string(b) != "old" {
@@ -404,13 +406,6 @@ func TestInterruptedSwapRolledBack(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(datadir, name)); err == nil {
 			t.Errorf("%s left in the datadir", name)
 		}
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -463,9 +458,9 @@ func TestBadGrastate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := startFake(t, "normal", func(c *Config, datadir string) {
-				must(t, os.WriteFile(filepath.Join(datadir, "grastate.dat"), []byte("# GALERA saved state\nversion: 2.1\n"), 0o644))
+				testutil.Must(t, os.WriteFile(filepath.Join(datadir, "grastate.dat"), []byte("# GALERA saved state\nversion: 2.1\n"), 0o644))
 				if tc.ibdata {
-					must(t, os.WriteFile(filepath.Join(datadir, "ibdata1"), []byte("x"), 0o640))
+					testutil.Must(t, os.WriteFile(filepath.Join(datadir, "ibdata1"), []byte("x"), 0o640))
 				}
 				c.NewCluster = tc.newClust
 			})
@@ -511,7 +506,7 @@ func TestBootstrapAllowed(t *testing.T) {
 // nothing, and is mariadbd's default anyway.
 func TestFreshBootstrapNoPosition(t *testing.T) {
 	n := startFake(t, "recover-zero", func(c *Config, datadir string) {
-		must(t, os.WriteFile(filepath.Join(datadir, "ibdata1"), []byte("x"), 0o640))
+		testutil.Must(t, os.WriteFile(filepath.Join(datadir, "ibdata1"), []byte("x"), 0o640))
 		c.NewCluster = true
 	})
 	n.waitReady()

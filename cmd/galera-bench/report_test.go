@@ -3,17 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+)
 
 // sample is a plausible 4 GB run: native-copy meets its targets except RSS,
 // native-backup misses its time target.
@@ -92,24 +90,6 @@ func TestTargetJSONNaN(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestTables(t *testing.T) {
 	rs := sample()
 	var buf bytes.Buffer
@@ -120,13 +100,13 @@ func TestTables(t *testing.T) {
 	if err := WriteTargets(&buf, Evaluate(rs)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.golden", buf.Bytes())
+	testutil.Golden(t, filepath.Join("testdata", "table.golden"), buf.Bytes())
 
 	buf.Reset()
 	if err := WriteMarkdown(&buf, rs); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.md.golden", buf.Bytes())
+	testutil.Golden(t, filepath.Join("testdata", "table.md.golden"), buf.Bytes())
 
 	buf.Reset()
 	if err := WriteTSV(&buf, rs); err != nil {

@@ -2,34 +2,13 @@ package main
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/name, or writes it there under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -run %s -update rewrites it)\ngot:\n%s\nwant:\n%s", path, t.Name(), got, want)
-	}
-}
 
 func TestParseStatus(t *testing.T) {
 	for _, c := range []struct {
@@ -121,7 +100,7 @@ func drawRun(tty bool) string {
 
 func TestBarTerminal(t *testing.T) {
 	got := drawRun(true)
-	golden(t, "bar-tty.golden", got)
+	testutil.Golden(t, filepath.Join("testdata", "bar-tty.golden"), []byte(got))
 	if n := strings.Count(got, "\r"); n != 7 {
 		t.Errorf("%d redraws, want one per SST line (7)", n)
 	}
@@ -132,7 +111,7 @@ func TestBarTerminal(t *testing.T) {
 
 func TestBarLines(t *testing.T) {
 	got := drawRun(false)
-	golden(t, "bar-lines.golden", got)
+	testutil.Golden(t, filepath.Join("testdata", "bar-lines.golden"), []byte(got))
 	if strings.Contains(got, "\r") {
 		t.Error("\\r written when stdout is not a terminal")
 	}

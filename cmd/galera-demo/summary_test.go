@@ -3,9 +3,12 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/sst/donorlock"
 )
@@ -26,7 +29,7 @@ func TestSummaryFromJoinerLog(t *testing.T) {
 	if s.Bytes != 46710928 || s.Receive != 2361*time.Millisecond || s.Prepare != 180*time.Millisecond || s.SST != 2600*time.Millisecond {
 		t.Errorf("parsed %+v", s)
 	}
-	golden(t, "summary-log.golden", s.String()+"\n")
+	testutil.Golden(t, filepath.Join("testdata", "summary-log.golden"), []byte(s.String()+"\n"))
 	s.Lock.D = 0
 	if !strings.Contains(s.String(), "blocked writes for under 1 s") {
 		t.Errorf("a lock below the log's resolution: %s", s.String())
@@ -49,7 +52,7 @@ func TestSummaryFromStatus(t *testing.T) {
 	if !s.FromStatus || s.SST != 3100*time.Millisecond || s.Receive != 2600*time.Millisecond || s.Bytes != 162<<20 {
 		t.Errorf("from STATUS: %+v", s)
 	}
-	golden(t, "summary-status.golden", s.String()+"\n")
+	testutil.Golden(t, filepath.Join("testdata", "summary-status.golden"), []byte(s.String()+"\n"))
 	if !strings.Contains(s.String(), "lock time unknown") {
 		t.Error("a missing lock time is not said")
 	}

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+)
 
 const manDir = "../../packaging"
 
@@ -21,19 +20,7 @@ func TestManPage(t *testing.T) {
 		t.Fatalf("%d pages for %d commands", len(pages), len(commands()))
 	}
 	for name, page := range pages {
-		path := filepath.Join(manDir, name)
-		if *update {
-			if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v: go test ./cmd/galera-supervisor -run TestManPage -update", err)
-		}
-		if string(got) != page {
-			t.Errorf("%s is out of date with the help texts: go test ./cmd/galera-supervisor -run TestManPage -update", path)
-		}
+		testutil.Golden(t, filepath.Join(manDir, name), []byte(page)) // the help texts' man page
 	}
 	committed, err := filepath.Glob(filepath.Join(manDir, "*.8"))
 	if err != nil {

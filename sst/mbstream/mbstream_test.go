@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 )
 
 // chunk encodes one chunk by hand, so tests can build streams the Writer
@@ -94,18 +96,18 @@ func TestRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
 	// Interleaved files, as a parallel backup emits them.
-	must(t, w.Payload("db/a.ibd", big[:1000]))
-	must(t, w.Payload("ibdata1", []byte("system")))
-	must(t, w.Payload("db/a.ibd", big[1000:2000]))
-	must(t, w.Close("ibdata1"))
-	must(t, w.Payload("db/a.ibd", big[2000:]))
-	must(t, w.Close("db/a.ibd"))
-	must(t, w.Close("empty"))
-	must(t, w.WriteFileChunks("deep/er/x", bytes.NewReader(big), 999))
-	must(t, w.Bytes("tmp", []byte("gone")))
-	must(t, w.Rename("tmp", "renamed"))
-	must(t, w.Bytes("doomed", []byte("x")))
-	must(t, w.Remove("doomed"))
+	testutil.Must(t, w.Payload("db/a.ibd", big[:1000]))
+	testutil.Must(t, w.Payload("ibdata1", []byte("system")))
+	testutil.Must(t, w.Payload("db/a.ibd", big[1000:2000]))
+	testutil.Must(t, w.Close("ibdata1"))
+	testutil.Must(t, w.Payload("db/a.ibd", big[2000:]))
+	testutil.Must(t, w.Close("db/a.ibd"))
+	testutil.Must(t, w.Close("empty"))
+	testutil.Must(t, w.WriteFileChunks("deep/er/x", bytes.NewReader(big), 999))
+	testutil.Must(t, w.Bytes("tmp", []byte("gone")))
+	testutil.Must(t, w.Rename("tmp", "renamed"))
+	testutil.Must(t, w.Bytes("doomed", []byte("x")))
+	testutil.Must(t, w.Remove("doomed"))
 
 	dir, st, err := extractBytes(t, buf.Bytes())
 	if err != nil {
@@ -135,13 +137,6 @@ func keys(m map[string]string) []string {
 		ks = append(ks, k)
 	}
 	return ks
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestSeek(t *testing.T) {
@@ -247,10 +242,10 @@ func TestSymlinkEscape(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "root")
 	outside := filepath.Join(base, "outside")
-	must(t, os.Mkdir(dir, 0o755))
-	must(t, os.Mkdir(outside, 0o755))
-	must(t, os.Symlink(outside, filepath.Join(dir, "link")))
-	must(t, os.Symlink(filepath.Join(outside, "f"), filepath.Join(dir, "flink")))
+	testutil.Must(t, os.Mkdir(dir, 0o755))
+	testutil.Must(t, os.Mkdir(outside, 0o755))
+	testutil.Must(t, os.Symlink(outside, filepath.Join(dir, "link")))
+	testutil.Must(t, os.Symlink(filepath.Join(outside, "f"), filepath.Join(dir, "flink")))
 	for _, p := range []string{"link/f", "flink"} {
 		_, err := Extract(context.Background(), bytes.NewReader(cat(pchunk(p, 0, []byte("x")), echunk(p))), dir, Options{NoSync: true})
 		if err == nil {
@@ -278,7 +273,7 @@ func TestReaderPayloadSkipVerifies(t *testing.T) {
 func TestProgressAndCancel(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
-	must(t, w.WriteFileChunks("f", bytes.NewReader(make([]byte, 100)), 10))
+	testutil.Must(t, w.WriteFileChunks("f", bytes.NewReader(make([]byte, 100)), 10))
 	var last int64
 	calls := 0
 	_, err := Extract(context.Background(), bytes.NewReader(buf.Bytes()), t.TempDir(), Options{NoSync: true, Progress: func(n int64) { last = n; calls++ }})
@@ -294,7 +289,7 @@ func TestProgressAndCancel(t *testing.T) {
 
 func TestSyncAtEnd(t *testing.T) {
 	var buf bytes.Buffer
-	must(t, NewWriter(&buf).Bytes("f", []byte("x")))
+	testutil.Must(t, NewWriter(&buf).Bytes("f", []byte("x")))
 	if _, err := Extract(context.Background(), &buf, t.TempDir(), Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -25,14 +27,14 @@ func startInView(t *testing.T, ctx context.Context, n *galeratest.Node, view map
 	}
 	script.WriteString("exec /usr/bin/setpriv --reuid=" + galeratest.RunUser + " --regid=" + galeratest.RunUser + " --init-groups -- " +
 		galeratest.Mariadbd + " --defaults-file=" + n.ConfigFile)
-	must(t, n.StartProgram(ctx, true, "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script.String()))
+	testutil.Must(t, n.StartProgram(ctx, true, "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script.String()))
 }
 
 // mkdirsFor creates dirs owned by the server's user.
 func mkdirsFor(t *testing.T, dirs ...string) {
 	t.Helper()
 	for _, d := range dirs {
-		must(t, os.MkdirAll(d, 0o750))
+		testutil.Must(t, os.MkdirAll(d, 0o750))
 		if out, err := exec.Command("chown", galeratest.RunUser+":", d).CombinedOutput(); err != nil {
 			t.Fatalf("chown %s: %v: %s", d, err, out)
 		}
@@ -42,7 +44,7 @@ func mkdirsFor(t *testing.T, dirs ...string) {
 // mountTmpfs mounts a tmpfs of size at dir until the test ends.
 func mountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
-	must(t, os.MkdirAll(dir, 0o755))
+	testutil.Must(t, os.MkdirAll(dir, 0o755))
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "gs-test-tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs at %s: %v: %s", dir, err, out)
 	}
@@ -56,9 +58,9 @@ func mountTmpfs(t *testing.T, dir, size string) {
 func execSQL(t *testing.T, ctx context.Context, n *galeratest.Node, qs ...string) {
 	t.Helper()
 	db, err := n.DB(ctx)
-	must(t, err)
+	testutil.Must(t, err)
 	conn, err := db.Conn(ctx)
-	must(t, err)
+	testutil.Must(t, err)
 	defer conn.Close()
 	for _, q := range qs {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
@@ -88,7 +90,7 @@ func TestRealNativeCopyLayout(t *testing.T) {
 	for _, n := range c.Nodes() {
 		undo, binlogs, index := filepath.Join(n.Dir, "undo"), filepath.Join(n.Dir, "binlogs"), filepath.Join(n.Dir, "binidx")
 		mkdirsFor(t, undo, binlogs, index)
-		must(t, n.SetMysqld(map[string]string{
+		testutil.Must(t, n.SetMysqld(map[string]string{
 			"innodb_undo_tablespaces": "2",
 			"innodb_undo_directory":   undo,
 			"log_bin":                 filepath.Join(binlogs, "mysql-bin"),
@@ -97,8 +99,8 @@ func TestRealNativeCopyLayout(t *testing.T) {
 	}
 	ibdata2 := filepath.Join(n2.Dir, "ibdata")
 	mkdirsFor(t, ibdata2)
-	must(t, n2.SetMysqld(map[string]string{"innodb_data_home_dir": ibdata2}))
-	must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n2.SetMysqld(map[string]string{"innodb_data_home_dir": ibdata2}))
+	testutil.Must(t, c.Bootstrap(ctx))
 	execSQL(t, ctx, n1,
 		"CREATE DATABASE lay",
 		"USE lay",
@@ -156,7 +158,7 @@ func TestRealNativeCopyLayout(t *testing.T) {
 		// node2 sees a DATA DIRECTORY path it may not write.
 		forceSST(t, ctx, n2)
 		ro := filepath.Join(c.Dir(), "node2-ro")
-		must(t, os.MkdirAll(ro, 0o755)) // root's
+		testutil.Must(t, os.MkdirAll(ro, 0o755)) // root's
 		before2 := dataSnapshot(t, n2.DataDir)
 		sums1 := checksums(t, ctx, n1)
 		o1, o2 := logSize(n1), logSize(n2)

@@ -1,8 +1,6 @@
 package nativecopy
 
 import (
-	"compress/gzip"
-	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -10,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
@@ -27,20 +27,20 @@ func TestRealSSTLogs(t *testing.T) {
 	n1, n2 := c.Node(1), c.Node(2)
 	uid, gid := mysqlUser(t)
 	archive := filepath.Join(c.Dir(), "sst_log_archive") // where mysql may go
-	must(t, os.Mkdir(archive, 0o750))
-	must(t, os.Chown(archive, uid, gid))
+	testutil.Must(t, os.Mkdir(archive, 0o750))
+	testutil.Must(t, os.Chown(archive, uid, gid))
 	// Neighbours that pruning must leave alone, and one too old to keep.
 	old := filepath.Join(archive, "native-copy.joiner.log."+time.Now().AddDate(0, 0, -10).Format("2006.01.02-15.04.05.000000000")+".gz")
 	other := filepath.Join(archive, "mariabackup.move.log.2026.01.01-00.00.00.000000000.gz")
 	for _, p := range []string{old, other} {
-		must(t, os.WriteFile(p, []byte("x"), 0o640))
+		testutil.Must(t, os.WriteFile(p, []byte("x"), 0o640))
 	}
 	for _, n := range c.Nodes() {
-		must(t, n.SetSST(map[string]string{"sst-log-archive-dir": archive, "sst-log-archive-keep": "1", "sst-log-archive-max-age": "7d"}))
+		testutil.Must(t, n.SetSST(map[string]string{"sst-log-archive-dir": archive, "sst-log-archive-keep": "1", "sst-log-archive-max-age": "7d"}))
 	}
-	must(t, c.Bootstrap(ctx))
-	must(t, n1.CreateSampleTables(ctx))
-	must(t, n1.LoadData(ctx, 4<<20))
+	testutil.Must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n1.CreateSampleTables(ctx))
+	testutil.Must(t, n1.LoadData(ctx, 4<<20))
 
 	joinerLog, donorLog := filepath.Join(n2.DataDir, sst.LogName(Name, sst.Joiner)), filepath.Join(n1.DataDir, sst.LogName(Name, sst.Donor))
 	var joinerLogs, donorLogs []string // each SST's logs, as left in the datadirs
@@ -62,7 +62,7 @@ func TestRealSSTLogs(t *testing.T) {
 	}
 	t.Run("archive", func(t *testing.T) {
 		ents, err := os.ReadDir(archive)
-		must(t, err)
+		testutil.Must(t, err)
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
@@ -82,7 +82,7 @@ func TestRealSSTLogs(t *testing.T) {
 				t.Errorf("%d archived copies of %s, want 1 (sst-log-archive-keep=1): %q", len(copies), side.name, copies)
 				continue
 			}
-			if got := gunzip(t, copies[0]); got != side.logs[1] {
+			if got := testutil.Gunzip(t, copies[0]); got != side.logs[1] {
 				t.Errorf("%s holds\n%s\nwant the second SST's log:\n%s", copies[0], got, side.logs[1])
 			}
 		}
@@ -94,10 +94,10 @@ func TestRealSSTLogs(t *testing.T) {
 	t.Run("syslog", func(t *testing.T) {
 		sock, out := galeratest.StartSyslog(t)
 		for _, n := range c.Nodes() {
-			must(t, n.SetSST(map[string]string{"sst-syslog": "1", "sst-syslog-socket": sock}))
+			testutil.Must(t, n.SetSST(map[string]string{"sst-syslog": "1", "sst-syslog-socket": sock}))
 		}
 		for _, p := range []string{joinerLog, donorLog} {
-			must(t, os.Remove(p))
+			testutil.Must(t, os.Remove(p))
 		}
 		forceSST(t, ctx, n2)
 		join(t, ctx, n2)
@@ -126,20 +126,8 @@ func TestRealSSTLogs(t *testing.T) {
 
 func mysqlUser(t *testing.T) (uid, gid int) {
 	u, err := user.Lookup("mysql")
-	must(t, err)
+	testutil.Must(t, err)
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)
 	return uid, gid
-}
-
-func gunzip(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	must(t, err)
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	must(t, err)
-	b, err := io.ReadAll(zr)
-	must(t, err)
-	return string(b)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -25,21 +27,21 @@ func TestRealNativeCopyPreflight(t *testing.T) {
 	const key1, key2 = "1;a7addd9adea9978fda19f21e6be987880e68ac92632ca052e5bb42b1a506939a", "2;49c16acc2dffe616710c9ba9a10b94944a737de1beccb52dc1560abfdd67388b"
 	keyFile := func(n *galeratest.Node, lines ...string) {
 		p := filepath.Join(n.Dir, "keys.txt")
-		must(t, os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o640))
+		testutil.Must(t, os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o640))
 		mkdirsFor(t, n.Dir) // the key file's directory, and the file, readable by the server
-		must(t, os.Chown(p, 0, 0))
+		testutil.Must(t, os.Chown(p, 0, 0))
 		os.Chmod(p, 0o644)
 	}
 	for _, n := range c.Nodes() {
 		keyFile(n, key1, key2)
-		must(t, n.SetMysqld(map[string]string{
+		testutil.Must(t, n.SetMysqld(map[string]string{
 			"plugin_load_add":              "file_key_management",
 			"file_key_management_filename": filepath.Join(n.Dir, "keys.txt"),
 			"innodb_encrypt_tables":        "ON",
 			"innodb_encrypt_log":           "ON",
 		}))
 	}
-	must(t, c.Bootstrap(ctx))
+	testutil.Must(t, c.Bootstrap(ctx))
 	execSQL(t, ctx, n1,
 		"CREATE DATABASE pf",
 		"USE pf",
@@ -52,7 +54,7 @@ func TestRealNativeCopyPreflight(t *testing.T) {
 		t.Helper()
 		o1, o2 := logSize(n1), logSize(n2)
 		t0 := time.Now()
-		must(t, n2.Start(ctx))
+		testutil.Must(t, n2.Start(ctx))
 		refusedBy(t, ctx, n2, o2)
 		jl, dl := logSince(t, n2, o2), logSince(t, n1, o1)
 		errs := grepLines(jl, "WSREP_SST: [ERROR]")
@@ -79,15 +81,15 @@ func TestRealNativeCopyPreflight(t *testing.T) {
 				}
 			}
 		}
-		must(t, n1.WaitSynced(ctx))
+		testutil.Must(t, n1.WaitSynced(ctx))
 	}
 	t.Run("page_size", func(t *testing.T) {
-		must(t, n2.SetMysqld(map[string]string{"innodb_page_size": "8k"}))
+		testutil.Must(t, n2.SetMysqld(map[string]string{"innodb_page_size": "8k"}))
 		defer n2.SetMysqld(map[string]string{"innodb_page_size": "-"})
 		refused(t, "innodb_page_size: donor 16384, joiner 8192", "set innodb_page_size=16384")
 	})
 	t.Run("lower_case_table_names", func(t *testing.T) {
-		must(t, n2.SetMysqld(map[string]string{"lower_case_table_names": "1"}))
+		testutil.Must(t, n2.SetMysqld(map[string]string{"lower_case_table_names": "1"}))
 		defer n2.SetMysqld(map[string]string{"lower_case_table_names": "-"})
 		refused(t, "lower_case_table_names: donor 0, joiner 1", "set lower_case_table_names=0")
 	})
@@ -126,6 +128,6 @@ func refusedBy(t *testing.T, ctx context.Context, n *galeratest.Node, logOff int
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := n.Wait(wctx); err != nil && n.Running() {
-		must(t, n.Kill())
+		testutil.Must(t, n.Kill())
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
@@ -40,17 +42,10 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func checksums(t *testing.T, ctx context.Context, n *galeratest.Node) map[string]string {
 	t.Helper()
 	s, err := n.Checksums(ctx)
-	must(t, err)
+	testutil.Must(t, err)
 	if len(s) == 0 {
 		t.Fatalf("node%d has no tables to compare", n.N)
 	}
@@ -96,7 +91,7 @@ func grepLines(log string, subs ...string) string {
 // join starts node n (stopped) and waits until it is Synced.
 func join(t *testing.T, ctx context.Context, n *galeratest.Node) {
 	t.Helper()
-	must(t, n.Start(ctx))
+	testutil.Must(t, n.Start(ctx))
 	if err := n.WaitSynced(ctx); err != nil {
 		t.Fatalf("node%d did not join: %v", n.N, err)
 	}
@@ -106,8 +101,8 @@ func join(t *testing.T, ctx context.Context, n *galeratest.Node) {
 // asks for a full SST while it still holds its old datadir.
 func forceSST(t *testing.T, ctx context.Context, n *galeratest.Node) {
 	t.Helper()
-	must(t, n.Stop(ctx))
-	must(t, os.Remove(filepath.Join(n.DataDir, "grastate.dat")))
+	testutil.Must(t, n.Stop(ctx))
+	testutil.Must(t, os.Remove(filepath.Join(n.DataDir, "grastate.dat")))
 }
 
 // writeRows changes data on n so a joiner has something new to receive.
@@ -131,9 +126,9 @@ func TestRealNativeCopy(t *testing.T) {
 	ctx := ctxFor(t, 10*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)
-	must(t, c.Bootstrap(ctx))
-	must(t, n1.CreateSampleTables(ctx))
-	must(t, n1.LoadData(ctx, 24<<20))
+	testutil.Must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n1.CreateSampleTables(ctx))
+	testutil.Must(t, n1.LoadData(ctx, 24<<20))
 
 	t.Run("empty joiner", func(t *testing.T) {
 		off := logSize(n1)
@@ -157,14 +152,14 @@ func TestRealNativeCopy(t *testing.T) {
 	// The point of the unlocked passes: the donor keeps taking writes and
 	// flushing pages while it copies; the joiner must still come out equal.
 	t.Run("join under write load", func(t *testing.T) {
-		must(t, n2.Stop(ctx))
-		must(t, n2.Wipe())
-		must(t, n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"))
+		testutil.Must(t, n2.Stop(ctx))
+		testutil.Must(t, n2.Wipe())
+		testutil.Must(t, n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"))
 		defer n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=90")
-		must(t, n1.SetSST(map[string]string{"rlimit": "40M"}))
+		testutil.Must(t, n1.SetSST(map[string]string{"rlimit": "40M"}))
 		defer n1.SetSST(map[string]string{"rlimit": ""})
 		o1 := logSize(n1)
-		must(t, n2.Start(ctx))
+		testutil.Must(t, n2.Start(ctx))
 		// The writes start with the donor's SST: a state exchange that meets
 		// a busy send queue can stall for good in Galera ("Temporary failure
 		// in sending state UUID, will try again in next primary component"),
@@ -201,7 +196,7 @@ func TestRealNativeCopy(t *testing.T) {
 	})
 
 	t.Run("IST bypass", func(t *testing.T) {
-		must(t, n2.Stop(ctx))
+		testutil.Must(t, n2.Stop(ctx))
 		writeRows(t, ctx, n1, 500)
 		o1, o2 := logSize(n1), logSize(n2)
 		join(t, ctx, n2)
@@ -221,7 +216,7 @@ func TestRealNativeCopy(t *testing.T) {
 	t.Run("delta over old datadir", func(t *testing.T) {
 		forceSST(t, ctx, n2)
 		writeRows(t, ctx, n1, 2000)
-		must(t, n2.SetSST(map[string]string{"delta": "1"}))
+		testutil.Must(t, n2.SetSST(map[string]string{"delta": "1"}))
 		defer n2.SetSST(map[string]string{"delta": ""})
 		o1, o2 := logSize(n1), logSize(n2)
 		join(t, ctx, n2)
@@ -245,19 +240,19 @@ func TestRealNativeCopy(t *testing.T) {
 	// stop, and leave the old datadir as it was: no orphan, no half state.
 	t.Run("joiner mariadbd killed", func(t *testing.T) {
 		forceSST(t, ctx, n2)
-		must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
+		testutil.Must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
 		defer n1.SetSST(map[string]string{"rlimit": ""})
 		before2 := dataSnapshot(t, n2.DataDir)
 		sums1 := checksums(t, ctx, n1)
 		o2 := logSize(n2)
-		must(t, n2.Start(ctx))
+		testutil.Must(t, n2.Start(ctx))
 		pid, err := waitSSTProcess(ctx, "joiner", n2.DataDir, 60*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(1500 * time.Millisecond)
 		t.Logf("killing node2's mariadbd %d (not its SST process %d)", n2.PID(), pid)
-		must(t, syscall.Kill(n2.PID(), syscall.SIGKILL))
+		testutil.Must(t, syscall.Kill(n2.PID(), syscall.SIGKILL))
 		deadline := time.Now().Add(10 * time.Second)
 		for syscall.Kill(pid, 0) == nil {
 			if time.Now().After(deadline) {
@@ -281,7 +276,7 @@ func TestRealNativeCopy(t *testing.T) {
 		// Primary Component until told so.
 		for i := 0; ; i++ {
 			w, err := n1.Wsrep(ctx)
-			must(t, err)
+			testutil.Must(t, err)
 			if w.ClusterStatus != "Primary" {
 				break
 			}
@@ -290,7 +285,7 @@ func TestRealNativeCopy(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		must(t, n1.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"))
+		testutil.Must(t, n1.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"))
 		if err := n1.WaitSynced(ctx); err != nil {
 			t.Fatalf("donor not Synced: %v", err)
 		}
@@ -339,12 +334,12 @@ func dataSnapshot(t *testing.T, dir string) map[string]string {
 func failJoin(t *testing.T, ctx context.Context, c *galeratest.Cluster, role string) {
 	n1, n2 := c.Node(1), c.Node(2)
 	forceSST(t, ctx, n2)
-	must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
+	testutil.Must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
 	defer n1.SetSST(map[string]string{"rlimit": ""})
 	before2 := dataSnapshot(t, n2.DataDir)
 	sums1 := checksums(t, ctx, n1)
 	o1, o2 := logSize(n1), logSize(n2)
-	must(t, n2.Start(ctx))
+	testutil.Must(t, n2.Start(ctx))
 	dir := n2.DataDir
 	if role == "donor" {
 		dir = n1.DataDir
@@ -420,7 +415,7 @@ func TestRealTLSAndLZ4(t *testing.T) {
 	ctx := ctxFor(t, 8*time.Minute)
 	c := newCluster(t, nil)
 	dir := filepath.Join(c.Dir(), "certs")
-	must(t, os.MkdirAll(dir, 0o755))
+	testutil.Must(t, os.MkdirAll(dir, 0o755))
 	os.Chmod(c.Dir(), 0o755)
 	writePKI(t, dir, []string{"node1", "node2"}, "foreign")
 	tlsOpts := func(who string) map[string]string {
@@ -429,10 +424,10 @@ func TestRealTLSAndLZ4(t *testing.T) {
 			"compressor": "lz4", "decompressor": "lz4 -d", "sst-initial-timeout": "20"}
 	}
 	n1, n2 := c.Node(1), c.Node(2)
-	must(t, n1.SetSST(tlsOpts("node1")))
-	must(t, n2.SetSST(tlsOpts("node2")))
-	must(t, c.Bootstrap(ctx))
-	must(t, n1.LoadData(ctx, 16<<20))
+	testutil.Must(t, n1.SetSST(tlsOpts("node1")))
+	testutil.Must(t, n2.SetSST(tlsOpts("node2")))
+	testutil.Must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n1.LoadData(ctx, 16<<20))
 
 	t.Run("join", func(t *testing.T) {
 		o1, o2 := logSize(n1), logSize(n2)
@@ -449,12 +444,12 @@ func TestRealTLSAndLZ4(t *testing.T) {
 
 	t.Run("foreign donor certificate", func(t *testing.T) {
 		forceSST(t, ctx, n2)
-		must(t, n1.SetSST(tlsOpts("foreign")))
+		testutil.Must(t, n1.SetSST(tlsOpts("foreign")))
 		defer n1.SetSST(tlsOpts("node1"))
 		before2 := dataSnapshot(t, n2.DataDir)
 		sums1 := checksums(t, ctx, n1)
 		o1, o2 := logSize(n1), logSize(n2)
-		must(t, n2.Start(ctx))
+		testutil.Must(t, n2.Start(ctx))
 		waitFailed(t, ctx, n2, o2)
 		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
 		t.Logf("donor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST: [ERROR]"), grepLines(jl, "WSREP_SST: [ERROR]", "refus"))
@@ -480,9 +475,9 @@ func TestRealDiskTooSmall(t *testing.T) {
 	ctx := ctxFor(t, 6*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)
-	must(t, c.Bootstrap(ctx))
-	must(t, n1.LoadData(ctx, 40<<20))
-	must(t, os.MkdirAll(n2.DataDir, 0o755))
+	testutil.Must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n1.LoadData(ctx, 40<<20))
+	testutil.Must(t, os.MkdirAll(n2.DataDir, 0o755))
 	// galera.cache (64M) is allocated before the SST; leave ~24M beyond it.
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=88m,mode=0755", "gs-test-tmpfs", n2.DataDir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
@@ -498,7 +493,7 @@ func TestRealDiskTooSmall(t *testing.T) {
 	before2 := dataSnapshot(t, n2.DataDir)
 	sums1 := checksums(t, ctx, n1)
 	o1, o2 := logSize(n1), logSize(n2)
-	must(t, n2.Start(ctx))
+	testutil.Must(t, n2.Start(ctx))
 	waitFailed(t, ctx, n2, o2)
 	dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
 	t.Logf("joiner:\n%s\ndonor:\n%s", grepLines(jl, "WSREP_SST: [ERROR]"), grepLines(dl, "WSREP_SST: [ERROR]"))
@@ -523,11 +518,11 @@ func TestRealDiskTooSmall(t *testing.T) {
 		if out, err := exec.Command("mount", "-o", "remount,size=1g", n2.DataDir).CombinedOutput(); err != nil {
 			t.Fatalf("remount tmpfs: %v: %s", err, out)
 		}
-		must(t, n1.SetSST(map[string]string{"rlimit": "8M"}))
+		testutil.Must(t, n1.SetSST(map[string]string{"rlimit": "8M"}))
 		defer n1.SetSST(map[string]string{"rlimit": ""})
 		before2 := dataSnapshot(t, n2.DataDir)
 		o1, o2 := logSize(n1), logSize(n2)
-		must(t, n2.Start(ctx))
+		testutil.Must(t, n2.Start(ctx))
 		for !strings.Contains(logSince(t, n1, o1), "sending ") {
 			if ctx.Err() != nil || !n2.Running() {
 				t.Fatalf("no transfer began:\n%s", grepLines(logSince(t, n2, o2), "WSREP_SST"))
@@ -578,14 +573,14 @@ func TestRealMeasure(t *testing.T) {
 	bin := galeratest.Binaries(t)
 	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: Name, PathPrepend: []string{bin}, BufferPool: "512M"})
 	n1, n2 := c.Node(1), c.Node(2)
-	must(t, c.Bootstrap(ctx))
-	must(t, n1.LoadData(ctx, int64(mbs)<<20))
+	testutil.Must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n1.LoadData(ctx, int64(mbs)<<20))
 	for _, m := range []string{Name, "rsync", Name} {
 		if n2.Running() {
-			must(t, n2.Stop(ctx))
+			testutil.Must(t, n2.Stop(ctx))
 		}
-		must(t, n2.Wipe())
-		must(t, n2.SetSSTMethod(m))
+		testutil.Must(t, n2.Wipe())
+		testutil.Must(t, n2.SetSSTMethod(m))
 		exec.Command("sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches").Run()
 		o1 := logSize(n1)
 		rctx, stopRSS := context.WithCancel(ctx)
@@ -719,7 +714,7 @@ func waitFailed(t *testing.T, ctx context.Context, n *galeratest.Node, logOff in
 	defer cancel()
 	if err := n.Wait(wctx); err != nil && n.Running() {
 		t.Logf("node%d's mariadbd hangs in its abort after the failed SST; killing it", n.N)
-		must(t, n.Kill())
+		testutil.Must(t, n.Kill())
 	}
 }
 
@@ -731,17 +726,17 @@ func TestRealRedoEnd(t *testing.T) {
 	ctx := ctxFor(t, 10*time.Minute)
 	c := newCluster(t, nil)
 	n1 := c.Node(1)
-	must(t, c.Bootstrap(ctx))
-	must(t, n1.CreateSampleTables(ctx))
+	testutil.Must(t, c.Bootstrap(ctx))
+	testutil.Must(t, n1.CreateSampleTables(ctx))
 	path := filepath.Join(n1.DataDir, "ib_logfile0")
 	fi, err := os.Stat(path)
-	must(t, err)
+	testutil.Must(t, err)
 	capacity := uint64(fi.Size() - redoStart)
 	status := func(name string) uint64 {
 		v, err := n1.Status(ctx, name)
-		must(t, err)
+		testutil.Must(t, err)
 		u, err := strconv.ParseUint(v, 10, 64)
-		must(t, err)
+		testutil.Must(t, err)
 		return u
 	}
 	check := func(what string) redoLive {
@@ -751,7 +746,7 @@ func TestRealRedoEnd(t *testing.T) {
 			cur := status("Innodb_lsn_current")
 			written := status("Innodb_lsn_flushed") == cur
 			f, err := os.Open(path)
-			must(t, err)
+			testutil.Must(t, err)
 			live, err := liveRedo(f, fi.Size())
 			f.Close()
 			if err != nil {
@@ -807,28 +802,28 @@ func TestRealRedoEnd(t *testing.T) {
 		}
 		scans <- nil
 	}()
-	must(t, n1.LoadData(ctx, int64(capacity)*3/2))
+	testutil.Must(t, n1.LoadData(ctx, int64(capacity)*3/2))
 	// Then small commits while the page cleaner flushes everything and
 	// checkpoints often, as on a donor under light load.
-	must(t, n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"))
+	testutil.Must(t, n1.Exec(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"))
 	for i := 0; i < 1500; i++ {
-		must(t, n1.Exec(ctx, fmt.Sprintf("UPDATE gstest.kinds SET i = i + 1 WHERE id = %d", 1+i%500)))
+		testutil.Must(t, n1.Exec(ctx, fmt.Sprintf("UPDATE gstest.kinds SET i = i + 1 WHERE id = %d", 1+i%500)))
 		time.Sleep(5 * time.Millisecond)
 	}
 	stopScans()
-	must(t, <-scans)
+	testutil.Must(t, <-scans)
 	// Rows of varied size: records from a few bytes to whole pages, whose
 	// lengths take the longer varint forms.
 	for i := 0; i < 300; i++ {
-		must(t, n1.Exec(ctx, fmt.Sprintf("INSERT INTO gstest.kinds (s, t) VALUES ('redo', REPEAT(CHAR(65 + %d), %d))", i%26, 1+i*997%60000)))
+		testutil.Must(t, n1.Exec(ctx, fmt.Sprintf("INSERT INTO gstest.kinds (s, t) VALUES ('redo', REPEAT(CHAR(65 + %d), %d))", i%26, 1+i*997%60000)))
 	}
 	live := check("after the load")
 	f, err := os.Open(path)
-	must(t, err)
+	testutil.Must(t, err)
 	hdr := make([]byte, 16)
 	_, err = f.ReadAt(hdr, 0)
 	f.Close()
-	must(t, err)
+	testutil.Must(t, err)
 	if first := binary.BigEndian.Uint64(hdr[8:]); live.End-first < capacity {
 		t.Errorf("the log did not wrap: %d bytes written into a %d-byte ring", live.End-first, capacity)
 	}
@@ -909,9 +904,9 @@ func redoAt(path string, lsn uint64) string {
 func fillDisk(t *testing.T, path string) {
 	t.Helper()
 	free, err := sst.FreeSpace(filepath.Dir(path))
-	must(t, err)
+	testutil.Must(t, err)
 	f, err := os.Create(path)
-	must(t, err)
+	testutil.Must(t, err)
 	defer f.Close()
 	// The SST writes meanwhile: take what is left when the call runs.
 	for size := free; size > 0; size -= 4 << 20 {

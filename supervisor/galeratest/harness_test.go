@@ -1,8 +1,6 @@
 package galeratest
 
 import (
-	"bytes"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+)
 
 // fakeCluster is a Cluster with fixed ports and paths, for rendering configs
 // without starting anything.
@@ -40,19 +38,7 @@ func fakeCluster(cfg Config) *Cluster {
 func TestConfigGolden(t *testing.T) {
 	c := fakeCluster(Config{SST: map[string]string{"time": "1", "compressor": "'lz4 -z'"}})
 	got := c.Node(2).config()
-	golden := filepath.Join("testdata", "node2.cnf")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("config differs from %s (go test -update rewrites it):\n%s", golden, got)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "node2.cnf"), got)
 }
 
 func TestConfigOverrides(t *testing.T) {
