@@ -140,6 +140,7 @@ func (b backupSpec) args() []string {
 // prepareSpec is the joiner's mariadb-backup --prepare.
 type prepareSpec struct {
 	TargetDir           string
+	OpenFilesLimit      string // --open-files-limit=N, or ""
 	UseMemory           string
 	InnoDBForceRecovery string
 	InnoApplyOpts       string
@@ -147,6 +148,9 @@ type prepareSpec struct {
 
 func (p prepareSpec) args() []string {
 	a := []string{"--prepare", "--no-version-check"}
+	if p.OpenFilesLimit != "" {
+		a = append(a, p.OpenFilesLimit) // before inno-apply-opts: the user's own value wins
+	}
 	if p.InnoDBForceRecovery != "" {
 		a = append(a, "--innodb-force-recovery="+p.InnoDBForceRecovery)
 	}

@@ -52,7 +52,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	defer cleanup()
 
 	scan := scanDatadir(s.Datadir)
-	files, filesErr := openFilesFor(s, scan)
+	files, filesErr := openFilesFor(s, scan.Tablespaces, "donor", hasCloseFiles(s.OptionIn(bkGroups, "inno-backup-opts", "")))
 
 	sess, err := transfer.Dial(ctx, addr, secret, opts)
 	if err != nil {
@@ -65,7 +65,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	}
 	total := scan.Payload
 	sess.SetTotal(total)
-	if err := sess.Send(msgState, stateMsg{State: st.String(), Total: total}); err != nil {
+	if err := sess.Send(msgState, stateMsg{State: st.String(), Total: total, Tablespaces: scan.Tablespaces}); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: send state to %s: %w", sess.Peer(), err))
 	}
 

@@ -108,6 +108,12 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		sess.Abort(err)
 		return err
 	}
+	// --prepare holds every tablespace open too: refuse before any byte
+	// moves when this node's hard limit cannot cover them.
+	if _, err := openFilesFor(s, sm.Tablespaces, "joiner", false); err != nil {
+		sess.Abort(err)
+		return err
+	}
 	s.Report(progress.Event{Phase: progress.PhaseReceiving, Total: sm.Total, Peer: peer})
 	t0 := time.Now()
 	xs, err := mbstream.Extract(ctx, sess.Stream(streamID), staging.Dir, mbstream.Options{
@@ -146,7 +152,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		return sst.WithErrno(sst.EPROTO, fmt.Errorf("native-backup: snapshot from %s: %w", peer, err))
 	}
 	s.Report(progress.Event{Phase: progress.PhasePreparing, Peer: peer})
-	if err := prepare(ctx, s, staging.Dir); err != nil {
+	if err := prepare(ctx, s, staging.Dir, sm.Tablespaces); err != nil {
 		return err
 	}
 	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
@@ -176,13 +182,21 @@ func checkSnapshot(dir string) error {
 
 // prepare runs mariadb-backup --prepare on the staged snapshot, logging to
 // <datadir>/mariadb-backup.prepare.log.
-func prepare(ctx context.Context, s *sst.Session, dir string) error {
+func prepare(ctx context.Context, s *sst.Session, dir string, donorTablespaces int) error {
 	bin, err := findBackup(nil)
 	if err != nil {
 		return sst.WithErrno(errNoBackupTool, err)
 	}
+	// The donor's count, or the staged one if higher: tablespaces created
+	// after the backup's checkpoint arrive as redo, which --prepare
+	// replays, creating and opening them.
+	files, err := openFilesFor(s, max(donorTablespaces, scanDatadir(dir).Tablespaces), "joiner", false)
+	if err != nil {
+		return err
+	}
 	spec := prepareSpec{
 		TargetDir:           dir,
+		OpenFilesLimit:      files.Flag,
 		UseMemory:           s.OptionIn(bkGroups, "use-memory", ""),
 		InnoDBForceRecovery: s.Args.InnoDBForceRecovery,
 		InnoApplyOpts:       s.OptionIn(bkGroups, "inno-apply-opts", ""),

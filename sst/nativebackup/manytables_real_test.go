@@ -40,11 +40,18 @@ func TestRealNativeBackupManyTables(t *testing.T) {
 	c := newCluster(t, ctx, galeratest.Config{Mysqld: map[string]string{
 		"innodb_flush_log_at_trx_commit": "0", // table creation speed, not durability, matters here
 		// mariadbd raises its limit (and lowers its hard one) to what its
-		// caches want, 4,161 by default; these want less than 1024.
-		"table_open_cache": "400",
-		"max_connections":  "100",
+		// caches want, tens of thousands by default; these want less than
+		// 1024, so that mariadbd, and the SST after it, keep 1024.
+		"table_open_cache":           "400",
+		"table_open_cache_instances": "1",
+		"max_connections":            "100",
 	}}, 1<<20)
 	n1 := c.Node(1)
+	if lim, err := n1.QueryString(ctx, "SELECT @@open_files_limit"); err != nil {
+		t.Fatal(err)
+	} else if k, _ := strconv.Atoi(lim); k > 1024 || k == 0 {
+		t.Fatalf("node1's open_files_limit is %s: mariadbd raised its limit; the SST is to inherit 1024", lim)
+	}
 	t0 := time.Now()
 	if err := createTables(ctx, n1, manyTables); err != nil {
 		t.Fatal(err)
@@ -155,7 +162,7 @@ func stockBackup(ctx context.Context, t *testing.T, n *galeratest.Node) (string,
 	if err := os.Chmod(target, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, bin, "--backup", "--no-version-check", "--galera-info", "--stream=mbstream",
+	cmd := exec.CommandContext(ctx, bin, "--defaults-file="+n.ConfigFile, "--backup", "--no-version-check", "--galera-info", "--stream=mbstream",
 		"--user=root", "--socket="+n.Socket, "--target-dir="+target, "--tmpdir="+target, "--datadir="+n.DataDir)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr

@@ -43,6 +43,9 @@ type stateMsg struct {
 	State string `json:"state"` // "<uuid>:<seqno> <domain>"
 	IST   bool   `json:"ist"`
 	Total int64  `json:"total"` // estimated mbstream payload bytes
+	// Tablespaces is the donor's InnoDB data files, which the joiner's
+	// --prepare holds open at once.
+	Tablespaces int `json:"tablespaces,omitempty"`
 }
 
 // receivedMsg is the joiner's confirmation.

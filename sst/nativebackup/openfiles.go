@@ -76,16 +76,20 @@ type openFilesPlan struct {
 // backup would fail with "Too many open files" after copying for as long
 // as it takes to reach the last tablespaces. closeFiles is mariadb-backup's
 // --close-files, which needs no such limit.
-func planOpenFiles(tablespaces int, hard uint64, closeFiles bool) (openFilesPlan, error) {
+func planOpenFiles(tablespaces int, hard uint64, closeFiles bool, who string) (openFilesPlan, error) {
 	p := openFilesPlan{Need: tablespaces + openFilesSlack, Hard: hard}
 	if closeFiles {
 		return p, nil
 	}
 	if uint64(p.Need) > hard {
-		return p, sst.Errorf(sst.EMFILE, "native-backup: mariadb-backup keeps the donor's %d InnoDB tablespaces open and needs %d open files, "+
-			"but the donor's hard limit RLIMIT_NOFILE is %d: raise LimitNOFILE= of the donor's unit (galera-supervisor.service ships 131072), "+
-			"and open_files_limit in [mysqld] if it is set lower, since mariadbd lowers its hard limit to it; or add --close-files to [sst] inno-backup-opts",
-			tablespaces, p.Need, hard)
+		fix := ""
+		if who == "donor" {
+			fix = "; or add --close-files to [sst] inno-backup-opts"
+		}
+		return p, sst.Errorf(sst.EMFILE, "native-backup: mariadb-backup keeps the %d InnoDB tablespaces open and needs %d open files, "+
+			"but the %s's hard limit RLIMIT_NOFILE is %d: raise LimitNOFILE= of the %s's unit (galera-supervisor.service ships 131072), "+
+			"and open_files_limit in [mysqld] if it is set lower, since mariadbd lowers its hard limit to it%s",
+			tablespaces, p.Need, who, hard, who, fix)
 	}
 	p.Flag = fmt.Sprintf("--open-files-limit=%d", p.Need)
 	return p, nil
@@ -102,18 +106,20 @@ func hasCloseFiles(opts string) bool {
 	return false
 }
 
-// openFilesFor plans the donor's backup from its hard limit and logs the
-// plan, so that a failure for lack of descriptors can be told from others.
-func openFilesFor(s *sst.Session, scan datadirScan) (openFilesPlan, error) {
+// openFilesFor plans mariadb-backup's open files on this node (who:
+// "donor" for --backup, "joiner" for --prepare) from its hard limit and
+// logs the plan, so that a failure for lack of descriptors can be told
+// from others.
+func openFilesFor(s *sst.Session, tablespaces int, who string, closeFiles bool) (openFilesPlan, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return openFilesPlan{}, sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: getrlimit RLIMIT_NOFILE: %w", err))
 	}
-	p, err := planOpenFiles(scan.Tablespaces, lim.Max, hasCloseFiles(s.OptionIn(bkGroups, "inno-backup-opts", "")))
+	p, err := planOpenFiles(tablespaces, lim.Max, closeFiles, who)
 	if err != nil {
 		return p, err
 	}
-	s.Log.Info(fmt.Sprintf("native-backup: %d InnoDB tablespaces, mariadb-backup needs %d open files (hard limit %d)", scan.Tablespaces, p.Need, p.Hard),
-		slog.Int("tablespaces", scan.Tablespaces), slog.Int("open_files", p.Need), slog.Uint64("nofile_hard", p.Hard))
+	s.Log.Info(fmt.Sprintf("native-backup: %d InnoDB tablespaces, mariadb-backup needs %d open files (hard limit %d)", tablespaces, p.Need, p.Hard),
+		slog.Int("tablespaces", tablespaces), slog.Int("open_files", p.Need), slog.Uint64("nofile_hard", p.Hard))
 	return p, nil
 }

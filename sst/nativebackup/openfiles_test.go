@@ -26,13 +26,13 @@ func TestPlanOpenFiles(t *testing.T) {
 		{"close-files needs none", 30000, 20000, true, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := planOpenFiles(tc.tablespaces, tc.hard, tc.closeFiles)
+			p, err := planOpenFiles(tc.tablespaces, tc.hard, tc.closeFiles, "donor")
 			if tc.refused {
 				var se *sst.Error
 				if !errors.As(err, &se) || se.Errno != sst.EMFILE {
 					t.Fatalf("planOpenFiles = %v, want an EMFILE refusal", err)
 				}
-				for _, want := range []string{"30000 InnoDB tablespaces", "needs 30256 open files", "RLIMIT_NOFILE is 20000", "LimitNOFILE=", "--close-files"} {
+				for _, want := range []string{"30000 InnoDB tablespaces", "needs 30256 open files", "donor's hard limit RLIMIT_NOFILE is 20000", "LimitNOFILE=", "--close-files"} {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("refusal %q does not say %q", err, want)
 					}
