@@ -312,7 +312,11 @@ func bootstrapRule(in Input, present, eligible []*State, missing []string, newes
 		count += fmt.Sprintf(", pc.weight %d of %d", held, total)
 	}
 	if 2*held <= total {
-		return rule{wait: needed(stale, missing, "only "+count+": no majority")}
+		short := "no majority"
+		if total == len(newest.Members) {
+			short += fmt.Sprintf(" (%d more of its members needed)", len(newest.Members)/2+1-len(holders))
+		}
+		return rule{wait: needed(stale, missing, "only "+count+": "+short)}
 	}
 	if in.Waited < in.BootstrapWait {
 		return rule{wait: fmt.Sprintf("%s: a majority; bootstrapping in %s unless the missing return (missing: %s)",

@@ -72,16 +72,20 @@ type mnode struct {
 }
 
 type world struct {
-	r       *rand.Rand
-	n       []*mnode
-	pc      []*mnode // members of the Primary Component, nil when none
-	pcLast  *commit
-	viewSeq int64
-	acked   []*commit
-	boots   int // bootstraps since the last Primary Component was lost
-	log     []logEntry
-	st      *modelStats
-	weights map[string]int
+	r          *rand.Rand
+	n          []*mnode
+	pc         []*mnode // members of the Primary Component, nil when none
+	pcLast     *commit
+	viewSeq    int64
+	acked      []*commit
+	boots      int // bootstraps since the last Primary Component was lost
+	log        []logEntry
+	st         *modelStats
+	weights    map[string]int
+	stBuf      []State
+	peerBuf    []Peer
+	statesBuf  [16]*State
+	presentBuf [16]*State
 }
 
 type modelStats struct {
@@ -306,12 +310,16 @@ func (w *world) heal() {
 	}
 }
 
-// state is what m's supervisor tells its peers.
+// state is what m's supervisor tells its peers, in w's buffer (the model
+// calls Decide millions of times).
 func (w *world) state(m *mnode) *State {
-	s := &State{ID: m.addr, Phase: PhaseWaiting, UUID: clusterA, Seqno: m.applied.seq, SafeToBootstrap: m.safe, View: m.view}
+	if w.stBuf == nil {
+		w.stBuf = make([]State, len(w.n))
+	}
+	s := &w.stBuf[m.i]
+	*s = State{ID: m.addr, Phase: PhaseWaiting, UUID: clusterA, Seqno: m.applied.seq, SafeToBootstrap: m.safe, View: m.view}
 	if m.weight != 1 {
-		wt := m.weight
-		s.Weight = &wt
+		s.Weight = &m.weight
 	}
 	if m.status == mUp {
 		s.Phase, s.Primary = PhaseStarting, m.inPC
@@ -326,12 +334,13 @@ func (w *world) state(m *mnode) *State {
 // nil when it is down.
 func (w *world) decide(m *mnode, states []*State, waited time.Duration) Decision {
 	in := Input{Self: *states[m.i], Waited: waited, BootstrapWait: time.Minute, AutoBootstrap: true, Weights: w.weights,
-		Peers: make([]Peer, 0, len(w.n)-1)}
+		Peers: w.peerBuf[:0]}
 	for _, p := range w.n {
 		if p != m {
 			in.Peers = append(in.Peers, Peer{Addr: p.addr, State: states[p.i]})
 		}
 	}
+	w.peerBuf = in.Peers
 	return Decide(in)
 }
 
@@ -370,8 +379,9 @@ func (w *world) settle(waited func(*mnode) time.Duration) error {
 		var bootD Decision
 		var pcrec, join []*mnode
 		chosen := ""
-		states := make([]*State, len(w.n))
-		var present []*State
+		states := w.statesBuf[:len(w.n)]
+		clear(states)
+		present := w.presentBuf[:0]
 		for _, m := range w.n {
 			if m.status != mDown {
 				states[m.i] = w.state(m)
