@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -58,78 +59,13 @@ func noStaging(t *testing.T, jd string) {
 	}
 }
 
-// proxy forwards connections to target, letting tamper see and change the
-// donor→joiner bytes of each connection.
-type proxy struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	target string
-	// tamper gets connection number, offset and the chunk; it may change the
-	// chunk, or return false to cut the connection.
-	tamper func(conn int, off int64, b []byte) bool
-	n      atomic.Int32
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, tamper func(int, int64, []byte) bool) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// via returns an address rewriter sending the donor through p.
+func via(p *testutil.Proxy) func(addr string) string {
+	return func(addr string) string {
+		hostport, path, _ := strings.Cut(addr, "/")
+		p.SetTarget(hostport)
+		return p.Addr() + "/" + path
 	}
-	p := &proxy{ln: ln, tamper: tamper}
-	go p.loop()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *proxy) loop() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		n := int(p.n.Add(1))
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer c.Close()
-			p.mu.Lock()
-			target := p.target
-			p.mu.Unlock()
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			go func() { io.Copy(c, u); c.Close() }()
-			buf := make([]byte, 32<<10)
-			var off int64
-			for {
-				k, err := c.Read(buf)
-				if k > 0 {
-					if !p.tamper(n, off, buf[:k]) {
-						return
-					}
-					if _, werr := u.Write(buf[:k]); werr != nil {
-						return
-					}
-					off += int64(k)
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-// via returns an address rewriter sending the donor through the proxy.
-func (p *proxy) via(addr string) string {
-	hostport, path, _ := strings.Cut(addr, "/")
-	p.mu.Lock()
-	p.target = hostport
-	p.mu.Unlock()
-	return p.ln.Addr().String() + "/" + path
 }
 
 func runBad(t *testing.T, r *sstRun) {
@@ -160,13 +96,13 @@ func TestCorruptedStream(t *testing.T) {
 	jd, dd := oldJoiner(t)
 	jb, db := snapshot(t, jd), snapshot(t, dd)
 	var once sync.Once
-	p := newProxy(t, func(conn int, off int64, b []byte) bool {
+	p := testutil.NewProxy(t, "", func(conn int, off int64, b []byte) testutil.Verdict {
 		if off > 512<<10 {
 			once.Do(func() { b[len(b)/2] ^= 0x40 })
 		}
-		return true
+		return testutil.Forward
 	})
-	r := &sstRun{joinerDir: jd, donorDir: dd, addr: p.via}
+	r := &sstRun{joinerDir: jd, donorDir: dd, addr: via(p)}
 	runBad(t, r)
 	if r.donorErr == nil {
 		t.Error("donor succeeded")
@@ -182,13 +118,13 @@ func TestTruncatedStream(t *testing.T) {
 	jd, dd := oldJoiner(t)
 	jb, db := snapshot(t, jd), snapshot(t, dd)
 	var cut atomic.Bool
-	p := newProxy(t, func(conn int, off int64, b []byte) bool {
+	p := testutil.NewProxy(t, "", func(conn int, off int64, b []byte) testutil.Verdict {
 		if off > 1<<20 && cut.CompareAndSwap(false, true) {
-			return false
+			return testutil.Cut
 		}
-		return true
+		return testutil.Forward
 	})
-	r := &sstRun{joinerDir: jd, donorDir: dd, addr: p.via, donorOpts: map[string]string{"transfer-idle-timeout": "5"}, joinerOpts: map[string]string{"transfer-idle-timeout": "5"}}
+	r := &sstRun{joinerDir: jd, donorDir: dd, addr: via(p), donorOpts: map[string]string{"transfer-idle-timeout": "5"}, joinerOpts: map[string]string{"transfer-idle-timeout": "5"}}
 	runBad(t, r)
 	if r.donorErr == nil {
 		t.Error("donor succeeded")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
@@ -127,82 +128,26 @@ func TestTLSRejections(t *testing.T) {
 	}
 }
 
-// proxy forwards connections to target; mangle may rewrite each
-// donor-to-joiner connection's bytes.
-type proxy struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  []net.Conn
-	mangle func(conn int, off int64, b []byte) (cut bool)
-	n      atomic.Int32
-}
-
-func newProxy(t *testing.T, target string, mangle func(int, int64, []byte) bool) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// truncating adapts mangle, which says when to cut, to a Proxy's tamper:
+// a cut ends the stream to the joiner cleanly.
+func truncating(mangle func(conn int, off int64, b []byte) (cut bool)) func(int, int64, []byte) testutil.Verdict {
+	if mangle == nil {
+		return nil
 	}
-	p := &proxy{ln: ln, mangle: mangle}
-	t.Cleanup(func() { ln.Close(); p.closeAll() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			id := int(p.n.Add(1))
-			go func() { io.Copy(c, u); c.Close() }()
-			go func() {
-				buf := make([]byte, 32<<10)
-				var off int64
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if p.mangle != nil && p.mangle(id, off, buf[:n]) {
-							// Truncate: the joiner sees a clean end, the
-							// donor's further bytes vanish.
-							u.(*net.TCPConn).CloseWrite()
-							io.Copy(io.Discard, c)
-							return
-						}
-						off += int64(n)
-						if _, err := u.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						u.(*net.TCPConn).CloseWrite()
-						return
-					}
-				}
-			}()
+	return func(conn int, off int64, b []byte) testutil.Verdict {
+		if mangle(conn, off, b) {
+			return testutil.Truncate
 		}
-	}()
-	return p
+		return testutil.Forward
+	}
 }
 
-func (p *proxy) addr(t *testing.T) Address {
-	a, err := ParseAddress(p.ln.Addr().String())
+func proxyAddr(t *testing.T, p *testutil.Proxy) Address {
+	a, err := ParseAddress(p.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
-}
-
-func (p *proxy) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
 }
 
 // viaProxy runs a donor through a proxy and sends one big file; it returns
@@ -216,12 +161,12 @@ func viaProxy(t *testing.T, mangle func(int, int64, []byte) bool, do Options) (j
 		t.Fatal(err)
 	}
 	defer l.Close()
-	p := newProxy(t, l.Addr().HostPort(), mangle)
+	p := testutil.NewProxy(t, l.Addr().HostPort(), truncating(mangle))
 	do.Log = logtest.New(t)
 	do.ChunkSize = 64 << 10
 	dch := make(chan *Session, 1)
 	go func() {
-		d, err := Dial(ctx, p.addr(t), l.Secret(), do)
+		d, err := Dial(ctx, proxyAddr(t, p), l.Secret(), do)
 		if err != nil {
 			t.Errorf("dial: %v", err)
 		}
@@ -369,16 +314,15 @@ func TestStalledDonorIdle(t *testing.T) {
 	}
 	defer l.Close()
 	var stall atomic.Bool
-	p := newProxy(t, l.Addr().HostPort(), nil)
-	p.mangle = func(conn int, off int64, b []byte) bool {
+	p := testutil.NewProxy(t, l.Addr().HostPort(), func(conn int, off int64, b []byte) testutil.Verdict {
 		if stall.Load() {
 			time.Sleep(time.Hour)
 		}
-		return false
-	}
+		return testutil.Forward
+	})
 	dch := make(chan *Session, 1)
 	go func() {
-		d, err := Dial(ctx, p.addr(t), l.Secret(), Options{Streams: 1, IdleTimeout: time.Hour})
+		d, err := Dial(ctx, proxyAddr(t, p), l.Secret(), Options{Streams: 1, IdleTimeout: time.Hour})
 		if err != nil {
 			t.Error(err)
 		}

@@ -3,20 +3,14 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io/fs"
-	"math/big"
 	mrand "math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
@@ -210,84 +204,17 @@ func makeCerts(t testing.TB) *certs {
 	t.Helper()
 	dir := t.TempDir()
 	c := &certs{dir: dir}
-	caKey, caCert, caPEM := newCA(t, "test CA")
-	c.ca = writePEM(t, dir, "ca.pem", caPEM)
-	c.joinerCert, c.joinerKey = leaf(t, dir, "joiner", caCert, caKey, true)
-	c.donorCert, c.donorKey = leaf(t, dir, "donor", caCert, caKey, false)
-	rKey, rCert, rPEM := newCA(t, "rogue CA")
-	c.rogueCA = writePEM(t, dir, "rogue-ca.pem", rPEM)
-	c.rogueCert, c.rogueKey = leaf(t, dir, "rogue", rCert, rKey, false)
-	c.donorCRL = revoke(t, dir, "donor.crl", caCert, caKey, c.donorCert)
-	c.joinerCRL = revoke(t, dir, "joiner.crl", caCert, caKey, c.joinerCert)
-	c.rogueCRL = revoke(t, dir, "rogue.crl", rCert, rKey, c.joinerCert)
+	ca := testutil.MustCA(t, dir, "ca")
+	c.ca = ca.File
+	c.joinerCert, c.joinerKey = ca.MustIssue(t, dir, "joiner", "127.0.0.1", "::1")
+	c.donorCert, c.donorKey = ca.MustIssue(t, dir, "donor", "127.0.0.1", "::1")
+	rogue := testutil.MustCA(t, dir, "rogue-ca")
+	c.rogueCA = rogue.File
+	c.rogueCert, c.rogueKey = rogue.MustIssue(t, dir, "rogue", "127.0.0.1", "::1")
+	c.donorCRL = ca.MustRevoke(t, dir, "donor.crl", c.donorCert)
+	c.joinerCRL = ca.MustRevoke(t, dir, "joiner.crl", c.joinerCert)
+	c.rogueCRL = rogue.MustRevoke(t, dir, "rogue.crl", c.joinerCert)
 	return c
-}
-
-// revoke writes a PEM revocation list by ca naming the certificate at cert.
-func revoke(t testing.TB, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cert string) string {
-	b, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(time.Hour),
-		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: c.SerialNumber, RevocationTime: time.Now()}},
-	}, ca, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
-}
-
-var serial int64
-
-func newCA(t testing.TB, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return key, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func leaf(t testing.TB, dir, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool) (string, string) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return writePEM(t, dir, cn+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		writePEM(t, dir, cn+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-}
-
-func writePEM(t testing.TB, dir, name string, b []byte) string {
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func writeBoth(t testing.TB, path, cert, key string) {

@@ -1,91 +1,30 @@
 package galeratest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"path/filepath"
-	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 )
 
-// CA is a certificate authority made by a test, to sign node certificates
-// for SST TLS and peer-tls.
-type CA struct {
-	File string // its certificate, PEM: what [sst] tca names
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
+// CA is a certificate authority made by a test (testutil.CA) whose keys
+// mariadbd's user can read.
+type CA struct{ *testutil.CA }
 
 // NewCA makes a CA called name and writes its certificate to dir/name.pem.
 func NewCA(dir, name string) (*CA, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("new CA: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testutil.NewCA(dir, name)
 	if err != nil {
-		return nil, fmt.Errorf("new CA key: %w", err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("new CA %s: %w", name, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("new CA %s: %w", name, err)
-	}
-	ca := &CA{File: filepath.Join(dir, name+".pem"), cert: cert, key: key}
-	if err := writePEM(ca.File, "CERTIFICATE", der, 0o644); err != nil {
 		return nil, err
 	}
-	return ca, nil
+	return &CA{ca}, nil
 }
 
-// Issue signs a certificate called name for ips (127.0.0.1 when none) and
-// localhost, good for both ends of a mutual TLS connection, and writes it
-// to dir/name-cert.pem and its key to dir/name-key.pem, which only the
-// mysql user (and root) may read.
+// Issue is testutil.CA.Issue with the key given to the mysql user, which
+// alone (and root) may read it.
 func (ca *CA) Issue(dir, name string, ips ...string) (cert, key string, err error) {
-	if len(ips) == 0 {
-		ips = []string{"127.0.0.1"}
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, key, err = ca.CA.Issue(dir, name, ips...)
 	if err != nil {
-		return "", "", fmt.Errorf("issue %s: %w", name, err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	for _, ip := range ips {
-		p := net.ParseIP(ip)
-		if p == nil {
-			return "", "", fmt.Errorf("issue %s: bad IP %q", name, ip)
-		}
-		tmpl.IPAddresses = append(tmpl.IPAddresses, p)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
-	if err != nil {
-		return "", "", fmt.Errorf("issue %s: %w", name, err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return "", "", fmt.Errorf("issue %s: %w", name, err)
-	}
-	cert, key = filepath.Join(dir, name+"-cert.pem"), filepath.Join(dir, name+"-key.pem")
-	if err := writePEM(cert, "CERTIFICATE", der, 0o644); err != nil {
-		return "", "", err
-	}
-	if err := writePEM(key, "EC PRIVATE KEY", kb, 0o600); err != nil {
 		return "", "", err
 	}
 	uid, gid, err := runUser()
@@ -96,16 +35,4 @@ func (ca *CA) Issue(dir, name string, ips ...string) (cert, key string, err erro
 		return "", "", fmt.Errorf("chown %s: %w", key, err)
 	}
 	return cert, key, nil
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -3,23 +3,16 @@ package quorum
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 )
@@ -133,8 +126,8 @@ func TestReplay(t *testing.T) {
 
 func TestQueryTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := newCA(t, dir, "ca")
-	certFile, keyFile := newCert(t, dir, "node", ca, caKey)
+	ca := testutil.MustCA(t, dir, "ca")
+	certFile, keyFile := ca.MustIssue(t, dir, "node")
 	auth := tlsAuth(t, certFile, keyFile, filepath.Join(dir, "ca.pem"))
 	addr := serve(t, auth, sample)
 	got, err := Query(context.Background(), addr, auth)
@@ -143,8 +136,8 @@ func TestQueryTLS(t *testing.T) {
 	}
 
 	// A certificate from another CA is refused.
-	other, otherKey := newCA(t, dir, "other")
-	oc, ok := newCert(t, dir, "intruder", other, otherKey)
+	other := testutil.MustCA(t, dir, "other")
+	oc, ok := other.MustIssue(t, dir, "intruder")
 	if _, err := Query(context.Background(), addr, tlsAuth(t, oc, ok, filepath.Join(dir, "other.pem"))); err == nil {
 		t.Error("a client of another CA was answered")
 	}
@@ -158,8 +151,8 @@ func TestQueryTLS(t *testing.T) {
 // peer's log names that certificate and the reason, not "no certificate".
 func TestQueryTLSOtherCA(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := newCA(t, dir, "ca")
-	certFile, keyFile := newCert(t, dir, "node", ca, caKey)
+	ca := testutil.MustCA(t, dir, "ca")
+	certFile, keyFile := ca.MustIssue(t, dir, "node")
 	log := logtest.NewRecorder()
 	srv, err := Listen("127.0.0.1:0", tlsAuth(t, certFile, keyFile, filepath.Join(dir, "ca.pem")), log.Logger())
 	if err != nil {
@@ -170,8 +163,8 @@ func TestQueryTLSOtherCA(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
 
-	other, otherKey := newCA(t, dir, "other")
-	oc, ok := newCert(t, dir, "intruder", other, otherKey)
+	other := testutil.MustCA(t, dir, "other")
+	oc, ok := other.MustIssue(t, dir, "intruder")
 	_, err = Query(ctx, srv.Addr().String(), tlsAuth(t, oc, ok, filepath.Join(dir, "ca.pem")))
 	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "refused this node's certificate") {
 		t.Errorf("Query with a certificate of another CA: %v, want the peer's refusal of it", err)
@@ -201,43 +194,6 @@ func tlsAuth(t *testing.T, cert, key, ca string) Auth {
 func TestListenNeedsAuth(t *testing.T) {
 	if _, err := Listen("127.0.0.1:0", Auth{}, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
 		t.Error("Listen without authentication succeeded")
-	}
-}
-
-func newCA(t *testing.T, dir, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
-	c, _ := x509.ParseCertificate(der)
-	return c, key
-}
-
-func newCert(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (string, string) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	cf, kf := filepath.Join(dir, name+"-cert.pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(t, cf, "CERTIFICATE", der)
-	writePEM(t, kf, "EC PRIVATE KEY", kb)
-	return cf, kf
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

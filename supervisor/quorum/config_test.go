@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 )
 
 func lookup(m map[string]string) Lookup {
@@ -48,8 +50,8 @@ func TestConfigFrom(t *testing.T) {
 	}
 
 	// peer-tls with the [sst] certificates, and the secret too.
-	ca, caKey := newCA(t, dir, "ca")
-	cert, key := newCert(t, dir, "node", ca, caKey)
+	ca := testutil.MustCA(t, dir, "ca")
+	cert, key := ca.MustIssue(t, dir, "node")
 	c, err = ConfigFrom(lookup(map[string]string{"peers": "127.0.0.1:1", "peer-tls": "on", "peer-secret-file": secret}), lookup(nil),
 		lookup(map[string]string{"tcert": cert, "tkey": key, "tca": filepath.Join(dir, "ca.pem")}))
 	if err != nil || c.Auth.ServerTLS == nil || c.Auth.ClientTLS == nil || len(c.Auth.Secret) == 0 || !c.AutoBootstrap {
