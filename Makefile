@@ -12,7 +12,7 @@ export PATH := $(BIN):$(shell $(GO) env GOPATH)/bin:$(PATH)
 
 DEB_PKGS := mariadb-server mariadb-backup galera-4 rsync socat lz4 pv iproute2 \
             systemd-container debootstrap dbus openssl psmisc groff-base zsh fish rpm rsyslog \
-            lintian rpmlint
+            lintian rpmlint haproxy prometheus
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps test test-unit test-fuzz test-integration test-systemd lint demo bench package clean

@@ -129,4 +129,9 @@ var table = []Option{
 	{Name: "auto-bootstrap", Group: Supervisor, Kind: Bool, Handling: Own, Doc: "bootstrap a new Primary Component by the peers' decision (default on with peer authentication)"},
 	{Name: "user", Group: Supervisor, Kind: Text, Handling: Own, Doc: "the health check's user (over [client])"},
 	{Name: "password", Group: Supervisor, Kind: Text, Handling: Own, Doc: "the health check's password (over [client])"},
+	{Name: "http-address", Group: Supervisor, Kind: HostPort, Handling: Own, Doc: "host:port of the health endpoint and metrics (:9200 every address); unset, none"},
+	{Name: "available-when-donor", Group: Supervisor, Kind: Bool, Default: "0", Handling: Own, Doc: "the endpoint's / answers 200 for a Donor/Desynced node, as clustercheck's available_when_donor"},
+	{Name: "available-when-readonly", Group: Supervisor, Kind: Bool, Default: "1", Handling: Own, Doc: "0: the endpoint's / answers 503 for a read_only node, as clustercheck's available_when_readonly"},
+	{Name: "http-tls", Group: Supervisor, Kind: Bool, Default: "0", Handling: Own, Doc: "the endpoint serves HTTPS with the [sst] tcert and tkey"},
+	{Name: "http-verify-client", Group: Supervisor, Kind: Bool, Default: "0", Handling: Own, Doc: "with http-tls, the endpoint's clients need a certificate the [sst] tca signed"},
 }

@@ -33,6 +33,15 @@ else
 	echo "deps: the $# Debian packages are installed"
 fi
 
+# haproxy and prometheus are there for the endpoint's tests (HAProxy in
+# front of real nodes, promtool check metrics): their services are not.
+for s in haproxy prometheus; do
+	if systemctl is-active --quiet "$s.service" 2>/dev/null; then
+		systemctl disable --now "$s.service" >/dev/null 2>&1 || true
+		echo "deps: stopped and disabled $s.service (its package is for the tests)"
+	fi
+done
+
 # The mariadb-server package's postinst starts mariadb.service on its empty
 # initial datadir; that one is stopped and disabled. One with data (a
 # database besides mysql, performance_schema and sys, or a Galera node's

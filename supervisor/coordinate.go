@@ -309,6 +309,10 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	c.update(func(st *quorum.State) {
 		st.Phase, st.UUID, st.Seqno, st.SafeToBootstrap = quorum.PhaseWaiting, pos.UUID, pos.Seqno, safe
 	})
+	if rec, err := quorum.ReadRecord(datadir); err == nil && rec != nil {
+		r.decision = rec
+		c.update(func(st *quorum.State) { st.Decision = rec })
+	}
 	record := func(rec quorum.Record) {
 		if err := quorum.WriteRecord(datadir, rec); err != nil {
 			c.log.Warn("cannot keep the decision for status", slog.Any("error", err))
@@ -317,6 +321,9 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 			r.view.waitingWhy = rec.Reason
 			r.say(true)
 		}
+		r.decision = &rec
+		r.s.metrics.Decision(string(rec.Action))
+		c.update(func(st *quorum.State) { st.Decision = &rec })
 	}
 	if r.s.cfg.NewCluster {
 		d := quorum.Decision{Action: quorum.ActionBootstrap, Reason: "asked to (--wsrep-new-cluster)"}
@@ -335,7 +342,11 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 		weights = last.Weights // the peers' pc.weight, for those that do not answer
 	}
 	co := &quorum.Coordinator{Config: c.cfg, Server: c.server, Log: c.log, Record: record, Weights: weights,
-		Waiting: func(waited time.Duration) { r.waitingForPeers(waited, c.cfg.BootstrapWait) }}
+		Paused: r.s.inMaintenance,
+		Waiting: func(waited time.Duration) {
+			r.waitingForPeers(waited, c.cfg.BootstrapWait)
+			r.say(false) // the maintenance mode may have changed
+		}}
 	d, err := co.Wait(ctx)
 	if err != nil {
 		return false, nil // cancelled: Run stops
@@ -403,9 +414,19 @@ func (r *runner) abandonStart(pid int) {
 	}
 	why := r.coord.stuck()
 	if why == "" {
+		r.pauseLogged = false
+		return
+	}
+	if r.s.inMaintenance() {
+		if !r.pauseLogged {
+			r.pauseLogged = true
+			r.s.log.Warn(why+"; not giving the start up: the node is in maintenance (galera-supervisor maintenance off resumes)",
+				slog.String("decision", "paused"), slog.String("reason", why), slog.String("message_id", quorum.MessageWait))
+		}
 		return
 	}
 	r.abandoned = why
+	r.s.metrics.Decision("abandon")
 	r.s.log.Warn(why+"; killing mariadbd to decide again", slog.String("decision", "abandon"),
 		slog.String("reason", why), slog.String("message_id", quorum.MessageWait))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {

@@ -29,6 +29,12 @@ type NodeState struct {
 	// wsrep_last_committed: the position its peers are told.
 	ClusterUUID   string
 	LastCommitted int64
+	// LocalState is wsrep_local_state (4 Synced, 2 Donor/Desynced...),
+	// ClusterSize wsrep_cluster_size, ReadOnly @@read_only: what a load
+	// balancer's check reads.
+	LocalState  int
+	ClusterSize int
+	ReadOnly    bool
 }
 
 // Synced reports whether the node is a Synced member of the Primary Component.
@@ -108,7 +114,8 @@ func (h *SQLHealth) Check(ctx context.Context) (NodeState, error) {
 		return NodeState{}, err
 	}
 	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN "+
-		"('wsrep_local_state_comment','wsrep_ready','wsrep_cluster_status','wsrep_cluster_state_uuid','wsrep_last_committed')")
+		"('wsrep_local_state_comment','wsrep_ready','wsrep_cluster_status','wsrep_cluster_state_uuid','wsrep_last_committed',"+
+		"'wsrep_local_state','wsrep_cluster_size')")
 	if err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) && (me.Number == 1045 || me.Number == 1698) {
@@ -135,14 +142,19 @@ func (h *SQLHealth) Check(ctx context.Context) (NodeState, error) {
 			s.ClusterUUID = strings.ToLower(v)
 		case "wsrep_last_committed":
 			s.LastCommitted, _ = strconv.ParseInt(v, 10, 64)
+		case "wsrep_local_state":
+			s.LocalState, _ = strconv.Atoi(v)
+		case "wsrep_cluster_size":
+			s.ClusterSize, _ = strconv.Atoi(v)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return NodeState{}, fmt.Errorf("health: rows: %w", err)
 	}
-	var desync sql.NullString
-	if err := db.QueryRowContext(ctx, "SELECT @@wsrep_desync").Scan(&desync); err == nil {
+	var desync, readOnly sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT @@read_only, @@wsrep_desync").Scan(&readOnly, &desync); err == nil {
 		s.Desync = desync.String == "1" || strings.EqualFold(desync.String, "ON")
+		s.ReadOnly = readOnly.String == "1" || strings.EqualFold(readOnly.String, "ON")
 	}
 	return s, nil
 }

@@ -165,10 +165,12 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool)
 	o, bad := s.readEdit(ctx, r.opts.Files)
 	switch {
 	case len(bad) > 0:
+		s.metrics.Reload("refused")
 		for _, p := range bad {
 			s.log.Warn("option files: "+p+"; keeping the last good configuration", slog.String("refused", p))
 		}
 	default:
+		s.metrics.Reload("applied")
 		// The snapshot first: once logged, the next SST has it.
 		if r.snapshot != "" && o.Files != nil {
 			if err := writeSnapshot(r.snapshot, r.started, o.Files, r.cred); err != nil {

@@ -64,11 +64,24 @@ type runner struct {
 	// be an IST; a node without one joins by SST.
 	startKnown bool
 	measure    sstMeasure
+
+	// For the endpoint (serve.go): when the health check last answered,
+	// the last decision, and the SST its progress events tell of.
+	checkedAt  time.Time
+	decision   *quorum.Record
+	sstKey     string
+	sstStart   time.Time
+	sstBytes   int64
+	sstCounted bool
+	// pauseLogged: a give-up paused by maintenance was logged.
+	pauseLogged bool
 }
 
 // say sends STATUS= when it changed; progress lines at most once a second.
 func (r *runner) say(force bool) {
 	now := time.Now()
+	r.view.maintenance = r.s.inMaintenance()
+	r.publish(now)
 	line := r.view.line(now)
 	phase := r.view.phase(now)
 	if line == r.lastStatus {
@@ -93,6 +106,7 @@ func (r *runner) say(force bool) {
 	}
 	r.lastStatus, r.lastSaidAt, r.lastPhase = line, now, phase
 	r.s.notify(notify.Status(line))
+	r.coord.update(func(st *quorum.State) { st.Status = line })
 }
 
 func (r *runner) getHealth() Health {
@@ -290,6 +304,9 @@ func (l *loop) run(ctx context.Context) error {
 		case <-s.reload:
 			r.reloadOptions(ctx, l.cmd, true)
 
+		case <-s.maintChanged:
+			r.say(true)
+
 		case <-r.changes:
 			r.reloadOptions(ctx, l.cmd, false)
 
@@ -416,11 +433,13 @@ func (r *runner) healthResult(res healthResult) {
 	}
 	r.view.sqlUp, r.view.node, r.view.healthErr = true, res.state, ""
 	r.logicalSST(res.state)
+	r.checkedAt = time.Now()
 	if !r.ready && !r.view.stopping && (!r.wsrep || res.state.Synced()) {
 		r.ready = true
 		s.readyFlag.Store(true)
 		line := r.view.line(time.Now())
 		r.lastStatus, r.lastPhase, r.lastSaidAt = line, r.view.phase(time.Now()), time.Now()
+		r.publish(time.Now())
 		s.notify("READY=1\n" + notify.Status(line))
 		s.log.Info("node is "+line+": READY=1", slog.String("node_state", string(r.lastPhase)))
 		r.sstCompleted()

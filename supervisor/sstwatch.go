@@ -35,6 +35,7 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 	first := r.view.lastProg.IsZero()
 	advanced := r.view.meter.Observe(e, now)
 	r.view.lastProg, r.view.progRole = now, e.Role
+	r.sstEvent(e, now)
 	if first || e.Phase != prev {
 		advanced = true
 		s.log.Info(fmt.Sprintf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer),

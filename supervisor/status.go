@@ -29,9 +29,10 @@ const (
 
 // view is everything the STATUS line is rendered from.
 type view struct {
-	stopping   bool
-	recovering bool
-	waiting    bool // for the peers' positions, before mariadbd starts
+	stopping    bool
+	maintenance bool // the maintenance mode is on
+	recovering  bool
+	waiting     bool // for the peers' positions, before mariadbd starts
 	// waitingWhy is the last decision's reason while waiting: which node
 	// is needed, and why.
 	waitingWhy string
@@ -60,6 +61,10 @@ type view struct {
 	sstRunning         bool
 	sstRole, sstMethod string
 }
+
+// MaintenanceStatus ends STATUS= while the node is in maintenance:
+// "galera-supervisor maintenance" waits for it in a unit's StatusText.
+const MaintenanceStatus = "maintenance: drained, auto-bootstrap and give-ups paused"
 
 // progressFresh is how long a progress event stays the news.
 const progressFresh = 15 * time.Second
@@ -152,6 +157,9 @@ func (v *view) line(now time.Time) string {
 	}
 	if v.healthErr != "" && p != PhaseStopping {
 		s += "; " + v.healthErr
+	}
+	if v.maintenance {
+		s += "; " + MaintenanceStatus
 	}
 	return strings.ReplaceAll(s, "\n", " ")
 }

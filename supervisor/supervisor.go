@@ -11,12 +11,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify"
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/endpoint"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/maintenance"
 )
 
 // Config configures a Supervisor. The zero value of each field but
@@ -84,6 +87,20 @@ type Supervisor struct {
 
 	readyFlag atomic.Bool
 	pid       atomic.Int64
+
+	// What the endpoint answers from (serve.go): the snapshot the run
+	// publishes, the endpoint's options, the counters.
+	published atomic.Pointer[endpoint.Snapshot]
+	pubMu     sync.Mutex
+	httpCfg   *endpoint.Config
+	metrics   *endpoint.Metrics
+	// The maintenance mode, read from datadir; maintChanged tells the
+	// run's loop to say it.
+	datadir      string
+	maint        atomic.Pointer[maintenance.State]
+	maintMu      sync.Mutex
+	maintChanged chan struct{}
+	coord        atomic.Pointer[coordination]
 }
 
 // New returns a Supervisor for cfg.
@@ -95,13 +112,7 @@ func New(cfg Config) *Supervisor {
 		cfg.NewHealth = func(o Options) Health { return NewSQLHealth(o) }
 	}
 	if cfg.RuntimeDir == "" {
-		cfg.RuntimeDir = os.Getenv("RUNTIME_DIRECTORY")
-		if i := strings.IndexByte(cfg.RuntimeDir, ':'); i >= 0 {
-			cfg.RuntimeDir = cfg.RuntimeDir[:i]
-		}
-		if cfg.RuntimeDir == "" {
-			cfg.RuntimeDir = "/run/galera-supervisor"
-		}
+		cfg.RuntimeDir = DefaultRuntimeDir()
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
@@ -128,7 +139,21 @@ func New(cfg Config) *Supervisor {
 		cfg.Env = os.Environ()
 	}
 	cfg.Log = logging.OrDiscard(cfg.Log)
-	return &Supervisor{cfg: cfg, log: cfg.Log, ready: make(chan struct{}), reload: make(chan struct{}, 1)}
+	s := &Supervisor{cfg: cfg, log: cfg.Log, ready: make(chan struct{}), reload: make(chan struct{}, 1),
+		httpCfg: &endpoint.Config{AvailableWhenReadonly: true}, maintChanged: make(chan struct{}, 1)}
+	s.metrics = endpoint.NewMetrics(s.Snapshot, s.httpCfg)
+	s.cfg.Systemd = countingSender{Sender: cfg.Systemd, m: s.metrics}
+	return s
+}
+
+// DefaultRuntimeDir is the runtime directory when none is given: the
+// unit's (the first of $RUNTIME_DIRECTORY), else /run/galera-supervisor.
+func DefaultRuntimeDir() string {
+	d, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	if d == "" {
+		d = "/run/galera-supervisor"
+	}
+	return d
 }
 
 // Ready is closed once the node is Synced and answers queries, when READY=1
@@ -181,6 +206,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.RuntimeDir, 0o755); err != nil {
 		return exitErr(ExitConfig, "create runtime dir: %w", err)
 	}
+	stopEndpoint, err := s.startEndpoint(ctx, opts, uid, gid)
+	if err != nil {
+		return exitErr(ExitConfig, "%w", err)
+	}
+	defer stopEndpoint()
 	id := strconv.Itoa(os.Getpid())
 	nl, err := notify.Listen(filepath.Join(s.cfg.RuntimeDir, "notify-"+id+".sock"), uid, gid)
 	if err != nil {
@@ -254,6 +284,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		defer coord.stop()
 		r.coord = coord
+		s.coord.Store(coord)
+		if coord != nil {
+			s.applyMaintenance() // the peers hear it too
+		}
 		pos, err := r.recoverPosition(ctx, datadir, userName)
 		if err != nil {
 			return err

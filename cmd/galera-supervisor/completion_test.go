@@ -57,7 +57,8 @@ func TestCompletionBash(t *testing.T) {
 		want  string
 	}{
 		{[]string{"galera-supervisor", "bo"}, "bootstrap"},
-		{[]string{"galera-supervisor", ""}, "run sst recover bootstrap status config version completion help"},
+		{[]string{"galera-supervisor", ""}, "run sst recover bootstrap status maintenance config version completion help"},
+		{[]string{"galera-supervisor", "maintenance", ""}, "on off"},
 		{[]string{"galera-supervisor", "help", "st"}, "status"},
 		{[]string{"galera-supervisor", "config", ""}, "print check"},
 		{[]string{"galera-supervisor", "completion", "z"}, "zsh"},

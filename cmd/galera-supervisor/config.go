@@ -9,6 +9,7 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/optionfile"
 	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/endpoint"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
@@ -43,7 +44,8 @@ config check [SOURCES] [--as-user=USER]
     name (certificates, keys, peer-secret-file) must be readable by USER,
     the unit's User= (default the server's user option, else mysql), also
     when the check runs as root. Then checks the peer options of
-    [galera-supervisor] together, as "run" reads them.
+    [galera-supervisor] and of its health endpoint together, as "run"
+    reads them.
     Exit status: 0 no errors (warnings allowed), 1 errors or unreadable
     option files, 2 bad command line.
 
@@ -163,8 +165,8 @@ func checkAsUser(c *cli, set *optionfile.Set, name string) []schema.Finding {
 	return schema.CheckReadable(set, acct)
 }
 
-// checkPeers validates the peer coordination options as run reads them
-// (certificates, the secret, the peers list), naming the file and line of
+// checkPeers validates the peer coordination and endpoint options as run
+// reads them (certificates, the secret, the peers list), naming the file and line of
 // the option at fault. Malformed values were reported by schema.CheckSet.
 func checkPeers(set *optionfile.Set) []schema.Finding {
 	look := func(groups ...string) quorum.Lookup {
@@ -176,17 +178,23 @@ func checkPeers(set *optionfile.Set) []schema.Finding {
 			return o.Value, ok
 		}
 	}
-	_, err := quorum.ConfigFrom(look("galera-supervisor"), look(optionfile.ServerGroups("")...), look("sst"))
-	if err == nil {
-		return nil
-	}
-	f := schema.Finding{Error: true, Msg: err.Error(), Option: optionfile.Option{Group: "galera-supervisor"}}
-	var oe *quorum.OptionError
-	if errors.As(err, &oe) {
-		if o, ok := set.Lookup([]string{"galera-supervisor"}, oe.Option); ok {
-			f.Option = o
+	gs, sst := look("galera-supervisor"), look("sst")
+	_, perr := quorum.ConfigFrom(gs, look(optionfile.ServerGroups("")...), sst)
+	_, eerr := endpoint.ConfigFrom(gs, sst)
+	var out []schema.Finding
+	for _, err := range []error{perr, eerr} {
+		if err == nil {
+			continue
 		}
-		f.Msg = strings.TrimPrefix(err.Error(), "[galera-supervisor] ")
+		f := schema.Finding{Error: true, Msg: err.Error(), Option: optionfile.Option{Group: "galera-supervisor"}}
+		var oe *quorum.OptionError
+		if errors.As(err, &oe) {
+			if o, ok := set.Lookup([]string{"galera-supervisor"}, oe.Option); ok {
+				f.Option = o
+			}
+			f.Msg = strings.TrimPrefix(err.Error(), "[galera-supervisor] ")
+		}
+		out = append(out, f)
 	}
-	return []schema.Finding{f}
+	return out
 }

@@ -66,6 +66,18 @@ func TestConfigCheck(t *testing.T) {
 		peers + ":5: error: [galera-supervisor] auto-bootstrap=maybe: want 0 or 1 (or on/off, yes/no, true/false)\n"; out != want || code != 1 {
 		t.Errorf("bad peer option: got %q, exit %d; want %q, 1", out, code, want)
 	}
+	web := filepath.Join(dir, "web.cnf")
+	os.WriteFile(web, []byte("[galera-supervisor]\nhttp-address = 9200\navailable-when-donor = maybe\n"), 0o644)
+	out, _, code = configRun(t, "check", "--defaults-file="+web)
+	if want := web + ":2: error: [galera-supervisor] http-address=9200: want host:port\n" +
+		web + ":3: error: [galera-supervisor] available-when-donor=maybe: want 0 or 1 (or on/off, yes/no, true/false)\n"; out != want || code != 1 {
+		t.Errorf("bad endpoint option: got %q, exit %d; want %q, 1", out, code, want)
+	}
+	os.WriteFile(web, []byte("[galera-supervisor]\nhttp-address = :9200\nhttp-verify-client = on\n"), 0o644)
+	out, _, code = configRun(t, "check", "--defaults-file="+web)
+	if want := web + ":3: error: [galera-supervisor] http-verify-client=on: needs http-tls = on\n"; out != want || code != 1 {
+		t.Errorf("endpoint options that do not go together: got %q, exit %d; want %q, 1", out, code, want)
+	}
 
 	// Readability as the unit's User=: the server's user by default, also
 	// when the check runs as root; --as-user picks another.

@@ -51,6 +51,7 @@ func commands() []*command {
 		cmdRecover(),
 		cmdBootstrap(),
 		cmdStatus(),
+		cmdMaintenance(),
 		cmdConfig(),
 		cmdVersion(),
 		cmdCompletion(),
@@ -125,7 +126,7 @@ Usage:
 Commands:
 `)
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.short)
+		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, cmd.short)
 	}
 	fmt.Fprint(w, `
 As wsrep_sst_native-copy or wsrep_sst_native-backup (a link to this binary),

@@ -206,6 +206,63 @@ Signals:
   SIGHUP           re-read the option files as an edit does (below); forward
                    SIGHUP to mariadbd (it flushes logs and privileges, as
                    ExecReload=kill -HUP did) once it answers queries.
+  SIGUSR2          re-read the maintenance mode (<datadir>/galera-supervisor
+                   .maintenance); "galera-supervisor maintenance" sends it
+                   over D-Bus to a unit's main process.
+
+Health endpoint for load balancers, and metrics ([galera-supervisor], off by
+default; answers come from the health check's last result, refreshed every
+--health-interval, never from a query per request):
+    http-address = host:port   listen there (":9200": every address, on
+        the port clustercheck used under xinetd)
+    available-when-donor = 0|1     / answers 200 for a Donor/Desynced node
+        (wsrep_local_state 2), as clustercheck's available_when_donor (0)
+    available-when-readonly = 0|1  0: a read_only node answers 503 at /
+        (as clustercheck's available_when_readonly, default 1)
+    http-tls = on              serve HTTPS with the [sst] tcert and tkey,
+        the peers' certificate (TLS 1.2 or later)
+    http-verify-client = on    with http-tls: a client must present a
+        certificate that the [sst] tca signed
+  Paths, each answering GET, HEAD and OPTIONS (/ answers any method):
+    /                   clustercheck, as Percona's: 200 "MariaDB Galera
+                        Cluster Node is synced." when wsrep_cluster_status is
+                        Primary and wsrep_local_state 4 (or 2 with
+                        available-when-donor = 1); else 503 "... is not synced
+                        or non-PRIM.", "... is read-only." (available-when-
+                        readonly = 0) or "... is in maintenance."; text/plain,
+                        Connection: close
+    /synced             200 when Synced (4) in the Primary Component, not in
+                        maintenance; 503 otherwise
+    /donor-ok           the same, Donor/Desynced (2) included
+    /primary-component  200 when in the Primary Component, in any state,
+                        maintenance or not
+    /health             JSON: phase, STATUS= line, the node's wsrep state,
+                        SST progress, last decision, maintenance, and what /
+                        answers and why; 200 while mariadbd answers, else 503
+    /metrics            Prometheus text format, names galera_supervisor_*:
+                        up, ready, node_state (wsrep_local_state),
+                        phase_info{phase}, cluster_size, cluster_status
+                        {status}, last_committed, read_only, maintenance,
+                        available, sst_progress_bytes and sst_size_bytes
+                        {method,role} during an SST; counters ssts_total
+                        {method,role,result}, sst_bytes_total and
+                        sst_seconds_total {method,role}, keepalives_total
+                        {kind: extend_timeout, watchdog}, decisions_total
+                        {action}, option_reloads_total{result: applied,
+                        refused}, http_requests_total{path,code}; and the
+                        Go and process metrics (process_cpu_seconds_total...)
+  Every check answers 503 when the node is stopping (from SIGTERM on), or
+  when the health check has not answered for 5 s.
+  HAProxy: option httpchk, http-check expect status 200, and
+  "server node1 10.0.0.1:3306 check port 9200 inter 2000 rise 2 fall 2".
+
+Maintenance ("galera-supervisor maintenance on|off"): the mode is kept in
+<datadir>/galera-supervisor.maintenance, read at start, on SIGUSR2 and on
+a request on <runtime-dir>/control.sock. While it is on, every check but
+/primary-component answers 503 (load balancers drain the node), the
+supervisor does not bootstrap by itself (a bootstrap Decide chose waits)
+and does not give a start up, STATUS= ends with "; maintenance: drained,
+auto-bootstrap and give-ups paused", and the peers see it.
 
 Live option files (--watch, on by default): every directory of the include
 tree is watched, so that an editor's rename over a file, an in-place write,
@@ -388,6 +445,9 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 
 	stallWindow := notify.ChooseStallWindow(ctx, log, time.Duration(o.stallTimeout),
 		notify.NotUnderSystemd(), unit.OwnStartTimeout)
@@ -414,6 +474,8 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 			case <-hup:
 				log.Info("SIGHUP: reloading")
 				sup.Reload()
+			case <-usr2:
+				sup.ReloadMaintenance()
 			case <-done:
 				return
 			}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/notify/unit"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/maintenance"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
@@ -37,6 +38,10 @@ Shows, from the system bus, the journal and the node itself:
             how the supervisor last decided, with its peers, to start the
             node (join, pc-recovery, bootstrap, wait) and why, from
             <datadir>/galera-supervisor.decision.
+  maintenance
+            whether the node is in maintenance ("galera-supervisor
+            maintenance"), since when, by whom and why, from
+            <datadir>/galera-supervisor.maintenance.
   last SST  from the unit's journal: the supervisor's "SST <role> <method>:
             <phase>" lines and mariadbd's own "WSREP: SST received/sent/
             failed" lines; role, method, peer, when, how long, outcome.
@@ -52,18 +57,30 @@ galera-supervisor.service and mariadb.service that runs galera-supervisor
 and is enabled (the route this host took); else the first that runs
 galera-supervisor, else the first that has a unit file.
 
+With --cluster, every supervisor of the cluster instead, asked over the peer
+channel ([galera-supervisor] peers, peer-address and peer-secret-file or
+peer-tls, read from the option files as above, so this needs the right to
+read the secret or the [sst] key): for each, its phase (recovering,
+waiting, starting, joined, synced), whether it is in the Primary Component,
+the position it recovered or last committed (cluster UUID and seqno), its
+maintenance mode, its last decision and how long ago, and its STATUS= line
+(SST progress included); one line per node, or JSON with --json. A node
+that does not answer is shown with why. Exit 0 when every supervisor
+answered, 4 when one did not, 1 when the peer options are missing or bad.
+
 Exit codes:
   0  the unit is active and the node is Synced
   1  the service manager could not be asked (no system bus, ...)
   2  bad command line
   3  the unit is not active (inactive, failed, activating, ...)
   4  the unit is active but the node is not Synced or does not answer
+     (with --cluster: a supervisor did not answer)
 `
 
 func cmdStatus() *command {
 	return &command{
 		name:  "status",
-		usage: "[--unit U] [--json] [--defaults-file=F ...] [--datadir D] [--socket S]",
+		usage: "[--unit U] [--json] [--cluster] [--defaults-file=F ...] [--datadir D] [--socket S]",
 		short: "show the unit's state, the node's wsrep state and the last SST",
 		long:  statusLong + "\nOptions:\n" + flagUsage(statusFlags(new(statusOptions))),
 		run:   runStatus,
@@ -78,6 +95,7 @@ type statusOptions struct {
 	datadir  string
 	socket   string
 	timeout  time.Duration
+	cluster  bool
 }
 
 func statusFlags(o *statusOptions) *flag.FlagSet {
@@ -89,6 +107,7 @@ func statusFlags(o *statusOptions) *flag.FlagSet {
 	fs.StringVar(&o.datadir, "datadir", "", "the node's datadir (default from the option files)")
 	fs.StringVar(&o.socket, "socket", "", "the node's unix socket (default from the option files)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound on each query")
+	fs.BoolVar(&o.cluster, "cluster", false, "every supervisor of the cluster, over the peer channel")
 	return fs
 }
 
@@ -108,6 +127,9 @@ type Status struct {
 	// with its peers (<datadir>/galera-supervisor.decision).
 	LastDecision  *quorum.Record `json:"last_decision,omitempty"`
 	DecisionError string         `json:"decision_error,omitempty"`
+	// Maintenance is the maintenance mode, nil when off.
+	Maintenance      *maintenance.State `json:"maintenance,omitempty"`
+	MaintenanceError string             `json:"maintenance_error,omitempty"`
 }
 
 // statusError carries status's exit code, after the report is printed.
@@ -123,6 +145,9 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	var o statusOptions
 	if _, err := parseFlags(statusFlags(&o), args); err != nil {
 		return err
+	}
+	if o.cluster {
+		return runStatusCluster(ctx, c, &o)
 	}
 	var st Status
 	conn, err := unit.Dial(ctx, o.bus)
@@ -182,6 +207,11 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		st.DecisionError = err.Error()
 	} else {
 		st.LastDecision = r
+	}
+	if m, err := maintenance.Read(datadir); err != nil {
+		st.MaintenanceError = err.Error()
+	} else {
+		st.Maintenance = m
 	}
 	if o.unit != "" {
 		jctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -340,6 +370,12 @@ func printStatus(w io.Writer, st *Status, now time.Time) {
 		fmt.Fprintf(w, "last decision: %s\n", st.DecisionError)
 	default:
 		fmt.Fprintf(w, "last decision: none (the node does not coordinate with peers, or never waited)\n")
+	}
+	switch {
+	case st.Maintenance != nil:
+		fmt.Fprintln(w, describeMaintenance(st.Maintenance, filepath.Dir(st.GrastatePath), now))
+	case st.MaintenanceError != "":
+		fmt.Fprintf(w, "maintenance: %s\n", st.MaintenanceError)
 	}
 	switch s := st.LastSST; {
 	case s != nil:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -275,4 +276,14 @@ func (c *Conn) job(ctx context.Context, op, name string, f func(context.Context,
 func IsJobError(err error) bool {
 	var j *JobError
 	return errors.As(err, &j)
+}
+
+// SignalMain sends sig to the unit's main process (systemd's KillUnit,
+// who=main): "galera-supervisor maintenance" tells a unit's supervisor
+// to read its maintenance mode again.
+func (c *Conn) SignalMain(ctx context.Context, name string, sig syscall.Signal) error {
+	if err := c.c.KillUnitWithTarget(ctx, name, sddbus.Main, int32(sig)); err != nil {
+		return fmt.Errorf("signal the main process of %s: %w", name, err)
+	}
+	return nil
 }

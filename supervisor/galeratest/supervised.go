@@ -24,6 +24,9 @@ type SupervisorConfig struct {
 	BootstrapWait time.Duration     // bootstrap-wait; default 10s
 	Options       map[string]string // more [galera-supervisor] options; "" deletes a default
 	Args          []string          // more "run" flags, after the harness's
+	// HTTP reserves a port per node for the health endpoint and sets
+	// http-address (HTTPAddress).
+	HTTP bool
 }
 
 // Supervised runs each node of a cluster under galera-supervisor run, as
@@ -35,6 +38,7 @@ type Supervised struct {
 	c        *Cluster
 	cfg      SupervisorConfig
 	peerPort []int // by node index
+	httpPort []int // by node index, with HTTP
 	secret   string
 }
 
@@ -70,6 +74,16 @@ func (c *Cluster) Supervise(cfg SupervisorConfig) (*Supervised, error) {
 	for _, l := range locks {
 		s.peerPort = append(s.peerPort, l.port)
 	}
+	if cfg.HTTP {
+		locks, err := reservePorts(filepath.Join(Root, "ports"), len(c.nodes))
+		if err != nil {
+			return nil, err
+		}
+		c.ports = append(c.ports, locks...)
+		for _, l := range locks {
+			s.httpPort = append(s.httpPort, l.port)
+		}
+	}
 	for _, n := range c.nodes {
 		if err := s.writeOptions(n); err != nil {
 			return nil, err
@@ -81,6 +95,14 @@ func (c *Cluster) Supervise(cfg SupervisorConfig) (*Supervised, error) {
 // PeerAddress is node n's peer-address.
 func (s *Supervised) PeerAddress(n *Node) string {
 	return fmt.Sprintf("%s:%d", n.Addr(), s.peerPort[n.N-1])
+}
+
+// HTTPAddress is node n's http-address, "" without SupervisorConfig.HTTP.
+func (s *Supervised) HTTPAddress(n *Node) string {
+	if len(s.httpPort) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", n.Addr(), s.httpPort[n.N-1])
 }
 
 func (s *Supervised) writeOptions(n *Node) error {
@@ -97,6 +119,9 @@ func (s *Supervised) writeOptions(n *Node) error {
 		"bootstrap-wait":   strconv.Itoa(int(s.cfg.BootstrapWait.Round(time.Second) / time.Second)),
 		"auto-bootstrap":   "on",
 		"user":             User, // the health check's; root has no password here
+	}
+	if a := s.HTTPAddress(n); a != "" {
+		opts["http-address"] = a
 	}
 	mergeOpts(opts, s.cfg.Options)
 	if err := n.SetGroup("galera-supervisor", opts); err != nil {

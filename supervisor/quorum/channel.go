@@ -37,6 +37,7 @@ type Server struct {
 	auth  Auth
 	log   *slog.Logger
 	state atomic.Pointer[State]
+	setMu sync.Mutex // Update is called from more than one goroutine
 
 	mu     sync.Mutex
 	warned map[string]time.Time // peer host -> last auth failure logged
@@ -73,6 +74,8 @@ func (s *Server) State() State {
 
 // Update changes the served state with f.
 func (s *Server) Update(f func(*State)) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	st := s.State()
 	f(&st)
 	s.Set(st)

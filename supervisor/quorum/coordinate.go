@@ -41,6 +41,10 @@ type Coordinator struct {
 	// the last Record): Wait adds the peers that answer, and Decide counts
 	// a missing member of the last view at its weight.
 	Weights map[string]int
+	// Paused, when set and true, holds a bootstrap that Decide chose: the
+	// node is in maintenance, and Wait goes on polling (a join or a
+	// pc-recovery start goes ahead).
+	Paused func() bool
 }
 
 // Record is a decision as persisted for "galera-supervisor status".
@@ -107,6 +111,10 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 			BootstrapWait: c.Config.BootstrapWait, AutoBootstrap: c.Config.AutoBootstrap, Weights: c.Weights}
 		d := Decide(in)
 		d.Peers = Summary(in)
+		if d.Action == ActionBootstrap && c.Paused != nil && c.Paused() {
+			d = Decision{Action: ActionWait, Peers: d.Peers,
+				Reason: "auto-bootstrap is paused: the node is in maintenance (galera-supervisor maintenance off resumes); it would bootstrap: " + d.Reason}
+		}
 		if key := logKey(d); key != lastKey || time.Since(lastLog) > 30*time.Second || d.Final() {
 			lastKey, lastLog = key, time.Now()
 			c.log(in.Self, d)

@@ -97,3 +97,46 @@ func TestCoordinatorSelf(t *testing.T) {
 		t.Errorf("peers %v, log:\n%s", c.Config.Peers, logs.String())
 	}
 }
+
+// TestCoordinatorPaused: a bootstrap Decide chose waits while the node is
+// in maintenance, and is said to wait for it; it goes ahead once the
+// maintenance ends. A join is never held.
+func TestCoordinatorPaused(t *testing.T) {
+	srv := &Server{}
+	srv.Set(State{ID: "a", Phase: PhaseWaiting, UUID: clusterA, Seqno: 9})
+	var paused sync.Mutex
+	on := true
+	query := func(_ context.Context, addr string, _ Auth) (*State, error) { return node("b", 8), nil }
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	var recs []Record
+	c := &Coordinator{
+		Config: &Config{Peers: []string{"b"}, AutoBootstrap: true},
+		Server: srv, Log: slog.New(slog.NewTextHandler(&logs, nil)), Poll: 10 * time.Millisecond, Query: query,
+		Record: func(r Record) { mu.Lock(); recs = append(recs, r); mu.Unlock() },
+		Paused: func() bool { paused.Lock(); defer paused.Unlock(); return on },
+	}
+	time.AfterFunc(300*time.Millisecond, func() { paused.Lock(); on = false; paused.Unlock() })
+	t0 := time.Now()
+	d, err := c.Wait(context.Background())
+	if err != nil || d.Action != ActionBootstrap || time.Since(t0) < 300*time.Millisecond {
+		t.Fatalf("Wait = %+v, %v after %v; want a bootstrap once the maintenance ended (300ms)", d, err, time.Since(t0))
+	}
+	mu.Lock()
+	if len(recs) != 2 || recs[0].Action != ActionWait || !strings.Contains(recs[0].Reason, "auto-bootstrap is paused: the node is in maintenance") {
+		t.Errorf("records: %+v", recs)
+	}
+	mu.Unlock()
+
+	// A join goes ahead in maintenance.
+	srv.Set(State{ID: "a", Phase: PhaseWaiting, UUID: clusterA, Seqno: 9})
+	paused.Lock()
+	on = true
+	paused.Unlock()
+	c.Query = func(_ context.Context, addr string, _ Auth) (*State, error) {
+		return with(node("b", 8), func(s *State) { s.Phase, s.Primary = PhaseSynced, true }), nil
+	}
+	if d, err := c.Wait(context.Background()); err != nil || d.Action != ActionJoin {
+		t.Errorf("Wait in maintenance with a Primary Component = %+v, %v; want join", d, err)
+	}
+}

@@ -65,6 +65,12 @@ type State struct {
 	Donation *Donation `json:"donation,omitempty"`
 	// Weight is the node's pc.weight (0 to 255), nil when not set.
 	Weight *int `json:"weight,omitempty"`
+
+	// For "galera-supervisor status --cluster": the supervisor's STATUS=
+	// line, its maintenance mode, and its last decision.
+	Status      string  `json:"status,omitempty"`
+	Maintenance bool    `json:"maintenance,omitempty"`
+	Decision    *Record `json:"last_decision,omitempty"`
 }
 
 // Donation is a donor's SST as its supervisor measures it.

@@ -146,6 +146,10 @@ func (s *State) check() error {
 		return fmt.Errorf("bad seqno %d", s.Seqno)
 	case s.UUID != "" && !ValidUUID(s.UUID):
 		return fmt.Errorf("bad uuid %q", s.UUID)
+	case len(s.Status) > 1024:
+		return errors.New("bad status")
+	case s.Decision != nil && (len(s.Decision.Reason) > 4096 || len(s.Decision.Peers) > 4096 || len(s.Decision.Chosen) > 256 || len(s.Decision.Members) > maxMembers):
+		return errors.New("bad decision")
 	}
 	if d := s.Donation; d != nil && (d.Method == "" || len(d.Method) > 64 || len(d.Joiner) > 256 || d.Sent < 0 || d.Total < 0) {
 		return errors.New("bad donation")
