@@ -272,7 +272,9 @@ func bootstrapRule(in Input, present, eligible []*State, missing []string, newes
 		}
 		return p
 	}
-	if len(missing) == 0 {
+	// Every configured node present, and no saved view with more members
+	// than that (a node missing from peers may hold later commits).
+	if len(missing) == 0 && (newest == nil || len(newest.Members) <= len(present)) {
 		best := most(func(*State) bool { return true })
 		return rule{best: best, name: RuleAllPresent, reason: fmt.Sprintf("%s is the most advanced eligible node (%s) with every configured node present (%d of %d)",
 			best.ID, pos(best), len(present), len(present))}
@@ -345,7 +347,10 @@ func needed(stale, missing []string, first string) string {
 		b.WriteString(first + "; ")
 	}
 	who := "one of " + strings.Join(missing, ", ")
-	if len(missing) == 1 {
+	switch len(missing) {
+	case 0:
+		who = "a node that is not among the configured peers (check [galera-supervisor] peers)"
+	case 1:
 		who = missing[0]
 	}
 	b.WriteString("waiting for " + who + ", however long: only the node that left the last Primary Component last (safe_to_bootstrap: 1) or the members of its last view that crashed with it hold every acknowledged commit")
