@@ -148,3 +148,18 @@ func mkdirShared(dir string) error {
 	}
 	return nil
 }
+
+// ReservePorts reserves n more ports machine-wide for the cluster's own
+// listeners (a load balancer in front of it), released by Close.
+func (c *Cluster) ReservePorts(n int) ([]int, error) {
+	locks, err := reservePorts(filepath.Join(Root, "ports"), n)
+	if err != nil {
+		return nil, err
+	}
+	c.ports = append(c.ports, locks...)
+	var ports []int
+	for _, l := range locks {
+		ports = append(ports, l.port)
+	}
+	return ports, nil
+}
