@@ -52,7 +52,7 @@ func Classify(m Message) ChildMessage {
 		c.SSTMonitor = strings.HasPrefix(c.Status, sstMonitorStatus)
 	}
 	if v, ok := m.Get("EXTEND_TIMEOUT_USEC"); ok {
-		if d, err := ParseExtendTimeout(v); err == nil {
+		if d, err := parseExtendTimeout(v); err == nil {
 			if c.SSTMonitor {
 				c.MonitorExtend = d
 			} else {

@@ -139,8 +139,8 @@ func ExtendTimeout(d time.Duration) string {
 	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
 }
 
-// ParseExtendTimeout reads an EXTEND_TIMEOUT_USEC value.
-func ParseExtendTimeout(v string) (time.Duration, error) {
+// parseExtendTimeout reads an EXTEND_TIMEOUT_USEC value.
+func parseExtendTimeout(v string) (time.Duration, error) {
 	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 63)
 	if err != nil {
 		return 0, fmt.Errorf("notify: EXTEND_TIMEOUT_USEC=%q: %w", v, err)

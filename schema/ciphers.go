@@ -35,10 +35,10 @@ type Ciphers struct {
 	Ignored []string
 }
 
-// ParseCiphers reads an OpenSSL cipher list (entries separated by ':',
+// parseCiphers reads an OpenSSL cipher list (entries separated by ':',
 // ',' or spaces). A list that names no suite Go implements is an error:
 // TLS 1.2 would have no cipher to agree on.
-func ParseCiphers(v string) (Ciphers, error) {
+func parseCiphers(v string) (Ciphers, error) {
 	var c Ciphers
 	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
 		if id, ok := openSSLSuites[strings.ToUpper(f)]; ok {

@@ -20,9 +20,9 @@ func ParseBool(v string) (bool, error) {
 	return false, errors.New("want 0 or 1 (or on/off, yes/no, true/false)")
 }
 
-// ParseSize reads a byte count with an optional K, M, G or T suffix, powers
+// parseSize reads a byte count with an optional K, M, G or T suffix, powers
 // of 1024 as mariadb-backup and pv read them: "4M", "512k", "1048576".
-func ParseSize(v string) (int64, error) {
+func parseSize(v string) (int64, error) {
 	t, mult := cutSuffix(strings.TrimSpace(v))
 	n, err := strconv.ParseUint(t, 10, 63)
 	if err != nil || t == "" || n > math.MaxInt64/uint64(mult) {
@@ -31,10 +31,10 @@ func ParseSize(v string) (int64, error) {
 	return int64(n) * mult, nil
 }
 
-// ParseRate reads pv -L's rate: bytes per second, a number with an optional
+// parseRate reads pv -L's rate: bytes per second, a number with an optional
 // K, M, G or T suffix (powers of 1024), a fraction allowed ("1.5G"). The
 // result is rounded down to whole bytes.
-func ParseRate(v string) (int64, error) {
+func parseRate(v string) (int64, error) {
 	t, mult := cutSuffix(strings.TrimSpace(v))
 	f, err := strconv.ParseFloat(t, 64)
 	if err != nil || t == "" || strings.ContainsAny(t, "eExXpPnNiI_+-") || f*float64(mult) >= 1<<62 {
@@ -60,10 +60,10 @@ func cutSuffix(t string) (string, int64) {
 	return t, 1
 }
 
-// ParseDuration reads a duration: a whole number counts in unit (seconds
+// parseDuration reads a duration: a whole number counts in unit (seconds
 // for timeouts, days for ages), a number with a unit is what it says:
 // "300", "300s", "5m", "1h30m", "30d". Negative durations are refused.
-func ParseDuration(v string, unit time.Duration) (time.Duration, error) {
+func parseDuration(v string, unit time.Duration) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	want := "seconds"
 	if unit == Day {
@@ -105,10 +105,10 @@ type SockOpt struct {
 	Ignored      []string // socat options with no meaning here, logged at Listen/Dial
 }
 
-// ParseSockOpt reads a socat option list. Unknown socat options are kept
+// parseSockOpt reads a socat option list. Unknown socat options are kept
 // in Ignored (they are valid socat, only meaningless here); a known one
 // with a bad value is an error.
-func ParseSockOpt(s string) (SockOpt, error) {
+func parseSockOpt(s string) (SockOpt, error) {
 	var o SockOpt
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)

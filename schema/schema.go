@@ -100,13 +100,13 @@ type Option struct {
 	Doc           string   // one line for help and messages
 }
 
-// Key normalises an option name as mariadbd compares them: '_' is '-'.
-func Key(name string) string { return strings.ReplaceAll(strings.ToLower(name), "_", "-") }
+// key normalises an option name as mariadbd compares them: '_' is '-'.
+func key(name string) string { return strings.ReplaceAll(strings.ToLower(name), "_", "-") }
 
 // Find returns the option of group named name or one of its aliases
 // (any spelling), or nil.
 func Find(g Group, name string) *Option {
-	k := Key(name)
+	k := key(name)
 	for i := range table {
 		o := &table[i]
 		if o.Group == g && (o.Name == k || slices.Contains(o.Aliases, k)) {
@@ -161,13 +161,13 @@ func (o *Option) Parse(v string) (any, error) {
 		}
 		return n, o.inRange(n)
 	case Size:
-		n, err := ParseSize(v)
+		n, err := parseSize(v)
 		if err != nil {
 			return nil, err
 		}
 		return n, o.inRange(n)
 	case Rate:
-		n, err := ParseRate(v)
+		n, err := parseRate(v)
 		if err != nil {
 			return nil, err
 		}
@@ -182,13 +182,13 @@ func (o *Option) Parse(v string) (any, error) {
 		}
 		return nil, fmt.Errorf("want %s", strings.Join(o.Values, ", "))
 	case SocatOpts:
-		return ParseSockOpt(v)
+		return parseSockOpt(v)
 	case HostPort:
 		return v, checkHostPort(v)
 	case HostPorts:
 		return parseHostPorts(v)
 	case CipherList:
-		return ParseCiphers(v)
+		return parseCiphers(v)
 	case Path:
 		if v == "" {
 			return nil, fmt.Errorf("empty path")
@@ -202,7 +202,7 @@ func (o *Option) parseDuration(v string) (time.Duration, error) {
 	if unit == 0 {
 		unit = time.Second
 	}
-	d, err := ParseDuration(v, unit)
+	d, err := parseDuration(v, unit)
 	if err != nil {
 		return 0, err
 	}

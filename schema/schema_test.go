@@ -18,7 +18,7 @@ func TestTable(t *testing.T) {
 	for _, o := range table {
 		for _, n := range append([]string{o.Name}, o.Aliases...) {
 			k := string(o.Group) + "/" + n
-			if n != Key(n) || seen[k] {
+			if n != key(n) || seen[k] {
 				t.Errorf("%s: not unique, or not with dashes", k)
 			}
 			seen[k] = true
@@ -57,36 +57,36 @@ func TestTable(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	for in, want := range map[string]int64{"100": 100, "10k": 10 << 10, "10K": 10 << 10, "100M": 100 << 20, "1.5m": 3 << 19, "2G": 2 << 30, "1t": 1 << 40, " 5M ": 5 << 20, "0": 0} {
-		if got, err := ParseRate(in); err != nil || got != want {
-			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "M", "-1", "1e9", "10x", "abc", "0x10", "NaN", "inf", "+5"} {
-		if got, err := ParseRate(in); err == nil {
-			t.Errorf("ParseRate(%q) = %d, want an error", in, got)
+		if got, err := parseRate(in); err == nil {
+			t.Errorf("parseRate(%q) = %d, want an error", in, got)
 		}
 	}
 	for in, want := range map[string]int64{"4k": 4 << 10, "8M": 8 << 20, "1048576": 1 << 20} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"1.5M", "-4k", "k", "99999999999T"} {
-		if got, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
 		}
 	}
 	for in, want := range map[string]time.Duration{"300": 300 * time.Second, "300s": 300 * time.Second, "5m": 5 * time.Minute, "1h30m": 90 * time.Minute, "2d": 48 * time.Hour, "0": 0} {
-		if got, err := ParseDuration(in, time.Second); err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		if got, err := parseDuration(in, time.Second); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	if got, err := ParseDuration("30", Day); err != nil || got != 30*Day {
-		t.Errorf("ParseDuration(30, Day) = %v, %v", got, err)
+	if got, err := parseDuration("30", Day); err != nil || got != 30*Day {
+		t.Errorf("parseDuration(30, Day) = %v, %v", got, err)
 	}
 	for _, in := range []string{"", "d", "-1h", "-1", "1w", "3 days", "+5m", "99999999999999d"} {
-		if _, err := ParseDuration(in, time.Second); err == nil {
-			t.Errorf("ParseDuration(%q) accepted", in)
+		if _, err := parseDuration(in, time.Second); err == nil {
+			t.Errorf("parseDuration(%q) accepted", in)
 		}
 	}
 }

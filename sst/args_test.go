@@ -71,65 +71,6 @@ func TestParseArgsErrors(t *testing.T) {
 	}
 }
 
-func TestParseAddr(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Addr
-		str  string
-	}{
-		{"127.0.0.1", Addr{Host: "127.0.0.1", Port: 4444}, "127.0.0.1:4444"},
-		{"127.0.0.1:24444", Addr{Host: "127.0.0.1", Port: 24444}, "127.0.0.1:24444"},
-		{"127.0.0.1:24444/rsync_sst", Addr{Host: "127.0.0.1", Port: 24444, Module: "rsync_sst"}, "127.0.0.1:24444/rsync_sst"},
-		{"10.0.0.1:4444/xtrabackup_sst//1", Addr{Host: "10.0.0.1", Port: 4444, Module: "xtrabackup_sst", SSTVer: "1"}, "10.0.0.1:4444/xtrabackup_sst//1"},
-		{"[::1]:4444/native-copy", Addr{Host: "::1", Port: 4444, Module: "native-copy"}, "[::1]:4444/native-copy"},
-		{"[fe80::1]", Addr{Host: "fe80::1", Port: 4444}, "[fe80::1]:4444"},
-		{"::1", Addr{Host: "::1", Port: 4444}, "[::1]:4444"},
-		{"node2.example:5555", Addr{Host: "node2.example", Port: 5555}, "node2.example:5555"},
-		{"CN:abc@x@10.0.0.2:4444/m", Addr{Auth: "CN:abc@x", Host: "10.0.0.2", Port: 4444, Module: "m"}, "CN:abc@x@10.0.0.2:4444/m"},
-	}
-	for _, tt := range tests {
-		got, err := ParseAddr(tt.in)
-		if err != nil {
-			t.Errorf("ParseAddr(%q): %v", tt.in, err)
-			continue
-		}
-		if got != tt.want {
-			t.Errorf("ParseAddr(%q) = %+v, want %+v", tt.in, got, tt.want)
-		}
-		if s := got.String(); s != tt.str {
-			t.Errorf("ParseAddr(%q).String() = %q, want %q", tt.in, s, tt.str)
-		}
-	}
-	for _, bad := range []string{"", ":4444", "h:0", "h:70000", "h:x", "[::1", "[::1]x", "[nothost]:1", "1::2::3", "h;rm:1", "h/../x:1 2"} {
-		if a, err := ParseAddr(bad); err == nil {
-			t.Errorf("ParseAddr(%q) = %+v, want error", bad, a)
-		}
-	}
-}
-
-func FuzzParseAddr(f *testing.F) {
-	for _, s := range []string{"127.0.0.1:24444/rsync_sst", "[::1]:4444/x//1", "a@b@h", "::1", "h:"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		a, err := ParseAddr(s)
-		if err != nil {
-			return
-		}
-		if a.Port < 1 || a.Port > 65535 || a.Host == "" {
-			t.Fatalf("ParseAddr(%q) = %+v", s, a)
-		}
-		// Rendering and parsing again must be stable.
-		b, err := ParseAddr(a.String())
-		if err != nil {
-			t.Fatalf("ParseAddr(%q) → %q does not parse: %v", s, a.String(), err)
-		}
-		if b != a {
-			t.Fatalf("round trip %q: %+v != %+v", s, b, a)
-		}
-	})
-}
-
 func FuzzParseArgs(f *testing.F) {
 	f.Add("--role\x00joiner\x00--address\x00h\x00--datadir\x00/d\x00--mysqld-args\x00--x")
 	f.Add("--address=h\x00--datadir=/d\x00--bypass\x00--parent\x00")

@@ -264,8 +264,8 @@ func gzipTo(src, dst string) (err error) {
 	return zw.Close()
 }
 
-// OpenLog creates (truncating) a log file under dir, readable by the DBA.
-func OpenLog(dir, name string) (*os.File, error) {
+// openLog creates (truncating) a log file under dir, readable by the DBA.
+func openLog(dir, name string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
@@ -344,7 +344,7 @@ func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 		s.syslog = &prefix
 		return h
 	}
-	f, err := OpenLog(s.Datadir, LogName(s.Method, s.Args.Role))
+	f, err := openLog(s.Datadir, LogName(s.Method, s.Args.Role))
 	if err != nil {
 		s.Log.Warn(fmt.Sprintf("%v; logging to stderr only", err))
 		return nopCloser{}
@@ -369,7 +369,7 @@ type ToolLog struct {
 // tag (innobackupex-backup, -apply, -move in stock).
 func (s *Session) OpenToolLog(name, tag string) (*ToolLog, error) {
 	if s.syslog == nil {
-		f, err := OpenLog(s.Datadir, name)
+		f, err := openLog(s.Datadir, name)
 		if err != nil {
 			return nil, err
 		}

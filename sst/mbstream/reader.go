@@ -3,7 +3,6 @@ package mbstream
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -221,9 +220,3 @@ func (r *Reader) Read(p []byte) (int, error) {
 type payload struct{ r *Reader }
 
 func (p payload) Read(b []byte) (int, error) { return p.r.Read(b) }
-
-// IsFormatError reports whether err is a property of the stream (a bad chunk
-// or checksum) rather than of the reader or writer around it.
-func IsFormatError(err error) bool {
-	return errors.Is(err, ErrFormat) || errors.Is(err, ErrChecksum)
-}

@@ -57,15 +57,6 @@ func (f Func) Report(e Event) { f(e) }
 // Discard drops every event.
 var Discard Reporter = Func(func(Event) {})
 
-// Tee reports to each of rs in turn.
-func Tee(rs ...Reporter) Reporter {
-	return Func(func(e Event) {
-		for _, r := range rs {
-			r.Report(e)
-		}
-	})
-}
-
 // Client sends events to a supervisor's socket. Sends never block: when the
 // supervisor is gone or slow, events are dropped, since the SST must go on.
 type Client struct {

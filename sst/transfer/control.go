@@ -94,9 +94,6 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// NewSecret returns a random session secret, hex encoded.
-func NewSecret() string { return nonce() }
-
 func mac(secret string, parts ...string) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	for _, p := range parts {

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,19 +78,6 @@ func TestProgress(t *testing.T) {
 				t.Errorf("%s: progress went back: %+v", c.who, c.ev)
 			}
 		}
-	}
-}
-
-func TestServerLines(t *testing.T) {
-	var b bytes.Buffer
-	r := ServerLines(&b)
-	r.Report(progress.Event{Done: 0})
-	r.Report(progress.Event{Done: 0, Total: 100})
-	r.Report(progress.Event{Done: 50, Total: 100})
-	r.Report(progress.Event{Done: 50, Total: 100})
-	r.Report(progress.Event{Done: 100, Total: 100})
-	if got, want := b.String(), "complete 0\ntotal 100\ncomplete 50\ncomplete 100\n"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
 	}
 }
 

@@ -58,7 +58,7 @@ func Listen(ctx context.Context, addr Address, opts Options) (*Listener, error) 
 	a.Port = ln.Addr().(*net.TCPAddr).Port
 	a.Path = ""
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &Listener{addr: a, secret: NewSecret(), opts: opts, tls: tcfg, ln: ln,
+	l := &Listener{addr: a, secret: nonce(), opts: opts, tls: tcfg, ln: ln,
 		ctx: lctx, cancel: cancel, results: make(chan accepted, 16)}
 	// Handshakes run from now on: a donor may connect before Accept.
 	l.wg.Add(1)

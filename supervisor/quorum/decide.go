@@ -437,7 +437,7 @@ func newestView(present []*State) *View {
 
 func byMember(present []*State, uuid string) *State {
 	for _, s := range present {
-		if s.View != nil && SameNode(s.View.MyUUID, uuid) {
+		if s.View != nil && sameNode(s.View.MyUUID, uuid) {
 			return s
 		}
 	}

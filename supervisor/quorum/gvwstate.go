@@ -111,18 +111,18 @@ func ReadView(path string) (*View, error) {
 // Has reports whether uuid is a member of v.
 func (v *View) Has(uuid string) bool {
 	for _, m := range v.Members {
-		if SameNode(m, uuid) {
+		if sameNode(m, uuid) {
 			return true
 		}
 	}
 	return false
 }
 
-// SameNode reports whether two gcomm UUIDs name the same node: as
+// sameNode reports whether two gcomm UUIDs name the same node: as
 // gcomm's UUID::fixed_part_matches, they may differ in the clock sequence
 // (the 4th group), which Galera bumps each time a node restarts from a
 // restored view, while the member lines keep the old one.
-func SameNode(a, b string) bool {
+func sameNode(a, b string) bool {
 	return len(a) == 36 && len(b) == 36 && a[:19] == b[:19] && a[23:] == b[23:]
 }
 
