@@ -70,21 +70,31 @@ func cmdBootstrap() *command {
 }
 
 type bootstrapOptions struct {
+	nodeOptions
+	force bool
+}
+
+func bootstrapFlags(o *bootstrapOptions) *flag.FlagSet {
+	fs := newFlagSet("bootstrap")
+	o.nodeOptions.addFlags(fs)
+	fs.BoolVar(&o.force, "force", false, "bootstrap even though grastate.dat says safe_to_bootstrap: 0")
+	return fs
+}
+
+// nodeOptions pick the node a command acts on: its unit, the service
+// manager's bus, and its option files or datadir.
+type nodeOptions struct {
 	unit     string
-	force    bool
 	bus      string
 	defaults supervisor.Defaults
 	datadir  string
 }
 
-func bootstrapFlags(o *bootstrapOptions) *flag.FlagSet {
-	fs := newFlagSet("bootstrap")
+func (o *nodeOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.unit, "unit", "", "the node's unit (default: the one running the datadir's node, else see below)")
-	fs.BoolVar(&o.force, "force", false, "bootstrap even though grastate.dat says safe_to_bootstrap: 0")
 	fs.StringVar(&o.bus, "bus", "", "D-Bus address of the service manager (default the system bus)")
 	defaultsFlags(fs, &o.defaults)
 	fs.StringVar(&o.datadir, "datadir", "", "the node's datadir (default from the option files)")
-	return fs
 }
 
 const (

@@ -88,23 +88,17 @@ func cmdStatus() *command {
 }
 
 type statusOptions struct {
-	unit     string
-	json     bool
-	bus      string
-	defaults supervisor.Defaults
-	datadir  string
-	socket   string
-	timeout  time.Duration
-	cluster  bool
+	nodeOptions
+	json    bool
+	socket  string
+	timeout time.Duration
+	cluster bool
 }
 
 func statusFlags(o *statusOptions) *flag.FlagSet {
 	fs := newFlagSet("status")
-	fs.StringVar(&o.unit, "unit", "", "the node's unit (default: the one running the datadir's node, else see below)")
+	o.nodeOptions.addFlags(fs)
 	fs.BoolVar(&o.json, "json", false, "print JSON")
-	fs.StringVar(&o.bus, "bus", "", "D-Bus address of the service manager (default the system bus)")
-	defaultsFlags(fs, &o.defaults)
-	fs.StringVar(&o.datadir, "datadir", "", "the node's datadir (default from the option files)")
 	fs.StringVar(&o.socket, "socket", "", "the node's unix socket (default from the option files)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound on each query")
 	fs.BoolVar(&o.cluster, "cluster", false, "every supervisor of the cluster, over the peer channel")
