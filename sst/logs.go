@@ -112,7 +112,8 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 	dir := a.Dir
 	if inside(datadir, dir) {
 		// A donor would send it, and a joiner's swap would replace it.
-		log.Warn(fmt.Sprintf("[sst] sst-log-archive-dir %s is inside the datadir %s: archiving into %s instead", dir, datadir, DefaultLogArchiveDir))
+		log.Warn(fmt.Sprintf("[sst] sst-log-archive-dir %s is inside the datadir %s: archiving into %s instead", dir, datadir, DefaultLogArchiveDir),
+			slog.String("sst_option", "sst-log-archive-dir"), slog.String("path", dir), slog.String("datadir", datadir))
 		dir = DefaultLogArchiveDir
 	}
 	// As stock does, the directory exists after the first SST, with or
@@ -134,10 +135,10 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 		if err != nil {
 			local := src + "." + stamp
 			if rerr := os.Rename(src, local); rerr != nil {
-				log.Warn(fmt.Sprintf("archive %s: %v; %v", src, err, rerr))
+				log.Warn(fmt.Sprintf("archive %s: %v; %v", src, err, rerr), slog.String("path", src), slog.Any("error", err))
 				continue
 			}
-			log.Warn(fmt.Sprintf("archive %s into %s: %v; kept it as %s", src, dir, err, local))
+			log.Warn(fmt.Sprintf("archive %s into %s: %v; kept it as %s", src, dir, err, local), slog.String("path", local), slog.Any("error", err))
 			continue
 		}
 		log.Info(fmt.Sprintf("archived the previous %s as %s", name, dst), slog.String("path", dst))
@@ -157,16 +158,17 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 	}
 	removed, err := Prune(dir, pruned, a.Keep, a.MaxAge, now)
 	if err != nil {
-		log.Warn(fmt.Sprintf("prune %s: %v", dir, err))
+		log.Warn(fmt.Sprintf("prune %s: %v", dir, err), slog.String("path", dir), slog.Any("error", err))
 	}
 	// Copies kept beside themselves obey the same retention.
 	local, err := Prune(datadir, names, a.Keep, a.MaxAge, now)
 	if err != nil {
-		log.Warn(fmt.Sprintf("prune %s: %v", datadir, err))
+		log.Warn(fmt.Sprintf("prune %s: %v", datadir, err), slog.String("path", datadir), slog.Any("error", err))
 	}
 	removed = append(removed, local...)
 	if len(removed) > 0 {
-		log.Info(fmt.Sprintf("pruned %d archived logs from %s (keep %d of each, max age %v)", len(removed), dir, a.Keep, a.MaxAge))
+		log.Info(fmt.Sprintf("pruned %d archived logs from %s (keep %d of each, max age %v)", len(removed), dir, a.Keep, a.MaxAge),
+			slog.Int("pruned", len(removed)), slog.String("path", dir))
 	}
 }
 
@@ -324,7 +326,7 @@ func cmpOr(v, def string) string {
 func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 	prefix, on, err := s.syslogPrefix(cfg.Getenv)
 	if err != nil {
-		s.Log.Warn(fmt.Sprintf("%v; not logging to syslog", err))
+		s.Log.Warn(fmt.Sprintf("%v; not logging to syslog", err), slog.Any("error", err))
 	}
 	tag := ""
 	if on {
@@ -336,7 +338,7 @@ func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 	if tag != "" {
 		h, err := logging.NewSyslog(s.Option("sst-syslog-socket", ""), tag, nil)
 		if err != nil {
-			s.Log.Warn(fmt.Sprintf("%v; logging to stderr", err))
+			s.Log.Warn(fmt.Sprintf("%v; logging to stderr", err), slog.Any("error", err))
 			return nopCloser{}
 		}
 		s.Log.Info("logging to syslog as " + tag)
@@ -346,7 +348,7 @@ func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 	}
 	f, err := openLog(s.Datadir, LogName(s.Method, s.Args.Role))
 	if err != nil {
-		s.Log.Warn(fmt.Sprintf("%v; logging to stderr only", err))
+		s.Log.Warn(fmt.Sprintf("%v; logging to stderr only", err), slog.Any("error", err))
 		return nopCloser{}
 	}
 	s.Log = with(logging.Tee(base, logging.NewText(f, logging.TextOptions{Style: logging.SST, Now: cfg.Now})))

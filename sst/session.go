@@ -521,7 +521,7 @@ func AcquirePIDFile(ctx context.Context, path string, wait time.Duration, log *s
 				continue
 			}
 		} else if !logged {
-			log.Info(fmt.Sprintf("previous SST (pid %d) is still running, waiting up to %s", other, wait))
+			log.Info(fmt.Sprintf("previous SST (pid %d) is still running, waiting up to %s", other, wait), slog.Int("pid", other), slog.Duration("wait", wait))
 			logged = true
 		}
 		if time.Now().After(deadline) {

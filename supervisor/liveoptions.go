@@ -145,7 +145,7 @@ func (s *Supervisor) watch(ctx context.Context) (<-chan struct{}, func(), error)
 	go func() {
 		defer close(done)
 		if err := w.Run(wctx); err != nil {
-			s.log.Error(fmt.Sprintf("%v; the option files are read again only on SIGHUP", err))
+			s.log.Error(fmt.Sprintf("%v; the option files are read again only on SIGHUP", err), slog.Any("error", err))
 		}
 	}()
 	// Edits made from here on are seen.
@@ -174,7 +174,7 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool)
 		// The snapshot first: once logged, the next SST has it.
 		if r.snapshot != "" && o.Files != nil {
 			if err := writeSnapshot(r.snapshot, r.started, o.Files, r.cred); err != nil {
-				s.log.Error(fmt.Sprintf("%v; the next SST reads the options of before", err))
+				s.log.Error(fmt.Sprintf("%v; the next SST reads the options of before", err), slog.Any("error", err), slog.String("option_snapshot", r.snapshot))
 			}
 		}
 		r.logChanges(r.opts, o)
@@ -198,7 +198,7 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool)
 	// it is forwarded only once the server answers queries.
 	if r.view.sqlUp && !r.view.stopping {
 		if err := cmd.Process.Signal(syscall.SIGHUP); err == nil {
-			s.log.Info(fmt.Sprintf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid))
+			s.log.Info(fmt.Sprintf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid), slog.Int("pid", cmd.Process.Pid))
 		}
 	} else {
 		s.log.Info("reload: SIGHUP not forwarded: mariadbd does not answer queries yet")
