@@ -1,6 +1,6 @@
 // Package schema is the contract between the supervisor and the SST
 // methods: the names of the files and environment variables they share,
-// and every option of the [sst] and [galera-supervisor] groups with its
+// the Galera position, and every option of the [sst] and [galera-supervisor] groups with its
 // aliases, type, range, default, the methods that read it and what a stock
 // option means here.
 //

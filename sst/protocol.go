@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // Protocol writes the lines the server reads from an SST process's stdout
@@ -186,7 +188,7 @@ func ParseState(s string) (State, error) {
 	if !ok {
 		return State{}, fmt.Errorf("state %q: want <uuid>:<seqno>", s)
 	}
-	if !validUUID(uuid) {
+	if !schema.ValidUUID(uuid) {
 		return State{}, fmt.Errorf("state %q: bad uuid", s)
 	}
 	n, err := strconv.ParseInt(seq, 10, 64)
@@ -199,25 +201,6 @@ func ParseState(s string) (State, error) {
 		}
 	}
 	return State{UUID: uuid, Seqno: n, Domain: dom}, nil
-}
-
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // String renders "<uuid>:<seqno> <domain>", without the domain when unset.

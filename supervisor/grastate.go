@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // Grastate is Galera's saved state, grastate.dat in the datadir.
@@ -29,10 +29,10 @@ type Grastate struct {
 }
 
 // ZeroUUID is the cluster UUID of a node that never joined a cluster.
-const ZeroUUID = "00000000-0000-0000-0000-000000000000"
+const ZeroUUID = schema.ZeroUUID
 
 // SeqnoUnknown is the seqno Galera writes while the state is unsafe.
-const SeqnoUnknown = -1
+const SeqnoUnknown = schema.SeqnoUnknown
 
 // grastateMax is Galera's limit on the file's size (saved_state.cpp).
 const grastateMax = 4096
@@ -131,4 +131,4 @@ func ReadGrastate(path string) (*Grastate, error) {
 // seqno is known.
 func (g *Grastate) Position() Position { return Position{UUID: g.UUID, Seqno: g.Seqno} }
 
-func validUUID(s string) bool { return quorum.ValidUUID(s) }
+func validUUID(s string) bool { return schema.ValidUUID(s) }

@@ -5,63 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
-// Position is a Galera position: the cluster state UUID and the seqno, and
-// with wsrep_gtid_mode the MariaDB GTID (domain-server-seqno) after a comma.
-type Position struct {
-	UUID  string
-	Seqno int64
-	GTID  string
-}
-
-// String renders p as mariadbd prints it and --wsrep_start_position takes it.
-func (p Position) String() string {
-	s := p.UUID + ":" + strconv.FormatInt(p.Seqno, 10)
-	if p.GTID != "" {
-		s += "," + p.GTID
-	}
-	return s
-}
-
-// Known reports whether p says anything: 00000000-...:-1 (with a GTID of
-// seqno 0, if any) is what --wsrep-recover prints for a datadir that never
-// joined a cluster, and mariadbd's default wsrep_start_position.
-func (p Position) Known() bool {
-	return p.UUID != ZeroUUID || p.Seqno != SeqnoUnknown || p.GTID != "" && !strings.HasSuffix(p.GTID, "-0")
-}
+// Position is a Galera position, as package schema defines it for the
+// supervisor and the SST alike.
+type Position = schema.Position
 
 // ParsePosition parses "uuid:seqno[,gtid]".
-func ParsePosition(s string) (Position, error) {
-	uuid, rest, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok || !validUUID(uuid) {
-		return Position{}, fmt.Errorf("position %q: want uuid:seqno", s)
-	}
-	seq, gtid, _ := strings.Cut(rest, ",")
-	n, err := strconv.ParseInt(seq, 10, 64)
-	if err != nil || n < SeqnoUnknown {
-		return Position{}, fmt.Errorf("position %q: bad seqno", s)
-	}
-	if gtid != "" && !validGTID(gtid) {
-		return Position{}, fmt.Errorf("position %q: bad gtid", s)
-	}
-	return Position{UUID: strings.ToLower(uuid), Seqno: n, GTID: gtid}, nil
-}
-
-func validGTID(s string) bool {
-	parts := strings.Split(s, "-")
-	if len(parts) != 3 {
-		return false
-	}
-	for _, p := range parts {
-		if _, err := strconv.ParseUint(p, 10, 64); err != nil {
-			return false
-		}
-	}
-	return true
-}
+func ParsePosition(s string) (Position, error) { return schema.ParsePosition(s) }
 
 // recoveredMarker is what mariadbd --wsrep-recover logs
 // (sql/wsrep_mysqld.cc), e.g.

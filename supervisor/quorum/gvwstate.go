@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/galera-supervisor/galera-supervisor/schema"
 )
 
 // View is Galera's saved Primary Component view, gvwstate.dat: present
@@ -133,23 +135,5 @@ func (v *View) Same(w *View) bool {
 
 const maxMembers = 256
 
-// ValidUUID reports whether s is a UUID as Galera writes them (36 characters, hex and dashes).
-func ValidUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// ValidUUID reports whether s is a UUID as Galera writes them.
+func ValidUUID(s string) bool { return schema.ValidUUID(s) }
