@@ -79,6 +79,7 @@ demo: deps build
 
 bench: deps build
 	$(BIN)/galera-bench $(BENCH_FLAGS)
+	$(BIN)/galera-bench -endpoint $(ENDPOINT_BENCH_FLAGS)
 
 # dist/*.deb and dist/*.rpm, by nfpm: a Go tool of its own module
 # (packaging/tools/go.mod), so the main module's go.mod stays as it is.

@@ -69,6 +69,16 @@ README), bench.png (chart) and logs/ (each run's joiner and donor logs).
 Every process the bench starts is stopped by PID when it ends, fails or is
 interrupted (Ctrl-C).
 
+With -endpoint, instead: one node under the built galera-supervisor with
+[galera-supervisor] http-address, its clustercheck at / asked over loopback
+(GET, a new connection each) for -endpoint-seconds not at all, then at a
+paced 1,000 requests/s, then as fast as -endpoint-clients clients go. Per
+window: requests/s, the supervisor's CPU and what it adds over the idle
+window (% of one core, and CPU µs per request), mariadbd's CPU and its
+statements/s (Questions): the endpoint answers from the supervisor's own
+state, so mariadbd's stay where they were. make bench runs it after the SST
+runs.
+
 Examples:
   make bench                                   all methods, 4G, into cmd/galera-bench/results/
   make bench BENCH_FLAGS='-lz4 -runs 3'        with lz4 variants, median of 3 rounds
@@ -95,6 +105,10 @@ type config struct {
 	sst        map[string]string // -sst: more [sst] options for every run
 	timeout    time.Duration
 	verbose    bool
+
+	endpoint        bool // the -endpoint bench instead of the SST runs
+	endpointSeconds time.Duration
+	endpointClients int
 }
 
 func main() {
@@ -139,6 +153,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	sstOpts := fs.String("sst", "", `more [sst] options for every run, as key=value,key=value, e.g. "transfer-streams=4"`)
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on one join after this long")
 	fs.BoolVar(&c.verbose, "v", false, "log what the cluster harness does")
+	fs.BoolVar(&c.endpoint, "endpoint", false, "instead of the SST runs: the supervisor's health endpoint under load (see above); writes endpoint.json and endpoint.md to -out")
+	fs.DurationVar(&c.endpointSeconds, "endpoint-seconds", 10*time.Second, "with -endpoint: the length of each window")
+	fs.IntVar(&c.endpointClients, "endpoint-clients", 8, "with -endpoint: concurrent clients of the unpaced window")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -208,6 +225,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.endpoint {
+		return runEndpointBench(ctx, cfg, stdout, stderr)
 	}
 	specs, err := resolveMethods(ctx, cfg.methods, cfg.lz4, cfg.binDir, func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) })
 	if err != nil {
