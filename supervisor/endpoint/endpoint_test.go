@@ -3,17 +3,21 @@ package endpoint
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/maintenance"
 )
 
@@ -266,5 +270,71 @@ func TestPromtool(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
+	}
+}
+
+// TestServeTLS: http-tls serves HTTPS with the [sst] certificate, and
+// http-verify-client refuses a client without a certificate of the [sst]
+// CA, or with one of another CA.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.MustCA(t, dir, "cluster-ca")
+	cert, key := ca.MustIssue(t, dir, "node1")
+	ccert, ckey := ca.MustIssue(t, dir, "prometheus")
+	other := testutil.MustCA(t, filepath.Join(dir, "other"), "other-ca")
+	ocert, okey := other.MustIssue(t, filepath.Join(dir, "other"), "intruder")
+	look := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	cfg, err := ConfigFrom(look(map[string]string{"http-address": "127.0.0.1:9200", "http-tls": "on", "http-verify-client": "on"}),
+		look(map[string]string{"tcert": cert, "tkey": key, "tca": ca.File}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Address = "127.0.0.1:0" // any free port
+	var snap atomic.Pointer[Snapshot]
+	snap.Store(synced(time.Now()))
+	s, err := Listen(cfg, snap.Load, NewMetrics(snap.Load, cfg), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	pem, _ := os.ReadFile(ca.File)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	get := func(certFile, keyFile string) (int, error) {
+		tc := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+		if certFile != "" {
+			pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
+		resp, err := c.Get("https://" + s.Addr().String() + "/")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(ccert, ckey); err != nil || code != 200 {
+		t.Errorf("client of the CA: %d %v, want 200", code, err)
+	}
+	if _, err := get("", ""); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	if _, err := get(ocert, okey); err == nil {
+		t.Error("a client with another CA's certificate was served")
+	}
+	if resp, err := http.Get("http://" + s.Addr().String() + "/"); err == nil {
+		if resp.Body.Close(); resp.StatusCode == 200 {
+			t.Error("plain HTTP was served 200 on a TLS endpoint")
+		}
 	}
 }
