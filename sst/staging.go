@@ -528,7 +528,7 @@ func Swap(stagings ...*Staging) error {
 		}
 		os.Remove(sw.journal)
 		if err := syncDir(sw.s.Root); err != nil {
-			sw.s.log.Warn(fmt.Sprintf("fsync %s: %v", sw.s.Root, err))
+			sw.s.log.Warn(fmt.Sprintf("fsync %s: %v", sw.s.Root, err), slog.String("path", sw.s.Root), slog.Any("error", err))
 		}
 	}
 	if roots != "" {
@@ -536,7 +536,7 @@ func Swap(stagings ...*Staging) error {
 	}
 	for _, sw := range done {
 		if err := os.RemoveAll(filepath.Join(sw.s.Root, TrashDirName)); err != nil {
-			sw.s.log.Warn(fmt.Sprintf("remove previous datadir contents: %v", err))
+			sw.s.log.Warn(fmt.Sprintf("remove previous datadir contents: %v", err), slog.Any("error", err))
 		}
 		os.RemoveAll(sw.s.Dir)
 		sw.s.unlock()

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"syscall"
 	"time"
@@ -71,7 +72,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case ws.Signaled() && ws.Signal() == syscall.SIGKILL && time.Since(stopStart) >= s.cfg.StopTimeout:
 			return exitErr(ExitStopTimeout, "mariadbd (pid %d) did not stop within %v after SIGTERM: killed", pid, s.cfg.StopTimeout)
 		case ps.Success():
-			s.log.Info(fmt.Sprintf("mariadbd (pid %d) stopped cleanly", pid))
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) stopped cleanly", pid), slog.Int("pid", pid))
 			return nil
 		case !r.sstFailedAt.IsZero() && r.sstFailedAt.Before(stopStart):
 			// The SST had failed on its own: the stop only came first.
@@ -86,12 +87,12 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 			if r.abortKilled {
 				what += ", and it was killed, hung in its abort,"
 			}
-			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: %s was aborted by the stop", pid, how, what))
+			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: %s was aborted by the stop", pid, how, what), slog.Int("pid", pid))
 			return nil
 		case ws.Signaled() && crashSignal(ws.Signal()):
 			return exitErr(ExitMariadbd, "mariadbd (pid %d) crashed while stopping: %s", pid, how)
 		}
-		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how))
+		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how), slog.Int("pid", pid))
 		return nil
 	}
 	if r.abandoned != "" {
@@ -111,7 +112,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		return exitErr(ExitSST, "mariadbd (pid %d) %s%s", pid, how, msg)
 	}
 	if ps.Success() && r.ready {
-		s.log.Info(fmt.Sprintf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid))
+		s.log.Info(fmt.Sprintf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid), slog.Int("pid", pid))
 		return nil
 	}
 	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)

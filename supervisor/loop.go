@@ -133,7 +133,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	pid := cmd.Process.Pid
 	s.pid.Store(int64(pid))
 	defer s.pid.Store(0)
-	s.log.Info(fmt.Sprintf("started %s (pid %d): %s", s.cfg.Mariadbd, pid, strings.Join(args, " ")))
+	s.log.Info(fmt.Sprintf("started %s (pid %d): %s", s.cfg.Mariadbd, pid, strings.Join(args, " ")), slog.String("command", s.cfg.Mariadbd), slog.Int("pid", pid))
 	exited := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -296,7 +296,7 @@ func (l *loop) run(ctx context.Context) error {
 
 		case <-reapTick.C:
 			for _, p := range reapOrphans(l.keep) {
-				s.log.Info(fmt.Sprintf("reaped orphan process %d", p))
+				s.log.Info(fmt.Sprintf("reaped orphan process %d", p), slog.Int("pid", p))
 			}
 			r.killHungAbort(l.pid)
 			r.abandonStart(l.pid)
@@ -331,7 +331,7 @@ func (l *loop) stop() func() {
 	l.stopStart = l.askedAt()
 	s.notify("STOPPING=1\n" + notify.Status(string(PhaseStopping)))
 	r.lastStatus, r.lastPhase = string(PhaseStopping), PhaseStopping
-	s.log.Info(fmt.Sprintf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", l.pid, s.cfg.StopTimeout))
+	s.log.Info(fmt.Sprintf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", l.pid, s.cfg.StopTimeout), slog.Int("pid", l.pid), slog.Duration("stop_timeout", s.cfg.StopTimeout))
 	l.stopChild()
 	t := time.NewTicker(stopExtendEvery)
 	l.stopTick = t.C
@@ -379,7 +379,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 				}
 			}
 			if ongoing != r.view.sstMonitor {
-				s.log.Info(fmt.Sprintf("mariadbd: %s", c.Status))
+				s.log.Info(fmt.Sprintf("mariadbd: %s", c.Status), slog.String("mariadbd_status", c.Status))
 			}
 			r.view.sstMonitor = ongoing
 		} else {

@@ -83,7 +83,7 @@ func (r *runner) killHungAbort(pid int) {
 		return
 	}
 	r.abortKilled = true
-	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g))
+	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g), slog.Int("pid", pid))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -101,12 +101,12 @@ func (r *runner) scanSST(pid int) {
 		return
 	}
 	if ok {
-		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s running", role, method))
+		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s running", role, method), slog.Any("sst_role", role), slog.String("sst_method", method))
 		if role == "joiner" && !r.ready {
 			r.joinerSST()
 		}
 	} else if r.view.sstRunning {
-		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod))
+		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod), slog.Any("sst_role", r.view.sstRole), slog.String("sst_method", r.view.sstMethod))
 		if r.view.sstRole == "joiner" {
 			r.sstJoinerEnded = true
 			r.measuredDone()

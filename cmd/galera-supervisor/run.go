@@ -436,11 +436,11 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 	// already reports what matters.
 	mysql.SetLogger(stdlog.New(io.Discard, "", 0))
 	if err := supervisor.SetSubreaper(); err != nil {
-		log.Warn(fmt.Sprintf("%v; orphaned SST processes will re-parent to init", err))
+		log.Warn(fmt.Sprintf("%v; orphaned SST processes will re-parent to init", err), slog.Any("error", err))
 	}
 	watchdog, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
-		log.Warn(fmt.Sprintf("watchdog: %v", err))
+		log.Warn(fmt.Sprintf("watchdog: %v", err), slog.Any("error", err))
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +88,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		if err := sess.Send(msgReceived, receivedMsg{}); err != nil {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm IST to %s: %w", peer, err))
 		}
-		s.Log.Info(fmt.Sprintf("IST from %s: state %s, datadir left as it is", peer, state))
+		s.Log.Info(fmt.Sprintf("IST from %s: state %s, datadir left as it is", peer, state), slog.String("sst_peer", peer), slog.Any("state", state))
 		// Hanging up at once is fine: the donor's session still delivers
 		// the confirmation it read before the hang-up.
 		return s.Proto.Coordinates(state)
@@ -141,7 +142,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	if err := sess.Send(msgReceived, receivedMsg{Files: xs.Files, Bytes: xs.Bytes}); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm receipt to %s: %w", peer, err))
 	}
-	s.Log.Info(fmt.Sprintf("received %d files, %d bytes from %s in %v", xs.Files, xs.Bytes, peer, time.Since(t0).Round(time.Millisecond)))
+	s.Log.Info(fmt.Sprintf("received %d files, %d bytes from %s in %v", xs.Files, xs.Bytes, peer, time.Since(t0).Round(time.Millisecond)), slog.Any("files", xs.Files), slog.Any("sst_bytes", xs.Bytes), slog.String("sst_peer", peer))
 
 	if err := checkSnapshot(staging.Dir); err != nil {
 		return err
@@ -216,7 +217,7 @@ func prepare(ctx context.Context, s *sst.Session, dir string, donorTablespaces i
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	s.Log.Info(fmt.Sprintf("running %s %s > %s", bin, quoteArgs(argv), plog.Where()))
+	s.Log.Info(fmt.Sprintf("running %s %s > %s", bin, quoteArgs(argv), plog.Where()), slog.String("command", bin), slog.String("path", plog.Where()))
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
@@ -224,7 +225,7 @@ func prepare(ctx context.Context, s *sst.Session, dir string, donorTablespaces i
 		}
 		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --prepare in %s failed (%v): %s (log %s)", dir, err, logErrors(plog.Lines(), 6), plog.Where())
 	}
-	s.Log.Info(fmt.Sprintf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond)))
+	s.Log.Info(fmt.Sprintf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond)), slog.Duration("elapsed", time.Since(t0)))
 	return nil
 }
 

@@ -211,6 +211,6 @@ func prepareDelta(pl *placement, log *slog.Logger) ([]deltaFile, int64, error) {
 		out = append(out, df)
 		bytes += df.Size
 	}
-	log.Info(fmt.Sprintf("delta mode: staged %d existing files (%s) to be patched", len(out), mb(bytes)))
+	log.Info(fmt.Sprintf("delta mode: staged %d existing files (%s) to be patched", len(out), mb(bytes)), slog.Int("files", len(out)), slog.Int64("bytes", bytes))
 	return out, bytes, nil
 }

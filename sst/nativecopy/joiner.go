@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,7 +69,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 			return fail(err)
 		}
 		os.RemoveAll(filepath.Join(s.Datadir, sst.StagingDirName))
-		s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st))
+		s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st), slog.String("sst_peer", peer), slog.String("position", st.String()))
 		if err := sess.Send("verified", nil); err != nil {
 			return classify(err, peer)
 		}
@@ -88,7 +89,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 			st.Abort()
 		}
 	}()
-	s.Log.Info(fmt.Sprintf("receiving %d files, %s, from %s into %s", h.Files, mb(h.Total), peer, st.Dir))
+	s.Log.Info(fmt.Sprintf("receiving %d files, %s, from %s into %s", h.Files, mb(h.Total), peer, st.Dir), slog.Int("files", h.Files), slog.Int64("sst_bytes", h.Total), slog.String("sst_peer", peer), slog.String("path", st.Dir))
 	if err := preflight(s, h, peer); err != nil {
 		return fail(err)
 	}
@@ -151,7 +152,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return classify(merr, peer)
 	}
 	el := time.Since(t0)
-	s.Log.Info(fmt.Sprintf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds()))
+	s.Log.Info(fmt.Sprintf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds()), slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el))
 
 	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer})
 	state, err := sst.ParseState(man.State)
@@ -166,9 +167,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err := sst.Swap(stagings...); err != nil {
 		return fail(err)
 	}
-	s.Log.Info(fmt.Sprintf("new datadir from %s in place (%d files); previous contents removed", peer, len(man.Files)))
+	s.Log.Info(fmt.Sprintf("new datadir from %s in place (%d files); previous contents removed", peer, len(man.Files)), slog.String("sst_peer", peer), slog.Int("files", len(man.Files)))
 	if err := sess.Send("verified", nil); err != nil {
-		s.Log.Warn(fmt.Sprintf("tell %s the data is verified: %v", peer, err))
+		s.Log.Warn(fmt.Sprintf("tell %s the data is verified: %v", peer, err), slog.String("sst_peer", peer), slog.Any("error", err))
 	}
 	return s.Proto.Coordinates(state)
 }

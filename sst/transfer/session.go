@@ -48,7 +48,7 @@ func Listen(ctx context.Context, addr Address, opts Options) (*Listener, error) 
 	lc := net.ListenConfig{KeepAliveConfig: keepAliveConfig(&opts)}
 	ln, err := lc.Listen(ctx, "tcp", addr.HostPort())
 	if err != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
-		opts.log().Info(fmt.Sprintf("transfer: %s is not local; listening on all addresses, port %d", addr.Host, addr.Port))
+		opts.log().Info(fmt.Sprintf("transfer: %s is not local; listening on all addresses, port %d", addr.Host, addr.Port), slog.String("host", addr.Host), slog.Int("port", addr.Port))
 		ln, err = lc.Listen(ctx, "tcp", fmt.Sprintf(":%d", addr.Port))
 	}
 	if err != nil {
@@ -144,7 +144,7 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 			return nil, explain(os.ErrDeadlineExceeded, "%s", msg)
 		case a := <-l.results:
 			if a.err != nil {
-				l.opts.log().Warn(fmt.Sprintf("transfer: refused a connection: %v", a.err))
+				l.opts.log().Warn(fmt.Sprintf("transfer: refused a connection: %v", a.err), slog.Any("error", a.err))
 				if a.fatal {
 					closeAll()
 					return nil, a.err
