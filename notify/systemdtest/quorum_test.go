@@ -96,4 +96,27 @@ func TestSystemdQuorum(t *testing.T) {
 			}
 		}
 	})
+
+	// galera-supervisor maintenance through D-Bus: the datadir's file, then
+	// SIGUSR2 to the unit's main process (KillUnit), read back in its
+	// STATUS=; status says so, and a restart of the unit keeps it.
+	r.run(t, "maintenance", func(t *testing.T) {
+		out, code := r.supervisor(ctx, "maintenance", "on", "--unit", n2.unit, "--reason", "TestSystemdQuorum")
+		if code != 0 || !strings.Contains(out, n2.unit+" applied it: synced; maintenance: drained") {
+			t.Fatalf("maintenance on --unit %s: exit %d:\n%s\n%s", n2.unit, code, out, r.m.Journal(ctx, n2.unit))
+		}
+		if out, _ := r.supervisor(ctx, "status", "--unit", n2.unit); !strings.Contains(out, "maintenance: on since") || !strings.Contains(out, "TestSystemdQuorum") {
+			t.Errorf("status in maintenance:\n%s", out)
+		}
+		if out, err := r.m.Systemctl(ctx, "restart", n2.unit); err != nil {
+			t.Fatalf("restart %s: %v\n%s", n2.unit, err, out)
+		}
+		if out := r.exec(ctx, "systemctl", "show", "-p", "StatusText", n2.unit); !strings.Contains(out, "maintenance: drained") {
+			t.Errorf("%s restarted in maintenance: %s", n2.unit, out)
+		}
+		out, code = r.supervisor(ctx, "maintenance", "off", "--unit", n2.unit)
+		if code != 0 || !strings.Contains(out, "maintenance: off") || strings.Contains(out, "drained") {
+			t.Errorf("maintenance off --unit %s: exit %d:\n%s", n2.unit, code, out)
+		}
+	})
 }
