@@ -111,6 +111,28 @@ func readNFPMContents(t *testing.T) []nfpmEntry {
 	return out
 }
 
+// TestNFPMManPages: every man page of packaging/ has its own entry for the
+// .rpm in nfpm.yaml (nfpm marks only files named one by one %doc), so a new
+// command's page is not left out of the .rpm. It builds nothing: it runs
+// under -short too.
+func TestNFPMManPages(t *testing.T) {
+	rpm := map[string]bool{}
+	for _, e := range readNFPMContents(t) {
+		if e.packager == "rpm" && e.typ == "doc" {
+			rpm[e.dst] = true
+		}
+	}
+	pages, _ := filepath.Glob("../../packaging/*.8")
+	if len(pages) == 0 {
+		t.Fatal("no packaging/*.8")
+	}
+	for _, p := range pages {
+		if dst := "/usr/share/man/man8/" + filepath.Base(p) + ".gz"; !rpm[dst] {
+			t.Errorf("packaging/nfpm.yaml: no .rpm entry (type: doc, packager: rpm) for %s", dst)
+		}
+	}
+}
+
 // wantContents is what nfpm.yaml says the packager's package holds, with
 // globs expanded: path -> "l target" for a symlink, else "f".
 func wantContents(t *testing.T, packager string) map[string]string {
