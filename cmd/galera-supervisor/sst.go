@@ -112,6 +112,12 @@ Methods:
                 (joiner). With wsrep_sst_auth empty the donor creates a
                 temporary user with only the privileges a backup needs
                 and drops it when the SST ends, however it ends.
+                Before the stream starts, the joiner runs the same
+                preflight as native-copy and compares the donor's
+                mariadb-backup version with its own: across the redo
+                format changes of 10.5 and 10.8 (MDEV-27437) it prepares
+                with [sst] prepare-mariadb-backup (a mariadb-backup of
+                the donor's major), and without one refuses, naming it.
                 mariadb-backup keeps every InnoDB tablespace open: the
                 donor gives it --open-files-limit for them, and refuses
                 before any byte moves when its hard RLIMIT_NOFILE

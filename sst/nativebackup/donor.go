@@ -43,9 +43,9 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 		return donateIST(ctx, s, st, addr, secret, opts)
 	}
 
-	bin, err := findBackup(nil)
+	bin, err := backupBinary(s)
 	if err != nil {
-		return sst.WithErrno(errNoBackupTool, err)
+		return err
 	}
 	// Credentials before dialling: a bad account fails fast, and the joiner
 	// hears why.
@@ -54,20 +54,36 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 
 	scan := scanDatadir(s.Datadir)
 	files, filesErr := openFilesFor(s, scan.Tablespaces, "donor", hasCloseFiles(s.OptionIn(bkGroups, "inno-backup-opts", "")))
+	sm := stateMsg{State: st.String(), Total: scan.Payload, Tablespaces: scan.Tablespaces, Preflight: joinerPreflights(addr)}
+	var pfErr error
+	if sm.Preflight {
+		if sm.BackupVersion, pfErr = backupVersion(ctx, bin, s.Datadir); pfErr != nil {
+			pfErr = sst.Errorf(sst.EINVAL, "native-backup: %v", pfErr)
+		} else {
+			var server sst.Preflight
+			server, pfErr = s.LocalPreflight()
+			sm.Server = &server
+		}
+	}
 
 	sess, err := transfer.Dial(ctx, addr, secret, opts)
 	if err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: connect to joiner %s: %w", addr, err))
 	}
 	defer sess.Close()
-	if err := errors.Join(credErr, filesErr); err != nil {
+	if err := errors.Join(credErr, filesErr, pfErr); err != nil {
 		sess.Abort(err)
 		return err
 	}
-	total := scan.Payload
-	sess.SetTotal(total)
-	if err := sess.Send(msgState, stateMsg{State: st.String(), Total: total, Tablespaces: scan.Tablespaces}); err != nil {
+	sess.SetTotal(sm.Total)
+	if err := sess.Send(msgState, sm); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: send state to %s: %w", sess.Peer(), err))
+	}
+	if sm.Preflight {
+		// The joiner's preflight; a refusal arrives as its error.
+		if err := sess.Expect(ctx, msgGo, nil); err != nil {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: %s refused in its preflight: %w", sess.Peer(), err))
+		}
 	}
 
 	if err := runBackup(ctx, s, sess, bin, user, password, files); err != nil {

@@ -20,7 +20,7 @@ import (
 
 // fakeBackup plays mariadb-backup (the test binary re-run under that name):
 // --backup streams a small backup, or fails as a wrong password does;
-// --prepare succeeds. It checks the password came only by MYSQL_PWD.
+// --prepare succeeds; --version says 10.11. It checks the password came only by MYSQL_PWD.
 func fakeBackup(args []string) int {
 	for _, a := range args {
 		if strings.Contains(a, "s3cret") {
@@ -29,6 +29,9 @@ func fakeBackup(args []string) int {
 		}
 	}
 	switch {
+	case slices.Contains(args, "--version"):
+		fmt.Println("mariadb-backup based on MariaDB server 10.11.19-MariaDB debian-linux-gnu (x86_64)")
+		return 0
 	case slices.Contains(args, "--prepare"):
 		fmt.Println("fake prepare ok")
 		return 0

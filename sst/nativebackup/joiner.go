@@ -50,7 +50,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	}
 	defer l.Close()
 	ready := l.Addr()
-	ready.Path = Module + "/" + l.Secret()
+	ready.Path = Module + "/" + l.Secret() + "/" + preflightSeg
 	if err := s.Proto.Ready(ready.String()); err != nil {
 		return err
 	}
@@ -94,6 +94,16 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		return s.Proto.Coordinates(state)
 	}
 
+	prepBin, err := preflight(ctx, s, sm, peer)
+	if err != nil {
+		sess.Abort(err)
+		return err
+	}
+	if sm.Preflight {
+		if err := sess.Send(msgGo, nil); err != nil {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: tell %s to stream: %w", peer, err))
+		}
+	}
 	staging, err := sst.NewStaging(s.Datadir, keep, s.Log)
 	if err != nil {
 		sess.Abort(err)
@@ -153,7 +163,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		return sst.WithErrno(sst.EPROTO, fmt.Errorf("native-backup: snapshot from %s: %w", peer, err))
 	}
 	s.Report(progress.Event{Phase: progress.PhasePreparing, Peer: peer})
-	if err := prepare(ctx, s, staging.Dir, sm.Tablespaces); err != nil {
+	if err := prepare(ctx, s, prepBin, staging.Dir, sm.Tablespaces); err != nil {
 		return err
 	}
 	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
@@ -163,6 +173,29 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	swapped = true
 	s.Report(progress.Event{Phase: progress.PhaseDone, Peer: peer})
 	return s.Proto.Coordinates(coords)
+}
+
+// preflight compares the donor's server and mariadb-backup with this
+// joiner's before any data moves, and returns the mariadb-backup that
+// prepares the snapshot.
+func preflight(ctx context.Context, s *sst.Session, sm stateMsg, peer string) (string, error) {
+	if sm.Server != nil {
+		mine, err := s.LocalPreflight()
+		if err != nil {
+			return "", err
+		}
+		d := *sm.Server
+		s.Log.Info(fmt.Sprintf("preflight with %s: innodb_page_size donor %d, joiner %d; innodb_checksum_algorithm donor %s, joiner %s; lower_case_table_names donor %s, joiner %s; key plugin donor %q, joiner %q; key IDs donor %d, joiner %d",
+			peer, d.PageSize, mine.PageSize, d.Checksum, mine.Checksum, d.LowerCase, mine.LowerCase, d.KeyPlugin, mine.KeyPlugin, len(d.Keys), len(mine.Keys)))
+		notes, err := d.Check(mine)
+		for _, n := range notes {
+			s.Log.Info("preflight: " + n)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return prepareBinary(ctx, s, sm.BackupVersion, peer)
 }
 
 // peerWait is how long a joiner whose extraction failed waits for the
@@ -183,11 +216,7 @@ func checkSnapshot(dir string) error {
 
 // prepare runs mariadb-backup --prepare on the staged snapshot, logging to
 // <datadir>/mariadb-backup.prepare.log.
-func prepare(ctx context.Context, s *sst.Session, dir string, donorTablespaces int) error {
-	bin, err := findBackup(nil)
-	if err != nil {
-		return sst.WithErrno(errNoBackupTool, err)
-	}
+func prepare(ctx context.Context, s *sst.Session, bin, dir string, donorTablespaces int) error {
 	// The donor's count, or the staged one if higher: tablespaces created
 	// after the backup's checkpoint arrive as redo, which --prepare
 	// replays, creating and opening them.

@@ -37,6 +37,7 @@ const streamID = 1
 const (
 	msgState    = "nb-state"
 	msgReceived = "nb-received"
+	msgGo       = "nb-go" // the joiner's preflight passed: stream
 )
 
 // stateMsg is what the donor announces first.
@@ -47,6 +48,12 @@ type stateMsg struct {
 	// Tablespaces is the donor's InnoDB data files, which the joiner's
 	// --prepare holds open at once.
 	Tablespaces int `json:"tablespaces,omitempty"`
+	// BackupVersion is the donor's mariadb-backup version and Server its
+	// server's settings, for the joiner's preflight; Preflight says the
+	// donor waits for msgGo before it streams.
+	BackupVersion string         `json:"backup_version,omitempty"`
+	Server        *sst.Preflight `json:"server,omitempty"`
+	Preflight     bool           `json:"preflight,omitempty"`
 }
 
 // receivedMsg is the joiner's confirmation.
@@ -111,6 +118,13 @@ func parseAddress(raw string) (transfer.Address, string, error) {
 		return a, "", sst.Errorf(sst.EPROTO, "native-backup: --address %q: want host:port/%s/<secret> from a native-backup joiner", raw, Module)
 	}
 	return a, seg[1], nil
+}
+
+// joinerPreflights reports whether the joiner's address says it checks
+// the donor's state before any data moves.
+func joinerPreflights(a transfer.Address) bool {
+	seg := a.Segments()
+	return len(seg) >= 3 && seg[2] == preflightSeg
 }
 
 // donorState is the position the donor announces, from --gtid and
