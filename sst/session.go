@@ -91,6 +91,10 @@ type Session struct {
 	// Datadir is --datadir, cleaned and absolute.
 	Datadir string
 	pv      *pvLines // [sst] progress: pv's lines, nil without
+	// IncompleteBefore says why a joiner's datadir may be half written
+	// by an earlier SST that wrote into it in place (a stock method's
+	// leftover sst_in_progress), "" when nothing says so.
+	IncompleteBefore string
 }
 
 // Env is what the server passes an SST process in its environment.
@@ -432,6 +436,9 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	start = cfg.Now()
 	if args.Role == Joiner {
 		marker := filepath.Join(dd, InProgressFile)
+		if _, err := os.Lstat(marker); err == nil {
+			s.IncompleteBefore = InProgressFile + " left in the datadir by an SST that did not finish"
+		}
 		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o640); err == nil {
 			f.Close()
 			defer os.Remove(marker)

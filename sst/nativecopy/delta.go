@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
+	"golang.org/x/sys/unix"
 )
 
 // blockSize is the unit of delta mode: a joiner's block is kept when its
@@ -141,26 +144,44 @@ func intersect(a, b []transfer.Range) []transfer.Range {
 	return out
 }
 
-// stageForDelta copies the joiner's existing file src into staging as rel
-// (a reflink where the filesystem can, else a copy) and hashes its blocks
-// in the same read; name is its wire name. The copy, not the original, is
-// what the donor's ranges patch: the old datadir stays intact until the
-// swap.
-func stageForDelta(st *sst.Staging, name, rel, src string) (deltaFile, error) {
+// stageForDelta puts the joiner's existing file src into staging as rel
+// (name is its wire name) and hashes its blocks: a reflink where the
+// filesystem has them (btrfs, XFS: no data is written, and the staged file
+// shares the old one's blocks until the donor's ranges patch it), else a
+// copy made in the same read as the hashes. The staged file, not the
+// original, is what the donor's ranges patch: the old datadir stays intact
+// until the swap.
+func stageForDelta(st *sst.Staging, name, rel, src string) (deltaFile, bool, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return deltaFile{}, err
+		return deltaFile{}, false, err
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return deltaFile{}, err
+		return deltaFile{}, false, err
 	}
 	out, err := st.Create(rel, fi.Mode().Perm())
 	if err != nil {
-		return deltaFile{}, err
+		return deltaFile{}, false, err
 	}
-	df := deltaFile{Name: name, Size: fi.Size()}
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
+		blocks, err := hashHandle(in, fi.Size(), nil)
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("stage %s: %w", name, cerr)
+		}
+		if err != nil {
+			return deltaFile{}, true, fmt.Errorf("read %s: %w", src, err)
+		}
+		return deltaFile{Name: name, Size: fi.Size(), Blocks: blocks}, true, nil
+	}
+	df, err := copyHashing(in, out, name, src, fi.Size())
+	return df, false, err
+}
+
+// copyHashing copies in to out and hashes its blocks in the same read.
+func copyHashing(in, out *os.File, name, src string, size int64) (deltaFile, error) {
+	df := deltaFile{Name: name, Size: size}
 	buf := make([]byte, blockSize)
 	var off int64
 	for {
@@ -195,22 +216,118 @@ func prepareDelta(pl *placement, log *slog.Logger) ([]deltaFile, int64, error) {
 		return nil, 0, err
 	}
 	var out []deltaFile
-	var bytes int64
+	var bytes, cloned int64
 	for _, f := range files {
-		if filepath.Base(f.Name) == "" {
+		// The redo log goes as the donor's live part over zeros, as in a
+		// full SST: over an old log instead, recovery could read on past
+		// the end into old records that still check out.
+		if filepath.Base(f.Name) == "" || f.Redo {
 			continue
 		}
 		st, rel, err := pl.route(f.Name)
 		if err != nil {
 			continue // the donor sends nothing there: nothing to patch
 		}
-		df, err := stageForDelta(st, f.Name, rel, f.Path)
+		df, reflink, err := stageForDelta(st, f.Name, rel, f.Path)
 		if err != nil {
 			return nil, 0, sst.Errorf(sst.EIO, "native-copy: delta: %w", err)
 		}
 		out = append(out, df)
 		bytes += df.Size
+		if reflink {
+			cloned += df.Size
+		}
 	}
-	log.Info(fmt.Sprintf("delta mode: staged %d existing files (%s) to be patched", len(out), mb(bytes)), slog.Int("files", len(out)), slog.Int64("bytes", bytes))
+	how := "copied"
+	switch {
+	case cloned == bytes:
+		how = "reflinked"
+	case cloned > 0:
+		how = fmt.Sprintf("reflinked %s, copied the rest", mb(cloned))
+	}
+	log.Info(fmt.Sprintf("delta mode: staged %d existing files (%s, %s) to be patched", len(out), mb(bytes), how),
+		slog.Int("files", len(out)), slog.Int64("bytes", bytes), slog.Int64("delta_staged_bytes", bytes), slog.Int64("delta_reflinked_bytes", cloned))
 	return out, bytes, nil
+}
+
+// deltaChoice says whether this joiner asks the donor for the blocks that
+// differ from its old datadir ([sst] delta, default auto), and why. auto
+// wants an old datadir of the donor's cluster that no SST left half
+// written: anything else shares few blocks with the donor's, and hashing
+// it all would only add a full local read to a full transfer. (Any base
+// gives a correct result: every block is compared.) The native methods
+// never leave a datadir half written, they stage and swap.
+func deltaChoice(s *sst.Session, donorCluster string) (bool, string) {
+	mode, _, err := s.Values().String("delta")
+	if err != nil {
+		return false, err.Error() // refused at the SST's start already
+	}
+	switch mode {
+	case "0":
+		return false, "[sst] delta=0"
+	case "1":
+		return true, "[sst] delta=1"
+	}
+	datadir := s.Datadir
+	if _, err := os.Stat(filepath.Join(s.Dirs().InnoDBData, "ibdata1")); err != nil {
+		return false, "no old datadir (no ibdata1)"
+	}
+	if s.IncompleteBefore != "" {
+		return false, "the old datadir holds an incomplete SST: " + s.IncompleteBefore
+	}
+	old, err := oldCluster(datadir)
+	switch {
+	case err != nil:
+		return false, fmt.Sprintf("the old datadir's cluster is unknown: %v", err)
+	case donorCluster == "":
+		return false, "the donor did not say its cluster UUID"
+	case old != donorCluster:
+		return false, fmt.Sprintf("the old datadir is of cluster %s, the donor of %s", old, donorCluster)
+	}
+	return true, "an old datadir of cluster " + old
+}
+
+// gcacheFile is Galera's write-set cache in the datadir (gcache.name).
+const gcacheFile = "galera.cache"
+
+// oldCluster is the cluster the joiner's datadir last belonged to. Before
+// it asks for an SST, Galera sets grastate.dat to the zero UUID; the
+// gcache's preamble ("GID: <uuid>", Galera 4) still names the history its
+// write-sets, and so the datadir, belong to.
+func oldCluster(datadir string) (string, error) {
+	f, err := os.Open(filepath.Join(datadir, gcacheFile))
+	if err != nil {
+		return "", fmt.Errorf("no gcache to tell: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 1024)
+	n, _ := io.ReadFull(f, head)
+	for _, line := range strings.Split(string(head[:n]), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && strings.EqualFold(k, "GID") {
+			if u := strings.ToLower(strings.TrimSpace(v)); u != schema.ZeroUUID && schema.ValidUUID(u) {
+				return u, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s names no cluster", f.Name())
+}
+
+// logDelta says how much of the datadir a delta SST moved: "delta: 3.1 of
+// 412 GiB differ" (what was sent, new files and passes included, against
+// the donor's datadir).
+func logDelta(log *slog.Logger, differ, total int64) {
+	log.Info(fmt.Sprintf("delta: %s of %s differ", gib(differ), gib(total)),
+		slog.Int64("delta_differ_bytes", differ), slog.Int64("delta_total_bytes", total))
+}
+
+// gib renders n bytes in the unit that keeps a figure or two before the point.
+func gib(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }

@@ -59,9 +59,11 @@ type donor struct {
 	total     int64   // the first listing's bytes
 	payload   int64   // what goes over the wire (total less redo holes)
 
-	delta  map[string]deltaFile // the joiner's copies, by name
-	sent   map[string]int64     // name → size announced
-	byName map[string]*file     // every file seen, by name
+	delta map[string]deltaFile // the joiner's copies, by name
+	// deltaPlan: the joiner asked for delta, holding an old datadir.
+	deltaPlan bool
+	sent      map[string]int64 // name → size announced
+	byName    map[string]*file // every file seen, by name
 	// current is the last listing's files, in pending's order: the
 	// locked pass's is the snapshot.
 	current []*file
@@ -155,6 +157,9 @@ func (d *donor) greet() error {
 	d.s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(d.files), mb(d.total), d.peer, d.streams))
 	d.sess.SetTotal(d.total)
 	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files), Preflight: d.preflight}
+	if st, err := gtidState(d.s); err == nil {
+		h.Cluster = st.UUID
+	}
 	for _, f := range d.files {
 		if tag, _, ok := strings.Cut(f.Name, "/"); ok && strings.HasPrefix(tag, "@") && tag != "@"+tagExt {
 			h.Tags[tag[1:]] += f.Size
@@ -174,7 +179,8 @@ func (d *donor) greet() error {
 	for _, df := range p.Delta {
 		d.delta[df.Name] = df
 	}
-	if len(d.delta) > 0 {
+	d.deltaPlan = len(d.delta) > 0
+	if d.deltaPlan {
 		d.s.Log.Info(fmt.Sprintf("delta mode: %s holds %d of the files already", d.peer, len(d.delta)))
 	}
 	// The logs are compared block by block again under the lock: kept in
@@ -329,6 +335,9 @@ func (d *donor) finish(st sst.State, final []manifestF, t1 time.Time) error {
 	}
 	el := time.Since(t1)
 	d.s.Log.Info(fmt.Sprintf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", d.peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes)))
+	if d.deltaPlan {
+		logDelta(d.s.Log, stats.Bytes, d.total)
+	}
 	return d.s.Proto.Done(st)
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"syscall"
 	"time"
 
@@ -104,11 +103,15 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		}
 	}()
 	var p plan
-	if deltaWanted(s) {
+	useDelta, why := deltaChoice(s, h.Cluster)
+	if useDelta {
+		s.Log.Info("delta: comparing blocks with the old datadir: "+why, slog.Bool("delta", true), slog.String("delta_reason", why))
 		p.Delta, _, err = prepareDelta(pl, s.Log)
 		if err != nil {
 			return fail(err)
 		}
+	} else {
+		s.Log.Info("delta: off, full transfer: "+why, slog.Bool("delta", false), slog.String("delta_reason", why))
 	}
 	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.sinkRoute})
 	if err != nil {
@@ -153,6 +156,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	}
 	el := time.Since(t0)
 	s.Log.Info(fmt.Sprintf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds()), slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el))
+	if len(p.Delta) > 0 {
+		logDelta(s.Log, res.stats.Bytes, h.Total)
+	}
 
 	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer})
 	state, err := sst.ParseState(man.State)
@@ -194,19 +200,6 @@ func preflight(s *sst.Session, h hello, peer string) error {
 		s.Log.Info("preflight: " + n)
 	}
 	return err
-}
-
-// deltaWanted: [sst] delta=1 asks for delta mode; "auto" uses it when
-// an old datadir is present (ibdata1 or a redo log).
-func deltaWanted(s *sst.Session) bool {
-	switch strings.ToLower(s.Option("delta", "0")) {
-	case "1", "on", "yes", "true":
-		return true
-	case "auto":
-		_, err := os.Stat(filepath.Join(s.Dirs().InnoDBData, "ibdata1"))
-		return err == nil
-	}
-	return false
 }
 
 // keepOnly is the keep rule of a directory outside the datadir: only the

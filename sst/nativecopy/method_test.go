@@ -436,10 +436,9 @@ func TestBypass(t *testing.T) {
 	}
 }
 
-func TestDeltaOverOldDatadir(t *testing.T) {
-	jd, dd := newPair(t)
-	// The joiner holds an older copy: same files, a few blocks changed since,
-	// one file gone from the donor, one new on the donor.
+// copyDonorFiles gives joiner dir jd a copy of donor dir dd's files, as
+// an earlier SST left them.
+func copyDonorFiles(jd, dd string) {
 	for name := range donorFiles {
 		if notSent[name] {
 			continue
@@ -448,6 +447,13 @@ func TestDeltaOverOldDatadir(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(jd, name)), 0o750)
 		os.WriteFile(filepath.Join(jd, name), b, 0o640)
 	}
+}
+
+func TestDeltaOverOldDatadir(t *testing.T) {
+	jd, dd := newPair(t)
+	// The joiner holds an older copy: same files, a few blocks changed since,
+	// one file gone from the donor, one new on the donor.
+	copyDonorFiles(jd, dd)
 	mkfiles(t, jd, map[string]int{"olddb/gone.ibd": 3000})
 	f, _ := os.OpenFile(filepath.Join(dd, "bench/t.ibd"), os.O_WRONLY, 0)
 	f.WriteAt(bytes.Repeat([]byte{0xAB}, 5000), 3<<20+17)

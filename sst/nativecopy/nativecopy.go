@@ -53,7 +53,8 @@ type Method struct{}
 type hello struct {
 	Version int    `json:"version"`
 	Bypass  bool   `json:"bypass,omitempty"`
-	State   string `json:"state,omitempty"` // bypass: the position to report
+	State   string `json:"state,omitempty"`   // bypass: the position to report
+	Cluster string `json:"cluster,omitempty"` // the donor's cluster UUID: delta=auto wants the joiner's the same
 	Total   int64  `json:"total"`
 	Files   int    `json:"files"`
 	// Tags holds the bytes of each tagged directory's files (the rest of

@@ -336,6 +336,10 @@ func failJoin(t *testing.T, ctx context.Context, c *galeratest.Cluster, role str
 	forceSST(t, ctx, n2)
 	testutil.Must(t, n1.SetSST(map[string]string{"rlimit": "6M"}))
 	defer n1.SetSST(map[string]string{"rlimit": ""})
+	// A full transfer, long enough at 6M/s to be killed in: a delta of
+	// node2's old datadir would reach the donor's lock within the 2 s.
+	testutil.Must(t, n2.SetSST(map[string]string{"delta": "0"}))
+	defer n2.SetSST(map[string]string{"delta": ""})
 	before2 := dataSnapshot(t, n2.DataDir)
 	sums1 := checksums(t, ctx, n1)
 	o1, o2 := logSize(n1), logSize(n2)
