@@ -59,20 +59,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return fail(sst.Errorf(sst.EPROTO, "%s: %s speaks protocol %d, this joiner %d", s.Method, peer, h.Version, protocolVersion))
 	}
 	if h.Bypass {
-		st, err := sst.ParseState(h.State)
-		if err != nil {
-			return fail(sst.Errorf(sst.EPROTO, "%s: bypass state from %s: %w", s.Method, peer, err))
-		}
-		// The data stays; only leftovers of an interrupted earlier SST go.
-		if err := sst.Recover(s.Datadir, s.Log); err != nil {
-			return fail(err)
-		}
-		os.RemoveAll(filepath.Join(s.Datadir, sst.StagingDirName))
-		s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st), slog.String("sst_peer", peer), slog.String("position", st.String()))
-		if err := sess.Send("verified", nil); err != nil {
-			return classify(err, peer)
-		}
-		return s.Proto.Coordinates(st)
+		return bypass(s, sess, h, peer)
 	}
 
 	keep, err := sst.NewKeepRule(s.Datadir, s.Option("cpat", ""))
@@ -178,6 +165,28 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		s.Log.Warn(fmt.Sprintf("tell %s the data is verified: %v", peer, err), slog.String("sst_peer", peer), slog.Any("error", err))
 	}
 	return s.Proto.Coordinates(state)
+}
+
+// bypass takes the donor's position with IST to follow: the datadir stays,
+// only leftovers of an interrupted earlier SST go.
+func bypass(s *sst.Session, sess *transfer.Session, h hello, peer string) error {
+	fail := func(err error) error {
+		sess.Abort(err)
+		return err
+	}
+	st, err := sst.ParseState(h.State)
+	if err != nil {
+		return fail(sst.Errorf(sst.EPROTO, "%s: bypass state from %s: %w", s.Method, peer, err))
+	}
+	if err := sst.Recover(s.Datadir, s.Log); err != nil {
+		return fail(err)
+	}
+	os.RemoveAll(filepath.Join(s.Datadir, sst.StagingDirName))
+	s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st), slog.String("sst_peer", peer), slog.String("position", st.String()))
+	if err := sess.Send("verified", nil); err != nil {
+		return classify(err, peer)
+	}
+	return s.Proto.Coordinates(st)
 }
 
 // preflight compares the donor's server with this joiner's before any
