@@ -3,6 +3,7 @@ package nativebackup
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,14 +22,16 @@ fi
 exec /usr/bin/mariadb-backup "$@"
 `
 
-// TestRealNativeBackupCrossMajor (MDEV-27437): a donor whose mariadb-backup
+// TestRealNativeBackupPreflight (MDEV-27437): a donor whose mariadb-backup
 // ([sst] mariadb-backup) is of a major with another redo format (10.6, by
 // a wrapper) is refused by
 // the 10.11 joiner before any data moves, naming [sst]
 // prepare-mariadb-backup; with that option naming a mariadb-backup of the
 // donor's format, the joiner prepares with it and joins Synced with equal
-// tables.
-func TestRealNativeBackupCrossMajor(t *testing.T) {
+// tables. Then node2's datadir, a tmpfs, fills while a slowed SST runs:
+// refused naming the path and the bytes needed, staging removed, the old
+// datadir intact, the donor unharmed.
+func TestRealNativeBackupPreflight(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -47,6 +50,19 @@ func TestRealNativeBackupCrossMajor(t *testing.T) {
 	if err := n1.SetSST(map[string]string{"mariadb-backup": old}); err != nil {
 		t.Fatal(err)
 	}
+	// node2's datadir is a filesystem of its own, for "disk fills".
+	if err := os.MkdirAll(n2.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1g,mode=0755", "gs-test-tmpfs", n2.DataDir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		n2.Kill()
+		if out, err := exec.Command("umount", n2.DataDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", n2.DataDir, err, out)
+		}
+	})
 	t.Run("refused", func(t *testing.T) {
 		o1, _ := os.ReadFile(n1.ErrorLog)
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -78,6 +94,43 @@ func TestRealNativeBackupCrossMajor(t *testing.T) {
 		log, _ := os.ReadFile(n2.ErrorLog)
 		if !strings.Contains(string(log), "preparing with [sst] prepare-mariadb-backup="+old+" (10.6.99)") {
 			t.Errorf("the joiner did not prepare with the option's mariadb-backup:\n%s", lastLines(string(log), 30))
+		}
+	})
+	t.Run("disk fills mid-transfer", func(t *testing.T) {
+		if err := n2.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.SetSST(map[string]string{"rlimit": "8M"}); err != nil {
+			t.Fatal(err)
+		}
+		defer n1.SetSST(map[string]string{"rlimit": ""})
+		before1, err := n1.Checksums(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filler := filepath.Join(n2.DataDir, "filler.log") // kept by the SST, skipped by oldDataHash
+		defer os.Remove(filler)
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		failedJoin(ctx, t, c, "disk fills", "native-backup: not enough space: the disk filled while extracting into "+n2.DataDir, false, func(ctx context.Context) {
+			waitStaged(ctx, t, n2.DataDir, 8<<20)
+			if err := galeratest.FillDisk(filler); err != nil {
+				t.Error(err)
+			}
+		})
+		log, _ := os.ReadFile(n2.ErrorLog)
+		if !strings.Contains(string(log), "MB more (plus") {
+			t.Errorf("the joiner's error does not say how much more it needed:\n%s", lastLines(string(log), 20))
+		}
+		if err := n1.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		after1, err := n1.Checksums(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := galeratest.CompareChecksums(before1, after1); err != nil {
+			t.Errorf("the donor's tables changed: %v", err)
 		}
 	})
 }

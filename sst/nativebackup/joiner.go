@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,11 +100,6 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		sess.Abort(err)
 		return err
 	}
-	if sm.Preflight {
-		if err := sess.Send(msgGo, nil); err != nil {
-			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: tell %s to stream: %w", peer, err))
-		}
-	}
 	staging, err := sst.NewStaging(s.Datadir, keep, s.Log)
 	if err != nil {
 		sess.Abort(err)
@@ -125,14 +121,27 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		sess.Abort(err)
 		return err
 	}
+	if sm.Preflight {
+		if err := sess.Send(msgGo, nil); err != nil {
+			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: tell %s to stream: %w", peer, err))
+		}
+	}
 	s.Report(progress.Event{Phase: progress.PhaseReceiving, Total: sm.Total, Peer: peer})
 	t0 := time.Now()
+	var got atomic.Int64
 	xs, err := mbstream.Extract(ctx, sess.Stream(streamID), staging.Dir, mbstream.Options{
 		NoSync: opts.NoSync, // [sst] transfer-sync=0
 		Progress: func(n int64) {
+			got.Store(n)
 			s.Report(progress.Event{Phase: progress.PhaseReceiving, Done: n, Total: sm.Total, Peer: peer})
 		},
 	})
+	if errors.Is(err, syscall.ENOSPC) {
+		err = sst.Errorf(sst.ENOSPC, "native-backup: not enough space: the disk filled while extracting into %s (%v), with %d MB of the snapshot's %d MB received; its filesystem needs at least %d MB more (plus %d MB reserve); the old datadir is kept, the staging removed",
+			staging.Root, err, got.Load()>>20, sm.Total>>20, max(sm.Total-got.Load(), 0)>>20, sst.SpaceReserve>>20)
+		sess.Abort(err)
+		return err
+	}
 	if err != nil {
 		var pe *transfer.PeerError
 		if errors.As(err, &pe) {

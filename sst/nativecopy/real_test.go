@@ -535,7 +535,7 @@ func TestRealDiskTooSmall(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		filler := filepath.Join(n2.DataDir, "filler")
-		fillDisk(t, filler)
+		testutil.Must(t, galeratest.FillDisk(filler))
 		refusedBy(t, ctx, n2, o2)
 		os.Remove(filler)
 		jl := logSince(t, n2, o2)
@@ -902,24 +902,4 @@ func redoAt(path string, lsn uint64) string {
 		fmt.Fprintf(&out, "  crc of [0,%d) = %08x\n", j, crc32.Checksum(b[:j], castagnoli))
 	}
 	return out.String()
-}
-
-// fillDisk allocates, at path, all the space its filesystem has left.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	free, err := sst.FreeSpace(filepath.Dir(path))
-	testutil.Must(t, err)
-	f, err := os.Create(path)
-	testutil.Must(t, err)
-	defer f.Close()
-	// The SST writes meanwhile: take what is left when the call runs.
-	for size := free; size > 0; size -= 4 << 20 {
-		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, syscall.ENOSPC) {
-			t.Fatalf("fill %s: %v", path, err)
-		}
-	}
 }
