@@ -40,6 +40,9 @@ func (s *Supervisor) inMaintenance() bool { return s.maint.Load() != nil }
 func (s *Supervisor) applyMaintenance() (*maintenance.State, error) {
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
+	if s.datadir == "" {
+		return nil, nil // SIGUSR2 before the option files were read: Run reads the mode itself
+	}
 	st, err := maintenance.Read(s.datadir)
 	if err != nil {
 		return s.maint.Load(), err
