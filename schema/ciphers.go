@@ -2,7 +2,6 @@ package schema
 
 import (
 	"crypto/tls"
-	"fmt"
 	"strings"
 )
 
@@ -35,9 +34,12 @@ type Ciphers struct {
 	Ignored []string
 }
 
+// errNoSuite is why the native methods refuse a cipher list that names no
+// suite they implement: TLS 1.2 would have no cipher to agree on.
+const errNoSuite = "names no TLS 1.2 suite native methods implement (OpenSSL names such as ECDHE-RSA-AES256-GCM-SHA384, ECDHE-ECDSA-CHACHA20-POLY1305)"
+
 // parseCiphers reads an OpenSSL cipher list (entries separated by ':',
-// ',' or spaces). A list that names no suite Go implements is an error:
-// TLS 1.2 would have no cipher to agree on.
+// ',' or spaces); any list parses, the stock scripts hand it to OpenSSL.
 func parseCiphers(v string) (Ciphers, error) {
 	var c Ciphers
 	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
@@ -46,9 +48,6 @@ func parseCiphers(v string) (Ciphers, error) {
 			continue
 		}
 		c.Ignored = append(c.Ignored, f)
-	}
-	if len(c.Suites) == 0 {
-		return c, fmt.Errorf("names no TLS 1.2 suite native methods implement (OpenSSL names such as ECDHE-RSA-AES256-GCM-SHA384, ECDHE-ECDSA-CHACHA20-POLY1305)")
 	}
 	return c, nil
 }

@@ -272,6 +272,13 @@ func (o *Option) problem(value string, native bool) string {
 	if native && o.refuses(value) {
 		return o.Native
 	}
+	if native && o.Kind == CipherList {
+		// OpenSSL's keywords are fine to the stock scripts; the native
+		// methods need a suite they implement.
+		if c, _ := parseCiphers(value); len(c.Suites) == 0 {
+			return errNoSuite
+		}
+	}
 	return ""
 }
 

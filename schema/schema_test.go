@@ -129,8 +129,12 @@ func TestValues(t *testing.T) {
 	if s, _, _ := v.String("delta"); s != "auto" {
 		t.Errorf("delta=AUTO reads %q, want the schema's spelling", s)
 	}
+	m["ssl-cipher"] = "HIGH:!aNULL"
+	if errs, _ := v.Problems(NativeBackup); len(errs) != 2 || !strings.Contains(errs[1].Error(), "ssl-cipher=HIGH:!aNULL: names no TLS 1.2 suite") {
+		t.Errorf("ssl-cipher of keywords only under native-backup: %v", errs)
+	}
 	if errs, warns := v.Problems(Mariabackup); len(errs) != 0 || len(warns) != 1 || warns[0].Option != "delta" {
-		t.Errorf("under mariabackup: %v %v (encrypt=1 is stock's; delta is not)", errs, warns)
+		t.Errorf("under mariabackup: %v %v (encrypt=1 and OpenSSL's keywords are stock's; delta is not)", errs, warns)
 	}
 }
 

@@ -109,10 +109,11 @@ func tlsFrom(v schema.Values, role Role) (TLS, error) {
 	if t.Mode == TLSOff {
 		return t, nil
 	}
-	c, set, err := v.Ciphers("ssl-cipher")
-	if err != nil {
-		return t, err
-	} else if set {
+	if err := v.CheckNative("ssl-cipher"); err != nil {
+		return t, err // it names no suite we implement
+	}
+	c, set, _ := v.Ciphers("ssl-cipher")
+	if set {
 		t.Ciphers, t.CipherIgnored = c.Suites, c.Ignored
 	}
 	t.CRL, t.CRLOption = first("ssl-crl", "ssl-crlpath")
