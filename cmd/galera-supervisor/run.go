@@ -128,7 +128,8 @@ Unattended rejoin and whole-cluster recovery, with peers ([galera-supervisor]):
                  without data; nodes of different cluster UUIDs are never
                  compared (it waits, and says so).
   Each decision is logged with DECISION=, REASON=, PEERS=, GALERA_UUID=,
-  GALERA_SEQNO= (CHOSEN= for a bootstrap), MESSAGE_ID=
+  GALERA_SEQNO= (CHOSEN= and RULE=, the bootstrap rule that chose it:
+  all-present, safe, view-complete or view-majority), MESSAGE_ID=
   fab74ea5fc174868bf2eda932c641fa3 for a bootstrap and
   7a3a6f68340440c8868ffee3ba749561 for a wait; the last one is kept in
   <datadir>/galera-supervisor.decision and "galera-supervisor status" shows

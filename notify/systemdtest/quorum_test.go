@@ -15,7 +15,7 @@ import (
 // journald: after a clean full shutdown both units start at once, and the
 // last one down bootstraps by the supervisors' decision, without a person.
 // The decisions are journal entries with their fields (DECISION, REASON,
-// PEERS, GALERA_UUID, GALERA_SEQNO) and MESSAGE_IDs, journalctl -x shows
+// PEERS, CHOSEN, RULE, GALERA_UUID, GALERA_SEQNO) and MESSAGE_IDs, journalctl -x shows
 // the catalog's text, and galera-supervisor status shows the last one.
 func TestSystemdQuorum(t *testing.T) {
 	r := newRig(t, "gs-quorum")
@@ -60,9 +60,27 @@ func TestSystemdQuorum(t *testing.T) {
 		}
 		e := boot[0]
 		t.Logf("n1: %v", e)
-		if field(e, "DECISION") != "bootstrap" || field(e, "PRIORITY") != "4" || !strings.Contains(field(e, "REASON"), "most advanced") ||
-			!strings.Contains(field(e, "PEERS"), "127.0.0.1:4572=waiting") || field(e, "CHOSEN") != "127.0.0.1:4571" || !quorum.ValidUUID(field(e, "GALERA_UUID")) {
+		if field(e, "DECISION") != "bootstrap" || field(e, "PRIORITY") != "4" || field(e, "CHOSEN") != "127.0.0.1:4571" || !quorum.ValidUUID(field(e, "GALERA_UUID")) {
 			t.Errorf("n1's bootstrap entry: %v", e)
+		}
+		// Both units start at once, so n1's first poll may or may not find
+		// n2's supervisor answering: n1 bootstraps either as the node that
+		// left last, cleanly (safe_to_bootstrap: 1, n2 not yet up), or as
+		// the most advanced with every configured node present. Either
+		// way the reason and what each node said must name it.
+		switch rule, reason, peers := field(e, "RULE"), field(e, "REASON"), field(e, "PEERS"); rule {
+		case quorum.RuleSafe:
+			if !strings.Contains(reason, "127.0.0.1:4571 left the last Primary Component last, cleanly (safe_to_bootstrap: 1") ||
+				!strings.Contains(peers, "127.0.0.1:4571=waiting") || !strings.Contains(peers, " safe") || !strings.Contains(peers, "127.0.0.1:4572=") {
+				t.Errorf("n1's bootstrap by rule %s: REASON=%q PEERS=%q", rule, reason, peers)
+			}
+		case quorum.RuleAllPresent:
+			if !strings.Contains(reason, "127.0.0.1:4571 is the most advanced eligible node") || !strings.Contains(reason, "every configured node present (2 of 2)") ||
+				!strings.Contains(peers, "127.0.0.1:4571=waiting") || !strings.Contains(peers, "127.0.0.1:4572=waiting") {
+				t.Errorf("n1's bootstrap by rule %s: REASON=%q PEERS=%q", rule, reason, peers)
+			}
+		default:
+			t.Errorf("n1 bootstrapped by rule %q, want %s or %s after a clean full shutdown: %v", rule, quorum.RuleSafe, quorum.RuleAllPresent, e)
 		}
 		if n, err := strconv.ParseInt(field(e, "GALERA_SEQNO"), 10, 64); err != nil || n < 1 {
 			t.Errorf("n1: GALERA_SEQNO=%q", field(e, "GALERA_SEQNO"))
@@ -80,7 +98,9 @@ func TestSystemdQuorum(t *testing.T) {
 
 	r.run(t, "catalog", func(t *testing.T) {
 		out := r.exec(ctx, "journalctl", "--no-pager", "-x", "-u", n1.unit, "--since", since, "MESSAGE_ID="+quorum.MessageBootstrap)
-		if !strings.Contains(out, "Subject: Bootstrapping a new Primary Component from this node") || !strings.Contains(out, "most advanced") {
+		// The catalog's text, with the entry's REASON and PEERS filled in.
+		if !strings.Contains(out, "Subject: Bootstrapping a new Primary Component from this node") || !strings.Contains(out, "supervisors chose this node to bootstrap the cluster: 127.0.0.1:4571 ") ||
+			!strings.Contains(out, "What each node said: 127.0.0.1:4571=waiting") {
 			t.Errorf("journalctl -x shows no catalog text:\n%s", out)
 		}
 	})

@@ -158,7 +158,7 @@ func (c *Coordinator) log(self State, d Decision) {
 		slog.String("peers", d.Peers), slog.String("galera_uuid", self.UUID), slog.Int64("galera_seqno", self.Seqno),
 	}
 	if d.Chosen != "" {
-		attrs = append(attrs, slog.String("chosen", d.Chosen))
+		attrs = append(attrs, slog.String("chosen", d.Chosen), slog.String("rule", d.Rule))
 	}
 	// Text logs show the message alone: it carries the peers too.
 	tail := " [" + d.Peers + "]"
