@@ -102,7 +102,7 @@ func runEndpointBench(ctx context.Context, cfg *config, stdout, stderr io.Writer
 		logf("%s: %d requests (%d errors) in %.1fs, supervisor CPU %.2f%%, mariadbd CPU %.2f%%", name, req, errs, el, w.SupCPU, w.MariadbdCPU)
 		return w
 	}
-	secs := cfg.endpointSeconds
+	secs := cfg.endpointWindowLen
 	idle := measure("idle", secs, 0, 0)
 	paced := measure("1,000 checks/s", secs, 1000, 4)
 	full := measure(fmt.Sprintf("as fast as %d clients go", cfg.endpointClients), secs, 0, cfg.endpointClients)

@@ -107,7 +107,7 @@ type config struct {
 	verbose    bool
 
 	endpoint        bool // the -endpoint bench instead of the SST runs
-	endpointSeconds time.Duration
+	endpointWindowLen time.Duration
 	endpointClients int
 }
 
@@ -154,7 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on one join after this long")
 	fs.BoolVar(&c.verbose, "v", false, "log what the cluster harness does")
 	fs.BoolVar(&c.endpoint, "endpoint", false, "instead of the SST runs: the supervisor's health endpoint under load (see above); writes endpoint.json and endpoint.md to -out")
-	fs.DurationVar(&c.endpointSeconds, "endpoint-seconds", 10*time.Second, "with -endpoint: the length of each window")
+	fs.DurationVar(&c.endpointWindowLen, "endpoint-seconds", 10*time.Second, "with -endpoint: the length of each window")
 	fs.IntVar(&c.endpointClients, "endpoint-clients", 8, "with -endpoint: concurrent clients of the unpaced window")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
