@@ -75,3 +75,20 @@ func TestControlSocket(t *testing.T) {
 		t.Fatalf("applied %d times, want 2", applied)
 	}
 }
+
+// FuzzRead: whatever the file holds, the mode is on and Read does not fail.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte(`{"since":"2026-12-07T17:00:00Z","by":"root@db1","reason":"kernel"}`))
+	f.Add([]byte(""))
+	f.Add([]byte(`{"since":"not a time"}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, File), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := Read(dir)
+		if err != nil || st == nil {
+			t.Fatalf("Read(%q) = %v, %v; want the mode on", b, st, err)
+		}
+	})
+}
