@@ -32,6 +32,13 @@ const (
 	// roots (directories outside the node's own: a DATA DIRECTORY, the
 	// binlog index's), so that Cleanup of the first finds them.
 	RootsName = ".sst-native-roots"
+	// MoveName names the source and destination of an entry moved by a
+	// copy (rename failed with EXDEV) whose destination is complete and
+	// whose source is being removed: recovery finishes that removal.
+	MoveName = ".sst-native-move"
+	// CopyPrefix starts the name of an entry's copy in progress, next to
+	// its destination; recovery removes it (its source is intact).
+	CopyPrefix = ".sst-native-copy-"
 )
 
 // DefaultCpat is the stock scripts' cpat: top-level paths a joiner keeps
@@ -43,7 +50,7 @@ const DefaultCpat = `.*\.pem$|.*galera\.cache$|.*sst_in_progress$|.*\.sst$|.*gvw
 var alwaysKept = map[string]bool{
 	PIDFile: true, InProgressFile: true, TablesFlushedFile: true, SSTErrorFile: true,
 	"lost+found": true, ".zfs": true, ".snapshot": true,
-	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true, RootsName: true,
+	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true, RootsName: true, MoveName: true,
 }
 
 // KeepRule reports whether a top-level entry of a root survives a swap.
@@ -83,7 +90,7 @@ func Excluded(name string) bool {
 // its last decision, its incomplete-SST marker), which is the node's own,
 // and the SST's logs.
 func ownFile(name string) bool {
-	return alwaysKept[name] || strings.HasSuffix(name, ".pid") || strings.HasPrefix(name, "galera-supervisor.") || IsSessionLog(name)
+	return alwaysKept[name] || strings.HasPrefix(name, CopyPrefix) || strings.HasSuffix(name, ".pid") || strings.HasPrefix(name, "galera-supervisor.") || IsSessionLog(name)
 }
 
 var defaultCpatRe = regexp.MustCompile("^(?:" + DefaultCpat + ")$")
@@ -110,6 +117,8 @@ type Staging struct {
 	// failpoint, when set, is called before each step of a swap with the
 	// step's name; an error makes the step fail (tests).
 	failpoint func(step string) error
+	// rename is os.Rename unless a test replaces it (to inject EXDEV).
+	rename func(oldpath, newpath string) error
 }
 
 // Written is what the receiver recorded for one staged file.
@@ -248,6 +257,9 @@ func cleanOthers(root string, log *slog.Logger) error {
 }
 
 func (s *Staging) recover() error {
+	if err := s.finishMove(); err != nil {
+		return err
+	}
 	trash := filepath.Join(s.Root, TrashDirName)
 	if _, err := os.Lstat(trash); err == nil {
 		s.log.Info("removing "+trash+" left by a committed swap", slog.String("path", trash))
@@ -288,7 +300,7 @@ func (s *Staging) recover() error {
 			if _, err := os.Lstat(dst); err == nil {
 				return Errorf(EEXIST, "sst: roll back swap: %s exists both in %s and %s; resolve by hand", e.Name(), s.Root, old)
 			}
-			if err := os.Rename(filepath.Join(old, e.Name()), dst); err != nil {
+			if _, err := s.move(filepath.Join(old, e.Name()), dst); err != nil {
 				return Errorf(EACCES, "sst: roll back swap: %w", err)
 			}
 		}
@@ -340,8 +352,8 @@ func CheckPath(rel string) error {
 		return Errorf(EPROTO, "sst: path %q escapes the datadir or is not clean", rel)
 	}
 	top, _, _ := strings.Cut(rel, "/")
-	switch top {
-	case StagingDirName, OldDirName, TrashDirName, JournalName:
+	switch {
+	case top == StagingDirName, top == OldDirName, top == TrashDirName, top == JournalName, top == MoveName, strings.HasPrefix(top, CopyPrefix):
 		return Errorf(EPROTO, "sst: path %q names the joiner's work directory", rel)
 	}
 	return nil
@@ -576,10 +588,13 @@ func (sw *swap) do() error {
 		if err := s.fail("move-aside:" + n); err != nil {
 			return err
 		}
-		if err := os.Rename(filepath.Join(s.Root, n), filepath.Join(sw.old, n)); err != nil {
+		moved, err := s.move(filepath.Join(s.Root, n), filepath.Join(sw.old, n))
+		if moved {
+			sw.aside = append(sw.aside, n)
+		}
+		if err != nil {
 			return Errorf(EIO, "sst: move aside %s: %w", n, err)
 		}
-		sw.aside = append(sw.aside, n)
 	}
 	// The journal names what moves in; it is written only once everything
 	// it names is out of the way, so a recovery that removes those names
@@ -597,10 +612,13 @@ func (sw *swap) do() error {
 		if err := s.fail("move-in:" + n); err != nil {
 			return err
 		}
-		if err := os.Rename(filepath.Join(s.Dir, n), filepath.Join(s.Root, n)); err != nil {
+		moved, err := s.move(filepath.Join(s.Dir, n), filepath.Join(s.Root, n))
+		if moved {
+			sw.movedIn = append(sw.movedIn, n)
+		}
+		if err != nil {
 			return Errorf(EIO, "sst: move in %s: %w", n, err)
 		}
-		sw.movedIn = append(sw.movedIn, n)
 	}
 	if err := s.fail("sync"); err != nil {
 		return err
@@ -616,13 +634,13 @@ func (sw *swap) undo() error {
 	var errs []error
 	for i := len(sw.movedIn) - 1; i >= 0; i-- {
 		n := sw.movedIn[i]
-		if err := os.Rename(filepath.Join(s.Root, n), filepath.Join(s.Dir, n)); err != nil {
+		if _, err := s.move(filepath.Join(s.Root, n), filepath.Join(s.Dir, n)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for i := len(sw.aside) - 1; i >= 0; i-- {
 		n := sw.aside[i]
-		if err := os.Rename(filepath.Join(sw.old, n), filepath.Join(s.Root, n)); err != nil {
+		if _, err := s.move(filepath.Join(sw.old, n), filepath.Join(s.Root, n)); err != nil {
 			errs = append(errs, err)
 		}
 	}

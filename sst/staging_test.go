@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
@@ -115,10 +117,30 @@ func stage(t *testing.T, root string) (*Staging, []ManifestEntry) {
 	return st, man
 }
 
+// renames are the ways a swap's renames behave: on one filesystem, and on
+// an overlayfs datadir whose entries come from a lower layer, where every
+// rename of a directory fails with EXDEV (the swap copies it instead).
+var renames = map[string]func(oldpath, newpath string) error{
+	"rename": nil,
+	"exdev": func(oldpath, newpath string) error {
+		if fi, err := os.Lstat(oldpath); err == nil && fi.IsDir() {
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EXDEV}
+		}
+		return os.Rename(oldpath, newpath)
+	},
+}
+
 func TestStagingSwap(t *testing.T) {
+	for name, rename := range renames {
+		t.Run(name, func(t *testing.T) { testStagingSwap(t, rename) })
+	}
+}
+
+func testStagingSwap(t *testing.T, rename func(string, string) error) {
 	root := t.TempDir()
 	writeFiles(t, root, oldDatadir)
 	st, man := stage(t, root)
+	st.rename = rename
 	if err := st.Verify(man, "donor"); err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +176,19 @@ func TestStagingSwap(t *testing.T) {
 }
 
 func TestStagingSwapFailureLeavesOldDatadir(t *testing.T) {
+	for name, rename := range renames {
+		t.Run(name, func(t *testing.T) { testStagingSwapFailure(t, rename) })
+	}
+}
+
+func testStagingSwapFailure(t *testing.T, rename func(string, string) error) {
 	// Learn the steps of a successful swap, then fail at each in turn.
 	var steps []string
 	{
 		root := t.TempDir()
 		writeFiles(t, root, oldDatadir)
 		st, _ := stage(t, root)
+		st.rename = rename
 		st.failpoint = func(step string) error { steps = append(steps, step); return nil }
 		if err := Swap(st); err != nil {
 			t.Fatal(err)
@@ -174,8 +203,13 @@ func TestStagingSwapFailureLeavesOldDatadir(t *testing.T) {
 			writeFiles(t, root, oldDatadir)
 			before := treeHash(t, root)
 			st, _ := stage(t, root)
+			st.rename = rename
+			// One failure: the rollback's own moves (a copy back, on
+			// EXDEV) pass through the same steps and succeed.
+			failed := false
 			st.failpoint = func(step string) error {
-				if step == failAt {
+				if step == failAt && !failed {
+					failed = true
 					return errors.New("injected failure")
 				}
 				return nil
@@ -187,17 +221,29 @@ func TestStagingSwapFailureLeavesOldDatadir(t *testing.T) {
 			if after := treeHash(t, root); after != before {
 				t.Fatalf("old datadir changed after a failure at %s", failAt)
 			}
+			for _, n := range []string{OldDirName, JournalName, MoveName} {
+				if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
+					t.Errorf("%s left after a failure at %s", n, failAt)
+				}
+			}
 		})
 	}
 }
 
 // A crash (no rollback in-process) at each step is undone by Recover.
 func TestStagingCrashRecovery(t *testing.T) {
+	for name, rename := range renames {
+		t.Run(name, func(t *testing.T) { testStagingCrashRecovery(t, rename) })
+	}
+}
+
+func testStagingCrashRecovery(t *testing.T, rename func(string, string) error) {
 	var steps []string
 	{
 		root := t.TempDir()
 		writeFiles(t, root, oldDatadir)
 		st, _ := stage(t, root)
+		st.rename = rename
 		st.failpoint = func(step string) error { steps = append(steps, step); return nil }
 		Swap(st)
 	}
@@ -208,6 +254,7 @@ func TestStagingCrashRecovery(t *testing.T) {
 			writeFiles(t, root, oldDatadir)
 			before := treeHash(t, root)
 			st, _ := stage(t, root)
+			st.rename = rename
 			sw := &swap{s: st, old: filepath.Join(root, OldDirName), journal: filepath.Join(root, JournalName)}
 			st.failpoint = func(step string) error {
 				if step == crashAt {
@@ -239,6 +286,11 @@ func TestStagingCrashRecovery(t *testing.T) {
 			os.RemoveAll(st.Dir)
 			if after := treeHash(t, root); after != before {
 				t.Fatalf("old datadir not restored after a crash at %s", crashAt)
+			}
+			for _, n := range []string{OldDirName, JournalName, MoveName} {
+				if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
+					t.Errorf("%s left after recovery from a crash at %s", n, crashAt)
+				}
 			}
 		})
 	}
@@ -413,5 +465,94 @@ func TestCleanupOtherRoots(t *testing.T) {
 	}
 	if treeHash(t, ext) != beforeExt {
 		t.Error("the other root not restored")
+	}
+}
+
+// On EXDEV the swap copies; the copy's steps are failpoints, so the failure
+// and crash tests above go through each. Any other rename error is the
+// swap's error, with the old datadir kept.
+func TestStagingSwapEXDEVOnly(t *testing.T) {
+	var steps []string
+	root := t.TempDir()
+	writeFiles(t, root, oldDatadir)
+	st, _ := stage(t, root)
+	st.rename = renames["exdev"]
+	st.failpoint = func(step string) error { steps = append(steps, step); return nil }
+	if err := Swap(st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"copy:mysql", "copy-done:mysql", "copy-remove:mysql", "copy:newdb", "copy-remove:olddb"} {
+		if !slices.Contains(steps, want) {
+			t.Errorf("no step %s in an EXDEV swap: %v", want, steps)
+		}
+	}
+
+	root = t.TempDir()
+	writeFiles(t, root, oldDatadir)
+	before := treeHash(t, root)
+	st, _ = stage(t, root)
+	st.rename = func(oldpath, newpath string) error {
+		if fi, err := os.Lstat(oldpath); err == nil && fi.IsDir() {
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EACCES}
+		}
+		return os.Rename(oldpath, newpath)
+	}
+	err := Swap(st)
+	if !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("Swap with renames failing EACCES: %v", err)
+	}
+	st.Abort()
+	if after := treeHash(t, root); after != before {
+		t.Fatal("old datadir changed after a failed swap")
+	}
+	if ents, _ := filepath.Glob(filepath.Join(root, CopyPrefix+"*")); len(ents) != 0 {
+		t.Errorf("a copy was made for a rename that failed with EACCES: %v", ents)
+	}
+}
+
+// A crash after a copying move renamed its copy into place, while it
+// removed the source: recovery finishes the removal (MoveName says the
+// destination is whole), then rolls the swap back as after a rename.
+func TestRecoverInterruptedCopy(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, oldDatadir)
+	before := treeHash(t, root)
+	old := filepath.Join(root, OldDirName)
+	if err := os.Mkdir(old, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := filepath.Join(root, "mysql"), filepath.Join(old, "mysql")
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJournal(filepath.Join(root, MoveName), []string{src, dst}); err != nil {
+		t.Fatal(err)
+	}
+	// Half removed, and a copy of another entry under way.
+	if err := os.Remove(filepath.Join(src, "user.MAI")); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, old, map[string]string{CopyPrefix + "bench/t.ibd": "half"})
+	if err := Recover(root, logtest.New(t)); err != nil {
+		t.Fatal(err)
+	}
+	if after := treeHash(t, root); after != before {
+		t.Fatal("old datadir not restored")
+	}
+	for _, n := range []string{OldDirName, MoveName} {
+		if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
+			t.Errorf("%s left after recovery", n)
+		}
+	}
+	// Without MoveName, an entry both in the root and aside is not ours
+	// to choose between.
+	if err := os.Mkdir(old, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err, e := Recover(root, logtest.New(t)), (*Error)(nil); !errors.As(err, &e) || e.Errno != EEXIST {
+		t.Errorf("Recover with mysql in both places and no %s: %v", MoveName, err)
 	}
 }
