@@ -344,12 +344,6 @@ func (p *placement) abortOthers() {
 	}
 }
 
-// abort removes every staging.
-func (p *placement) abort() {
-	p.abortOthers()
-	p.data.Abort()
-}
-
 // finish checks every staging against the donor's manifest, drops the
 // binlogs a joiner without binary logging does not want, creates the
 // MyISAM/Aria symlinks and writes the binlog index. It returns the
