@@ -40,6 +40,28 @@ func TestStopDuringSSTAbortHangs(t *testing.T) {
 	}
 }
 
+// TestStopDuringStockSSTAbortHangs: a stop cuts a stock method's SST
+// short (its script reports no failure) and mariadbd hangs in its abort:
+// it is killed after stopAbortGrace, not at the stop timeout, and the
+// stop exits 0.
+func TestStopDuringStockSSTAbortHangs(t *testing.T) {
+	n := startFake(t, "stock-sst-stop-hang", func(c *Config, _ string) { c.StopTimeout = time.Minute })
+	n.waitFile("in-sst")
+	time.Sleep(200 * time.Millisecond) // the supervisor sees the script
+	pid := n.sup.PID()
+	t0 := time.Now()
+	n.stop()
+	if err := n.result(20 * time.Second); err != nil {
+		t.Fatalf("Run: %v (exit %d), want nil", err, exitCode(err))
+	}
+	if d := time.Since(t0); d < stopAbortGrace || d > stopAbortGrace+5*time.Second {
+		t.Errorf("mariadbd killed %s after the stop, want about %s", d.Round(100*time.Millisecond), stopAbortGrace)
+	}
+	if alive(pid) {
+		t.Errorf("mariadbd %d still alive", pid)
+	}
+}
+
 // TestStopAfterSSTFailed: an SST that failed on its own before the stop is
 // still a failed SST.
 func TestStopAfterSSTFailed(t *testing.T) {

@@ -151,6 +151,20 @@ func fakeMariadbd(mode string, args []string) int {
 		script.Wait()
 		time.Sleep(300 * time.Millisecond) // the supervisor sees the script end
 		say("STATUS=WSREP state transfer (role joiner) completed.\n")
+	case "stock-sst-stop-hang":
+		// A stock joiner stopped mid-SST that hangs in its abort, as
+		// 10.11 does at times: its script reports nothing.
+		self, _ := os.Executable()
+		script := &exec.Cmd{Path: self, Args: []string{"wsrep_sst_rsync", "--role", "joiner"},
+			Env: append(os.Environ(), "GS_FAKE_MARIADBD=sleeper")}
+		if err := script.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		time.Sleep(300 * time.Millisecond)
+		write("in-sst", "")
+		signal.Ignore(syscall.SIGTERM)
+		select {}
 	case "sst-burst":
 		// Twenty events sent 200 ms apart at 100 MB/s, as the SST stamped
 		// them, but read by the supervisor in one burst.

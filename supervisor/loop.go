@@ -298,7 +298,7 @@ func (l *loop) run(ctx context.Context) error {
 			for _, p := range reapOrphans(l.keep) {
 				s.log.Info(fmt.Sprintf("reaped orphan process %d", p), slog.Int("pid", p))
 			}
-			r.killHungAbort(l.pid)
+			r.killHungAbort(l.pid, l.stopStart)
 			r.abandonStart(l.pid)
 
 		case <-s.reload:

@@ -740,7 +740,7 @@ func TestRealDonorStatus(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("STATUS lines: %q", sd.statuses())
-	if !slicesContainsPrefix(sd.statuses(), "donor, sending SST") {
+	if !slicesContainsPrefix(sd.statuses(), "donor: sending SST by native-copy to ") {
 		t.Errorf("no donor progress in %q", sd.statuses())
 	}
 	for _, m := range sd.all() {

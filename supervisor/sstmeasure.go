@@ -48,6 +48,10 @@ type sstMeasure struct {
 	// What was said once.
 	errLogged, floorLogged, droppedLogged bool
 
+	// stream counts what the joiner's SST processes read as it arrives.
+	stream   procReads
+	received int64
+
 	donor  *donorMeasure
 	follow *donorFollow
 }
@@ -82,6 +86,7 @@ func (r *runner) measureTick(now time.Time) {
 		dirs := sst.DirsFrom(r.opts.Datadir(), func(o string) string { v, _ := r.opts.Get(o); return v })
 		m.disk = &progress.DiskMeter{Roots: dirs.Roots()}
 		m.results = make(chan diskResult, 1)
+		m.stream.names = streamReaders
 	}
 	m.scanning = true
 	d, out := m.disk, m.results
@@ -92,9 +97,10 @@ func (r *runner) measureTick(now time.Time) {
 	}()
 }
 
-// diskScanned takes a scan's result: bytes that landed, or a file written,
-// extend the start; while an SST into this node runs and its method says
-// nothing, they are its progress.
+// diskScanned takes a scan's result: once an SST into this node began,
+// bytes that landed, a file written or bytes its SST processes read extend
+// the start until READY; while the SST runs and its method says nothing,
+// the bytes landed are its progress.
 func (r *runner) diskScanned(res diskResult) {
 	m := &r.measure
 	now := time.Now()
@@ -115,7 +121,15 @@ func (r *runner) diskScanned(res diskResult) {
 	if r.ready || r.view.stopping {
 		return
 	}
-	if res.scan.Changed && r.keep.Advanced(now) {
+	received := m.stream.total
+	if pid := r.s.PID(); pid > 0 {
+		received = m.stream.measure(descendants(pid))
+	}
+	moved := res.scan.Changed || received > m.received
+	m.received = received
+	// Only a join by SST: a start that waits (for a Primary Component,
+	// say) is not kept alive by what InnoDB writes meanwhile.
+	if moved && r.sstJoiner && r.keep.Advanced(now) {
 		r.s.notify(notify.ExtendTimeout(r.keep.Window))
 	}
 	// A method that reported progress speaks for its SST to the end: a
@@ -160,15 +174,18 @@ func (r *runner) logicalSST(n NodeState) {
 	r.joinerSST()
 }
 
-// measuredDone ends the measured joiner SST in STATUS once its script
-// ended or mariadbd's monitor said it completed.
+// measuredDone takes the measured joiner SST out of STATUS once its
+// script ended or mariadbd's monitor said it is over. Whether it
+// succeeded is told by what mariadbd does next, so it is not "done".
 func (r *runner) measuredDone() {
-	if !r.view.measured || r.view.progRole != string(sst.Joiner) || r.view.meter.Last().Phase != progress.PhaseReceiving {
-		return
+	r.measuredEnded(string(sst.Joiner))
+}
+
+func (r *runner) measuredEnded(role string) {
+	if r.view.measured && r.view.progRole == role {
+		r.view.measured, r.view.lastProg = false, time.Time{}
+		r.say(true)
 	}
-	e := r.view.meter.Last()
-	e.Phase, e.Time = progress.PhaseDone, time.Now()
-	r.progressEvent(e, true)
 }
 
 // monitorExtend is the floor: mariadbd's SST monitor extends by a minute
@@ -201,8 +218,18 @@ type donorMeasure struct {
 	started        time.Time
 	method, joiner string
 	total          int64
-	reads          map[int]int64 // rchar of each data-reading process seen
-	sent           int64
+	reads          procReads
+}
+
+// procReads counts what an SST's processes of the given names read
+// (rchar of /proc/PID/io), keeping the count of those that ended. With
+// busiest, while none of them was seen, the busiest process of the SST
+// stands for them.
+type procReads struct {
+	names   map[string]bool
+	busiest bool
+	reads   map[int]int64
+	total   int64
 }
 
 // dataReaders are the programs that read the data a stock SST sends; the
@@ -211,55 +238,66 @@ var dataReaders = map[string]bool{
 	"rsync": true, "mariadb-backup": true, "mariabackup": true, "mariadb-dump": true, "mysqldump": true,
 }
 
+// streamReaders are the programs of a joiner's stock SST that read what
+// arrives (and mariadb-backup --prepare, which reads what arrived):
+// mbstream writes a file only when a whole chunk (10 MiB) is in, so on a
+// slow link they move when the datadir does not.
+var streamReaders = map[string]bool{
+	"socat": true, "nc": true, "ncat": true, "rsync": true, "mbstream": true, "xbstream": true,
+	"stunnel": true, "stunnel4": true, "mariadb-backup": true, "mariabackup": true,
+}
+
 // donorScan measures the donor's SST whose script is p, and publishes it
 // to the peers.
 func (r *runner) donorScan(p sstProc) {
 	m := &r.measure
 	d := m.donor
 	if d == nil || d.script != p.pid {
-		d = &donorMeasure{script: p.pid, method: p.method, joiner: p.address, reads: map[int]int64{}, started: time.Now()}
+		d = &donorMeasure{script: p.pid, method: p.method, joiner: p.address, started: time.Now(),
+			reads: procReads{names: dataReaders, busiest: true}}
 		dirs := sst.DirsFrom(r.opts.Datadir(), func(o string) string { v, _ := r.opts.Get(o); return v })
 		if s, err := (&progress.DiskMeter{Roots: dirs.Roots()}).Scan(); err == nil {
 			d.total = s.Bytes
 		}
 		m.donor = d
 	}
-	d.sent = d.measure(descendants(p.pid))
+	sent := d.reads.measure(descendants(p.pid))
 	r.coord.update(func(st *quorum.State) {
-		st.Donation = &quorum.Donation{Method: d.method, Joiner: d.joiner, Sent: d.sent, Total: d.total}
+		st.Donation = &quorum.Donation{Method: d.method, Joiner: d.joiner, Sent: sent, Total: d.total}
 	})
 	if m.methodAt.After(d.started) {
 		return // the method reports its own progress
 	}
 	r.progressEvent(progress.Event{Role: string(sst.Donor), Method: d.method, Phase: progress.PhaseSending,
-		Done: d.sent, Total: d.total, Peer: string(sst.Joiner) + " " + d.joiner, Time: time.Now()}, true)
+		Done: sent, Total: d.total, Peer: string(sst.Joiner) + " " + d.joiner, Time: time.Now()}, true)
 }
 
-// measure sums what the data-reading processes among procs have read,
-// keeping the count of those that ended; with none known, the busiest
-// process of the SST stands for it.
-func (d *donorMeasure) measure(procs []procStat) int64 {
+// measure reads the processes among procs and returns the count, which
+// never goes down.
+func (c *procReads) measure(procs []procStat) int64 {
+	if c.reads == nil {
+		c.reads = map[int]int64{}
+	}
 	var busiest int64
-	known := false
 	for _, p := range procs {
 		rchar, err := readRchar(p.PID)
 		if err != nil {
 			continue
 		}
 		busiest = max(busiest, rchar)
-		if dataReaders[procComm(p.PID)] {
-			known = true
-			d.reads[p.PID] = max(d.reads[p.PID], rchar)
+		if c.names[procComm(p.PID)] {
+			c.reads[p.PID] = max(c.reads[p.PID], rchar)
 		}
 	}
-	if !known && len(d.reads) == 0 {
-		return max(d.sent, busiest)
-	}
 	var sum int64
-	for _, n := range d.reads {
+	for _, n := range c.reads {
 		sum += n
 	}
-	return max(d.sent, sum)
+	if len(c.reads) == 0 && c.busiest {
+		sum = busiest
+	}
+	c.total = max(c.total, sum)
+	return c.total
 }
 
 // donorEnded clears what the peers see of a donation, and ends it in
@@ -272,13 +310,9 @@ func (r *runner) donorEnded() {
 	d := m.donor
 	m.donor = nil
 	r.coord.update(func(st *quorum.State) { st.Donation = nil })
-	r.s.log.Info(fmt.Sprintf("donor: SST by %s to %s ended; its processes read %d bytes", d.method, d.joiner, d.sent),
-		slog.String("sst_role", string(sst.Donor)), slog.String("sst_method", d.method), slog.String("sst_peer", d.joiner), slog.Int64("sst_bytes", d.sent))
-	if r.view.measured && r.view.progRole == string(sst.Donor) {
-		e := r.view.meter.Last()
-		e.Phase, e.Time = progress.PhaseDone, time.Now()
-		r.progressEvent(e, true)
-	}
+	r.s.log.Info(fmt.Sprintf("donor: SST by %s to %s ended; its processes read %d bytes", d.method, d.joiner, d.reads.total),
+		slog.String("sst_role", string(sst.Donor)), slog.String("sst_method", d.method), slog.String("sst_peer", d.joiner), slog.Int64("sst_bytes", d.reads.total))
+	r.measuredEnded(string(sst.Donor))
 }
 
 // readRchar reads the bytes pid has read (rchar: from files, pipes and

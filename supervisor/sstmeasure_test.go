@@ -78,17 +78,22 @@ func TestDonorMeasure(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	d := &donorMeasure{reads: map[int]int64{}}
+	d := &procReads{names: dataReaders, busiest: true}
 	var got int64
 	for end := time.Now().Add(5 * time.Second); got < 3<<20; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("measured %d bytes, want the 3 MiB cat read", got)
 		}
 		got = d.measure(append(descendants(cmd.Process.Pid), procStat{PID: cmd.Process.Pid}))
-		d.sent = got
 	}
 	if again := d.measure(nil); again != got {
 		t.Errorf("after the processes ended: %d, want %d still", again, got)
+	}
+	// A joiner's count knows its readers by name: the shell and cat are
+	// none of them.
+	j := &procReads{names: streamReaders}
+	if n := j.measure(append(descendants(cmd.Process.Pid), procStat{PID: cmd.Process.Pid})); n != 0 {
+		t.Errorf("joiner's stream count %d from processes that read no stream", n)
 	}
 }
 

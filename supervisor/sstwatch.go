@@ -72,21 +72,32 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 // aborted within the grace: a joiner whose SST failed never recovers, and
 // a hung one would hold the unit in "activating" until the start timeout,
 // or in "deactivating" for the stop timeout when a stop cancelled the SST
-// (the grace is then at most stopAbortGrace). Until its SST is in place
-// mariadbd has opened no data, so a SIGKILL loses nothing.
-func (r *runner) killHungAbort(pid int) {
-	g := r.s.cfg.AbortGrace
+// (the grace is then at most stopAbortGrace, counted from the stop when
+// the SST was a stock script's, which reports no failure: the stop ends
+// it). Until its SST is in place mariadbd has opened no data, so a
+// SIGKILL loses nothing.
+func (r *runner) killHungAbort(pid int, stopStart time.Time) {
+	g, failedAt, why := r.s.cfg.AbortGrace, r.sstFailedAt, "its SST failed"
 	if r.view.stopping {
 		g = min(g, stopAbortGrace)
+		if failedAt.IsZero() && r.joining() && r.sstScriptSeen() {
+			failedAt, why = stopStart, "the stop cut its SST short"
+		}
 	}
-	if r.ready || r.abortKilled || r.sstFailedAt.IsZero() || time.Since(r.sstFailedAt) < g {
+	if r.ready || r.abortKilled || failedAt.IsZero() || time.Since(failedAt) < g {
 		return
 	}
 	r.abortKilled = true
-	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after its SST failed: SIGKILL to its process group", pid, g), slog.Int("pid", pid))
+	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after %s: SIGKILL to its process group", pid, g, why), slog.Int("pid", pid))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// sstScriptSeen: the SST into this node ran a script (every method but
+// mysqldump, whose joiner is a running server the stop shuts down).
+func (r *runner) sstScriptSeen() bool {
+	return r.sstJoinerEnded || r.view.sstRunning && r.view.sstRole == string(sst.Joiner)
 }
 
 // scanSST notes an SST method running below mariadbd, and measures a

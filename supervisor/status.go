@@ -81,6 +81,11 @@ func (v *view) phase(now time.Time) Phase {
 	}
 	fresh := v.meter != nil && !v.lastProg.IsZero() && now.Sub(v.lastProg) < progressFresh &&
 		v.meter.Last().Phase != progress.PhaseDone && v.meter.Last().Phase != progress.PhaseFailed
+	if fresh && v.progRole == "joiner" {
+		// mysqldump loads a joiner that answers queries, and Galera
+		// calls it non-Primary until the dump is in.
+		return PhaseSST
+	}
 	if !v.sqlUp {
 		if fresh || v.sstMonitor || v.sstRunning && v.sstRole == "joiner" {
 			return PhaseSST
@@ -138,7 +143,7 @@ func (v *view) line(now time.Time) string {
 	case PhaseDonor:
 		fresh := v.meter != nil && v.progRole == "donor" && now.Sub(v.lastProg) < progressFresh
 		switch {
-		case fresh && v.measured && v.meter.Last().Phase == progress.PhaseSending:
+		case fresh && v.meter.Last().Phase == progress.PhaseSending && v.meter.Last().Method != "":
 			e := v.meter.Last()
 			s = "donor: sending SST by " + e.Method + " to " + sst.PeerAddr(e.Peer) + v.meter.Detail()
 		case fresh:

@@ -16,6 +16,15 @@ func TestStatusLine(t *testing.T) {
 		m.Observe(progress.Event{Role: "joiner", Phase: progress.PhaseReceiving, Done: 2 << 30, Total: 45 << 30 / 10}, t0)
 		return m
 	}
+	// A stock method's, as the supervisor measures it.
+	measured := func(e progress.Event) *progress.Meter {
+		m := &progress.Meter{}
+		e.Done = 2<<30 - 310e6
+		m.Observe(e, t0.Add(-time.Second))
+		e.Done = 2 << 30
+		m.Observe(e, t0)
+		return m
+	}
 	synced := NodeState{Comment: "Synced", Ready: true, ClusterStatus: "Primary"}
 	tests := []struct {
 		name string
@@ -28,6 +37,16 @@ func TestStatusLine(t *testing.T) {
 		{"SST with progress", view{wsrep: true, meter: sstMeter(), lastProg: t0, progRole: "joiner"}, "receiving SST 44% 2.0/4.5 GiB 310 MB/s ETA 9s"},
 		{"SST progress gone stale", view{wsrep: true, meter: sstMeter(), lastProg: t0.Add(-time.Minute), sstRunning: true, sstRole: "joiner", sstMethod: "rsync"}, "receiving SST by rsync"},
 		{"SST seen by the monitor only", view{wsrep: true, sstMonitor: true}, "receiving SST"},
+		{"SST by a stock method", view{wsrep: true, meter: measured(progress.Event{Role: "joiner", Method: "rsync", Phase: progress.PhaseReceiving}),
+			lastProg: t0, progRole: "joiner", measured: true}, "receiving SST by rsync 2.0 GiB 310 MB/s"},
+		// A joiner loaded by mysqldump answers queries and is non-Primary
+		// until the dump is in.
+		{"SST by mysqldump", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Joining: receiving State Transfer", ClusterStatus: "non-Primary"},
+			meter:    measured(progress.Event{Role: "joiner", Method: "mysqldump", Phase: progress.PhaseReceiving}),
+			lastProg: t0, progRole: "joiner", measured: true}, "receiving SST by mysqldump 2.0 GiB 310 MB/s"},
+		{"donor by a stock method", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Donor/Desynced", ClusterStatus: "Primary"},
+			meter:    measured(progress.Event{Role: "donor", Method: "rsync", Phase: progress.PhaseSending, Total: 45 << 30 / 10, Peer: "joiner 10.0.0.2:4444/rsync_sst"}),
+			lastProg: t0, progRole: "donor", measured: true}, "donor: sending SST by rsync to 10.0.0.2:4444/rsync_sst 44% 2.0/4.5 GiB 310 MB/s ETA 9s"},
 		{"waiting for primary", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Initialized", ClusterStatus: "non-Primary"}}, "waiting for primary"},
 		{"IST", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Joining: receiving State Transfer", ClusterStatus: "Primary"}}, "IST"},
 		{"joined", view{wsrep: true, sqlUp: true, node: NodeState{Comment: "Joined", ClusterStatus: "Primary"}}, "joined, catching up"},

@@ -94,3 +94,45 @@ func TestRealStockSSTMonitorFloor(t *testing.T) {
 	sup.stop(t, 2*time.Minute)
 	noneLeft(t, c.Node(2).Dir)
 }
+
+// TestRealStockDonorPeers joins node2 by the stock mariabackup script from
+// node1, both under the supervisor and peers: the donor's STATUS tells the
+// method, the joiner and the bytes its SST processes read, and the
+// joiner's, told the donor's datadir size over the peer channel, a %.
+func TestRealStockDonorPeers(t *testing.T) {
+	galeratest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	c := galeratest.NewTest(t, galeratest.Config{Nodes: 2, SSTMethod: "mariabackup", SST: map[string]string{"rlimit": "4m"},
+		Mysqld: map[string]string{"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password}})
+	if _, err := c.Supervise(galeratest.SupervisorConfig{Binary: builtSupervisor(t), BootstrapWait: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	sd1, sd2 := newSystemdSocket(t), newSystemdSocket(t)
+	sup1 := startSupervisor(t, c.Node(1), sd1, "--wsrep-new-cluster")
+	if _, err := sd1.waitFor(ctx, "READY=1", sup1.exited); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(1).LoadData(ctx, 48<<20); err != nil {
+		t.Fatal(err)
+	}
+	sup2 := startSupervisor(t, c.Node(2), sd2)
+	if _, err := sd2.waitFor(ctx, "READY=1", sup2.exited); err != nil {
+		t.Fatal(err)
+	}
+	donor := regexp.MustCompile(`^donor: sending SST by mariabackup to 127\.0\.0\.1:\d+/xtrabackup_sst\S* (\d+% )?([\d.]+/)?[1-9][\d.]* (MiB|GiB) [\d.]+ MB/s`)
+	joiner := regexp.MustCompile(`^receiving SST by mariabackup [1-9]\d?% [\d.]+/[\d.]+ (MiB|GiB) [\d.]+ MB/s`)
+	t.Logf("donor STATUS: %q", sd1.statuses())
+	t.Logf("joiner STATUS: %q", sd2.statuses())
+	if !slices.ContainsFunc(sd1.statuses(), donor.MatchString) {
+		t.Errorf("no donor STATUS with the method, the joiner, bytes and a rate")
+	}
+	if !slices.ContainsFunc(sd2.statuses(), joiner.MatchString) {
+		t.Errorf("no joiner STATUS with a %% of the donor's total")
+	}
+	for _, s := range []*supervised{sup2, sup1} {
+		if code := s.stop(t, 2*time.Minute); code != ExitOK {
+			t.Errorf("exit %d after SIGTERM", code)
+		}
+	}
+}

@@ -24,9 +24,9 @@ type sstStatus struct {
 }
 
 var (
-	reSSTPhase = regexp.MustCompile(`^(?:donor, )?(waiting|receiving|sending|preparing|verifying|moving)(?: SST)?(?:$| )`)
-	rePercent  = regexp.MustCompile(` (\d{1,3})% ([0-9.]+)/([0-9.]+) (MiB|GiB)(?: |$)`)
-	reDoneOnly = regexp.MustCompile(`^ ([0-9.]+) (MiB|GiB)(?: |$)`)
+	reSSTPhase = regexp.MustCompile(`^(?:donor, |donor: )?(waiting|receiving|sending|preparing|verifying|moving)(?: SST)?(?: by \S+(?: to \S+)?)?(?:$| )`)
+	rePercent  = regexp.MustCompile(` (\d{1,3})% ([0-9.]+)/([0-9.]+) (KiB|MiB|GiB)(?: |$)`)
+	reDoneOnly = regexp.MustCompile(`^ ([0-9.]+) (KiB|MiB|GiB)(?: |$)`)
 )
 
 // parseStatus reads an SST progress STATUS= line; ok is false for any other
@@ -42,8 +42,11 @@ func parseStatus(line string) (s sstStatus, ok bool) {
 		rest = " " + rest
 	}
 	unit := func(u string) float64 {
-		if u == "GiB" {
+		switch u {
+		case "GiB":
 			return 1 << 30
+		case "KiB":
+			return 1 << 10
 		}
 		return 1 << 20
 	}

@@ -28,6 +28,8 @@ func TestParseStatus(t *testing.T) {
 		{"donor, sending SST 10% 20/200 MiB", true, sstStatus{Phase: "sending", Percent: 10, Done: 20 << 20, Total: 200 << 20}},
 		{"receiving SST", true, sstStatus{Phase: "receiving", Percent: -1}},
 		{"receiving SST by native-backup", true, sstStatus{Phase: "receiving", Percent: -1}},
+		{"donor: sending SST by native-copy to 127.0.0.1:4444 10% 20/200 MiB 38 MB/s", true, sstStatus{Phase: "sending", Percent: 10, Done: 20 << 20, Total: 200 << 20}},
+		{"receiving SST by rsync 512 KiB 0.4 MB/s", true, sstStatus{Phase: "receiving", Percent: -1, Done: 512 << 10}},
 		{"synced", false, sstStatus{}},
 		{"joined, catching up", false, sstStatus{}},
 		{"starting: InnoDB: Buffer pool(s) load completed", false, sstStatus{}},

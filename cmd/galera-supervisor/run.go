@@ -154,21 +154,26 @@ What systemd hears (NotifyAccess=main is enough):
                mariabackup, mysqldump) is measured by the supervisor:
                "receiving SST by rsync 1.2 GiB 40 MB/s", the bytes landing
                on the joiner's disk, with a % and an ETA when the donor's
-               supervisor is a peer (it tells its datadir's size); the
-               donor's line is "donor: sending SST by rsync to
-               10.0.0.2:4444/rsync_sst 1.2/2.0 GiB 40 MB/s", what its SST
-               processes read (/proc/PID/io).
+               supervisor is a peer (it tells its datadir's size). A
+               donor says "donor: sending SST by METHOD to JOINER" with its
+               bytes: the method's own count, or for a stock method what
+               its SST processes read (/proc/PID/io), e.g. "donor: sending
+               SST by rsync to 10.0.0.2:4444/rsync_sst 55% 1.1/2.0 GiB
+               40 MB/s ETA 23s".
   EXTEND_TIMEOUT_USEC=
                before READY, each time SST progress advances (or the node's
                phase changes), by the stall window, at most every quarter of
                it: a transfer that stalls lets the start timeout fire one
                window after its last byte. Progress is the method's own
-               events, and, for every method, bytes landing in (or files
-               written in) the datadir and the InnoDB and Aria directories
-               outside it, scanned every second from mariadbd's start to
-               READY: rsync and rsync_wan write there, mariabackup into
-               <datadir>/.sst, mysqldump grows the datadir. galera.cache,
-               grastate.dat, gvwstate.dat, logs and pid files do not count. The window is the unit's own
+               events, and, for every method, from the SST's start to
+               READY, bytes landing in (or files written in) the datadir
+               and the InnoDB and Aria directories outside it, scanned
+               every second (rsync and rsync_wan write there, mariabackup
+               into <datadir>/.sst, mysqldump grows the datadir;
+               galera.cache, grastate.dat, gvwstate.dat, logs and pid files
+               do not count), and bytes the joiner's socat, nc, rsync,
+               mbstream or mariadb-backup read (/proc/PID/io): mbstream
+               writes only whole 10 MiB chunks. The window is the unit's own
                TimeoutStartSec= (read over D-Bus at start, at least 10 s),
                so TimeoutStartSec=20 fails a stalled SST's start 20 s after
                the stall (then the stop, within TimeoutStopSec=); nothing is

@@ -128,8 +128,15 @@ func (m *Meter) ETA() (time.Duration, bool) {
 	if !ok || rate <= 0 || m.last.Total <= 0 || m.last.Done > m.last.Total {
 		return 0, false
 	}
-	return time.Duration(float64(m.last.Total-m.last.Done) / rate * float64(time.Second)), true
+	eta := float64(m.last.Total-m.last.Done) / rate
+	if eta > maxETA.Seconds() {
+		return 0, false // a transfer barely moving tells no time
+	}
+	return time.Duration(eta * float64(time.Second)), true
 }
+
+// maxETA is the longest ETA told.
+const maxETA = 24 * time.Hour
 
 // String renders the progress in one line, e.g.
 // "receiving SST 45% 2.0/4.5 GiB 310 MB/s ETA 8s".
@@ -155,7 +162,7 @@ func (m *Meter) Detail() string {
 		s += " " + sizeNum(e.Done, u) + " " + u.name
 	}
 	if rate, ok := m.Rate(); ok {
-		if rate > 0 && rate < 1e6 {
+		if rate > 0 && rate < 0.95e6 {
 			s += fmt.Sprintf(" %.1f MB/s", rate/1e6) // a slow transfer is not "0 MB/s"
 		} else {
 			s += fmt.Sprintf(" %.0f MB/s", rate/1e6)
@@ -180,16 +187,20 @@ type unit struct {
 	size float64
 }
 
-// unitFor picks GiB from 1 GiB up and MiB below, so small SSTs do not read 0.0.
+// unitFor picks GiB from 1 GiB up, MiB below and KiB below 1 MiB, so
+// small SSTs do not read 0.0.
 func unitFor(n int64) unit {
-	if n >= 1<<30 {
+	switch {
+	case n >= 1<<30:
 		return unit{"GiB", 1 << 30}
+	case n >= 1<<20:
+		return unit{"MiB", 1 << 20}
 	}
-	return unit{"MiB", 1 << 20}
+	return unit{"KiB", 1 << 10}
 }
 
 func sizeNum(n int64, u unit) string {
-	if u.name == "MiB" {
+	if u.name != "GiB" {
 		return fmt.Sprintf("%.0f", float64(n)/u.size)
 	}
 	return fmt.Sprintf("%.1f", float64(n)/u.size)

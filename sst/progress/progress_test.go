@@ -234,3 +234,32 @@ func TestMeterSmallAndOvershoot(t *testing.T) {
 		t.Fatalf("String() = %q, want %q", got, want)
 	}
 }
+
+// TestMeterSlowSmall: a slow transfer with no total, as a stock method's
+// measured one starts: KiB below 1 MiB, and a rate below 1 MB/s with a
+// decimal rather than "0 MB/s".
+func TestMeterSlowSmall(t *testing.T) {
+	var m Meter
+	t0 := time.Unix(1000, 0)
+	for i := range 7 {
+		at := t0.Add(time.Duration(i) * 500 * time.Millisecond)
+		m.Observe(Event{Role: "joiner", Phase: PhaseReceiving, Done: int64(i) * 100e3, Time: at}, at)
+	}
+	if got, want := m.String(), "receiving SST 586 KiB 0.2 MB/s"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got, want := m.Detail(), " 586 KiB 0.2 MB/s"; got != want {
+		t.Errorf("Detail() = %q, want %q", got, want)
+	}
+}
+
+// TestMeterNoEndlessETA: a transfer barely moving gives no ETA of months.
+func TestMeterNoEndlessETA(t *testing.T) {
+	var m Meter
+	t0 := time.Unix(1000, 0)
+	m.Observe(Event{Role: "joiner", Phase: PhaseReceiving, Done: 0, Total: 4 << 30, Time: t0}, t0)
+	m.Observe(Event{Role: "joiner", Phase: PhaseReceiving, Done: 10, Total: 4 << 30, Time: t0.Add(2 * time.Second)}, t0.Add(2*time.Second))
+	if eta, ok := m.ETA(); ok {
+		t.Errorf("ETA %s at 5 bytes/s", eta)
+	}
+}
