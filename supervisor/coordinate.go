@@ -22,7 +22,8 @@ import (
 // SSTIncompleteFile marks, in the datadir, a node whose last SST as a
 // joiner did not complete: written when one is seen to begin (or its
 // leftovers are found), removed once the node is Synced. Such a node never
-// bootstraps a cluster. SSTs never send or replace it.
+// bootstraps a cluster. No SST sends it; the joiner's supervisor keeps
+// it across the SST (ownfiles.go).
 const SSTIncompleteFile = "galera-supervisor.sst-incomplete"
 
 // findIncompleteSST says why the node's last SST did not complete, "" when
@@ -393,10 +394,25 @@ func (r *runner) joinerSST() {
 	if err := markSSTIncomplete(r.opts.Datadir(), why); err != nil {
 		r.s.log.Warn(err.Error())
 	}
+	r.own = readOwnFiles(r.opts.Datadir(), r.s.log)
+}
+
+// keepOwnFiles puts the node's own files back as they were before its
+// joiner SST: at each sign that the SST ended (a stock joiner may have
+// removed them) and once Synced.
+func (r *runner) keepOwnFiles() {
+	if r.own != nil {
+		r.own.restore(r.opts.Datadir(), r.s.maint.Load(), r.s.log)
+	}
 }
 
 // sstCompleted clears the incomplete-SST marker once the node is Synced.
 func (r *runner) sstCompleted() {
+	if r.own != nil {
+		delete(r.own, SSTIncompleteFile) // removed below
+		r.keepOwnFiles()
+		r.own = nil
+	}
 	p := filepath.Join(r.opts.Datadir(), SSTIncompleteFile)
 	if err := os.Remove(p); err == nil {
 		r.s.log.Info("node Synced: removed the incomplete-SST marker", slog.String("path", p))

@@ -57,9 +57,12 @@ type runner struct {
 	// sstJoinerEnded: the joiner's SST process ended; whether it succeeded
 	// is told by what mariadbd does next.
 	sstJoinerEnded bool
-	sstFailed      string
-	sstFailedAt    time.Time
-	abortKilled    bool
+	// own: the node's own files as they were when its joiner SST began,
+	// put back when it ends; nil outside one.
+	own         ownFiles
+	sstFailed   string
+	sstFailedAt time.Time
+	abortKilled bool
 	// startKnown: mariadbd started with a known position, so its join may
 	// be an IST; a node without one joins by SST.
 	startKnown bool
@@ -375,6 +378,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 					r.joinerSST()
 				} else {
 					r.sstJoinerDone = true
+					r.keepOwnFiles()
 					r.measuredDone()
 				}
 			}

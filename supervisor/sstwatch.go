@@ -49,6 +49,7 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 		switch e.Phase {
 		case progress.PhaseDone:
 			r.sstJoinerDone = true
+			r.keepOwnFiles()
 		case progress.PhaseFailed:
 			r.sstFailed = e.Err
 			if r.sstFailedAt.IsZero() {
@@ -120,6 +121,7 @@ func (r *runner) scanSST(pid int) {
 		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod), slog.Any("sst_role", r.view.sstRole), slog.String("sst_method", r.view.sstMethod))
 		if r.view.sstRole == "joiner" {
 			r.sstJoinerEnded = true
+			r.keepOwnFiles()
 			r.measuredDone()
 		} else {
 			r.donorEnded()

@@ -264,7 +264,8 @@ default; answers come from the health check's last result, refreshed every
 
 Maintenance ("galera-supervisor maintenance on|off"): the mode is kept in
 <datadir>/galera-supervisor.maintenance, read at start, on SIGUSR2 and on
-a request on <runtime-dir>/control.sock. While it is on, every check but
+a request on <runtime-dir>/control.sock; the node's own mode and last
+decision survive a joiner SST, never the donor's. While it is on, every check but
 /primary-component answers 503 (load balancers drain the node), the
 supervisor does not bootstrap by itself (a bootstrap Decide chose waits)
 and does not give a start up, STATUS= ends with "; maintenance: drained,

@@ -21,8 +21,9 @@ import (
 	"time"
 )
 
-// File is the mode's file in the datadir; present means on. SSTs never
-// send or replace it (galera-supervisor.* files stay with their node).
+// File is the mode's file in the datadir; present means on. No SST
+// sends it, and the joiner's supervisor keeps it across a joiner SST,
+// whose stock mariabackup script removes it (supervisor/ownfiles.go).
 const File = "galera-supervisor.maintenance"
 
 // State is the maintenance mode while it is on.

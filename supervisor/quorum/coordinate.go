@@ -194,7 +194,8 @@ func (c *Coordinator) poll(ctx context.Context, query func(context.Context, stri
 }
 
 // DecisionFile is where the last decision is kept, in the datadir: it
-// survives a reboot, and status reads it. SSTs never send or replace it.
+// survives a reboot, and status reads it. No SST sends it; the joiner's
+// supervisor keeps it across a joiner SST (supervisor/ownfiles.go).
 const DecisionFile = "galera-supervisor.decision"
 
 // WriteRecord writes r to dir/DecisionFile atomically.
