@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -746,8 +748,10 @@ func (s *Staging) RecordTree() error {
 
 // Prune removes staged files not named in keep (a file the donor sent
 // and later found deleted, or an old file copied for a delta that the
-// donor no longer has), and then empty directories are left alone. It
-// returns the paths removed.
+// donor no longer has), and the directories that this leaves empty: a
+// database dropped on the donor must not come back as an empty one, which
+// mariadbd would list. A directory that was empty before is left alone,
+// as a full transfer leaves it. It returns the files removed.
 func (s *Staging) Prune(keep map[string]bool) ([]string, error) {
 	var removed []string
 	err := filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
@@ -769,10 +773,35 @@ func (s *Staging) Prune(keep map[string]bool) ([]string, error) {
 	if err != nil {
 		return removed, Errorf(EIO, "sst: prune staging %s: %w", s.Dir, err)
 	}
+	if err := s.removeEmptied(removed); err != nil {
+		return removed, err
+	}
 	s.mu.Lock()
 	for _, r := range removed {
 		delete(s.written, r)
 	}
 	s.mu.Unlock()
 	return removed, nil
+}
+
+// removeEmptied removes the directories above the removed files that no
+// longer hold anything, deepest first.
+func (s *Staging) removeEmptied(removed []string) error {
+	dirs := map[string]bool{}
+	for _, r := range removed {
+		for d := filepath.Dir(r); d != "." && d != "/"; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	order := slices.Collect(maps.Keys(dirs))
+	// Deeper paths first: a parent can be empty only once its children
+	// are gone.
+	slices.SortFunc(order, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, d := range order {
+		err := os.Remove(filepath.Join(s.Dir, d))
+		if err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, fs.ErrNotExist) {
+			return Errorf(EIO, "sst: prune staging %s: %w", s.Dir, err)
+		}
+	}
+	return nil
 }

@@ -374,6 +374,40 @@ func TestStagingVerify(t *testing.T) {
 	}
 }
 
+// A database dropped on the donor goes from the delta's staging with its
+// directory; an empty directory that was there before stays.
+func TestPruneRemovesEmptiedDirs(t *testing.T) {
+	st, err := NewStaging(t.TempDir(), nil, logtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"keep/t.ibd", "olddb/db.opt", "olddb/t.frm", "olddb/sub/x", "mixed/a", "mixed/b"} {
+		p := filepath.Join(st.Dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(st.Dir, "wasempty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := st.Prune(map[string]bool{"keep/t.ibd": true, "mixed/a": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 4 {
+		t.Errorf("removed %v, want 4 files", removed)
+	}
+	for p, want := range map[string]bool{"olddb": false, "keep/t.ibd": true, "mixed/a": true, "mixed/b": false, "wasempty": true} {
+		_, err := os.Lstat(filepath.Join(st.Dir, p))
+		if got := err == nil; got != want {
+			t.Errorf("%s exists: %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestCheckPath(t *testing.T) {
 	for _, ok := range []string{"ibdata1", "bench/t.ibd", "a/b/c", "..foo"} {
 		if err := CheckPath(ok); err != nil {

@@ -106,9 +106,9 @@ type config struct {
 	timeout    time.Duration
 	verbose    bool
 
-	endpoint        bool // the -endpoint bench instead of the SST runs
+	endpoint          bool // the -endpoint bench instead of the SST runs
 	endpointWindowLen time.Duration
-	endpointClients int
+	endpointClients   int
 }
 
 func main() {
