@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/maintenance"
+	"github.com/galera-supervisor/galera-supervisor/supervisor/quorum"
 )
 
 // TestRealStockSSTMonitorFloor joins a node by the stock mariabackup
@@ -134,5 +138,70 @@ func TestRealStockDonorPeers(t *testing.T) {
 		if code := s.stop(t, 2*time.Minute); code != ExitOK {
 			t.Errorf("exit %d after SIGTERM", code)
 		}
+	}
+}
+
+// TestRealStockSSTOwnFiles joins a node in maintenance by each stock
+// method from a donor in maintenance with a last decision: the joiner ends
+// Synced in its own mode (the mariabackup joiner's script removes the
+// file; the supervisor puts it back), without the donor's decision, and
+// without the incomplete-SST marker.
+func TestRealStockSSTOwnFiles(t *testing.T) {
+	galeratest.Require(t)
+	for _, method := range []string{"rsync", "mariabackup"} {
+		t.Run(method, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cfg := galeratest.Config{Nodes: 2, SSTMethod: method}
+			if method == "mariabackup" {
+				// mariadb-backup runs as OS user mysql, which has no account.
+				cfg.Mysqld = map[string]string{"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password}
+			}
+			c := galeratest.NewTest(t, cfg)
+			if err := c.Bootstrap(ctx); err != nil {
+				t.Fatal(err)
+			}
+			donorDir, joinerDir := c.Node(1).DataDir, c.Node(2).DataDir
+			if err := maintenance.Write(donorDir, maintenance.State{Reason: "donor's"}); err != nil {
+				t.Fatal(err)
+			}
+			const donorDecision = `{"action":"donor's"}` + "\n"
+			if err := os.WriteFile(filepath.Join(donorDir, quorum.DecisionFile), []byte(donorDecision), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(joinerDir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := maintenance.Write(joinerDir, maintenance.State{Reason: "joiner's"}); err != nil {
+				t.Fatal(err)
+			}
+			sd := newSystemdSocket(t)
+			sup := startSupervisor(t, c.Node(2), sd)
+			if _, err := sd.waitFor(ctx, "READY=1", sup.exited); err != nil {
+				t.Fatalf("no READY=1: %v; STATUS lines %q", err, sd.statuses())
+			}
+			if !anyContains(sd.statuses(), "by "+method) {
+				t.Errorf("no SST by %s seen: %q", method, sd.statuses())
+			}
+			st, err := maintenance.Read(joinerDir)
+			if err != nil || st == nil || st.Reason != "joiner's" {
+				t.Errorf("joiner's maintenance mode after the SST = %+v, %v; want its own (reason joiner's)", st, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(joinerDir, quorum.DecisionFile)); err == nil && string(b) == donorDecision {
+				t.Errorf("the donor's decision came to the joiner")
+			}
+			// The marker goes just after READY=1.
+			marker := filepath.Join(joinerDir, SSTIncompleteFile)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if _, err := os.Lstat(marker); err != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("incomplete-SST marker left on a Synced joiner")
+					break
+				}
+			}
+			sup.stop(t, 2*time.Minute)
+		})
 	}
 }
