@@ -42,7 +42,7 @@ func TestStopDuringSSTAbortHangs(t *testing.T) {
 
 // TestStopDuringStockSSTAbortHangs: a stop cuts a stock method's SST
 // short (its script reports no failure) and mariadbd hangs in its abort:
-// it is killed after stopAbortGrace, not at the stop timeout, and the
+// it is killed after stopCutGrace, not at the stop timeout, and the
 // stop exits 0.
 func TestStopDuringStockSSTAbortHangs(t *testing.T) {
 	n := startFake(t, "stock-sst-stop-hang", func(c *Config, _ string) { c.StopTimeout = time.Minute })
@@ -54,8 +54,8 @@ func TestStopDuringStockSSTAbortHangs(t *testing.T) {
 	if err := n.result(20 * time.Second); err != nil {
 		t.Fatalf("Run: %v (exit %d), want nil", err, exitCode(err))
 	}
-	if d := time.Since(t0); d < stopAbortGrace || d > stopAbortGrace+5*time.Second {
-		t.Errorf("mariadbd killed %s after the stop, want about %s", d.Round(100*time.Millisecond), stopAbortGrace)
+	if d := time.Since(t0); d < stopCutGrace || d > stopCutGrace+5*time.Second {
+		t.Errorf("mariadbd killed %s after the stop, want about %s", d.Round(100*time.Millisecond), stopCutGrace)
 	}
 	if alive(pid) {
 		t.Errorf("mariadbd %d still alive", pid)

@@ -73,16 +73,17 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 // aborted within the grace: a joiner whose SST failed never recovers, and
 // a hung one would hold the unit in "activating" until the start timeout,
 // or in "deactivating" for the stop timeout when a stop cancelled the SST
-// (the grace is then at most stopAbortGrace, counted from the stop when
-// the SST was a stock script's, which reports no failure: the stop ends
-// it). Until its SST is in place mariadbd has opened no data, so a
-// SIGKILL loses nothing.
+// (the grace is then at most stopAbortGrace; stopCutGrace counted from
+// the stop when the SST was a stock method's, which reports no failure:
+// the stop ends it). Until its SST is in place mariadbd has opened no
+// data, so a SIGKILL loses nothing; a mysqldump joiner has, but holds half
+// a dump its next start replaces by a full SST.
 func (r *runner) killHungAbort(pid int, stopStart time.Time) {
 	g, failedAt, why := r.s.cfg.AbortGrace, r.sstFailedAt, "its SST failed"
 	if r.view.stopping {
 		g = min(g, stopAbortGrace)
-		if failedAt.IsZero() && r.joining() && r.sstScriptSeen() {
-			failedAt, why = stopStart, "the stop cut its SST short"
+		if failedAt.IsZero() && r.joining() {
+			g, failedAt, why = min(g, stopCutGrace), stopStart, "the stop cut its SST short"
 		}
 	}
 	if r.ready || r.abortKilled || failedAt.IsZero() || time.Since(failedAt) < g {
@@ -95,11 +96,11 @@ func (r *runner) killHungAbort(pid int, stopStart time.Time) {
 	}
 }
 
-// sstScriptSeen: the SST into this node ran a script (every method but
-// mysqldump, whose joiner is a running server the stop shuts down).
-func (r *runner) sstScriptSeen() bool {
-	return r.sstJoinerEnded || r.view.sstRunning && r.view.sstRole == string(sst.Joiner)
-}
+// stopCutGrace bounds a joiner's abort after a stop cut its stock SST
+// short: the script ends at the stop's SIGTERM, mariadbd within a second
+// after, or it hangs; the unit's stop is the tail of a stalled start's
+// failure, which should come within TimeoutStartSec+15 s of the stall.
+const stopCutGrace = 5 * time.Second
 
 // scanSST notes an SST method running below mariadbd, and measures a
 // donor's.

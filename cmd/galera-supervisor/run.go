@@ -294,7 +294,8 @@ and the supervisor is a child subreaper, so orphaned SST processes and
 mariadb-backup re-parent to it and are stopped and reaped. A joiner whose
 SST failed must abort; one still running 60 s after a native method reported
 the failure (10.11 hangs there at times) is killed with its group (exit 4);
-10 s after a stop that cancelled its SST (exit 0).
+10 s after a stop that cancelled its SST (exit 0), 5 s after a stop that cut
+a stock method's SST short (its script reports nothing; exit 0).
 
 Exit codes (for Restart= and RestartPreventExitStatus=3 4 6 78):
   0  stopped on request: however mariadbd ends once told to stop (a join

@@ -626,36 +626,14 @@ Restart=no
 	t.Cleanup(func() { r.m.Exec(context.Background(), append([]string{"kill", "-CONT"}, stopped...)...) })
 	t.Logf("SIGSTOPped the donor's SST processes %v; %s: %s", stopped, n2.unit, r.show(ctx, n2.unit, "StatusText"))
 
-	var timedOut time.Duration // when the unit left "activating"
-	for {
-		st := r.show(ctx, n2.unit, "ActiveState")
-		if st != "activating" && timedOut == 0 {
-			timedOut = time.Since(stallAt)
-		}
-		if st == "failed" || st == "inactive" {
-			break
-		}
-		if time.Since(stallAt) > 2*time.Minute {
-			t.Fatalf("%s still %s %s after the stall", n2.unit, st, time.Since(stallAt).Round(time.Second))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	failedAfter := time.Since(stallAt)
+	timedOut, failedAfter := r.waitFailed(ctx, n2.unit, stallAt)
 	t.Logf("stalled SST: start timeout fired %s after the stall, unit failed %s after it",
 		timedOut.Round(100*time.Millisecond), failedAfter.Round(100*time.Millisecond))
 	j := r.journal(ctx, n2.unit)
 	if _, ok := firstLine(j, "SST stall window 20s, from "+n2.unit+"'s TimeoutStartSec=20s"); !ok {
 		t.Errorf("the supervisor did not log a window derived from TimeoutStartSec")
 	}
-	if st, res := r.show(ctx, n2.unit, "ActiveState"), r.show(ctx, n2.unit, "Result"); st != "failed" || res != "timeout" {
-		t.Errorf("%s is %s, result %q, want failed by timeout\n%s", n2.unit, st, res, r.m.Journal(ctx, n2.unit))
-	}
-	if failedAfter > failWithin {
-		t.Errorf("%s failed %s after the stall, want within %s", n2.unit, failedAfter.Round(100*time.Millisecond), failWithin)
-	}
-	if p := r.unitProcs(ctx, n2.unit); len(p) > 0 {
-		t.Errorf("processes left in %s after the timeout: %v", n2.unit, p)
-	}
+	r.failedByTimeout(ctx, n2.unit, failedAfter, failWithin)
 }
 
 // TestSystemdSupervisorWatchdog SIGSTOPs mariadbd under WatchdogSec=: the
