@@ -141,12 +141,21 @@ func fakeMariadbd(mode string, args []string) int {
 			os.Rename(datadir, datadir+".away")
 			os.WriteFile(datadir, nil, 0o644)
 			defer func() { os.Remove(datadir); os.Rename(datadir+".away", datadir) }()
-			time.Sleep(300 * time.Millisecond)
+			// The test says when the supervisor has logged that it cannot
+			// measure: a sleep is too short on a loaded machine.
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if _, err := os.Stat(filepath.Join(dir, "unmeasurable-seen")); err == nil {
+					break
+				}
+			}
 		}
 		write("stalled", "")
 		// The monitor's 30 s message comes while the transfer is stalled.
 		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
-		time.Sleep(time.Second)
+		// Long enough for the test to tell a late last sample (bytes
+		// written before the stall, seen after it by a supervisor the
+		// machine's load delayed) from an extension during the stall.
+		time.Sleep(stockStall)
 		script.Process.Kill()
 		script.Wait()
 		time.Sleep(300 * time.Millisecond) // the supervisor sees the script end
@@ -174,7 +183,9 @@ func fakeMariadbd(mode string, args []string) int {
 			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseReceiving,
 				Done: int64(i+1) * 20e6, Total: 4e9, Time: t0.Add(time.Duration(i) * 200 * time.Millisecond)})
 		}
-		time.Sleep(1500 * time.Millisecond)
+		// Several of the supervisor's STATUS ticks (one a second), even on
+		// a loaded machine, before the SST ends.
+		time.Sleep(3 * time.Second)
 		r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseDone, Done: 400e6, Total: 400e6})
 	case "sst-late":
 		// A progress tick of the transfer that reaches the supervisor after
