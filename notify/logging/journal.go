@@ -41,16 +41,19 @@ type JournalOptions struct {
 }
 
 // Journal is a slog.Handler speaking journald's native protocol: each
-// record is one entry whose MESSAGE is the message, PRIORITY its level, and
-// every attribute a field of its own, named by the key upper-cased
+// record is one entry whose MESSAGE is the line Text would write (the
+// message and its attributes, without prefix or level: what journalctl
+// shows), PRIORITY its level, and every attribute a field of its own,
+// named by the key upper-cased
 // (sst_role → SST_ROLE; a group's members get GROUP_KEY; characters a
 // field name may not hold become '_'). An entry too big for a datagram goes
 // through a sealed memfd, as sd_journal_send does.
 type Journal struct {
 	c      *journalConn
 	opts   JournalOptions
-	fields []byte // encoded With attributes
-	prefix string // group prefix, "G_"
+	fields []byte   // encoded With attributes
+	prefix string   // group prefix, "G_"
+	text   attrText // With attributes for MESSAGE
 }
 
 type journalConn struct {
@@ -124,6 +127,7 @@ func (h *Journal) WithAttrs(as []slog.Attr) slog.Handler {
 	for _, a := range as {
 		c.fields = appendField(c.fields, h.prefix, a)
 	}
+	c.text = h.text.with(as)
 	if h.opts.Fallback != nil {
 		c.opts.Fallback = h.opts.Fallback.WithAttrs(as)
 	}
@@ -137,6 +141,7 @@ func (h *Journal) WithGroup(name string) slog.Handler {
 	}
 	c := *h
 	c.prefix += FieldName(name) + "_"
+	c.text = h.text.withGroup(name)
 	if h.opts.Fallback != nil {
 		c.opts.Fallback = h.opts.Fallback.WithGroup(name)
 	}
@@ -145,7 +150,7 @@ func (h *Journal) WithGroup(name string) slog.Handler {
 
 // Handle implements slog.Handler.
 func (h *Journal) Handle(ctx context.Context, r slog.Record) error {
-	b := Entry(h.opts.Identifier, r, h.fields, h.prefix)
+	b := entry(h.opts.Identifier, h.text.message(r), r, h.fields, h.prefix)
 	err := h.c.send(b)
 	if err != nil && h.opts.Fallback != nil {
 		return h.opts.Fallback.Handle(ctx, r)
@@ -153,12 +158,17 @@ func (h *Journal) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
-// Entry encodes r as one native journal entry: MESSAGE, PRIORITY,
-// SYSLOG_IDENTIFIER, CODE_FILE/CODE_LINE/CODE_FUNC when the record knows
-// its caller, the pre-encoded fields, then r's attributes under prefix.
+// Entry encodes r as one native journal entry: MESSAGE (r's message and
+// attributes), PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE/CODE_LINE/CODE_FUNC
+// when the record knows its caller, the pre-encoded fields, then r's
+// attributes under prefix.
 func Entry(ident string, r slog.Record, fields []byte, prefix string) []byte {
+	return entry(ident, attrText{}.message(r), r, fields, prefix)
+}
+
+func entry(ident, msg string, r slog.Record, fields []byte, prefix string) []byte {
 	var b []byte
-	b = appendKV(b, "MESSAGE", r.Message)
+	b = appendKV(b, "MESSAGE", msg)
 	b = appendKV(b, "PRIORITY", strconv.Itoa(priority(r.Level)))
 	b = appendKV(b, "SYSLOG_IDENTIFIER", ident)
 	if r.PC != 0 {

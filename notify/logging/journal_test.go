@@ -106,7 +106,8 @@ func TestJournalFields(t *testing.T) {
 		slog.String("priority", "high"))
 	e := recv(t, ch)
 	want := map[string]string{
-		"MESSAGE": "SST failed\nsecond line", "PRIORITY": "3", "SYSLOG_IDENTIFIER": "wsrep_sst_native-copy",
+		"MESSAGE":  "SST failed\nsecond line sst_role=joiner sst-method=native-copy sst_bytes=42 sst_seconds=1.5s tls.mode=VERIFY_CA _PID=1 9lives=x priority=high",
+		"PRIORITY": "3", "SYSLOG_IDENTIFIER": "wsrep_sst_native-copy",
 		"SST_ROLE": "joiner", "SST_METHOD": "native-copy", "MESSAGE_ID": MessageSSTFailed,
 		"SST_BYTES": "42", "SST_SECONDS": "1.5", "TLS_MODE": "VERIFY_CA", "PID": "1", "F_9LIVES": "x", "ATTR_PRIORITY": "high",
 	}
@@ -120,8 +121,14 @@ func TestJournalFields(t *testing.T) {
 	}
 	l.Debug("not sent")
 	l.Warn("slow")
-	if e := recv(t, ch); e["MESSAGE"][0] != "slow" || e["PRIORITY"][0] != "4" {
+	if e := recv(t, ch); e["MESSAGE"][0] != "slow sst_role=joiner sst-method=native-copy" || e["PRIORITY"][0] != "4" {
 		t.Errorf("warning entry %q", e)
+	}
+	l.WithGroup("peer").With(slog.String("addr", "10.0.0.2:4444")).Info("donor chosen", slog.Int("n", 2))
+	e = recv(t, ch)
+	if e["MESSAGE"][0] != "donor chosen sst_role=joiner sst-method=native-copy peer.addr=10.0.0.2:4444 peer.n=2" ||
+		e["PEER_ADDR"][0] != "10.0.0.2:4444" || e["PEER_N"][0] != "2" {
+		t.Errorf("grouped entry %q", e)
 	}
 }
 
@@ -180,8 +187,8 @@ func FuzzEntry(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := e["MESSAGE"]; len(got) != 1 || got[0] != msg {
-			t.Errorf("MESSAGE %q, want %q", got, msg)
+		if got, want := e["MESSAGE"], (attrText{}).message(r); len(got) != 1 || got[0] != want {
+			t.Errorf("MESSAGE %q, want %q", got, want)
 		}
 		name := FieldName(key)
 		if own[name] {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"log/syslog"
-	"strings"
 )
 
 // DefaultSyslogSocket is where the local syslog daemon listens.
@@ -13,11 +12,12 @@ const DefaultSyslogSocket = "/dev/log"
 
 // Syslog is a slog.Handler sending each line of a record's message to the
 // local syslog daemon with facility daemon, at err, warning or info as
-// the stock SST scripts' "logger -p daemon.<level> -t <tag>" do.
-// Attributes are left out, as in Text.
+// the stock SST scripts' "logger -p daemon.<level> -t <tag>" do. The
+// attributes follow the last line, as in Text.
 type Syslog struct {
 	w     *syslog.Writer
 	level slog.Leveler
+	attrs attrText
 }
 
 // NewSyslog connects to the syslog daemon at socket (DefaultSyslogSocket
@@ -45,11 +45,17 @@ func (h *Syslog) Close() error { return h.w.Close() }
 // Enabled implements slog.Handler.
 func (h *Syslog) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
-// WithAttrs implements slog.Handler: attributes are not shown.
-func (h *Syslog) WithAttrs([]slog.Attr) slog.Handler { return h }
+// WithAttrs implements slog.Handler.
+func (h *Syslog) WithAttrs(as []slog.Attr) slog.Handler { return h.withText(h.attrs.with(as)) }
 
 // WithGroup implements slog.Handler.
-func (h *Syslog) WithGroup(string) slog.Handler { return h }
+func (h *Syslog) WithGroup(name string) slog.Handler { return h.withText(h.attrs.withGroup(name)) }
+
+func (h *Syslog) withText(a attrText) *Syslog {
+	c := *h
+	c.attrs = a
+	return &c
+}
 
 // Handle implements slog.Handler.
 func (h *Syslog) Handle(_ context.Context, r slog.Record) error {
@@ -60,7 +66,7 @@ func (h *Syslog) Handle(_ context.Context, r slog.Record) error {
 	case r.Level >= slog.LevelWarn:
 		send = h.w.Warning
 	}
-	for _, line := range strings.Split(strings.TrimRight(r.Message, "\n"), "\n") {
+	for _, line := range h.attrs.lines(r) {
 		if err := send(line); err != nil {
 			return err
 		}

@@ -28,8 +28,11 @@ func TestSyslog(t *testing.T) {
 	l.Error("failed")
 	l.Debug("not sent")
 	// daemon is facility 3: <3*8+severity>.
-	want := []string{`^<30>.* galera-wsrep-sst-joiner\[\d+\]: started\n?$`, `^<30>.* galera-wsrep-sst-joiner\[\d+\]: second line\n?$`,
-		`^<28>.* galera-wsrep-sst-joiner\[\d+\]: slow\n?$`, `^<27>.* galera-wsrep-sst-joiner\[\d+\]: failed\n?$`}
+	l.Error("failed", "error", "disk full\nat x")
+	// The attributes follow the last line, a value on one line.
+	want := []string{`^<30>.* galera-wsrep-sst-joiner\[\d+\]: started\n?$`, `^<30>.* galera-wsrep-sst-joiner\[\d+\]: second line sst_role=joiner\n?$`,
+		`^<28>.* galera-wsrep-sst-joiner\[\d+\]: slow sst_role=joiner\n?$`, `^<27>.* galera-wsrep-sst-joiner\[\d+\]: failed sst_role=joiner\n?$`,
+		`^<27>.* galera-wsrep-sst-joiner\[\d+\]: failed sst_role=joiner error="disk full\\nat x"\n?$`}
 	buf := make([]byte, 4096)
 	for _, w := range want {
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Discard is a logger that drops everything, for a nil *slog.Logger.
@@ -30,11 +33,11 @@ func OrDiscard(l *slog.Logger) *slog.Logger {
 type Style int
 
 const (
-	// Plain is "<prefix><message>", with "WARNING: " or
+	// Plain is "<prefix><message> key=value ...", with "WARNING: " or
 	// "ERROR: " before the message at those levels.
 	Plain Style = iota
-	// SST is "WSREP_SST: [INFO] <message> (20060102
-	// 15:04:05.000)", one per line of the message, as the stock scripts'
+	// SST is "WSREP_SST: [INFO] <message> key=value ... (20060102
+	// 15:04:05.000)", as the stock scripts'
 	// wsrep_log_info/wsrep_log_warning/wsrep_log_error print them.
 	SST
 )
@@ -47,14 +50,17 @@ type TextOptions struct {
 	Now    func() time.Time // SST style's timestamp; default time.Now
 }
 
-// Text is a slog.Handler writing the message of each record as a readable
-// line. Attributes are left out: a message says everything for a human,
-// and its attributes repeat it for the structured sinks (journald), where
-// they become fields.
+// Text is a slog.Handler writing each record as a readable line: the
+// message, then its attributes (those added by With first) as slog's
+// TextHandler writes them, key=value with groups as group.key and a value
+// quoted when it holds a space, '=', '"' or a control character. A value
+// never spans lines. A message of several lines is several lines, each
+// with the prefix and level; the attributes follow the last.
 type Text struct {
-	mu   *sync.Mutex
-	w    io.Writer
-	opts TextOptions
+	mu    *sync.Mutex
+	w     io.Writer
+	opts  TextOptions
+	attrs attrText
 }
 
 // NewText returns a Text handler writing to w.
@@ -71,32 +77,40 @@ func NewText(w io.Writer, opts TextOptions) *Text {
 // Enabled implements slog.Handler.
 func (h *Text) Enabled(_ context.Context, l slog.Level) bool { return l >= h.opts.Level.Level() }
 
-// WithAttrs implements slog.Handler: see Text for why they are not shown.
-func (h *Text) WithAttrs([]slog.Attr) slog.Handler { return h }
+// WithAttrs implements slog.Handler.
+func (h *Text) WithAttrs(as []slog.Attr) slog.Handler { return h.withText(h.attrs.with(as)) }
 
 // WithGroup implements slog.Handler.
-func (h *Text) WithGroup(string) slog.Handler { return h }
+func (h *Text) WithGroup(name string) slog.Handler { return h.withText(h.attrs.withGroup(name)) }
+
+func (h *Text) withText(a attrText) *Text {
+	c := *h
+	c.attrs = a
+	return &c
+}
 
 // Handle implements slog.Handler.
 func (h *Text) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	msg := strings.TrimRight(r.Message, "\n")
+	lines := h.attrs.lines(r)
 	switch h.opts.Style {
 	case SST:
 		ts := h.opts.Now().UTC().Format("20060102 15:04:05.000")
-		for _, line := range strings.Split(msg, "\n") {
+		for _, line := range lines {
 			fmt.Fprintf(&b, "WSREP_SST: [%s] %s (%s)\n", sstLevel(r.Level), line, ts)
 		}
 	default:
-		b.WriteString(h.opts.Prefix)
-		switch {
-		case r.Level >= slog.LevelError:
-			b.WriteString("ERROR: ")
-		case r.Level >= slog.LevelWarn:
-			b.WriteString("WARNING: ")
+		for _, line := range lines {
+			b.WriteString(h.opts.Prefix)
+			switch {
+			case r.Level >= slog.LevelError:
+				b.WriteString("ERROR: ")
+			case r.Level >= slog.LevelWarn:
+				b.WriteString("WARNING: ")
+			}
+			b.WriteString(line)
+			b.WriteByte('\n')
 		}
-		b.WriteString(msg)
-		b.WriteByte('\n')
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -113,4 +127,125 @@ func sstLevel(l slog.Level) string {
 		return "WARNING"
 	}
 	return "INFO"
+}
+
+// MessageIDKey is the attribute that gives a journal entry its MESSAGE_ID
+// (the catalog's key). It is a field, never text: the text handlers and a
+// journal entry's MESSAGE leave it out.
+const MessageIDKey = "message_id"
+
+// attrText renders attributes for the text handlers (Text, Syslog, and a
+// journal entry's MESSAGE): pre holds those added by With, already
+// rendered, each after a space; group is the open groups, "g1.g2.".
+type attrText struct {
+	pre   string
+	group string
+}
+
+func (t attrText) with(as []slog.Attr) attrText {
+	b := []byte(t.pre)
+	for _, a := range as {
+		b = appendTextAttr(b, t.group, a)
+	}
+	t.pre = string(b)
+	return t
+}
+
+func (t attrText) withGroup(name string) attrText {
+	if name != "" {
+		t.group += name + "."
+	}
+	return t
+}
+
+// message is r's message with its attributes after the last line.
+func (t attrText) message(r slog.Record) string {
+	msg := strings.TrimRight(r.Message, "\n")
+	b := append([]byte(msg), t.pre...)
+	r.Attrs(func(a slog.Attr) bool {
+		b = appendTextAttr(b, t.group, a)
+		return true
+	})
+	if msg == "" && len(b) > 0 {
+		b = b[1:] // no message: no space before the first attribute
+	}
+	return string(b)
+}
+
+// lines is message split at its newlines.
+func (t attrText) lines(r slog.Record) []string { return strings.Split(t.message(r), "\n") }
+
+// appendTextAttr appends " key=value" for a, " group.key=value" for each
+// member of a group; an empty attribute or group adds nothing.
+func appendTextAttr(b []byte, group string, a slog.Attr) []byte {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return b
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		if a.Key != "" {
+			group += a.Key + "."
+		}
+		for _, m := range a.Value.Group() {
+			b = appendTextAttr(b, group, m)
+		}
+		return b
+	}
+	key := group + a.Key
+	if key == MessageIDKey {
+		return b
+	}
+	var v string
+	switch a.Value.Kind() {
+	case slog.KindTime:
+		v = a.Value.Time().Format("2006-01-02T15:04:05.000Z07:00")
+	default:
+		v = a.Value.String()
+	}
+	b = append(b, ' ')
+	b = appendQuoted(b, key)
+	b = append(b, '=')
+	return appendQuoted(b, v)
+}
+
+// appendQuoted appends s, in Go's double quotes when it is empty or holds
+// a space, '=', '"', a control character or invalid UTF-8, as slog's
+// TextHandler does.
+func appendQuoted(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, `""`...)
+	}
+	for _, r := range s {
+		if r == ' ' || r == '=' || r == '"' || r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	return append(b, s...)
+}
+
+// ParseAttrs reads back the attributes a Text line carries after its
+// message, key → value (quoted values unquoted), for tools that read text
+// logs: the SST's log file, the supervisor's lines in a journal. Words of
+// the message that hold a '=' read as attributes too.
+func ParseAttrs(line string) map[string]string {
+	m := map[string]string{}
+	for {
+		i := strings.IndexByte(line, '=')
+		if i < 0 {
+			return m
+		}
+		key := line[strings.LastIndexByte(line[:i], ' ')+1 : i]
+		rest := line[i+1:]
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return m
+			}
+			m[key], _ = strconv.Unquote(q)
+			line = rest[len(q):]
+			continue
+		}
+		v, after, _ := strings.Cut(rest, " ")
+		m[key], line = v, after
+	}
 }
