@@ -77,8 +77,14 @@ DEMO_SECONDS ?= 0
 demo: deps build
 	$(BIN)/galera-demo -seconds $(DEMO_SECONDS) $(DEMO_FLAGS)
 
+# BENCH_FLAGS go to the one-table run, TABLES_BENCH_FLAGS to the many-tables
+# one (-tables 30000), DELTA_BENCH_FLAGS to the shaped-link delta one (about
+# 25 minutes at the default 4G; -size 200M for a quick one).
+TABLES_BENCH ?= 30000
 bench: deps build
 	$(BIN)/galera-bench $(BENCH_FLAGS)
+	$(BIN)/galera-bench -tables $(TABLES_BENCH) $(TABLES_BENCH_FLAGS)
+	$(BIN)/galera-bench -delta $(DELTA_BENCH_FLAGS)
 	$(BIN)/galera-bench -endpoint $(ENDPOINT_BENCH_FLAGS)
 
 # dist/*.deb and dist/*.rpm, by nfpm: a Go tool of its own module

@@ -33,48 +33,36 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func (b *bench) run(ctx context.Context) (err error) {
+// begin checks that the bench runs as root, makes the output dirs and
+// starts the report.
+func (b *bench) begin() error {
 	if os.Geteuid() != 0 {
-		return errors.New("galera-bench must run as root: it starts mariadbd as user mysql and drops the page cache")
+		return errors.New("galera-bench must run as root: it starts mariadbd as user mysql, drops the page cache and creates network namespaces")
 	}
 	if err := os.MkdirAll(filepath.Join(b.cfg.out, "logs"), 0o755); err != nil {
 		return fmt.Errorf("create output dir: %w", err)
 	}
 	host, _ := os.Hostname()
-	b.report = Report{Started: time.Now().UTC(), Host: host, SizeBytes: b.cfg.size}
+	b.report = Report{Started: time.Now().UTC(), Host: host, SizeBytes: b.cfg.size, PauseSeconds: b.cfg.pause.Seconds()}
+	return nil
+}
+
+func (b *bench) run(ctx context.Context) (err error) {
+	if err := b.begin(); err != nil {
+		return err
+	}
+	b.report.Tables = b.cfg.tables
+	if b.cfg.tables > 0 {
+		b.report.SizeBytes = 0
+		b.report.Databases = min(b.cfg.databases, b.cfg.tables)
+	}
 	names := make([]string, len(b.specs))
 	for i, m := range b.specs {
 		names[i] = m.Name
 	}
-	b.logf("methods: %s; cp -r: %t; dataset %s; cold cache: %t; rest before each run: %s", strings.Join(names, ", "), b.cfg.cp, human(b.cfg.size), b.cfg.cold, b.cfg.pause)
-	b.report.PauseSeconds = b.cfg.pause.Seconds()
+	b.logf("methods: %s; cp -r: %t; dataset %s; cold cache: %t; rest before each run: %s", strings.Join(names, ", "), b.cfg.cp, b.dataset(), b.cfg.cold, b.cfg.pause)
 
-	hlog := func(string, ...any) {}
-	if b.cfg.verbose {
-		hlog = b.logf
-	}
-	c, err := galeratest.New(ctx, galeratest.Config{
-		Dir:        b.cfg.baseDir,
-		Nodes:      2,
-		SSTMethod:  "rsync",
-		SST:        map[string]string{"time": "1"},
-		BufferPool: b.cfg.bufferPool,
-		// As the baseline: 512M redo log, relaxed flushing, 2 appliers.
-		Mysqld: map[string]string{
-			"innodb_log_file_size":           "512M",
-			"innodb_flush_log_at_trx_commit": "2",
-			"wsrep_slave_threads":            "2",
-			// mariadb-backup runs as OS user mysql, which has no account;
-			// the harness's root has an empty password.
-			"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password,
-		},
-		ProviderOptions: []string{"gcache.size=256M"},
-		PathPrepend:     []string{b.cfg.binDir},
-		Keep:            b.cfg.keep,
-		// Nothing on these nodes is worth a long clean shutdown.
-		StopTimeout: 30 * time.Second,
-		Logf:        hlog,
-	})
+	c, err := galeratest.New(ctx, b.clusterConfig("rsync", "gcache.size=256M"))
 	if err != nil {
 		return fmt.Errorf("create cluster: %w", err)
 	}
@@ -117,7 +105,11 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return fmt.Errorf("bootstrap node1: %w", err)
 	}
 	if !reused {
-		if err := b.load(ctx); err != nil {
+		load := b.load
+		if b.cfg.tables > 0 {
+			load = func(ctx context.Context) error { return b.loadTables(ctx, b.cfg.tables, b.cfg.databases) }
+		}
+		if err := load(ctx); err != nil {
 			return err
 		}
 	}
@@ -133,7 +125,16 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return err
 	}
 	b.report.PayloadBytes, b.report.DatadirBytes = treeSize(n1.DataDir)
-	b.logf("donor datadir %s, payload without galera.cache %s", human(b.report.DatadirBytes), human(b.report.PayloadBytes))
+	b.report.Files = fileCount(n1.DataDir)
+	b.logf("donor datadir %s in %d files, payload without galera.cache %s", human(b.report.DatadirBytes), b.report.Files, human(b.report.PayloadBytes))
+	if b.cfg.tables > 0 && b.cfg.floorFiles > 0 {
+		f, err := measureFloor(filepath.Dir(n1.Dir), b.cfg.floorFiles)
+		if err != nil {
+			return err
+		}
+		b.report.Floor = &f
+		b.logf("creating a %d KiB file on this disk: %.3f ms (%.3f ms with one syncfs at the end), over %d files", f.FileBytes>>10, f.CreateMs, f.CreateSyncMs, f.Files)
+	}
 
 	// Rounds run every method once each, so that drift in the machine's load
 	// spreads over all methods; each method's median run is reported. Each
@@ -154,7 +155,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		jobs = append(jobs, func() Result { return b.cpRun(ctx) })
 	}
 	for _, m := range b.specs {
-		jobs = append(jobs, func() Result { return b.join(ctx, m) })
+		jobs = append(jobs, func() Result { return b.join(ctx, m, b.cluster.Node(2).Wipe) })
 	}
 	for round := 1; round <= b.cfg.runs; round++ {
 		if b.cfg.runs > 1 {
@@ -173,11 +174,13 @@ func (b *bench) run(ctx context.Context) (err error) {
 	for _, name := range order {
 		b.report.Results = append(b.report.Results, median(runs[name]))
 	}
-	b.report.Targets = Evaluate(b.report.Results)
+	b.report.Targets = append(Evaluate(b.report.Results), EvaluateFiles(b.report.Results, b.cfg.tables)...)
 	fmt.Fprintln(b.stdout)
 	WriteTable(b.stdout, b.report.Results)
 	fmt.Fprintln(b.stdout)
 	WriteTargets(b.stdout, b.report.Targets)
+	fmt.Fprintln(b.stdout)
+	WritePerFile(b.stdout, &b.report)
 	fmt.Fprintf(b.stdout, "\nlock probe noise floor (idle donor, longest write): %.3f s\n", b.report.ProbeIdleMaxS)
 	return b.write()
 }
@@ -230,10 +233,10 @@ func (b *bench) donorCache() (dir, marker string) {
 // the fresh one the harness made.
 func (b *bench) restoreDonor() bool {
 	dir, marker := b.donorCache()
-	want := fmt.Sprint(b.cfg.size)
+	want := b.datasetKey()
 	if got, err := os.ReadFile(marker); err != nil || strings.TrimSpace(string(got)) != want {
 		if err == nil {
-			b.logf("donor cache %s holds -size %s bytes, not %s: loading afresh", dir, strings.TrimSpace(string(got)), want)
+			b.logf("donor cache %s holds dataset %s, not %s: loading afresh", dir, strings.TrimSpace(string(got)), want)
 		}
 		return false
 	}
@@ -248,8 +251,17 @@ func (b *bench) restoreDonor() bool {
 	}
 	os.Remove(marker)
 	b.report.Notes = append(b.report.Notes, "node1's datadir was reused from "+dir)
-	b.logf("reusing node1's datadir loaded with %s from %s", human(b.cfg.size), dir)
+	b.logf("reusing node1's datadir loaded with %s from %s", want, dir)
 	return true
+}
+
+// datasetKey names what node1 was loaded with, for the donor cache: the
+// -size in bytes (as before), or the tables and schemas.
+func (b *bench) datasetKey() string {
+	if b.cfg.tables > 0 {
+		return fmt.Sprintf("tables=%d/%d", b.cfg.tables, b.cfg.databases)
+	}
+	return fmt.Sprint(b.cfg.size)
 }
 
 // saveDonor moves the stopped node1's datadir into the donor cache.
@@ -262,7 +274,7 @@ func (b *bench) saveDonor() error {
 	if err := os.Rename(b.cluster.Node(1).DataDir, filepath.Join(dir, "data")); err != nil {
 		return fmt.Errorf("save donor cache: %w", err)
 	}
-	if err := os.WriteFile(marker, []byte(fmt.Sprint(b.cfg.size)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(marker, []byte(b.datasetKey()+"\n"), 0o644); err != nil {
 		return fmt.Errorf("save donor cache: %w", err)
 	}
 	b.logf("kept node1's loaded datadir in %s for -reuse", dir)
@@ -284,15 +296,54 @@ func (b *bench) settle(ctx context.Context) error {
 		return fmt.Errorf("connect to node1: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "FLUSH TABLES bench.t FOR EXPORT"); err != nil {
+	if b.cfg.tables > 0 {
+		// Thousands of tables: FLUSH TABLES ... FOR EXPORT would name each.
+		// Files InnoDB writes during a run are sent again, under the lock.
+		if err := b.flushDirty(ctx, conn); err != nil {
+			return err
+		}
+	} else if _, err := conn.ExecContext(ctx, "FLUSH TABLES bench.t FOR EXPORT"); err != nil {
 		b.logf("warning: node1: FLUSH TABLES bench.t FOR EXPORT: %v", err)
 	}
 	if _, err := conn.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
 		return fmt.Errorf("node1: UNLOCK TABLES: %w", err)
 	}
 	syscall.Sync()
-	b.logf("flushed bench.t's dirty pages in %.1f s", time.Since(start).Seconds())
+	b.logf("flushed node1's dirty pages in %.1f s", time.Since(start).Seconds())
 	return nil
+}
+
+// flushDirty has InnoDB write out its dirty pages, waiting up to two
+// minutes, then puts its flushing back as it was.
+func (b *bench) flushDirty(ctx context.Context, conn *sql.Conn) error {
+	var pct string
+	if err := conn.QueryRowContext(ctx, "SELECT @@GLOBAL.innodb_max_dirty_pages_pct").Scan(&pct); err != nil {
+		return fmt.Errorf("node1: read innodb_max_dirty_pages_pct: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "SET GLOBAL innodb_max_dirty_pages_pct=0"); err != nil {
+		return fmt.Errorf("node1: SET GLOBAL innodb_max_dirty_pages_pct=0: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SET GLOBAL innodb_max_dirty_pages_pct="+pct)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var name string
+		var dirty int64
+		if err := conn.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'").Scan(&name, &dirty); err != nil {
+			return fmt.Errorf("node1: read Innodb_buffer_pool_pages_dirty: %w", err)
+		}
+		if dirty <= 16 { // the statistics tables' background updates
+			return nil
+		}
+		if time.Now().After(deadline) {
+			b.logf("warning: node1 still has %d dirty pages after 2 minutes", dirty)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // rest gives the disk -pause to finish the previous run's work: on a VM
@@ -332,6 +383,7 @@ func (b *bench) cpRun(ctx context.Context) Result {
 	defer os.RemoveAll(dst)
 	_, all := treeSize(n1.DataDir)
 	r.PayloadBytes = all
+	r.Files = fileCount(n1.DataDir)
 	b.rest(ctx)
 	r.Cold = b.dropCaches()
 	b.logf("cp -r %s (%s) + sync", n1.DataDir, human(all))
@@ -356,8 +408,9 @@ func (b *bench) cpRun(ctx context.Context) Result {
 	return r
 }
 
-// join wipes node2 and joins it empty by m, measuring from the outside.
-func (b *bench) join(ctx context.Context, m method) Result {
+// join prepares node2's datadir by reset (Wipe: empty) and joins it by m,
+// measuring from the outside.
+func (b *bench) join(ctx context.Context, m method, reset func() error) Result {
 	r := Result{Method: m.Name, LockLogS: -1}
 	n1, n2 := b.cluster.Node(1), b.cluster.Node(2)
 	fail := func(format string, args ...any) Result {
@@ -367,8 +420,8 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	if err := n2.Stop(ctx); err != nil {
 		return fail("stop node2: %v", err)
 	}
-	if err := n2.Wipe(); err != nil {
-		return fail("wipe node2: %v", err)
+	if err := reset(); err != nil {
+		return fail("prepare node2's datadir: %v", err)
 	}
 	for _, n := range []*galeratest.Node{n1, n2} {
 		if err := n.SetSSTMethod(m.SST); err != nil {
@@ -379,6 +432,7 @@ func (b *bench) join(ctx context.Context, m method) Result {
 		}
 	}
 	r.PayloadBytes, _ = treeSize(n1.DataDir)
+	r.Files = fileCount(n1.DataDir)
 	logOff, joinerOff := fileSize(n1.ErrorLog), fileSize(n2.ErrorLog)
 	b.rest(ctx)
 	r.Cold = b.dropCaches()
@@ -398,6 +452,12 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	}
 	defer db.Close()
 	watch := &donorWatch{}
+	var disk *diskSampler
+	if b.cfg.delta {
+		disk = newDiskSampler(n2.Dir)
+		wg.Add(1)
+		go func() { defer wg.Done(); disk.run(mctx, 250*time.Millisecond) }()
+	}
 	wg.Add(3)
 	go func() { defer wg.Done(); sampler.run(mctx, 50*time.Millisecond) }()
 	go func() { defer wg.Done(); probe.run(mctx, db, 10*time.Millisecond) }()
@@ -424,6 +484,9 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	}
 	probe.fill(&r, start, from, to)
 	sampler.fill(&r)
+	if disk != nil {
+		r.ExtraDiskBytes = disk.peakExtra()
+	}
 	if jp := n2.PID(); jp > 0 {
 		r.JoinerCPUS = float64(cpuTicks(jp)) / clockTicks
 	}
@@ -449,6 +512,12 @@ func (b *bench) join(ctx context.Context, m method) Result {
 	}
 	r.OK = true
 	r.MBps = float64(r.PayloadBytes) / 1e6 / r.Seconds
+	if b.cfg.tables > 0 {
+		if k, err := countTables(ctx, n2); err != nil || k != b.cfg.tables {
+			r.OK = false
+			r.Err = fmt.Sprintf("node2 lists %d tenant tables after joining by %s, want %d (%v)", k, m.Name, b.cfg.tables, err)
+		}
+	}
 	// Free node2's memory and disk before the next run.
 	if err := n2.Stop(ctx); err != nil {
 		b.logf("warning: stop node2 after %s: %v", m.Name, err)
@@ -502,7 +571,7 @@ func (b *bench) waitSynced(ctx context.Context, n *galeratest.Node) error {
 // shows (-1: none).
 func (b *bench) saveLogs(name, donorLog string, donorOff int64, joinerLog string, joinerOff int64) float64 {
 	dir := filepath.Join(b.cfg.out, "logs")
-	safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
+	safe := b.logName(name)
 	donor := tail(donorLog, donorOff)
 	os.WriteFile(filepath.Join(dir, safe+".donor.log"), donor, 0o644)
 	os.WriteFile(filepath.Join(dir, safe+".joiner.log"), tail(joinerLog, joinerOff), 0o644)
@@ -543,7 +612,7 @@ func (b *bench) backupLog(name, datadir string, since time.Time) float64 {
 	if err != nil {
 		return -1
 	}
-	safe := strings.NewReplacer("+", "-", " ", "-").Replace(name)
+	safe := b.logName(name)
 	os.WriteFile(filepath.Join(b.cfg.out, "logs", safe+".donor."+filepath.Base(path)), data, 0o644)
 	if d, ok := donorlock.BackupLogSpan(bytes.NewReader(data)); ok {
 		return d.Seconds()
@@ -609,30 +678,94 @@ func human(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// clusterConfig is the two nodes' setup, as the baseline's: 512M redo
+// log, relaxed flushing, 2 appliers.
+func (b *bench) clusterConfig(sstMethod string, provider ...string) galeratest.Config {
+	hlog := func(string, ...any) {}
+	if b.cfg.verbose {
+		hlog = b.logf
+	}
+	return galeratest.Config{
+		Dir:        b.cfg.baseDir,
+		Nodes:      2,
+		SSTMethod:  sstMethod,
+		SST:        map[string]string{"time": "1"},
+		BufferPool: b.cfg.bufferPool,
+		Mysqld: map[string]string{
+			"innodb_log_file_size":           "512M",
+			"innodb_flush_log_at_trx_commit": "2",
+			"wsrep_slave_threads":            "2",
+			// mariadb-backup runs as OS user mysql, which has no account;
+			// the harness's root has an empty password.
+			"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password,
+		},
+		ProviderOptions: provider,
+		PathPrepend:     []string{b.cfg.binDir},
+		Keep:            b.cfg.keep,
+		// Nothing on these nodes is worth a long clean shutdown.
+		StopTimeout: 30 * time.Second,
+		Logf:        hlog,
+	}
+}
+
+// kind names the bench's output files: bench.*, tables.* or delta.*.
+func (b *bench) kind() string {
+	switch {
+	case b.cfg.delta:
+		return "delta"
+	case b.cfg.tables > 0:
+		return "tables"
+	}
+	return "bench"
+}
+
+// logName is the file name a run's log is saved under in logs/.
+func (b *bench) logName(method string) string {
+	safe := strings.NewReplacer("+", "-", " ", "-").Replace(method)
+	if k := b.kind(); k != "bench" {
+		safe = k + "-" + safe
+	}
+	return safe
+}
+
+// dataset describes node1's data in a line.
+func (b *bench) dataset() string {
+	if b.cfg.tables > 0 {
+		return fmt.Sprintf("%d tables of 3 rows in %d schemas", b.cfg.tables, min(b.cfg.databases, b.cfg.tables))
+	}
+	return "bench.t " + human(b.report.SizeBytes)
+}
+
 // write saves the report files.
 func (b *bench) write() error {
+	k := b.kind()
 	title := fmt.Sprintf("SST INTO AN EMPTY NODE: %s TABLE, %s DATADIR", human(b.report.SizeBytes), human(b.report.DatadirBytes))
+	if b.cfg.tables > 0 {
+		title = fmt.Sprintf("SST INTO AN EMPTY NODE: %d TABLES, %d FILES, %s DATADIR", b.cfg.tables, b.report.Files, human(b.report.DatadirBytes))
+	}
 	subtitle := fmt.Sprintf("galera-bench, %s, %s page cache, 2-node loopback cluster; MB/s = (datadir - galera.cache) / s to Synced",
 		b.report.Started.Format("2006-01-02 15:04Z"), map[bool]string{true: "cold", false: "warm"}[b.cfg.cold])
 	files := []struct {
 		name  string
 		write func(io.Writer) error
 	}{
-		{"bench.json", func(w io.Writer) error { return writeJSON(w, &b.report) }},
-		{"bench.tsv", func(w io.Writer) error { return WriteTSV(w, b.report.Results) }},
-		{"bench.md", func(w io.Writer) error {
+		{k + ".json", func(w io.Writer) error { return writeJSON(w, &b.report) }},
+		{k + ".tsv", func(w io.Writer) error { return WriteTSV(w, b.report.Results) }},
+		{k + ".md", func(w io.Writer) error {
 			if err := WriteMarkdown(w, b.report.Results); err != nil {
 				return err
 			}
 			fmt.Fprintln(w, "\n```")
 			WriteTargets(w, b.report.Targets)
+			fmt.Fprintln(w)
+			WritePerFile(w, &b.report)
 			fmt.Fprintln(w, "```")
-			fmt.Fprintf(w, "\nDataset: bench.t %s, donor datadir %s (%s without galera.cache); %s page cache; the disk rested %s before each run; lock probe noise floor %.3f s.\n",
-				human(b.report.SizeBytes), human(b.report.DatadirBytes), human(b.report.PayloadBytes),
+			fmt.Fprintf(w, "\nDataset: %s, donor datadir %s in %d files (%s without galera.cache); %s page cache; the disk rested %s before each run; lock probe noise floor %.3f s.\n",
+				b.dataset(), human(b.report.DatadirBytes), b.report.Files, human(b.report.PayloadBytes),
 				map[bool]string{true: "cold", false: "warm"}[b.cfg.cold], b.cfg.pause, b.report.ProbeIdleMaxS)
 			return nil
 		}},
-		{"bench.png", func(w io.Writer) error { return WritePNG(w, title, subtitle, b.report.Results) }},
+		{k + ".png", func(w io.Writer) error { return WritePNG(w, title, subtitle, b.report.Results) }},
 	}
 	for _, f := range files {
 		path := filepath.Join(b.cfg.out, f.name)
@@ -644,7 +777,7 @@ func (b *bench) write() error {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
-	fmt.Fprintf(b.stdout, "\nwrote %s/{bench.json,bench.tsv,bench.md,bench.png,logs/}\n", b.cfg.out)
+	fmt.Fprintf(b.stdout, "\nwrote %s/{%s.json,%s.tsv,%s.md,%s.png,logs/}\n", b.cfg.out, k, k, k, k)
 	return nil
 }
 

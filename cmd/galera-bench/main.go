@@ -69,6 +69,33 @@ README), bench.png (chart) and logs/ (each run's joiner and donor logs).
 Every process the bench starts is stopped by PID when it ends, fails or is
 interrupted (Ctrl-C).
 
+With -tables N, the dataset is N small InnoDB tables (three rows each,
+spread over -databases schemas, one schema per tenant) instead of bench.t
+(-size is then unused): every method joins it as above, the files, not the
+bytes, set the time. The output adds each run's time per file of the
+donor's datadir, and the cost of creating a file on this disk (-floor-files
+files of 16 KiB written and closed in one directory, one syncfs at the end),
+beside cp -r's. Files are named tables.* in -out.
+
+With -delta, instead: the two nodes run in network namespaces the bench
+creates (one each, joined by veth pairs to a bridge in a third; the nodes
+listen on their veth addresses), node2 joins once, is stopped, and 2 % of
+bench.t's pages change on node1 while it is down (1 % appended rows, 1 %
+rows updated in 20 key ranges spread over the table) with a 1 MB gcache,
+so that no IST can serve it. Every interface of the link is then shaped
+by tc netem (-link, default rate 100mbit delay 20ms each way; a kernel
+without netem gets the rate alone, by tbf, and the report says so), and node2,
+its stale datadir restored before each run, rejoins by native-copy with
+delta=auto, by native-copy with delta=0 (full) and by stock rsync. Per
+run: seconds to Synced, and the peak of the joiner's extra disk use (the
+blocks allocated under node2's dir, sampled every 250 ms, above what its
+stale datadir held). Targets: delta <= 0.1x full native-copy, extra disk <
+10 % of the datadir. A full native-copy of the 4G default moves about
+5 GB at 100 Mbit/s: about 7 minutes, and rsync as long, so the whole -delta
+run with its load takes about 25 minutes; -size 200M takes about 3.
+Files are named delta.* in -out. Every namespace, link and process is
+removed at the end or on Ctrl-C.
+
 With -endpoint, instead: one node under the built galera-supervisor with
 [galera-supervisor] http-address, its clustercheck at / asked over loopback
 (GET, a new connection each) for -endpoint-seconds not at all, then at a
@@ -84,6 +111,8 @@ Examples:
   make bench BENCH_FLAGS='-lz4 -runs 3'        with lz4 variants, median of 3 rounds
   galera-bench -size 300M -methods rsync,native-copy -out /tmp/b   a quick check
   galera-bench -base-dir /var/tmp/gb4g -reuse  load once, reuse the donor next time
+  galera-bench -tables 30000 -methods all      the many-tables dataset (make bench runs it)
+  galera-bench -delta -size 200M -out /tmp/b   the shaped-link delta bench, small
 
 Flags:
 `
@@ -105,6 +134,13 @@ type config struct {
 	sst        map[string]string // -sst: more [sst] options for every run
 	timeout    time.Duration
 	verbose    bool
+
+	tables     int // -tables: that many small tables instead of bench.t
+	databases  int
+	floorFiles int
+	delta      bool   // the shaped-link delta bench instead of the SST runs
+	link       string // tc netem parameters of the shaped link
+	changedPct float64
 
 	endpoint          bool // the -endpoint bench instead of the SST runs
 	endpointWindowLen time.Duration
@@ -154,6 +190,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on one join after this long")
 	fs.BoolVar(&c.verbose, "v", false, "log what the cluster harness does")
 	fs.BoolVar(&c.endpoint, "endpoint", false, "instead of the SST runs: the supervisor's health endpoint under load (see above); writes endpoint.json and endpoint.md to -out")
+	fs.IntVar(&c.tables, "tables", 0, "the many-tables dataset: this many small InnoDB tables (3 rows each) instead of bench.t, e.g. 30000")
+	fs.IntVar(&c.databases, "databases", 100, "with -tables: the schemas the tables are spread over")
+	fs.IntVar(&c.floorFiles, "floor-files", 10000, "with -tables: files created to measure what creating one costs on this disk (0: skip)")
+	fs.BoolVar(&c.delta, "delta", false, "instead of the SST runs: a stale node rejoins over a shaped link by native-copy delta, full native-copy and rsync (see above); writes delta.* to -out")
+	fs.StringVar(&c.link, "link", "rate 100mbit delay 20ms", "with -delta: tc netem parameters of every interface of the link between the nodes")
+	fs.Float64Var(&c.changedPct, "changed", 2, "with -delta: percent of bench.t's pages changed while node2 is down")
 	fs.DurationVar(&c.endpointWindowLen, "endpoint-seconds", 10*time.Second, "with -endpoint: the length of each window")
 	fs.IntVar(&c.endpointClients, "endpoint-clients", 8, "with -endpoint: concurrent clients of the unpaced window")
 	if err := fs.Parse(args); err != nil {
@@ -164,6 +206,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.reuse && c.baseDir == "" {
 		return nil, errors.New("-reuse needs -base-dir: the donor cache lives there")
+	}
+	if c.tables < 0 || c.databases < 1 || c.floorFiles < 0 {
+		return nil, fmt.Errorf("-tables %d, -databases %d, -floor-files %d: want -tables >= 0, -databases >= 1, -floor-files >= 0", c.tables, c.databases, c.floorFiles)
+	}
+	if c.changedPct <= 0 || c.changedPct > 50 {
+		return nil, fmt.Errorf("-changed %v: want a percent above 0, at most 50", c.changedPct)
+	}
+	if n := btoi(c.delta) + btoi(c.endpoint) + btoi(c.tables > 0); n > 1 {
+		return nil, errors.New("-delta, -endpoint and -tables are separate benches: give one")
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
@@ -229,6 +280,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.endpoint {
 		return runEndpointBench(ctx, cfg, stdout, stderr)
 	}
+	if cfg.delta {
+		return runDeltaBench(ctx, cfg, stdout, stderr)
+	}
 	specs, err := resolveMethods(ctx, cfg.methods, cfg.lz4, cfg.binDir, func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) })
 	if err != nil {
 		return err
@@ -240,4 +294,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

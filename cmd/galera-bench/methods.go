@@ -17,6 +17,7 @@ type method struct {
 	SST    string // wsrep_sst_method
 	LZ4    bool
 	Native bool
+	Opts   map[string]string // [sst] options of this method's runs, over -sst
 }
 
 // sstOptions is the whole [sst] section for a run, with the -sst options
@@ -25,6 +26,9 @@ func (m method) sstOptions(extra map[string]string) map[string]string {
 	// Empty values delete the keys the previous run set.
 	o := map[string]string{"time": "1", "compressor": "", "decompressor": ""}
 	for k, v := range extra {
+		o[k] = v
+	}
+	for k, v := range m.Opts {
 		o[k] = v
 	}
 	if m.LZ4 {

@@ -73,11 +73,14 @@ func TestResolveMethods(t *testing.T) {
 		t.Errorf("all with -lz4 = %s", got)
 	}
 	want := method{Name: "mariabackup+lz4", SST: "mariabackup", LZ4: true}
-	if ms[4] != want {
+	if !reflect.DeepEqual(ms[4], want) {
 		t.Errorf("mariabackup+lz4 = %+v, want %+v", ms[4], want)
 	}
 	if o := ms[4].sstOptions(nil); !reflect.DeepEqual(o, map[string]string{"time": "1", "compressor": "lz4 -z", "decompressor": "lz4 -d"}) {
 		t.Errorf("lz4 [sst] options = %v", o)
+	}
+	if o := deltaMethods[1].sstOptions(map[string]string{"delta": "1", "time": "0"}); o["delta"] != "0" || o["time"] != "0" {
+		t.Errorf("a method's own [sst] options go over -sst: %v", o)
 	}
 	if o := ms[0].sstOptions(map[string]string{"transfer-streams": "2"}); o["compressor"] != "" || o["decompressor"] != "" || o["time"] != "1" || o["transfer-streams"] != "2" {
 		t.Errorf("rsync [sst] options = %v", o)

@@ -61,6 +61,12 @@ type Result struct {
 	JoinerCPUS float64 `json:"joiner_cpu_s"` // joiner mariadbd + waited children
 	LoBytes    int64   `json:"lo_rx_bytes"`  // change of lo rx_bytes: every process's traffic, not only this run's
 	Cold       bool    `json:"cold"`         // page cache dropped before the run
+	Files      int     `json:"files"`        // regular files in the donor's datadir
+	// With -delta: the peak of the blocks allocated under the joiner's node
+	// dir above what its stale datadir held when the run began.
+	ExtraDiskBytes int64 `json:"extra_disk_bytes,omitempty"`
+	// With -delta: what the joiner's log says differed.
+	DeltaLine string `json:"delta_line,omitempty"`
 
 	// With -runs > 1: every successful run's seconds, and how many failed.
 	Runs   []float64 `json:"runs_seconds,omitempty"`
@@ -101,11 +107,21 @@ type Report struct {
 	LoadSeconds  float64   `json:"load_seconds"`  // 0 when reused
 	PauseSeconds float64   `json:"pause_seconds"` // the disk's rest before each run
 	// The lock probe on the idle donor before the first run: the noise floor.
-	ProbeIdleMaxS   float64  `json:"probe_idle_max_s"`
-	ProbeIdleWrites int      `json:"probe_idle_writes"`
-	Results         []Result `json:"results"`
-	Targets         []Target `json:"targets"`
-	Notes           []string `json:"notes,omitempty"`
+	ProbeIdleMaxS   float64 `json:"probe_idle_max_s"`
+	ProbeIdleWrites int     `json:"probe_idle_writes"`
+	Files           int     `json:"files"`                  // regular files in the donor's datadir
+	Tables          int     `json:"tables,omitempty"`       // -tables: the many-tables dataset
+	Databases       int     `json:"databases,omitempty"`    // schemas the tables are spread over
+	Floor           *Floor  `json:"create_floor,omitempty"` // what creating a file costs on this disk
+	// -delta: the link's netem parameters, and bench.t's pages changed
+	// while the joiner was down, of how many.
+	Link         string   `json:"link,omitempty"`
+	ChangedPct   float64  `json:"changed_pct,omitempty"`
+	ChangedPages int64    `json:"changed_pages,omitempty"`
+	Pages        int64    `json:"pages,omitempty"`
+	Results      []Result `json:"results"`
+	Targets      []Target `json:"targets"`
+	Notes        []string `json:"notes,omitempty"`
 }
 
 // Target is one "Done when" line of issues 3 and 4, checked against a run.
@@ -205,6 +221,77 @@ func Evaluate(rs []Result) []Target {
 		le(4, "native-backup time / mariabackup time", "<= 0.50", ratio(nb, mb, seconds), 0.50, missing("native-backup", "mariabackup")),
 		le(4, "native-backup SST peak RSS MiB (without mariadb-backup)", "<= 64", rss(nb), rssLimitMiB, missing("native-backup")),
 	}
+}
+
+// EvaluateFiles checks issue 21's targets for the dataset the run had:
+// tables > 0 is the many-tables one. It reports; it asserts nothing.
+func EvaluateFiles(rs []Result, tables int) []Target {
+	rsync, nc := find(rs, "rsync"), find(rs, "native-copy")
+	mb, nb := find(rs, "mariabackup"), find(rs, "native-backup")
+	ncLimit, dataset := 0.35, "one table"
+	if tables > 0 {
+		ncLimit, dataset = 0.40, fmt.Sprintf("%d tables", tables)
+	}
+	nct := Target{Issue: 21, Name: "native-copy time / rsync time, " + dataset, Want: fmt.Sprintf("<= %.2f", ncLimit),
+		Value: ratio(nc, rsync, seconds), Limit: ncLimit}
+	nct.Status, nct.Why = status(nct.Value, ncLimit, rs, "native-copy", "rsync")
+	nbt := Target{Issue: 21, Name: "native-backup time / mariabackup time, " + dataset, Want: "<= 0.30",
+		Value: ratio(nb, mb, seconds), Limit: 0.30}
+	nbt.Status, nbt.Why = status(nbt.Value, 0.30, rs, "native-backup", "mariabackup")
+	if nb != nil && mb == nil && ran(rs, "mariabackup") {
+		// Completing where stock fails is the target then.
+		nbt.Status, nbt.Why = "PASS", "mariabackup failed, native-backup completed"
+	}
+	if nb == nil && ran(rs, "native-backup") && mb == nil && ran(rs, "mariabackup") {
+		nbt.Status, nbt.Why = "MISS", "native-backup failed as mariabackup did"
+	}
+	return []Target{nct, nbt}
+}
+
+// status is PASS when v <= limit, MISS above, N/A (naming the methods
+// without a successful run) when v is NaN.
+func status(v, limit float64, rs []Result, methods ...string) (string, string) {
+	switch {
+	case math.IsNaN(v):
+		var m []string
+		for _, n := range methods {
+			if find(rs, n) == nil {
+				m = append(m, n)
+			}
+		}
+		return "N/A", "no successful run of " + strings.Join(m, ", ")
+	case v <= limit:
+		return "PASS", ""
+	}
+	return "MISS", ""
+}
+
+// ran says whether method was run, successfully or not.
+func ran(rs []Result, method string) bool {
+	for _, r := range rs {
+		if r.Method == method {
+			return true
+		}
+	}
+	return false
+}
+
+// WritePerFile prints each run's seconds per file of the donor's datadir,
+// and what creating a file costs on this disk, when measured.
+func WritePerFile(w io.Writer, rep *Report) error {
+	if f := rep.Floor; f != nil {
+		fmt.Fprintf(w, "creating a file on this disk (%d files of %d KiB): %.3f ms/file, %.3f ms/file with one syncfs at the end\n",
+			f.Files, f.FileBytes>>10, f.CreateMs, f.CreateSyncMs)
+	}
+	for _, r := range rep.Results {
+		if !r.OK || r.Files == 0 {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "%-20s %.3f ms/file (%.1f s / %d files)\n", r.Method, r.Seconds*1e3/float64(r.Files), r.Seconds, r.Files); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ratios are the comparisons the README quotes, method by method.
@@ -342,4 +429,57 @@ func WriteTSV(w io.Writer, rs []Result) error {
 		}
 	}
 	return nil
+}
+
+// The -delta targets of issue 21.
+const (
+	deltaTimeLimit = 0.10 // delta time / full native-copy time
+	deltaDiskLimit = 0.10 // joiner's extra disk / datadir, strictly below
+)
+
+// EvaluateDelta checks issue 21's delta targets against a -delta run whose
+// donor datadir held datadir bytes (without galera.cache).
+func EvaluateDelta(rs []Result, datadir int64) []Target {
+	d, full := find(rs, "native-copy delta"), find(rs, "native-copy full")
+	tt := Target{Issue: 21, Name: "native-copy delta time / full native-copy time", Want: fmt.Sprintf("<= %.2f", deltaTimeLimit),
+		Value: ratio(d, full, seconds), Limit: deltaTimeLimit}
+	tt.Status, tt.Why = status(tt.Value, deltaTimeLimit, rs, "native-copy delta", "native-copy full")
+	dt := Target{Issue: 21, Name: "joiner's extra disk during the delta SST / datadir", Want: fmt.Sprintf("< %.2f", deltaDiskLimit),
+		Value: math.NaN(), Limit: deltaDiskLimit}
+	if d != nil && datadir > 0 {
+		dt.Value = float64(d.ExtraDiskBytes) / float64(datadir)
+	}
+	dt.Status, dt.Why = status(dt.Value, deltaDiskLimit, rs, "native-copy delta")
+	if dt.Status == "PASS" && dt.Value >= deltaDiskLimit {
+		dt.Status = "MISS"
+	}
+	return []Target{tt, dt}
+}
+
+// WriteDelta prints a -delta run: a line per method, then the targets.
+func WriteDelta(w io.Writer, rep *Report) error {
+	full, rsync := find(rep.Results, "native-copy full"), find(rep.Results, "rsync")
+	fmt.Fprintf(w, "stale node rejoins over %s; bench.t %s, donor datadir %s (%s without galera.cache); %d of %d pages (%.1f %%) changed while it was down\n\n",
+		rep.Link, human(rep.SizeBytes), human(rep.DatadirBytes), human(rep.PayloadBytes), rep.ChangedPages, rep.Pages, 100*float64(rep.ChangedPages)/float64(max(rep.Pages, 1)))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "method\ts to Synced\tx full native-copy\tx rsync\tjoiner's extra disk\t% of datadir\tjoiner says")
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if !r.OK {
+			fmt.Fprintf(tw, "%s\tFAILED\t-\t-\t-\t-\t%s\n", r.Method, r.Err)
+			continue
+		}
+		pct := math.NaN()
+		if rep.PayloadBytes > 0 {
+			pct = 100 * float64(r.ExtraDiskBytes) / float64(rep.PayloadBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Method, num(r.Seconds, 1), num(ratio(r, full, seconds), 3), num(ratio(r, rsync, seconds), 3),
+			human(r.ExtraDiskBytes), num(pct, 1), r.DeltaLine)
+	}
+	tw.Flush()
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	fmt.Fprintln(w)
+	return WriteTargets(w, rep.Targets)
 }

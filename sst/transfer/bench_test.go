@@ -79,14 +79,28 @@ func TestMain(m *testing.M) {
 	if benchSrc != "" {
 		os.RemoveAll(benchSrc)
 	}
+	if manySrc != "" {
+		os.RemoveAll(manySrc)
+	}
 	os.Exit(code)
 }
 
 func benchTransfer(b *testing.B, jo, do Options) {
 	src := benchTree(b)
+	b.SetBytes(benchSize)
+	cpu := transferTree(b, src, jo, do)
+	// CPU per GB (both sides, user+system) is steadier than MB/s here.
+	b.ReportMetric(cpu.Seconds()/(float64(benchSize)*float64(b.N)/1e9), "cpu-s/GB")
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(ru.Maxrss)/1024, "maxRSS-MiB")
+}
+
+// transferTree moves src over loopback into a fresh dir b.N times and
+// returns the CPU time both sides used.
+func transferTree(b *testing.B, src string, jo, do Options) time.Duration {
 	ctx := context.Background()
 	jo.NoSync = !benchSync
-	b.SetBytes(benchSize)
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -132,11 +146,7 @@ func benchTransfer(b *testing.B, jo, do Options) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	// CPU per GB (both sides, user+system) is steadier than MB/s here.
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/(float64(benchSize)*float64(b.N)/1e9), "cpu-s/GB")
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	b.ReportMetric(float64(ru.Maxrss)/1024, "maxRSS-MiB")
+	return cpuTime() - cpu0
 }
 
 func cpuTime() time.Duration {
@@ -198,4 +208,92 @@ func BenchmarkCopyReference(b *testing.B) {
 		os.RemoveAll(dst)
 		b.StartTimer()
 	}
+}
+
+var (
+	manyOnce  sync.Once
+	manySrc   string
+	manyFiles int
+)
+
+// manyTree is the many-tables shape: GS_BENCH_FILES (default 6000) files
+// of 16 KiB or less, two per table (.frm and .ibd), in 100 schemas.
+func manyTree(b testing.TB) string {
+	manyOnce.Do(func() {
+		n := 6000
+		if v := os.Getenv("GS_BENCH_FILES"); v != "" {
+			fmt.Sscan(v, &n)
+		}
+		dir, err := os.MkdirTemp("/var/tmp", "gs-transfer-bench-many-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		manySrc, manyFiles = dir, n
+		data := make([]byte, 16<<10)
+		for i := range data {
+			data[i] = byte(i * 31)
+		}
+		for i := range n {
+			p := filepath.Join(dir, fmt.Sprintf("tenant%03d", i%100), fmt.Sprintf("t%05d.%s", i/2, []string{"frm", "ibd"}[i%2]))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, data[:1<<10+(i%2)*15<<10], 0o640); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	return manySrc
+}
+
+// BenchmarkTransferManyFiles moves many small files: its ns/file is the
+// engine's cost per file (open, read, frame, create, write, close on both
+// sides), to set beside BenchmarkCreateFiles, the disk's.
+func BenchmarkTransferManyFiles(b *testing.B) {
+	cpu := transferTree(b, manyTree(b), Options{}, Options{})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(manyFiles)/1e3, "µs/file")
+	// On a loaded machine CPU per file (both sides) is steadier than time.
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/float64(manyFiles)/1e3, "cpu-µs/file")
+}
+
+// BenchmarkCreateFiles is the floor: creating, writing and closing the
+// same files (one syncfs at the end with GS_BENCH_SYNC=1), one goroutine.
+func BenchmarkCreateFiles(b *testing.B) {
+	src := manyTree(b)
+	type ent struct {
+		rel  string
+		data []byte
+	}
+	var ents []ent
+	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			data, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(src, p)
+			ents = append(ents, ent{rel, data})
+		}
+		return nil
+	})
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dst, _ := os.MkdirTemp("/var/tmp", "gs-transfer-bench-create-")
+		b.StartTimer()
+		for _, e := range ents {
+			p := filepath.Join(dst, e.rel)
+			if err := os.WriteFile(p, e.data, 0o640); err != nil {
+				os.MkdirAll(filepath.Dir(p), 0o750)
+				if err := os.WriteFile(p, e.data, 0o640); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if benchSync {
+			syscall.Sync()
+		}
+		b.StopTimer()
+		os.RemoveAll(dst)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ents))/1e3, "µs/file")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/float64(len(ents))/1e3, "cpu-µs/file")
 }

@@ -114,6 +114,24 @@ func (w *Network) Heal(ctx context.Context, n *Node) error {
 	return nil
 }
 
+// TC is iproute2's tc, which shapes the links.
+const TC = "/usr/sbin/tc"
+
+// Shape gives every node's end of the link the root qdisc qdisc (e.g.
+// "netem rate 100mbit delay 20ms", "tbf rate 100mbit burst 256kb limit
+// 1mb"): each direction of each node's traffic goes through one, so both
+// directions are shaped alike. The qdiscs go with the namespaces.
+func (w *Network) Shape(ctx context.Context, qdisc string) error {
+	for _, n := range w.c.nodes {
+		args := append([]string{"netns", "exec", w.netns(n), TC, "qdisc", "replace", "dev", "eth0", "root"}, strings.Fields(qdisc)...)
+		if err := ip(ctx, args...); err != nil {
+			return err
+		}
+	}
+	w.c.logf("galeratest: every node's link shaped by %s", qdisc)
+	return nil
+}
+
 // remove deletes the namespaces, which deletes their links; the nodes are
 // stopped by then.
 func (w *Network) remove() error {
