@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"syscall"
 
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +27,9 @@ type Options struct {
 	Progress func(written int64)
 	// NoSync skips the final syncfs of the target's filesystem.
 	NoSync bool
+	// ReadBackFailed, when set, is told a file whose read-back failed the
+	// moment it is found (readback.Checker.Failed).
+	ReadBackFailed func(error)
 }
 
 // Stats describe an extraction.
@@ -36,13 +42,23 @@ type Stats struct {
 type openFile struct {
 	f    *os.File
 	next uint64 // next expected payload offset
+	// pieces are the payloads written and not yet handed to the
+	// read-back, each with the donor's CRC-32 of it; queued counts their
+	// bytes.
+	pieces []readback.Piece
+	queued int64
 }
 
 // Extract reads an mbstream from r and writes its files under dir, which
 // must exist. It never writes outside dir: every path is validated and all
 // access goes through an os.Root. Memory is bounded by one copy buffer; each
-// payload is checksummed as it streams to disk. On error the partial files
-// stay in dir, for the caller's staging to discard.
+// payload is checksummed as it streams to disk, and read back beside the
+// extraction (every 32 MiB of a file, and at its end chunk) to compare its
+// CRC again (package readback): a file whose content on disk is not the
+// donor's fails Extract with a *readback.MismatchError, before the caller
+// prepares anything.
+// On error the partial files stay in dir, for the caller's staging to
+// discard.
 func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (Stats, error) {
 	if opt.FileMode == 0 {
 		opt.FileMode = 0o640
@@ -58,10 +74,19 @@ func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (Stats, 
 		return Stats{}, fmt.Errorf("mbstream: open target: %w", err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, dir: dir, opt: opt, open: make(map[string]*openFile), buf: make([]byte, 256<<10)}
+	x := &extractor{root: root, dir: dir, opt: opt, open: make(map[string]*openFile), buf: make([]byte, 256<<10),
+		check: readback.New(ieee, "CRC-32", readbackParallel)}
+	x.check.Failed = opt.ReadBackFailed
+	defer x.check.Stop()
 	err = x.run(ctx, NewReader(r))
+	if err != nil {
+		x.check.Stop() // the partial files are not worth reading back
+	}
 	if cerr := x.closeAll(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = x.check.Wait()
 	}
 	if err == nil && !opt.NoSync {
 		err = syncfs(dir)
@@ -76,11 +101,26 @@ type extractor struct {
 	open  map[string]*openFile
 	buf   []byte
 	stats Stats
+	check *readback.Checker
 }
+
+var ieee = crc32.IEEETable
+
+// readbackParallel is how many files are read back at once, beside the
+// extraction (they were just written: the page cache has them).
+const readbackParallel = 2
+
+// readbackBatch is how much of a file's payloads is handed to the
+// read-back before its end chunk: a big file is checked while it arrives.
+const readbackBatch = 32 << 20
 
 func (x *extractor) run(ctx context.Context, rd *Reader) error {
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// A file read back wrong fails the extraction now.
+		if err := x.check.Err(); err != nil {
 			return err
 		}
 		c, err := rd.Next()
@@ -108,6 +148,8 @@ func (x *extractor) run(ctx context.Context, rd *Reader) error {
 		case TypeSeek:
 			var of *openFile
 			if of, err = x.file(c); err == nil {
+				// What follows may overwrite bytes being read back.
+				x.check.Idle(c.Path)
 				if _, err = of.f.Seek(int64(c.Offset), io.SeekStart); err != nil {
 					err = fmt.Errorf("mbstream: seek %s: %w", c.Path, err)
 				}
@@ -125,6 +167,8 @@ func (x *extractor) run(ctx context.Context, rd *Reader) error {
 			if x.open[c.Path] != nil || x.open[c.NewPath] != nil {
 				return fmt.Errorf("%w: rename chunk at offset %d: %q or %q is still open", ErrFormat, c.Pos, c.Path, c.NewPath)
 			}
+			x.check.Idle(c.Path)
+			x.check.Idle(c.NewPath)
 			if err = x.mkdirs(c.NewPath); err == nil {
 				if err = x.root.Rename(c.Path, c.NewPath); err != nil {
 					err = fmt.Errorf("mbstream: rename %s to %s: %w", c.Path, c.NewPath, err)
@@ -134,6 +178,7 @@ func (x *extractor) run(ctx context.Context, rd *Reader) error {
 			if x.open[c.Path] != nil {
 				return fmt.Errorf("%w: remove chunk at offset %d: %q is still open", ErrFormat, c.Pos, c.Path)
 			}
+			x.check.Idle(c.Path)
 			if err = x.root.Remove(c.Path); err != nil {
 				err = fmt.Errorf("mbstream: remove %s: %w", c.Path, err)
 			}
@@ -168,6 +213,9 @@ func (x *extractor) payload(c *Chunk, rd *Reader) error {
 			return rerr
 		}
 	}
+	if of.written(readback.Piece{Off: int64(c.Offset), Len: int64(c.Length), Sum: c.CRC}) >= readbackBatch {
+		x.readBack(c.Path, of)
+	}
 	if x.opt.Progress != nil {
 		x.opt.Progress(x.stats.Bytes)
 	}
@@ -186,6 +234,7 @@ func (x *extractor) file(c *Chunk) (*openFile, error) {
 	if err := x.mkdirs(c.Path); err != nil {
 		return nil, err
 	}
+	x.check.Idle(c.Path) // written again: its last copy's read-back first
 	flag := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
 	if c.Flags&FlagRewrite != 0 {
 		flag |= os.O_TRUNC
@@ -212,12 +261,42 @@ func (x *extractor) mkdirs(p string) error {
 	return nil
 }
 
+// written records a payload and returns the bytes not yet handed to the
+// read-back. One written over earlier ones (after a seek back) replaces
+// those still here, whose CRCs no longer describe the file; a payload
+// over one already read back is checked again with the rest.
+func (of *openFile) written(p readback.Piece) int64 {
+	if p.Len == 0 {
+		return of.queued
+	}
+	kept := of.pieces[:0]
+	for _, q := range of.pieces {
+		if q.Off+q.Len <= p.Off || p.Off+p.Len <= q.Off {
+			kept = append(kept, q)
+		} else {
+			of.queued -= q.Len
+		}
+	}
+	of.pieces = append(kept, p)
+	of.queued += p.Len
+	return of.queued
+}
+
+// readBack hands the payloads of p written so far to the read-back.
+func (x *extractor) readBack(p string, of *openFile) {
+	root := x.root
+	x.check.Check(readback.File{Name: p, Path: filepath.Join(x.dir, filepath.FromSlash(p)), Size: -1, Pieces: of.pieces,
+		Open: func() (*os.File, error) { return root.Open(p) }})
+	of.pieces, of.queued = nil, 0
+}
+
 func (x *extractor) close(p string) error {
 	of := x.open[p]
 	delete(x.open, p)
 	if err := of.f.Close(); err != nil {
 		return fmt.Errorf("mbstream: close %s: %w", p, err)
 	}
+	x.readBack(p, of)
 	return nil
 }
 

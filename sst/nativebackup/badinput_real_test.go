@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -275,6 +277,19 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 		}
 		// This donor also swept the user the SIGKILLed one left.
 		waitNoTempUsers(ctx, t, n1)
+	})
+	// bench/t.ibd changes on node2's disk after the extractor checked its
+	// payloads (the test seam flips a byte before its read-back): refused
+	// before --prepare, naming the file and its path, with failedJoin's
+	// checks (old datadir intact, staging removed, nothing left running).
+	t.Run("content changed on the joiner's disk", func(t *testing.T) {
+		t.Setenv(readback.FlipEnv, "bench/t.ibd")
+		where := filepath.Join(n2.DataDir, sst.StagingDirName, "bench", "t.ibd")
+		before, _ := os.ReadFile(n1.ErrorLog)
+		failedJoin(ctx, t, c, "content changed", "bench/t.ibd: read back from "+where, false, nil)
+		if log, _ := os.ReadFile(n1.ErrorLog); !strings.Contains(string(log[min(len(before), len(log)):]), where) {
+			t.Errorf("the donor's log does not name %s", where)
+		}
 	})
 	t.Run("join again", func(t *testing.T) {
 		if err := n1.SetSST(map[string]string{"rlimit": ""}); err != nil {

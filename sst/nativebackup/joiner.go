@@ -17,6 +17,7 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/mbstream"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
@@ -131,6 +132,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	var got atomic.Int64
 	xs, err := mbstream.Extract(ctx, sess.Stream(streamID), staging.Dir, mbstream.Options{
 		NoSync: opts.NoSync, // [sst] transfer-sync=0
+		// Logged at once: once the donor hears of it, its server may end
+		// this one's before the error below is logged.
+		ReadBackFailed: func(err error) { s.Log.Error(err.Error(), readback.Attrs(err)...) },
 		Progress: func(n int64) {
 			got.Store(n)
 			s.Report(progress.Event{Phase: progress.PhaseReceiving, Done: n, Total: sm.Total, Peer: peer})
@@ -139,6 +143,11 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	if errors.Is(err, syscall.ENOSPC) {
 		err = sst.Errorf(sst.ENOSPC, "native-backup: not enough space: the disk filled while extracting into %s (%v), with %d MB of the snapshot's %d MB received; its filesystem needs at least %d MB more (plus %d MB reserve); the old datadir is kept, the staging removed",
 			staging.Root, err, got.Load()>>20, sm.Total>>20, max(sm.Total-got.Load(), 0)>>20, sst.SpaceReserve>>20)
+		sess.Abort(err)
+		return err
+	}
+	if bad := (*readback.MismatchError)(nil); errors.As(err, &bad) {
+		err = sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: the snapshot from %s: %w; the old datadir is kept, the staging removed", peer, err))
 		sess.Abort(err)
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/mbstream"
 	"github.com/galera-supervisor/galera-supervisor/sst/progress"
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
@@ -218,6 +220,7 @@ func TestJoinerBadInput(t *testing.T) {
 		// donor plays the donor's part on sess.
 		donor func(ctx context.Context, sess *transfer.Session) error
 		want  string
+		flip  string // readback.FlipEnv: a file changed on disk after it was written
 	}{
 		{"corrupted stream", func(ctx context.Context, sess *transfer.Session) error {
 			sess.Send(msgState, stateMsg{State: testState, Total: int64(len(corrupt))})
@@ -226,7 +229,7 @@ func TestJoinerBadInput(t *testing.T) {
 			}
 			_, err := sess.Finish(ctx)
 			return err
-		}, "checksum mismatch"},
+		}, "checksum mismatch", ""},
 		{"donor error (wrong credentials)", func(ctx context.Context, sess *transfer.Session) error {
 			sess.Send(msgState, stateMsg{State: testState})
 			if _, err := sess.SendStream(ctx, streamID, bytes.NewReader(good[:len(good)/2])); err != nil {
@@ -234,7 +237,7 @@ func TestJoinerBadInput(t *testing.T) {
 			}
 			sess.Abort(errors.New("native-backup: mariadb-backup --backup failed (exit status 1): Failed to connect to MariaDB server: Access denied for user 'sst'@'localhost' (using password: YES)"))
 			return nil
-		}, "Access denied for user 'sst'@'localhost'"},
+		}, "Access denied for user 'sst'@'localhost'", ""},
 		// A donor that ends the stream and only then fails, with the
 		// joiner's extraction failing first: the reason still wins.
 		{"donor error after a short stream", func(ctx context.Context, sess *transfer.Session) error {
@@ -248,14 +251,14 @@ func TestJoinerBadInput(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // the joiner's extraction hits the short end
 			sess.Abort(errors.New("native-backup: mariadb-backup --backup failed (exit status 1): Access denied for user 'sst'@'localhost'"))
 			return nil
-		}, "Access denied for user 'sst'@'localhost'"},
+		}, "Access denied for user 'sst'@'localhost'", ""},
 		{"donor gone mid-stream", func(ctx context.Context, sess *transfer.Session) error {
 			sess.Send(msgState, stateMsg{State: testState})
 			if _, err := sess.SendStream(ctx, streamID, bytes.NewReader(good[:len(good)/2])); err != nil {
 				return err
 			}
 			return sess.Close()
-		}, ""},
+		}, "", ""},
 		{"not a backup", func(ctx context.Context, sess *transfer.Session) error {
 			s := backupStream(t, false)
 			sess.Send(msgState, stateMsg{State: testState})
@@ -264,7 +267,7 @@ func TestJoinerBadInput(t *testing.T) {
 			}
 			_, err := sess.Finish(ctx)
 			return err
-		}, "no xtrabackup_checkpoints"},
+		}, "no xtrabackup_checkpoints", ""},
 		{"path escape", func(ctx context.Context, sess *transfer.Session) error {
 			var buf bytes.Buffer
 			buf.Write(good)
@@ -276,15 +279,29 @@ func TestJoinerBadInput(t *testing.T) {
 			}
 			_, err := sess.Finish(ctx)
 			return err
-		}, "starts with '.'"},
+		}, "starts with '.'", ""},
 		{"disk too small", func(ctx context.Context, sess *transfer.Session) error {
 			sess.Send(msgState, stateMsg{State: testState, Total: 1 << 60})
 			_, err := sess.Recv(ctx)
 			return err
-		}, "space"},
+		}, "space", ""},
+		// The extractor wrote db/t.ibd and checked each payload against
+		// its CRC; then the disk changed a byte of it. The read-back
+		// before prepare finds it.
+		{"content changed on disk", func(ctx context.Context, sess *transfer.Session) error {
+			sess.Send(msgState, stateMsg{State: testState})
+			if _, err := sess.SendStream(ctx, streamID, bytes.NewReader(good)); err != nil {
+				return err
+			}
+			_, err := sess.Finish(ctx)
+			return err
+		}, "db/t.ibd: read back from ", "db/t.ibd"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.flip != "" {
+				t.Setenv(readback.FlipEnv, tc.flip)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			dir := oldDatadir(t)
@@ -302,6 +319,9 @@ func TestJoinerBadInput(t *testing.T) {
 			}
 			if sst.ExitCode(err) == 0 {
 				t.Errorf("exit code 0 for %v", err)
+			}
+			if where := filepath.Join(dir, sst.StagingDirName, tc.flip); tc.flip != "" && (!strings.Contains(err.Error(), where) || sst.ExitCode(err) != int(syscall.EIO)) {
+				t.Errorf("error %q (exit %d) does not name %s with EIO", err, sst.ExitCode(err), where)
 			}
 			if len(lines) != 0 {
 				t.Errorf("printed %q after a failure", lines)

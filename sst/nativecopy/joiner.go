@@ -100,7 +100,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	} else {
 		s.Log.Info("delta: off, full transfer: "+why, slog.Bool("delta", false), slog.String("delta_reason", why))
 	}
-	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.sinkRoute})
+	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.sinkRoute, Log: s.Log})
 	if err != nil {
 		return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
 	}

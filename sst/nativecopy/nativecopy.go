@@ -36,6 +36,7 @@ import (
 	"syscall"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
@@ -141,9 +142,12 @@ func classify(err error, what string) error {
 	var certErr *tls.CertificateVerificationError
 	var uaErr x509.UnknownAuthorityError
 	var recErr tls.RecordHeaderError
+	var bad *readback.MismatchError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err
+	case errors.As(err, &bad):
+		return sst.WithErrno(sst.EIO, fmt.Errorf("%s: %w", what, err))
 	case errors.As(err, &pe):
 		if strings.Contains(pe.Msg, "space") {
 			return sst.WithErrno(sst.ENOSPC, fmt.Errorf("%s: %w", what, err))

@@ -20,6 +20,7 @@ import (
 	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
@@ -235,6 +236,46 @@ func TestRealNativeCopy(t *testing.T) {
 	})
 	t.Run("joiner killed", func(t *testing.T) {
 		failJoin(t, ctx, c, "joiner")
+	})
+	// A byte of bench/t.ibd changes on node2's disk after its chunks were
+	// checked (the test seam flips it before the read-back): the SST fails
+	// naming the file and its path on both sides; node2 keeps its old
+	// datadir, the donor is unharmed.
+	t.Run("content changed on the joiner's disk", func(t *testing.T) {
+		// As forceSST, but it also runs alone (-run .../content), with a
+		// node2 that never joined.
+		testutil.Must(t, n2.Stop(ctx))
+		os.Remove(filepath.Join(n2.DataDir, "grastate.dat"))
+		testutil.Must(t, n2.SetSST(map[string]string{"delta": "0"}))
+		defer n2.SetSST(map[string]string{"delta": ""})
+		t.Setenv(readback.FlipEnv, "bench/t.ibd")
+		before2 := dataSnapshot(t, n2.DataDir)
+		sums1 := checksums(t, ctx, n1)
+		o1, o2 := logSize(n1), logSize(n2)
+		testutil.Must(t, n2.Start(ctx))
+		waitFailed(t, ctx, n2, o2)
+		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
+		where := filepath.Join(n2.DataDir, sst.StagingDirName, "bench", "t.ibd")
+		jerrs, derrs := grepLines(jl, "WSREP_SST: [ERROR]"), grepLines(dl, "WSREP_SST: [ERROR]")
+		t.Logf("joiner:\n%s\ndonor:\n%s", jerrs, derrs)
+		if !strings.Contains(jerrs, "bench/t.ibd: read back from "+where) || !strings.Contains(jerrs, "not what the donor read") {
+			t.Errorf("the joiner's error does not name bench/t.ibd at %s", where)
+		}
+		if !strings.Contains(derrs, where) {
+			t.Errorf("the donor's error does not name %s", where)
+		}
+		// (The staging may stay: node2's mariadbd aborts as soon as the
+		// donor reports the failure, and the harness kills what it leaves
+		// running; the next SST removes it.)
+		if d := diffSnap(before2, dataSnapshot(t, n2.DataDir)); d != "" {
+			t.Errorf("node2's old datadir changed:\n%s", d)
+		}
+		if err := n1.WaitSynced(ctx); err != nil {
+			t.Fatalf("donor not Synced after the failure: %v", err)
+		}
+		if err := galeratest.CompareChecksums(sums1, checksums(t, ctx, n1)); err != nil {
+			t.Fatalf("donor's data changed: %v", err)
+		}
 	})
 	// mariadbd itself dies: the joiner's SST process must notice (--parent),
 	// stop, and leave the old datadir as it was: no orphan, no half state.

@@ -43,6 +43,17 @@
 // record carries the file's final size. Raw streams carry a sequence
 // number and are put back in order on the joiner.
 //
+// # Read-back
+//
+// The CRC of a chunk is the donor's digest of those bytes as it read them.
+// As a file is written (every 32 MiB, and once complete) the joiner's Sink
+// reads it back from disk (by direct I/O where it wrote so), beside the
+// transfer, and compares each
+// chunk's CRC with the donor's (package readback); every barrier waits for
+// those checks, so a Sync or Finish fails with the file, its path and the
+// bytes whose content on disk is not what the donor read. Only what was
+// sent is read back: a patched file's ranges, not its kept blocks.
+//
 // # Compression and TLS
 //
 // A compressor naming lz4 uses the built-in lz4 block codec per chunk; the

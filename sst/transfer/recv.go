@@ -109,7 +109,7 @@ func (s *Session) serveConn(dc *dataConn, sink *Sink) error {
 			if f.off > 1<<62 {
 				return fail(fmt.Errorf("%s: bad offset %d", name, f.off))
 			}
-			if err := sink.chunk(f.id, name, f.mode, f.flags, int64(f.off), data); err != nil {
+			if err := sink.chunkSum(f.id, name, f.mode, f.flags, int64(f.off), data, f.crc); err != nil {
 				return fail(err)
 			}
 			s.done.Add(int64(len(data)))
@@ -253,6 +253,9 @@ func (s *Session) checkpoint(seq, files uint64, end bool, sink *Sink) error {
 	st := s.Stats()
 	if sink != nil {
 		if err := sink.incomplete(); err != nil {
+			return err
+		}
+		if err := sink.verified(); err != nil {
 			return err
 		}
 		ks := sink.Stats()

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/sst/readback"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +28,9 @@ type SinkOptions struct {
 	AllowSymlinks bool
 	// NoSync skips the syncfs at the end of Serve.
 	NoSync bool
+	// Log, when set, gets a file whose read-back failed the moment it is
+	// found (readback.Checker.Failed).
+	Log *slog.Logger
 	// Route, when set, names the directory a received file goes into and
 	// its name there (dir "" means the root, name unchanged): the joiner
 	// stages files of other directories beside their targets. Each such
@@ -46,11 +52,15 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // Sink writes received files under a root directory and nowhere else:
 // absolute names, ".." components and symlinks leading out are refused
-// (the tree is opened with os.Root).
+// (the tree is opened with os.Root). What it writes is read back from disk
+// beside the transfer (every 32 MiB of a file, and when it is complete)
+// and each chunk's CRC compared with the donor's (package readback); each
+// barrier waits for those checks.
 type Sink struct {
-	root string
-	o    SinkOptions
-	r    *os.Root
+	root  string
+	o     SinkOptions
+	r     *os.Root
+	check *readback.Checker
 
 	openMu sync.Mutex // makes open-or-create atomic: a second O_TRUNC would lose data
 	mu     sync.Mutex
@@ -61,6 +71,9 @@ type Sink struct {
 
 type rxFile struct {
 	name   string
+	r      *os.Root // where it is: r, rel; path for messages
+	rel    string
+	path   string
 	f      *os.File
 	w      *directWriter
 	mode   fs.FileMode
@@ -71,7 +84,20 @@ type rxFile struct {
 	got    int64 // bytes written
 	maxEnd int64
 	have   spans // byte ranges received, so that none arrives twice
+	// pieces are the chunks written and not yet handed to the read-back,
+	// with the donor's CRC-32C of each; queued counts their bytes.
+	pieces []readback.Piece
+	queued int64
 }
+
+// readbackParallel is how many files are read back at once: the reads
+// overlap the transfer; more would compete with its writes for the disk.
+const readbackParallel = 2
+
+// readbackBatch is how much of a file's written chunks is handed to the
+// read-back before the file is complete: a big file is checked while it
+// arrives, not all after its last chunk.
+const readbackBatch = 32 << 20
 
 // OpenSink opens root, which must exist, as the destination of a Serve.
 func OpenSink(root string, o SinkOptions) (*Sink, error) {
@@ -79,7 +105,12 @@ func OpenSink(root string, o SinkOptions) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sink: %w", err)
 	}
-	return &Sink{root: root, o: o, r: r, files: make(map[uint64]*rxFile)}, nil
+	k := &Sink{root: root, o: o, r: r, files: make(map[uint64]*rxFile),
+		check: readback.New(castagnoli, "CRC-32C", readbackParallel)}
+	if o.Log != nil {
+		k.check.Failed = func(err error) { o.Log.Error(err.Error(), readback.Attrs(err)...) }
+	}
+	return k, nil
 }
 
 // Root is the directory files go into.
@@ -92,8 +123,10 @@ func (k *Sink) Stats() Stats {
 	return k.stats
 }
 
-// Close closes the root and any file left open by a failed transfer.
+// Close closes the root and any file left open by a failed transfer; it
+// stops the read-back of files not yet checked.
 func (k *Sink) Close() error {
+	k.check.Stop()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for id, rf := range k.files {
@@ -112,33 +145,39 @@ func (k *Sink) Close() error {
 // rootFor is the root a received name is written under, and its name
 // there. Called without k.mu held.
 func (k *Sink) rootFor(name string) (*os.Root, string, error) {
+	r, rel, _, err := k.placeOf(name)
+	return r, rel, err
+}
+
+// placeOf is rootFor with the root's directory.
+func (k *Sink) placeOf(name string) (*os.Root, string, string, error) {
 	if k.o.Route == nil {
-		return k.r, name, nil
+		return k.r, name, k.root, nil
 	}
 	dir, rel, err := k.o.Route(name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if dir == "" {
-		return k.r, name, nil
+		return k.r, name, k.root, nil
 	}
 	if err := checkName(rel); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if r := k.routed[dir]; r != nil {
-		return r, rel, nil
+		return r, rel, dir, nil
 	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, "", fmt.Errorf("open sink for %s: %w", name, err)
+		return nil, "", "", fmt.Errorf("open sink for %s: %w", name, err)
 	}
 	if k.routed == nil {
 		k.routed = map[string]*os.Root{}
 	}
 	k.routed[dir] = r
-	return r, rel, nil
+	return r, rel, dir, nil
 }
 
 // maxDepth bounds the levels of a received path: a datadir is shallow, and
@@ -172,9 +211,14 @@ func mkdirParent(r *os.Root, name string) error {
 	return nil
 }
 
-// chunk writes data at off into file id (opened on first sight).
-func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64, data []byte) error {
+// chunkSum writes data at off into file id (opened on first sight); sum
+// is the donor's CRC-32C of data, already compared with it.
+func (k *Sink) chunkSum(id uint64, name string, mode uint32, flags byte, off int64, data []byte, sum uint32) error {
 	if err := checkName(name); err != nil {
+		return err
+	}
+	// A file read back wrong fails the transfer now, not at the barrier.
+	if err := k.check.Err(); err != nil {
 		return err
 	}
 	end := off + int64(len(data))
@@ -205,6 +249,12 @@ func (k *Sink) chunk(id uint64, name string, mode uint32, flags byte, off int64,
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if len(data) > 0 {
+		rf.pieces = append(rf.pieces, readback.Piece{Off: off, Len: int64(len(data)), Sum: sum})
+		if rf.queued += int64(len(data)); rf.queued >= readbackBatch {
+			k.readBack(rf, -1)
+		}
+	}
 	rf.got += int64(len(data))
 	rf.maxEnd = max(rf.maxEnd, end)
 	k.stats.Bytes += int64(len(data))
@@ -251,10 +301,12 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 		}
 		return rf, nil
 	}
-	r, rel, err := k.rootFor(name)
+	r, rel, dir, err := k.placeOf(name)
 	if err != nil {
 		return nil, err
 	}
+	// A file sent again waits for the read-back of its previous copy.
+	k.check.Idle(name)
 	if err := mkdirParent(r, rel); err != nil {
 		return nil, &FileError{Op: "create parent of", Name: name, Err: err}
 	}
@@ -269,7 +321,8 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	rf = &rxFile{name: name, f: f, w: newDirectWriter(f, whole, cache), mode: perm, whole: whole}
+	rf = &rxFile{name: name, r: r, rel: rel, path: filepath.Join(dir, filepath.FromSlash(rel)),
+		f: f, w: newDirectWriter(f, whole, cache), mode: perm, whole: whole}
 	k.files[id] = rf
 	return rf, nil
 }
@@ -294,6 +347,9 @@ func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
 	if err == nil {
 		err = rf.f.Chmod(rf.mode)
 	}
+	if err == nil {
+		k.readBack(rf, rf.size)
+	}
 	if cerr := rf.w.Close(); err == nil {
 		err = cerr
 	}
@@ -303,6 +359,21 @@ func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
 	}
 	k.stats.Files++
 	return nil
+}
+
+// readBack hands rf's chunks written so far to the read-back; size is the
+// file's final size once it is complete, else -1. Called with k.mu held.
+func (k *Sink) readBack(rf *rxFile, size int64) {
+	r, rel := rf.r, rf.rel
+	k.check.Check(readback.File{Name: rf.name, Path: rf.path, Size: size, Pieces: rf.pieces, Direct: !rf.w.buffered(),
+		Open: func() (*os.File, error) { return r.Open(rel) }})
+	rf.pieces, rf.queued = nil, 0
+}
+
+// verified waits until every complete file has been read back and
+// returns the first whose content on disk is not the donor's.
+func (k *Sink) verified() error {
+	return k.check.Wait()
 }
 
 // incomplete describes files still waiting for data, for a barrier.
