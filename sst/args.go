@@ -38,6 +38,10 @@ type Args struct {
 	Socket    string // --socket: donor's unix socket
 	User      string // --user (not a credential source; see Env)
 
+	// MysqldVersion is the server's version, "10.11.6-MariaDB-0+deb12u1"
+	// (--mysqld-version; mariadbd passes it to both sides).
+	MysqldVersion string
+
 	GTID         string // --gtid uuid:seqno
 	GTIDDomainID string // --gtid-domain-id
 	Bypass       bool   // --bypass: IST possible, send only the state
@@ -60,7 +64,7 @@ var valueFlags = map[string]bool{
 	"parent": true, "progress": true,
 	"binlog": true, "log-bin": true, "binlog-index": true, "log-bin-index": true, "log-basename": true,
 	"host": true, "port": true, "local-port": true, "socket": true, "user": true, "password": true,
-	"gtid": true, "gtid-domain-id": true,
+	"gtid": true, "gtid-domain-id": true, "mysqld-version": true,
 	"innodb-data-home-dir": true, "innodb-log-group-home-dir": true, "innodb-undo-directory": true,
 	"aria-log-dir-path": true, "innodb-force-recovery": true,
 }
@@ -171,6 +175,7 @@ func ParseArgs(argv []string) (*Args, error) {
 	a.Socket = set["socket"]
 	a.User = set["user"]
 	a.GTID = set["gtid"]
+	a.MysqldVersion = set["mysqld-version"]
 	a.GTIDDomainID = set["gtid-domain-id"]
 	a.InnoDBDataHomeDir = set["innodb-data-home-dir"]
 	a.InnoDBLogGroupHomeDir = set["innodb-log-group-home-dir"]

@@ -95,7 +95,12 @@ Methods:
                 that no table of the joiner points to, refuses the SST
                 before any data moves, naming the table and the path.
                 Before that, a preflight compares the two servers:
-                innodb_page_size, lower_case_table_names, a strict
+                the version (a donor of a newer redo format, which
+                changed in 10.5 and 10.8, is refused: MariaDB does not
+                downgrade; an older one is noted, the joiner's server
+                upgrades its files as after rsync), innodb_page_size
+                (the donor's from its ibdata1 header),
+                lower_case_table_names, a strict
                 innodb_checksum_algorithm, the key management plugin
                 and each encryption key ID (by SHA-256 digest; keys
                 never travel) and the space each filesystem needs; a
@@ -109,11 +114,19 @@ Methods:
                 "mariadb-backup --prepare", and swaps the result in with
                 the same safety. Logs: mariadb-backup.backup.log (donor),
                 mariadb-backup.prepare.log and mariadb-backup.move.log
-                (joiner). With wsrep_sst_auth empty the donor creates a
+                (joiner). The prepared files go where the joiner's own
+                options put them and DATA DIRECTORY files to the
+                donor's path, staged and swapped as by native-copy
+                (MyISAM/Aria ones behind their symlinks, where
+                mariadb-backup --move-back puts them in the datadir);
+                the snapshot is extracted and prepared in the datadir's
+                staging first, so that filesystem needs room for all of
+                it. With wsrep_sst_auth empty the donor creates a
                 temporary user with only the privileges a backup needs
                 and drops it when the SST ends, however it ends.
                 Before the stream starts, the joiner runs the same
-                preflight as native-copy and compares the donor's
+                preflight as native-copy (the space of every filesystem
+                included) and compares the donor's
                 mariadb-backup version with its own: across the redo
                 format changes of 10.5 and 10.8 (MDEV-27437) it prepares
                 with [sst] prepare-mariadb-backup (a mariadb-backup of

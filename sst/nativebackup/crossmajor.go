@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
@@ -40,25 +39,6 @@ func backupVersion(ctx context.Context, bin, dir string) (string, error) {
 	return fmt.Sprintf("%s.%s.%s", m[1], m[2], m[3]), nil
 }
 
-// redoFormat is the generation of the InnoDB redo-log format of a server
-// version, and its range in words: the format changed in 10.5 and in
-// 10.8, and mariadb-backup --prepare reads only its own (MDEV-27437).
-func redoFormat(version string) (int, string) {
-	m := regexp.MustCompile(`^(\d+)\.(\d+)`).FindStringSubmatch(version)
-	if m == nil {
-		return -1, "unknown"
-	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	switch v := major*100 + minor; {
-	case v < 1005:
-		return 0, "before 10.5"
-	case v < 1008:
-		return 1, "10.5 to 10.7"
-	}
-	return 2, "10.8 and later"
-}
-
 // prepareBinary picks the mariadb-backup that can prepare the donor's
 // backup, before any data moves: this node's own when its redo format is
 // the donor's, else [sst] prepare-mariadb-backup, which must be. Without
@@ -76,8 +56,8 @@ func prepareBinary(ctx context.Context, s *sst.Session, donorVersion, peer strin
 	if err != nil {
 		return "", sst.Errorf(sst.EINVAL, "native-backup: %v", err)
 	}
-	dg, dname := redoFormat(donorVersion)
-	og, oname := redoFormat(own)
+	dg, dname := sst.RedoFormat(donorVersion)
+	og, oname := sst.RedoFormat(own)
 	alt, _, err := s.Values().String("prepare-mariadb-backup")
 	if err != nil {
 		return "", sst.Errorf(sst.EINVAL, "native-backup: %v", err)
@@ -94,7 +74,7 @@ func prepareBinary(ctx context.Context, s *sst.Session, donorVersion, peer strin
 	if err != nil {
 		return "", sst.Errorf(sst.EINVAL, "native-backup: [sst] prepare-mariadb-backup=%s: %v", alt, err)
 	}
-	if g, name := redoFormat(v); g != dg {
+	if g, name := sst.RedoFormat(v); g != dg {
 		return "", sst.Errorf(sst.EINVAL, "native-backup: [sst] prepare-mariadb-backup=%s is mariadb-backup %s (redo format of %s); the donor's backup (mariadb-backup %s) needs one of %s",
 			alt, v, name, donorVersion, dname)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -55,6 +56,17 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	scan := scanDatadir(s.Datadir)
 	files, filesErr := openFilesFor(s, scan.Tablespaces, "donor", hasCloseFiles(s.OptionIn(bkGroups, "inno-backup-opts", "")))
 	sm := stateMsg{State: st.String(), Total: scan.Payload, Tablespaces: scan.Tablespaces, Preflight: joinerPreflights(addr)}
+	if sm.Tags, sm.Ext, err = announce(s); err != nil {
+		return err
+	}
+	for tag, n := range sm.Tags {
+		if rel, err := filepath.Rel(s.Datadir, s.Layout().Tags[tag]); err != nil || !filepath.IsLocal(rel) {
+			sm.Total += n // outside the datadir: scanDatadir did not count it
+		}
+	}
+	for _, e := range sm.Ext {
+		sm.Total += e.Size
+	}
 	var pfErr error
 	if sm.Preflight {
 		if sm.BackupVersion, pfErr = backupVersion(ctx, bin, s.Datadir); pfErr != nil {
@@ -100,6 +112,50 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	}
 	s.Log.Info(fmt.Sprintf("%s confirmed %d files, %d bytes (%d on the wire)", sess.Peer(), rcv.Files, rcv.Bytes, fin.WireBytes), slog.String("sst_peer", sess.Peer()), slog.Any("files", rcv.Files), slog.Any("sst_bytes", rcv.Bytes), slog.Any("wire_bytes", fin.WireBytes))
 	return s.Proto.Done(st)
+}
+
+// announce lists what the backup carries of each tagged directory, in
+// bytes, and the files outside the donor's directories that its tables
+// point to, which the joiner places where they belong.
+func announce(s *sst.Session) (map[string]int64, []sst.ExtFile, error) {
+	l := s.Layout()
+	tags := map[string]int64{}
+	base, index := s.Binlog()
+	for tag, dir := range l.Tags {
+		tags[tag] = 0 // announced even when empty: the joiner replaces its old files
+		if tag == sst.TagBinlog {
+			continue
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && e.Type().IsRegular() && sst.TagOf(e.Name(), "") == tag {
+				tags[tag] += fi.Size()
+			}
+		}
+	}
+	if base != "" {
+		// mariadb-backup --galera-info carries the current binlog: the
+		// index's last line.
+		if b, err := os.ReadFile(index); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				last := f[len(f)-1]
+				if !filepath.IsAbs(last) {
+					last = filepath.Join(s.Datadir, last)
+				}
+				if fi, err := os.Stat(last); err == nil {
+					tags[sst.TagBinlog] = fi.Size()
+				}
+			}
+		}
+	}
+	ext, err := l.ScanExt(s.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tags, ext, nil
 }
 
 func donateIST(ctx context.Context, s *sst.Session, st sst.State, addr transfer.Address, secret string, opts transfer.Options) error {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,12 +34,6 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	opts, err := transferOptions(s, transfer.Joiner)
 	if err != nil {
 		return err
-	}
-	dirs := s.Dirs()
-	for _, d := range []string{dirs.InnoDBData, dirs.InnoDBLog, dirs.InnoDBUndo, dirs.AriaLog} {
-		if filepath.Clean(d) != filepath.Clean(dirs.Data) {
-			return sst.Errorf(sst.EINVAL, "native-backup: InnoDB/Aria directory %s outside the datadir %s is not supported yet; use native-copy", d, dirs.Data)
-		}
 	}
 	keep, err := sst.NewKeepRule(s.Datadir, s.Option("cpat", ""))
 	if err != nil {
@@ -112,10 +106,21 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 			staging.Abort()
 		}
 	}()
-	if err := staging.CheckSpace(sm.Total, peer); err != nil {
+	// Every place a file goes (the joiner's own InnoDB, Aria and binlog
+	// directories, the donor's DATA DIRECTORY paths) is checked and gets
+	// its staging, and each filesystem its space, before the backup
+	// starts. The whole snapshot is extracted and prepared in the
+	// datadir's staging first.
+	pl, err := sst.NewPlacement(s, s.Layout(), staging, sst.Incoming{Total: sm.Total, Tags: sm.Tags, Ext: sm.Ext, InData: true}, peer)
+	if err != nil {
 		sess.Abort(err)
 		return err
 	}
+	defer func() {
+		if !swapped {
+			pl.AbortOthers()
+		}
+	}()
 	// --prepare holds every tablespace open too: refuse before any byte
 	// moves when this node's hard limit cannot cover them.
 	if _, err := openFilesFor(s, sm.Tablespaces, "joiner", false); err != nil {
@@ -185,7 +190,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		return err
 	}
 	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
-	if err := place(s, staging); err != nil {
+	if err := place(s, pl, sm.Ext); err != nil {
 		return err
 	}
 	swapped = true
@@ -198,18 +203,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 // prepares the snapshot.
 func preflight(ctx context.Context, s *sst.Session, sm stateMsg, peer string) (string, error) {
 	if sm.Server != nil {
-		mine, err := s.LocalPreflight()
-		if err != nil {
-			return "", err
-		}
-		d := *sm.Server
-		s.Log.Info(fmt.Sprintf("preflight with %s: innodb_page_size donor %d, joiner %d; innodb_checksum_algorithm donor %s, joiner %s; lower_case_table_names donor %s, joiner %s; key plugin donor %q, joiner %q; key IDs donor %d, joiner %d",
-			peer, d.PageSize, mine.PageSize, d.Checksum, mine.Checksum, d.LowerCase, mine.LowerCase, d.KeyPlugin, mine.KeyPlugin, len(d.Keys), len(mine.Keys)))
-		notes, err := d.Check(mine)
-		for _, n := range notes {
-			s.Log.Info("preflight: " + n)
-		}
-		if err != nil {
+		if err := s.CheckPreflight(*sm.Server, peer); err != nil {
 			return "", err
 		}
 	}
@@ -283,11 +277,18 @@ func backupOnly(name string) bool {
 		name == "backup-my.cnf" || name == "donor_galera_info" || name == "aria_log_control.sst"
 }
 
-// place turns the prepared snapshot into the datadir: the backup's own
-// metadata is removed from staging, then the staged tree is swapped in with
-// the old datadir kept until the swap is complete. It writes what it did to
-// <datadir>/mariadb-backup.move.log, the stock method's move-back log.
-func place(s *sst.Session, staging *sst.Staging) (err error) {
+// place turns the prepared snapshot into the datadir, as mariadb-backup
+// --move-back would: the backup's own metadata is removed from staging,
+// each file moves to the staging beside its target (InnoDB and Aria files
+// to this joiner's own directories for them, binlogs to its log_bin
+// directory with an index naming them, a DATA DIRECTORY tablespace to the
+// path its .isl names, a MyISAM/Aria DATA/INDEX DIRECTORY file to the
+// donor's path with a symlink in the datadir), and all are swapped in
+// together, the old contents kept until the swap is complete. It writes
+// what it did to <datadir>/mariadb-backup.move.log, the stock method's
+// move-back log.
+func place(s *sst.Session, pl *sst.Placement, ext []sst.ExtFile) (err error) {
+	staging := pl.Data
 	mlog, err := s.OpenToolLog(MoveLog, "innobackupex-move")
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: %w", err))
@@ -306,67 +307,104 @@ func place(s *sst.Session, staging *sst.Staging) (err error) {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: read %s: %w", staging.Dir, err))
 	}
 	say("placing the prepared snapshot from %s into %s (native move, instead of mariadb-backup --move-back)", staging.Dir, staging.Root)
-	var moved []string
 	for _, e := range ents {
 		if e.Type().IsRegular() && backupOnly(e.Name()) {
 			if err := os.Remove(filepath.Join(staging.Dir, e.Name())); err != nil {
 				return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: remove backup metadata %s: %w", e.Name(), err))
 			}
 			say("dropped backup metadata %s", e.Name())
-			continue
 		}
-		moved = append(moved, e.Name())
 	}
-	if idx, names, err := binlogIndex(s, staging.Dir, moved); err != nil {
-		return err
-	} else if idx != "" {
-		say("wrote binlog index %s listing %s", idx, strings.Join(names, ", "))
-		moved = append(moved, idx)
-	}
-	for _, n := range moved {
-		say("move %s", n)
-	}
-	if err := sst.Swap(staging); err != nil {
+	files, err := relocate(s, pl, ext, say)
+	if err != nil {
 		return err
 	}
-	say("swapped %d entries into %s; previous contents removed", len(moved), staging.Root)
+	stagings, err := pl.Finish(files)
+	if err != nil {
+		return err
+	}
+	if err := sst.Swap(stagings...); err != nil {
+		return err
+	}
+	for _, x := range stagings {
+		say("swapped the staged files into %s; previous contents removed", x.Root)
+	}
 	return nil
 }
 
-// binlogIndex writes, into staging, the binlog index naming the binlog
-// files the backup carried, as the stock script appends them to the index:
-// otherwise the server starts a new index and the files are orphaned. Only
-// a binlog kept in the datadir is handled. It returns the index's name in
-// staging and the files listed.
-func binlogIndex(s *sst.Session, dir string, staged []string) (string, []string, error) {
-	base, index := s.Binlog()
-	if base == "" || filepath.Dir(base) != filepath.Clean(s.Datadir) || filepath.Dir(index) != filepath.Clean(s.Datadir) {
-		return "", nil, nil
+// relocate moves each file of the prepared snapshot that belongs outside
+// the datadir into the staging beside its target, and returns the
+// snapshot's files under their wire names (see sst.Placement).
+func relocate(s *sst.Session, pl *sst.Placement, ext []sst.ExtFile, say func(string, ...any)) ([]sst.ManifestEntry, error) {
+	staging := pl.Data
+	links := map[string]string{} // symlink in the datadir → wire name
+	for _, e := range ext {
+		if e.Link != "" {
+			links[e.Link] = e.Name
+		}
 	}
-	prefix := filepath.Base(base) + "."
-	var names []string
-	for _, n := range staged {
-		num, ok := strings.CutPrefix(n, prefix)
-		if !ok || num == "" || strings.Trim(num, "0123456789") != "" {
+	base, _ := s.Binlog()
+	type staged struct{ rel, name string }
+	var all []staged
+	var out []sst.ManifestEntry
+	err := filepath.WalkDir(staging.Dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil || !de.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(staging.Dir, p)
+		name := rel
+		switch {
+		case !strings.Contains(rel, "/"):
+			if tag := sst.TagOf(rel, base); tag != "" {
+				name = sst.WireName(tag, rel)
+			}
+		case strings.HasSuffix(rel, ".ibd"):
+			// mariadb-backup carries a DATA DIRECTORY tablespace beside
+			// its .isl; --move-back puts it where the .isl says.
+			if target, err := sst.ISLTarget(strings.TrimSuffix(p, ".ibd") + ".isl"); err == nil {
+				name = sst.ExtName(target)
+			}
+		case links[rel] != "":
+			name = links[rel]
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return err
+		}
+		all = append(all, staged{rel, name})
+		out = append(out, sst.ManifestEntry{Path: name, Size: fi.Size()})
+		return nil
+	})
+	carried := map[string]bool{}
+	for _, f := range all {
+		carried[f.name] = true
+	}
+	for _, e := range ext {
+		if e.Link != "" && !carried[e.Name] {
+			s.Log.Warn(fmt.Sprintf("table %s: the backup mariadb-backup made does not hold its file %s (it leaves out Aria files behind a DATA/INDEX DIRECTORY symlink): the table will not open on this node; join by native-copy, or move the table into the datadir on the donor", e.Table, e.Path),
+				slog.String("table", e.Table), slog.String("path", e.Path))
+			say("table %s: %s is not in the backup", e.Table, e.Path)
+		}
+	}
+	// Moved once the walk is done: a move may create a directory in the
+	// datadir's staging (a tagged directory inside the datadir).
+	for i := 0; err == nil && i < len(all); i++ {
+		f := all[i]
+		var x *sst.Staging
+		var there string
+		if x, there, err = pl.Route(f.name); err != nil || (x == staging && there == f.rel) {
 			continue
 		}
-		names = append(names, n)
-	}
-	if len(names) == 0 {
-		return "", nil, nil
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, n := range names {
-		if filepath.IsAbs(s.Args.Binlog) {
-			b.WriteString(filepath.Join(s.Datadir, n) + "\n")
-		} else {
-			b.WriteString("./" + n + "\n")
+		if err = x.Adopt(filepath.Join(staging.Dir, f.rel), there); err == nil {
+			say("move %s to %s", f.rel, filepath.Join(x.Root, there))
 		}
 	}
-	name := filepath.Base(index)
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o640); err != nil {
-		return "", nil, sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: write binlog index %s: %w", name, err))
+	if err != nil {
+		var se *sst.Error
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, sst.Errorf(sst.EIO, "native-backup: place the snapshot: %w", err)
 	}
-	return name, names, nil
+	return out, nil
 }

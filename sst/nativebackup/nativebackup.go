@@ -54,6 +54,14 @@ type stateMsg struct {
 	BackupVersion string         `json:"backup_version,omitempty"`
 	Server        *sst.Preflight `json:"server,omitempty"`
 	Preflight     bool           `json:"preflight,omitempty"`
+	// Tags holds the bytes of the donor's files of each tagged directory
+	// (its InnoDB, Aria and binlog directories), which the joiner puts in
+	// its own, and Ext the files its tables keep outside its directories
+	// (DATA DIRECTORY), which go to the same path: the joiner checks each
+	// place, and its space, before the backup starts. Older donors send
+	// neither.
+	Tags map[string]int64 `json:"tags,omitempty"`
+	Ext  []sst.ExtFile    `json:"ext,omitempty"`
 }
 
 // receivedMsg is the joiner's confirmation.

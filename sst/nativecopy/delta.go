@@ -210,8 +210,8 @@ func copyHashing(in, out *os.File, name, src string, size int64) (deltaFile, err
 
 // prepareDelta stages the joiner's own copy of every file a donor would
 // send (where the donor's would go) and returns their hashes for the plan.
-func prepareDelta(pl *placement, log *slog.Logger) ([]deltaFile, int64, error) {
-	files, err := listFiles(pl.d, nil, nil)
+func prepareDelta(pl *sst.Placement, log *slog.Logger) ([]deltaFile, int64, error) {
+	files, err := listFiles(pl.Layout, nil, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -224,7 +224,7 @@ func prepareDelta(pl *placement, log *slog.Logger) ([]deltaFile, int64, error) {
 		if filepath.Base(f.Name) == "" || f.Redo {
 			continue
 		}
-		st, rel, err := pl.route(f.Name)
+		st, rel, err := pl.Route(f.Name)
 		if err != nil {
 			continue // the donor sends nothing there: nothing to patch
 		}

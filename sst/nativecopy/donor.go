@@ -52,7 +52,7 @@ type donor struct {
 	peer    string
 	streams int
 
-	dirs      dirs
+	dirs      sst.Layout
 	binlogs   []string
 	preflight *sst.Preflight
 	files     []*file // the first listing
@@ -123,7 +123,7 @@ func (d *donor) run() error {
 // list makes the first listing.
 func (d *donor) list() error {
 	s := d.s
-	d.dirs = newDirs(s)
+	d.dirs = s.Layout()
 	n, err := maxBinlogs(s)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func (d *donor) greet() error {
 		h.Cluster = st.UUID
 	}
 	for _, f := range d.files {
-		if tag, _, ok := strings.Cut(f.Name, "/"); ok && strings.HasPrefix(tag, "@") && tag != "@"+tagExt {
+		if tag, _, ok := strings.Cut(f.Name, "/"); ok && strings.HasPrefix(tag, "@") && tag != "@"+sst.TagExt {
 			h.Tags[tag[1:]] += f.Size
 		}
 	}

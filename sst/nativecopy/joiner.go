@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"syscall"
 	"time"
 
@@ -79,14 +78,13 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err := preflight(s, h, peer); err != nil {
 		return fail(err)
 	}
-	d := newDirs(s)
-	pl, err := newPlacement(s, d, st, h, peer)
+	pl, err := sst.NewPlacement(s, s.Layout(), st, sst.Incoming{Total: h.Total, Tags: h.Tags, Ext: h.Ext}, peer)
 	if err != nil {
 		return fail(err)
 	}
 	defer func() {
 		if err != nil {
-			pl.abortOthers()
+			pl.AbortOthers()
 		}
 	}()
 	var p plan
@@ -100,7 +98,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	} else {
 		s.Log.Info("delta: off, full transfer: "+why, slog.Bool("delta", false), slog.String("delta_reason", why))
 	}
-	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.sinkRoute, Log: s.Log})
+	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.SinkRoute, Log: s.Log})
 	if err != nil {
 		return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
 	}
@@ -134,7 +132,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	// The transfer's own error says most; a cancelled Serve only echoes ours.
 	if res.err != nil && !(merr != nil && errors.Is(res.err, context.Canceled)) {
 		if errors.Is(res.err, syscall.ENOSPC) {
-			return fail(pl.noSpace(res.err, h.Total, sink.Stats().Bytes))
+			return fail(noSpace(pl, res.err, h.Total, sink.Stats().Bytes))
 		}
 		return classify(res.err, "receive from "+peer)
 	}
@@ -152,7 +150,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err != nil {
 		return fail(sst.Errorf(sst.EPROTO, "%s: state from %s: %w", s.Method, peer, err))
 	}
-	stagings, err := pl.finish(man)
+	stagings, err := pl.Finish(man.entries())
 	if err != nil {
 		return fail(err)
 	}
@@ -196,46 +194,25 @@ func preflight(s *sst.Session, h hello, peer string) error {
 		s.Log.Warn("the donor sent no preflight (an older version): page size, lower_case_table_names and encryption keys are not compared", "peer", peer)
 		return nil
 	}
-	mine, err := s.LocalPreflight()
-	if err != nil {
-		return err
-	}
-	d := *h.Preflight
-	// The SST's text log shows the message only: the values go in it.
-	s.Log.Info(fmt.Sprintf("preflight with %s: innodb_page_size donor %d, joiner %d; innodb_checksum_algorithm donor %s, joiner %s; lower_case_table_names donor %s, joiner %s; key plugin donor %q, joiner %q; key IDs donor %d, joiner %d",
-		peer, d.PageSize, mine.PageSize, d.Checksum, mine.Checksum, d.LowerCase, mine.LowerCase, d.KeyPlugin, mine.KeyPlugin, len(d.Keys), len(mine.Keys)))
-	notes, err := d.Check(mine)
-	for _, n := range notes {
-		s.Log.Info("preflight: " + n)
-	}
-	return err
+	return s.CheckPreflight(*h.Preflight, peer)
 }
 
-// keepOnly is the keep rule of a directory outside the datadir: only the
-// files of tag are replaced; anything else there (error logs, other
-// servers' files) stays.
-func keepOnly(tag, binlogBase string) sst.KeepRule {
-	var re *regexp.Regexp
-	switch tag {
-	case tagInnoDBData:
-		re = reInnoDBData
-	case tagInnoDBLog:
-		re = reRedo
-	case tagInnoDBUndo:
-		re = reUndo
-	case tagAriaLog:
-		re = reAria
-	case tagBinlog:
-		re = regexp.MustCompile(`^` + regexp.QuoteMeta(filepath.Base(binlogBase)) + `\.([0-9]+|index|state)$`)
+// noSpace is the error of a disk that filled during the transfer, naming
+// the file being written.
+func noSpace(pl *sst.Placement, err error, total, got int64) error {
+	var fe *transfer.FileError
+	name := ""
+	if errors.As(err, &fe) {
+		name = fe.Name
 	}
-	return func(name string) bool { return !re.MatchString(name) }
+	return pl.NoSpace(name, total, got)
 }
 
 // control answers the donor's requests until its manifest arrives:
 // "hashreq" asks for the block hashes of staged files (complete, since the
 // donor synced first), so that a file that changed on the donor is patched
 // rather than sent again.
-func control(ctx context.Context, sess *transfer.Session, pl *placement, peer string) (manifest, error) {
+func control(ctx context.Context, sess *transfer.Session, pl *sst.Placement, peer string) (manifest, error) {
 	for {
 		msg, err := sess.Recv(ctx)
 		if err != nil {
@@ -255,7 +232,7 @@ func control(ctx context.Context, sess *transfer.Session, pl *placement, peer st
 			}
 			var resp hashResp
 			for _, name := range req.Names {
-				p, err := pl.path(name)
+				p, err := pl.Path(name)
 				if err != nil {
 					return manifest{}, err
 				}

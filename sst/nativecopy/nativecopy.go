@@ -63,7 +63,7 @@ type hello struct {
 	// joiner's directories: the joiner checks where each goes, and its
 	// space, before any byte moves.
 	Tags map[string]int64 `json:"tags,omitempty"`
-	Ext  []extFile        `json:"ext,omitempty"`
+	Ext  []sst.ExtFile    `json:"ext,omitempty"`
 	// Preflight is the donor's server, for the joiner to compare with its
 	// own before any byte moves.
 	Preflight *sst.Preflight `json:"preflight,omitempty"`
@@ -95,6 +95,15 @@ type manifest struct {
 type manifestF struct {
 	Name string `json:"name"`
 	Size int64  `json:"size"`
+}
+
+// entries is the manifest as sst.Placement.Finish takes it: wire names.
+func (m manifest) entries() []sst.ManifestEntry {
+	out := make([]sst.ManifestEntry, len(m.Files))
+	for i, f := range m.Files {
+		out[i] = sst.ManifestEntry{Path: f.Name, Size: f.Size}
+	}
+	return out
 }
 
 // transferOptions reads the engine's options: the ssl-* options from the

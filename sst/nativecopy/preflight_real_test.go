@@ -9,17 +9,20 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
+	"github.com/galera-supervisor/galera-supervisor/sst/nativebackup"
 
 	"github.com/galera-supervisor/galera-supervisor/supervisor/galeratest"
 )
 
-// TestRealNativeCopyPreflight: a joiner whose server could not use the
-// donor's files is refused before any byte moves, with both values and
-// what to do: another innodb_page_size, another lower_case_table_names,
-// an encryption key missing from its key file, a key that differs. Then,
-// with the donor's settings and keys, the same joiner joins Synced with
-// every table equal (encrypted ones included).
-func TestRealNativeCopyPreflight(t *testing.T) {
+// TestRealPreflight: a joiner whose server could not use the donor's
+// files is refused before any byte moves, by native-copy and by
+// native-backup, with both values and what to do: another
+// innodb_page_size (the donor's read from its ibdata1), another
+// lower_case_table_names, an encryption key missing from its key file, a
+// key that differs. Then, with the donor's settings and keys, the same
+// joiner joins Synced with every table equal (encrypted ones included).
+// (native-backup's donor of another major: TestRealNativeBackupPreflight.)
+func TestRealPreflight(t *testing.T) {
 	galeratest.Require(t)
 	ctx := ctxFor(t, 6*time.Minute)
 	c := newCluster(t, nil)
@@ -67,7 +70,7 @@ func TestRealNativeCopyPreflight(t *testing.T) {
 		if !strings.Contains(jl, "preflight with") {
 			t.Errorf("the joiner logged no preflight:\n%s", grepLines(jl, "WSREP_SST"))
 		}
-		if strings.Contains(dl, "first pass") {
+		if strings.Contains(dl, "first pass") || strings.Contains(dl, "--backup") {
 			t.Errorf("the donor sent data:\n%s", grepLines(dl, "WSREP_SST"))
 		}
 		if ents, _ := os.ReadDir(n2.DataDir); len(ents) > 0 {
@@ -83,24 +86,28 @@ func TestRealNativeCopyPreflight(t *testing.T) {
 		}
 		testutil.Must(t, n1.WaitSynced(ctx))
 	}
-	t.Run("page_size", func(t *testing.T) {
-		testutil.Must(t, n2.SetMysqld(map[string]string{"innodb_page_size": "8k"}))
-		defer n2.SetMysqld(map[string]string{"innodb_page_size": "-"})
-		refused(t, "innodb_page_size: donor 16384, joiner 8192", "set innodb_page_size=16384")
-	})
-	t.Run("lower_case_table_names", func(t *testing.T) {
-		testutil.Must(t, n2.SetMysqld(map[string]string{"lower_case_table_names": "1"}))
-		defer n2.SetMysqld(map[string]string{"lower_case_table_names": "-"})
-		refused(t, "lower_case_table_names: donor 0, joiner 1", "set lower_case_table_names=0")
-	})
-	t.Run("key_missing", func(t *testing.T) {
-		keyFile(n2, key1)
-		refused(t, "encryption key ID 2", "missing from the joiner's "+filepath.Join(n2.Dir, "keys.txt"))
-	})
-	t.Run("key_differs", func(t *testing.T) {
-		keyFile(n2, key1, "2;"+strings.Repeat("0", 64))
-		refused(t, "encryption key ID 2: differs")
-	})
+	for _, method := range []string{Name, nativebackup.Name} {
+		testutil.Must(t, n2.SetMysqld(map[string]string{"wsrep_sst_method": method}))
+		t.Run(method+"/page_size", func(t *testing.T) {
+			testutil.Must(t, n2.SetMysqld(map[string]string{"innodb_page_size": "8k"}))
+			defer n2.SetMysqld(map[string]string{"innodb_page_size": "-"})
+			refused(t, "innodb_page_size: donor 16384 ("+filepath.Join(n1.DataDir, "ibdata1")+"), joiner 8192", "set innodb_page_size=16384")
+		})
+		t.Run(method+"/lower_case_table_names", func(t *testing.T) {
+			testutil.Must(t, n2.SetMysqld(map[string]string{"lower_case_table_names": "1"}))
+			defer n2.SetMysqld(map[string]string{"lower_case_table_names": "-"})
+			refused(t, "lower_case_table_names: donor 0, joiner 1", "set lower_case_table_names=0")
+		})
+		t.Run(method+"/key_missing", func(t *testing.T) {
+			keyFile(n2, key1)
+			refused(t, "encryption key ID 2", "missing from the joiner's "+filepath.Join(n2.Dir, "keys.txt"))
+		})
+		t.Run(method+"/key_differs", func(t *testing.T) {
+			keyFile(n2, key1, "2;"+strings.Repeat("0", 64))
+			refused(t, "encryption key ID 2: differs")
+		})
+	}
+	testutil.Must(t, n2.SetMysqld(map[string]string{"wsrep_sst_method": Name}))
 	t.Run("match", func(t *testing.T) {
 		keyFile(n2, key1, key2)
 		join(t, ctx, n2)

@@ -356,7 +356,7 @@ func serverFile(name string) bool {
 		return true
 	}
 	// The SST's own logs are the SST's, not data.
-	return strings.HasSuffix(base, ".err") || strings.HasSuffix(base, ".pid") || strings.HasPrefix(base, "core") || sst.IsSessionLog(base)
+	return strings.HasSuffix(base, ".err") || strings.HasSuffix(base, ".log") || strings.HasSuffix(base, ".pid") || strings.HasPrefix(base, "core") || sst.IsSessionLog(base)
 }
 
 func dataSnapshot(t *testing.T, dir string) map[string]string {
