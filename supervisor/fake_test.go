@@ -102,7 +102,11 @@ func fakeMariadbd(mode string, args []string) int {
 		// The monitor's 30 s message comes while the transfer is stalled.
 		say("STATUS=WSREP state transfer (role joiner) ongoing...\nEXTEND_TIMEOUT_USEC=60000000\n")
 		write("stalled", "")
-		time.Sleep(time.Second)
+		if mode == "sst-progress" {
+			time.Sleep(stockStall) // see TestSSTKeepaliveFollowsProgress
+		} else {
+			time.Sleep(time.Second)
+		}
 		if mode != "sst-progress" {
 			r.Report(progress.Event{Role: "joiner", Method: "fake", Phase: progress.PhaseFailed, Done: done, Err: "donor went away"})
 			time.Sleep(50 * time.Millisecond)
