@@ -225,40 +225,49 @@ func (l Layout) WalkData(fn func(rel, path string, de fs.DirEntry) error) error 
 }
 
 // ScanExt lists the files outside the node's directories that its tables
-// point to: the tablespace each .isl names, the target of each symlink of
-// a database directory (MyISAM/Aria DATA/INDEX DIRECTORY). One that
-// cannot be read is skipped with a warning.
+// point to (see ExtOf). One that cannot be read is skipped with a warning.
 func (l Layout) ScanExt(warn *slog.Logger) ([]ExtFile, error) {
 	warn = logging.OrDiscard(warn)
 	var out []ExtFile
 	seen := map[string]bool{}
 	err := l.WalkData(func(rel, p string, de fs.DirEntry) error {
-		var target, link string
-		var err error
-		switch {
-		case de.Type()&fs.ModeSymlink != 0:
-			target, err = LinkTarget(p)
-			link = rel
-		case de.Type().IsRegular() && strings.HasSuffix(p, ".isl"):
-			target, err = ISLTarget(p)
-		default:
-			return nil
-		}
+		e, fi, err := ExtOf(rel, p, de)
 		if err != nil {
-			warn.Warn("skipping the file "+p+" points to", slog.String("path", p), slog.Any("error", err))
-			return nil
+			warn.Warn(err.Error(), slog.String("path", p), slog.Any("error", err))
 		}
-		fi, err := os.Stat(target)
-		if err != nil {
-			warn.Warn("skipping "+target+", named by "+rel, slog.String("path", target), slog.Any("error", err))
-			return nil
-		}
-		if name := ExtName(target); !seen[name] {
-			seen[name] = true
-			out = append(out, ExtFile{Name: name, Path: target, Table: TableOf(rel), Link: link, Size: fi.Size()})
+		if fi != nil && !seen[e.Name] {
+			seen[e.Name] = true
+			out = append(out, e)
 		}
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
+}
+
+// ExtOf is the file outside the node's directories that the datadir
+// entry rel (at p, as WalkData gives it) points to: the tablespace an .isl
+// names, the target of a symlink (MyISAM/Aria DATA/INDEX DIRECTORY). Its
+// FileInfo is nil for an entry that points nowhere, or to a file that
+// cannot be read (then with an error to warn of: the file is skipped).
+func ExtOf(rel, p string, de fs.DirEntry) (ExtFile, fs.FileInfo, error) {
+	var target, link string
+	var err error
+	switch {
+	case de.Type()&fs.ModeSymlink != 0:
+		target, err = LinkTarget(p)
+		link = rel
+	case de.Type().IsRegular() && strings.HasSuffix(p, ".isl"):
+		target, err = ISLTarget(p)
+	default:
+		return ExtFile{}, nil, nil
+	}
+	if err != nil {
+		return ExtFile{}, nil, fmt.Errorf("skipping the file %s points to: %w", p, err)
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return ExtFile{}, nil, fmt.Errorf("skipping %s, named by %s: %w", target, rel, err)
+	}
+	return ExtFile{Name: ExtName(target), Path: target, Table: TableOf(rel), Link: link, Size: fi.Size()}, fi, nil
 }

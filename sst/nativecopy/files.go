@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 )
 
@@ -56,6 +57,7 @@ func extFiles(files []*file) []sst.ExtFile {
 // the datadir that tables point to (.isl files, MyISAM/Aria symlinks).
 // Other symlinks are skipped with a warning.
 func listFiles(d sst.Layout, binlogs []string, warn *slog.Logger) ([]*file, error) {
+	warn = logging.OrDiscard(warn)
 	var out []*file
 	seen := map[string]bool{}
 	add := func(name, path string, fi fs.FileInfo, log, redo bool) *file {
@@ -100,32 +102,27 @@ func listFiles(d sst.Layout, binlogs []string, warn *slog.Logger) ([]*file, erro
 		}
 		add(sst.WireName(sst.TagBinlog, filepath.Base(b)), b, fi, false, false)
 	}
-	// The datadir's directories, recursively; symlinks are the files
-	// outside the datadir that ScanExt finds.
+	// The datadir's directories, recursively, and the files outside the
+	// node's directories that their .isl files and symlinks point to.
 	err := d.WalkData(func(rel, p string, de fs.DirEntry) error {
-		if !de.Type().IsRegular() {
-			return nil
+		if de.Type().IsRegular() {
+			if fi, err := de.Info(); err == nil {
+				add(rel, p, fi, false, false)
+			}
 		}
-		if fi, err := de.Info(); err == nil {
-			add(rel, p, fi, false, false)
+		e, fi, err := sst.ExtOf(rel, p, de)
+		if err != nil {
+			warn.Warn(err.Error(), slog.String("path", p), slog.Any("error", err))
+		}
+		if fi != nil {
+			if f := add(e.Name, e.Path, fi, false, false); f != nil {
+				f.Table, f.Link = e.Table, e.Link
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	ext, err := d.ScanExt(warn)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ext {
-		fi, err := os.Stat(e.Path)
-		if err != nil {
-			continue // dropped meanwhile
-		}
-		if f := add(e.Name, e.Path, fi, false, false); f != nil {
-			f.Table, f.Link = e.Table, e.Link
-		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Size > out[j].Size })
 	return out, nil
