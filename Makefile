@@ -79,10 +79,13 @@ demo: deps build
 
 # BENCH_FLAGS go to the one-table run, TABLES_BENCH_FLAGS to the many-tables
 # one (-tables 30000), DELTA_BENCH_FLAGS to the shaped-link delta one (about
-# 25 minutes at the default 4G; -size 200M for a quick one).
+# 25 minutes at the default 4G; -size 200M for a quick one). BASELINE=DIR
+# (another build's bin dir) runs the one-table bench's native methods with
+# its SST binaries too, alternating, and prints this build's time / its.
 TABLES_BENCH ?= 30000
+BASELINE ?=
 bench: deps build
-	$(BIN)/galera-bench $(BENCH_FLAGS)
+	$(BIN)/galera-bench $(if $(BASELINE),-baseline $(BASELINE)) $(BENCH_FLAGS)
 	$(BIN)/galera-bench -tables $(TABLES_BENCH) $(TABLES_BENCH_FLAGS)
 	$(BIN)/galera-bench -delta $(DELTA_BENCH_FLAGS)
 	$(BIN)/galera-bench -endpoint $(ENDPOINT_BENCH_FLAGS)

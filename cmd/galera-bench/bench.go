@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,6 +28,9 @@ type bench struct {
 
 	cluster *galeratest.Cluster
 	report  Report
+	// sstDir, with -baseline, is first in mariadbd's PATH: its
+	// wsrep_sst_native-* links point into -bin or -baseline for each run.
+	sstDir string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -62,6 +66,20 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	b.logf("methods: %s; cp -r: %t; dataset %s; cold cache: %t; rest before each run: %s", strings.Join(names, ", "), b.cfg.cp, b.dataset(), b.cfg.cold, b.cfg.pause)
 
+	if b.cfg.baseline != "" {
+		b.report.Baseline = b.cfg.baseline
+		// Under /var/tmp, as the nodes: user mysql must traverse it.
+		if b.sstDir, err = os.MkdirTemp("/var/tmp", "galera-bench-sst-"); err != nil {
+			return fmt.Errorf("create SST links dir: %w", err)
+		}
+		defer os.RemoveAll(b.sstDir)
+		if err := os.Chmod(b.sstDir, 0o755); err != nil {
+			return fmt.Errorf("create SST links dir: %w", err)
+		}
+		if err := b.useSSTBinaries(b.cfg.binDir); err != nil {
+			return err
+		}
+	}
 	c, err := galeratest.New(ctx, b.clusterConfig("rsync", "gcache.size=256M"))
 	if err != nil {
 		return fmt.Errorf("create cluster: %w", err)
@@ -141,6 +159,8 @@ func (b *bench) run(ctx context.Context) (err error) {
 	// round starts one method later: on this kind of VM a run is slower just
 	// after another wrote gigabytes, so no method may always follow the same
 	// one (with as many rounds as methods, each runs once in each position).
+	// A METHOD@baseline run stays next to METHOD's, the two alternating
+	// which goes first, so that they compare in the same window.
 	runs := map[string][]Result{}
 	var order []string
 	record := func(r Result) {
@@ -150,18 +170,23 @@ func (b *bench) run(ctx context.Context) (err error) {
 		runs[r.Method] = append(runs[r.Method], r)
 		b.log(r)
 	}
-	var jobs []func() Result
+	var jobs [][]func() Result
 	if b.cfg.cp {
-		jobs = append(jobs, func() Result { return b.cpRun(ctx) })
+		jobs = append(jobs, []func() Result{func() Result { return b.cpRun(ctx) }})
 	}
 	for _, m := range b.specs {
-		jobs = append(jobs, func() Result { return b.join(ctx, m, b.cluster.Node(2).Wipe) })
+		job := func() Result { return b.join(ctx, m, b.cluster.Node(2).Wipe) }
+		if m.BinDir != "" && len(jobs) > 0 {
+			jobs[len(jobs)-1] = append(jobs[len(jobs)-1], job)
+			continue
+		}
+		jobs = append(jobs, []func() Result{job})
 	}
 	for round := 1; round <= b.cfg.runs; round++ {
 		if b.cfg.runs > 1 {
 			b.logf("round %d of %d", round, b.cfg.runs)
 		}
-		for _, job := range rotate(jobs, round-1) {
+		for _, job := range schedule(jobs, round) {
 			r := job()
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -175,6 +200,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		b.report.Results = append(b.report.Results, median(runs[name]))
 	}
 	b.report.Targets = append(Evaluate(b.report.Results), EvaluateFiles(b.report.Results, b.cfg.tables)...)
+	b.report.Targets = append(b.report.Targets, EvaluateBaseline(b.report.Results)...)
 	fmt.Fprintln(b.stdout)
 	WriteTable(b.stdout, b.report.Results)
 	fmt.Fprintln(b.stdout)
@@ -431,6 +457,15 @@ func (b *bench) join(ctx context.Context, m method, reset func() error) Result {
 			return fail("node%d: set [sst] options: %v", n.N, err)
 		}
 	}
+	if b.sstDir != "" {
+		dir := m.BinDir
+		if dir == "" {
+			dir = b.cfg.binDir
+		}
+		if err := b.useSSTBinaries(dir); err != nil {
+			return fail("%v", err)
+		}
+	}
 	r.PayloadBytes, _ = treeSize(n1.DataDir)
 	r.Files = fileCount(n1.DataDir)
 	logOff, joinerOff := fileSize(n1.ErrorLog), fileSize(n2.ErrorLog)
@@ -523,6 +558,24 @@ func (b *bench) join(ctx context.Context, m method, reset func() error) Result {
 		b.logf("warning: stop node2 after %s: %v", m.Name, err)
 	}
 	return r
+}
+
+// useSSTBinaries points the links in sstDir at dir's SST binaries: the
+// donor's mariadbd, started once, finds them there on its PATH as the
+// joiner's does. Each link is replaced by a rename, never missing.
+func (b *bench) useSSTBinaries(dir string) error {
+	for _, n := range nativeSSTs {
+		link := filepath.Join(b.sstDir, n)
+		tmp := link + ".new"
+		os.Remove(tmp)
+		if err := os.Symlink(filepath.Join(dir, n), tmp); err != nil {
+			return fmt.Errorf("link %s to %s: %w", n, dir, err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return fmt.Errorf("link %s to %s: %w", n, dir, err)
+		}
+	}
+	return nil
 }
 
 // waitSynced polls node2's state every 100 ms (the harness's WaitSynced runs
@@ -700,7 +753,7 @@ func (b *bench) clusterConfig(sstMethod string, provider ...string) galeratest.C
 			"wsrep_sst_auth": galeratest.User + ":" + galeratest.Password,
 		},
 		ProviderOptions: provider,
-		PathPrepend:     []string{b.cfg.binDir},
+		PathPrepend:     []string{cmp.Or(b.sstDir, b.cfg.binDir)},
 		Keep:            b.cfg.keep,
 		// Nothing on these nodes is worth a long clean shutdown.
 		StopTimeout: 30 * time.Second,
@@ -788,6 +841,20 @@ func rotate[T any](s []T, k int) []T {
 	}
 	k %= len(s)
 	return append(append([]T(nil), s[k:]...), s[:k]...)
+}
+
+// schedule is round's order (from 1) of groups of runs: the groups rotated
+// as rotate does, and within a group (METHOD, METHOD@baseline) the first
+// going last in every second round.
+func schedule[T any](groups [][]T, round int) []T {
+	var out []T
+	for _, g := range rotate(groups, round-1) {
+		if round%2 == 0 {
+			g = rotate(g, 1)
+		}
+		out = append(out, g...)
+	}
+	return out
 }
 
 // rank is a method's place in the report: cp -r, then the -methods order.

@@ -106,6 +106,19 @@ statements/s (Questions): the endpoint answers from the supervisor's own
 state, so mariadbd's stay where they were. make bench runs it after the SST
 runs.
 
+With -baseline DIR, every native method in -methods also runs as
+"METHOD@baseline" with the wsrep_sst_native-copy and wsrep_sst_native-backup
+of DIR, another build (on donor and joiner alike: the bench puts a dir of
+links first in mariadbd's PATH and points them at -bin's or DIR's binaries
+before each run). Both run in the same rounds, one after the other, each
+round alternating which goes first: on a noisy VM disk only runs alternating
+in one window compare. The table gains "x baseline time" (this build's median
+/ the baseline's median), and a line per native method, "native-copy vs
+baseline: 1.03x time (want <= 1.05)", PASS or MISS, reported, never asserted.
+A baseline build of an older commit:
+  git worktree add /tmp/old <commit> && make -C /tmp/old build BIN=/var/tmp/old-bin
+  make bench BENCH_FLAGS='-baseline /var/tmp/old-bin -runs 3'
+
 Examples:
   make bench                                   all methods, 4G, into cmd/galera-bench/results/
   make bench BENCH_FLAGS='-lz4 -runs 3'        with lz4 variants, median of 3 rounds
@@ -130,6 +143,7 @@ type config struct {
 	runs       int
 	baseDir    string
 	binDir     string
+	baseline   string // -baseline: another build's SST binaries, run beside
 	bufferPool string
 	sst        map[string]string // -sst: more [sst] options for every run
 	timeout    time.Duration
@@ -185,6 +199,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.reuse, "reuse", false, "keep the loaded node1 datadir in -base-dir/donor-cache after a clean run and start from it next time (same -size), skipping the load")
 	fs.StringVar(&c.baseDir, "base-dir", "", "dir for the nodes (must be traversable by user mysql; default: a fresh dir under /var/tmp/gs-test/)")
 	fs.StringVar(&c.binDir, "bin", defBin, "dir holding wsrep_sst_native-copy and wsrep_sst_native-backup (put first in mariadbd's PATH)")
+	fs.StringVar(&c.baseline, "baseline", "", `dir holding another build's wsrep_sst_native-copy and wsrep_sst_native-backup: each native method also runs as "METHOD@baseline" with them, in the same rounds, and is compared (see above)`)
 	fs.StringVar(&c.bufferPool, "buffer-pool", "1G", "innodb_buffer_pool_size of each node (the baseline used 1G)")
 	sstOpts := fs.String("sst", "", `more [sst] options for every run, as key=value,key=value, e.g. "transfer-streams=4"`)
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on one join after this long")
@@ -216,10 +231,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if n := btoi(c.delta) + btoi(c.endpoint) + btoi(c.tables > 0); n > 1 {
 		return nil, errors.New("-delta, -endpoint and -tables are separate benches: give one")
 	}
+	if c.baseline != "" && (c.delta || c.endpoint) {
+		return nil, errors.New("-baseline compares the SST runs: not with -delta or -endpoint")
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
 	}
 	var err error
+	if c.baseline != "" {
+		// The links the bench points at it must not depend on its cwd.
+		if c.baseline, err = filepath.Abs(c.baseline); err != nil {
+			return nil, fmt.Errorf("-baseline: %w", err)
+		}
+	}
 	if c.size, err = parseSize(*size); err != nil {
 		return nil, fmt.Errorf("-size: %w", err)
 	}
@@ -286,6 +310,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	specs, err := resolveMethods(ctx, cfg.methods, cfg.lz4, cfg.binDir, func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) })
 	if err != nil {
 		return err
+	}
+	if cfg.baseline != "" {
+		if specs, err = withBaseline(ctx, specs, cfg.baseline); err != nil {
+			return err
+		}
 	}
 	b := &bench{cfg: cfg, specs: specs, stdout: stdout, stderr: stderr}
 	err = b.run(ctx)

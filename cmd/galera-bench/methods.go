@@ -18,6 +18,36 @@ type method struct {
 	LZ4    bool
 	Native bool
 	Opts   map[string]string // [sst] options of this method's runs, over -sst
+	// BinDir holds the wsrep_sst_native-* binaries of this method's runs
+	// ("": -bin's); -baseline's runs name another build's.
+	BinDir string
+}
+
+// baselineSuffix marks the runs of -baseline's build: "native-copy@baseline".
+const baselineSuffix = "@baseline"
+
+// nativeSSTs are the SST binaries a build provides, switched per run.
+var nativeSSTs = []string{"wsrep_sst_native-copy", "wsrep_sst_native-backup"}
+
+// withBaseline adds, right after each native method, the same method run by
+// the build in dir, named METHOD@baseline, so that both run in the same
+// rounds. A native method that build lacks is an error.
+func withBaseline(ctx context.Context, ms []method, dir string) ([]method, error) {
+	var out []method
+	for _, m := range ms {
+		out = append(out, m)
+		if !m.Native {
+			continue
+		}
+		if ok, why := nativeAvailable(ctx, dir, m.SST); !ok {
+			return nil, fmt.Errorf("-baseline: %s is not available there: %s", m.SST, why)
+		}
+		b := m
+		b.Name += baselineSuffix
+		b.BinDir = dir
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // sstOptions is the whole [sst] section for a run, with the -sst options

@@ -100,3 +100,47 @@ func TestResolveMethods(t *testing.T) {
 		t.Error("native-copy without its link: no error")
 	}
 }
+
+func TestWithBaseline(t *testing.T) {
+	bin, old := fakeBin(t), fakeBin(t)
+	ctx := context.Background()
+	ms, err := resolveMethods(ctx, []string{"rsync", "native-copy", "mariabackup"}, true, bin, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err = withBaseline(ctx, ms, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "rsync,native-copy,native-copy@baseline,native-copy+lz4,native-copy+lz4@baseline,mariabackup,mariabackup+lz4"
+	if got := names(ms); got != want {
+		t.Errorf("with -baseline = %s, want %s", got, want)
+	}
+	if ms[1].BinDir != "" || ms[2].BinDir != old || ms[2].SST != "native-copy" || !ms[2].Native || ms[4].BinDir != old || !ms[4].LZ4 {
+		t.Errorf("baseline runs = %+v, %+v, %+v", ms[1], ms[2], ms[4])
+	}
+
+	// The fake's native-backup is the placeholder; a dir without links has none.
+	nb := []method{{Name: "native-backup", SST: "native-backup", Native: true}}
+	if _, err := withBaseline(ctx, nb, old); err == nil || !strings.Contains(err.Error(), "-baseline: native-backup") {
+		t.Errorf("baseline without native-backup: %v", err)
+	}
+	if _, err := withBaseline(ctx, ms[:2], t.TempDir()); err == nil {
+		t.Error("empty baseline dir: no error")
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	groups := [][]string{{"cp -r"}, {"native-copy", "native-copy@baseline"}, {"rsync"}}
+	want := []string{
+		"cp -r,native-copy,native-copy@baseline,rsync",
+		"native-copy@baseline,native-copy,rsync,cp -r",
+		"rsync,cp -r,native-copy,native-copy@baseline",
+		"cp -r,native-copy@baseline,native-copy,rsync",
+	}
+	for round := 1; round <= len(want); round++ {
+		if got := strings.Join(schedule(groups, round), ","); got != want[round-1] {
+			t.Errorf("round %d: %s, want %s", round, got, want[round-1])
+		}
+	}
+}

@@ -119,6 +119,7 @@ type Report struct {
 	ChangedPct   float64  `json:"changed_pct,omitempty"`
 	ChangedPages int64    `json:"changed_pages,omitempty"`
 	Pages        int64    `json:"pages,omitempty"`
+	Baseline     string   `json:"baseline,omitempty"` // -baseline: the other build's dir
 	Results      []Result `json:"results"`
 	Targets      []Target `json:"targets"`
 	Notes        []string `json:"notes,omitempty"`
@@ -126,7 +127,7 @@ type Report struct {
 
 // Target is one "Done when" line of issues 3 and 4, checked against a run.
 type Target struct {
-	Issue  int     `json:"issue"`
+	Issue  int     `json:"issue"` // 0: a -baseline comparison
 	Name   string  `json:"name"`
 	Want   string  `json:"want"`
 	Value  float64 `json:"value"` // NaN when not measurable
@@ -223,6 +224,27 @@ func Evaluate(rs []Result) []Target {
 	}
 }
 
+// baselineLimit is the most a native method may slow down against the
+// -baseline build: issues 16 and 18 want its speed unchanged, within 5 %.
+const baselineLimit = 1.05
+
+// EvaluateBaseline compares each native method with its METHOD@baseline
+// run: this build's median time / the baseline's. It reports; it asserts
+// nothing.
+func EvaluateBaseline(rs []Result) []Target {
+	var ts []Target
+	for _, r := range rs {
+		if !ran(rs, r.Method+baselineSuffix) {
+			continue
+		}
+		t := Target{Name: r.Method + " vs baseline", Want: fmt.Sprintf("<= %.2f", baselineLimit), Limit: baselineLimit,
+			Value: ratio(find(rs, r.Method), find(rs, r.Method+baselineSuffix), seconds)}
+		t.Status, t.Why = status(t.Value, baselineLimit, rs, r.Method, r.Method+baselineSuffix)
+		ts = append(ts, t)
+	}
+	return ts
+}
+
 // EvaluateFiles checks issue 21's targets for the dataset the run had:
 // tables > 0 is the many-tables one. It reports; it asserts nothing.
 func EvaluateFiles(rs []Result, tables int) []Target {
@@ -314,6 +336,35 @@ func ratiosFor(rs []Result, r *Result) Ratios {
 var tableHeader = []string{"method", "s to Synced", "MB/s", "lock s (probe)", "lock s (log)",
 	"SST RSS MiB", "mariadb-backup RSS MiB", "x rsync time", "x cp -r MB/s", "x rsync lock", "x mariabackup time"}
 
+// baselineColumn is the table's last column when rs has -baseline runs.
+const baselineColumn = "x baseline time"
+
+func hasBaseline(rs []Result) bool {
+	for _, r := range rs {
+		if strings.HasSuffix(r.Method, baselineSuffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// header is the table's header for rs.
+func header(rs []Result) []string {
+	if hasBaseline(rs) {
+		return append(tableHeader[:len(tableHeader):len(tableHeader)], baselineColumn)
+	}
+	return tableHeader
+}
+
+// vsBaseline is r's "x baseline time": its median time / its
+// METHOD@baseline run's ("-" without one).
+func vsBaseline(rs []Result, r *Result) string {
+	if strings.HasSuffix(r.Method, baselineSuffix) {
+		return "-"
+	}
+	return num(ratio(r, find(rs, r.Method+baselineSuffix), seconds), 2)
+}
+
 func num(v float64, prec int) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
@@ -323,10 +374,15 @@ func num(v float64, prec int) string {
 
 func tableRows(rs []Result) [][]string {
 	var rows [][]string
+	withBaseline := hasBaseline(rs)
 	for i := range rs {
 		r := &rs[i]
 		if !r.OK {
-			rows = append(rows, []string{r.Method, "FAILED", "-", "-", "-", "-", "-", "-", "-", "-", "-"})
+			row := []string{r.Method, "FAILED", "-", "-", "-", "-", "-", "-", "-", "-", "-"}
+			if withBaseline {
+				row = append(row, "-")
+			}
+			rows = append(rows, row)
 			continue
 		}
 		rt := ratiosFor(rs, r)
@@ -358,6 +414,9 @@ func tableRows(rs []Result) [][]string {
 			rt = Ratios{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 		}
 		row = append(row, num(rt.VsRsync, 2), num(rt.VsCp, 2), num(rt.LockRsync, 2), num(rt.VsBackup, 2))
+		if withBaseline {
+			row = append(row, vsBaseline(rs, r))
+		}
 		rows = append(rows, row)
 	}
 	return rows
@@ -365,7 +424,7 @@ func tableRows(rs []Result) [][]string {
 
 // WriteTable prints the results as an aligned text table.
 func WriteTable(w io.Writer, rs []Result) error {
-	rows := append([][]string{tableHeader}, tableRows(rs)...)
+	rows := append([][]string{header(rs)}, tableRows(rs)...)
 	// Method names read better left-aligned: pad them before right-aligning.
 	width := 0
 	for _, row := range rows {
@@ -381,8 +440,9 @@ func WriteTable(w io.Writer, rs []Result) error {
 
 // WriteMarkdown prints the results as a Markdown table, for the README.
 func WriteMarkdown(w io.Writer, rs []Result) error {
-	fmt.Fprintf(w, "| %s |\n", strings.Join(tableHeader, " | "))
-	seps := make([]string, len(tableHeader))
+	head := header(rs)
+	fmt.Fprintf(w, "| %s |\n", strings.Join(head, " | "))
+	seps := make([]string, len(head))
 	for i := range seps {
 		seps[i] = "---:"
 	}
@@ -401,6 +461,12 @@ func WriteTargets(w io.Writer, ts []Target) error {
 	for _, t := range ts {
 		v := num(t.Value, 2)
 		line := fmt.Sprintf("%-4s issue %d: %s = %s (want %s)", t.Status, t.Issue, t.Name, v, t.Want)
+		if t.Issue == 0 {
+			if v != "-" {
+				v += "x"
+			}
+			line = fmt.Sprintf("%-4s %s: %s time (want %s)", t.Status, t.Name, v, t.Want)
+		}
 		if t.Status == "N/A" && t.Why != "" {
 			line += ": " + t.Why
 		}

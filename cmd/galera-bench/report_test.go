@@ -198,3 +198,58 @@ func TestRotate(t *testing.T) {
 		t.Errorf("rotate changed its input: %v", jobs)
 	}
 }
+
+func TestBaselineReport(t *testing.T) {
+	rs := []Result{
+		{Method: "rsync", OK: true, Seconds: 20, MBps: 255.3, LockProbeS: 17.2, LockLogS: 17, RSSPeakMiB: 12.5, RSSSamples: 400},
+		{Method: "native-copy", OK: true, Seconds: 7.8, MBps: 600, LockProbeS: 0.4, LockLogS: 0.5, RSSPeakMiB: 20, RSSSamples: 150},
+		{Method: "native-copy@baseline", OK: true, Seconds: 7.5, MBps: 624, LockProbeS: 0.4, LockLogS: 0.5, RSSPeakMiB: 20, RSSSamples: 150},
+		{Method: "native-backup", OK: true, Seconds: 20, MBps: 255.3, LockProbeS: 0.1, LockLogS: -1, RSSPeakMiB: 30, RSSSamples: 400},
+		{Method: "native-backup@baseline", OK: true, Seconds: 18, MBps: 283.7, LockProbeS: 0.1, LockLogS: -1, RSSPeakMiB: 30, RSSSamples: 400},
+		{Method: "native-backup+lz4", OK: true, Seconds: 25, MBps: 204, LockLogS: -1},
+		{Method: "native-backup+lz4@baseline", OK: false, Err: "boom", LockLogS: -1},
+	}
+	ts := EvaluateBaseline(rs)
+	want := []struct {
+		name, status string
+		value        float64
+	}{
+		{"native-copy vs baseline", "PASS", 7.8 / 7.5},
+		{"native-backup vs baseline", "MISS", 20.0 / 18},
+		{"native-backup+lz4 vs baseline", "N/A", math.NaN()},
+	}
+	if len(ts) != len(want) {
+		t.Fatalf("got %d targets, want %d: %+v", len(ts), len(want), ts)
+	}
+	for i, w := range want {
+		if ts[i].Name != w.name || ts[i].Status != w.status || !(math.Abs(ts[i].Value-w.value) < 1e-9 || math.IsNaN(w.value) && math.IsNaN(ts[i].Value)) {
+			t.Errorf("target %d: got %s %s %.4f, want %s %s %.4f", i, ts[i].Name, ts[i].Status, ts[i].Value, w.name, w.status, w.value)
+		}
+	}
+	// At the limit it passes; just above it misses.
+	edge := []Result{{Method: "native-copy", OK: true, Seconds: 10.5}, {Method: "native-copy@baseline", OK: true, Seconds: 10}}
+	if ts := EvaluateBaseline(edge); len(ts) != 1 || ts[0].Status != "PASS" {
+		t.Errorf("1.05x = %+v, want PASS", ts)
+	}
+	edge[0].Seconds = 10.6
+	if ts := EvaluateBaseline(edge); ts[0].Status != "MISS" {
+		t.Errorf("1.06x = %+v, want MISS", ts)
+	}
+	if ts := EvaluateBaseline(sample()); len(ts) != 0 {
+		t.Errorf("no baseline runs, yet %+v", ts)
+	}
+
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteString("\n")
+	if err := WriteTargets(&buf, ts); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteString("\n")
+	if err := WriteMarkdown(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Golden(t, filepath.Join("testdata", "baseline.golden"), buf.Bytes())
+}

@@ -94,7 +94,7 @@ func TestEvaluateDelta(t *testing.T) {
 }
 
 func TestParseFlagsModes(t *testing.T) {
-	for _, args := range [][]string{{"-delta", "-tables", "10"}, {"-endpoint", "-delta"}, {"-tables", "-1"}, {"-changed", "0"}} {
+	for _, args := range [][]string{{"-delta", "-tables", "10"}, {"-endpoint", "-delta"}, {"-tables", "-1"}, {"-changed", "0"}, {"-delta", "-baseline", "/x"}, {"-endpoint", "-baseline", "/x"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
 		}
@@ -105,6 +105,11 @@ func TestParseFlagsModes(t *testing.T) {
 	c, err := parseFlags([]string{"-delta", "-size", "200M", "-link", "rate 10mbit"}, io.Discard)
 	if err != nil || !c.delta || c.size != 200<<20 || c.link != "rate 10mbit" || c.changedPct != 2 {
 		t.Errorf("parseFlags -delta: %+v, %v", c, err)
+	}
+	t.Chdir(t.TempDir())
+	wd, _ := os.Getwd()
+	if c, err := parseFlags([]string{"-baseline", "old-bin"}, io.Discard); err != nil || c.baseline != filepath.Join(wd, "old-bin") {
+		t.Errorf("-baseline old-bin: %q, %v; want it made absolute", c.baseline, err)
 	}
 }
 
