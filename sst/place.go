@@ -24,6 +24,9 @@ type Incoming struct {
 	// (native-backup extracts and prepares it there), and only then moves
 	// beside its targets.
 	InData bool
+	// Cluster is the donor's cluster UUID: a staging an earlier SST of it
+	// left is kept to resume from (ResumeStaging); "" resumes nothing.
+	Cluster string
 }
 
 // Placement is where a joiner stages each name a donor sends: files of
@@ -105,7 +108,7 @@ func NewPlacement(s *Session, l Layout, data *Staging, in Incoming, peer string)
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, Errorf(EACCES, "%s: create %s (%s): %w; create it writable by the server's user", s.Method, dir, p.what(dir), err)
 		}
-		x, err := NewStaging(dir, keep, s.Log)
+		x, err := newStaging(dir, keep, s.Log, in.Cluster)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w; the directory must be writable by the server's user, as on the donor", s.Method, p.what(dir), err)
 		}
@@ -187,7 +190,7 @@ func (p *Placement) inTagDir(path string) bool {
 // there (plus SpaceReserve on the datadir's), and logs each need.
 func (p *Placement) checkSpace(in Incoming) error {
 	if in.Tags == nil {
-		return p.Data.CheckSpace(in.Total, p.peer) // a donor that does not say where
+		return p.Data.CheckSpace(max(in.Total-p.Data.ResumedBytes(), 0), p.peer) // a donor that does not say where
 	}
 	need := map[string]int64{p.Data.Root: in.Total}
 	away := func(dir string, n int64) {
@@ -203,6 +206,13 @@ func (p *Placement) checkSpace(in Incoming) error {
 	}
 	for _, e := range in.Ext {
 		away(filepath.Dir(e.Path), e.Size)
+	}
+	// What a staging kept from an earlier SST holds is on the disk
+	// already; the donor's ranges patch it in place.
+	for _, x := range p.All() {
+		if n := x.ResumedBytes(); n > 0 {
+			need[x.Root] = max(need[x.Root]-n, 0)
+		}
 	}
 	type fsNeed struct {
 		dirs []string

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"golang.org/x/sys/unix"
@@ -52,7 +53,7 @@ const DefaultCpat = `.*\.pem$|.*galera\.cache$|.*sst_in_progress$|.*\.sst$|.*gvw
 var alwaysKept = map[string]bool{
 	PIDFile: true, InProgressFile: true, TablesFlushedFile: true, SSTErrorFile: true,
 	"lost+found": true, ".zfs": true, ".snapshot": true,
-	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true, RootsName: true, MoveName: true,
+	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true, RootsName: true, MoveName: true, ResumeName: true,
 }
 
 // KeepRule reports whether a top-level entry of a root survives a swap.
@@ -113,6 +114,10 @@ type Staging struct {
 
 	lock *os.File // flock on Root while this SST works in it
 
+	// Resumed: the staging holds what an earlier SST of the same cluster
+	// left (ResumeStaging).
+	Resumed bool
+
 	mu      sync.Mutex
 	written map[string]Written
 
@@ -140,6 +145,10 @@ type ManifestEntry struct {
 // NewStaging prepares a fresh staging directory in root. An interrupted
 // earlier swap is rolled back first, so the root holds its old contents.
 func NewStaging(root string, keep KeepRule, log *slog.Logger) (*Staging, error) {
+	return newStaging(root, keep, log, "")
+}
+
+func newStaging(root string, keep KeepRule, log *slog.Logger, cluster string) (*Staging, error) {
 	log = logging.OrDiscard(log)
 	root = filepath.Clean(root)
 	if keep == nil {
@@ -158,13 +167,28 @@ func NewStaging(root string, keep KeepRule, log *slog.Logger) (*Staging, error) 
 		s.unlock()
 		return nil, err
 	}
-	if err := os.RemoveAll(s.Dir); err != nil {
-		s.unlock()
-		return nil, Errorf(EACCES, "sst: remove stale staging %s: %w", s.Dir, err)
+	resume, why := s.takeOver(cluster)
+	if resume {
+		s.Resumed = true
+	} else {
+		if why != "" {
+			log.Info("removing "+s.Dir+" left by an earlier SST: "+why, slog.String("path", s.Dir), slog.String("reason", why))
+		}
+		os.Remove(filepath.Join(root, ResumeName))
+		if err := os.RemoveAll(s.Dir); err != nil {
+			s.unlock()
+			return nil, Errorf(EACCES, "sst: remove stale staging %s: %w", s.Dir, err)
+		}
+		if err := os.Mkdir(s.Dir, 0o750); err != nil {
+			s.unlock()
+			return nil, Errorf(EACCES, "sst: create staging %s: %w", s.Dir, err)
+		}
 	}
-	if err := os.Mkdir(s.Dir, 0o750); err != nil {
-		s.unlock()
-		return nil, Errorf(EACCES, "sst: create staging %s: %w", s.Dir, err)
+	if cluster != "" {
+		if err := writeResume(root, resumeMark{Cluster: cluster, Since: time.Now().UTC()}); err != nil {
+			s.unlock()
+			return nil, Errorf(EIO, "sst: mark staging %s: %w", s.Dir, err)
+		}
 	}
 	return s, nil
 }
@@ -206,7 +230,9 @@ func Recover(root string, log *slog.Logger) error {
 
 // Cleanup is what a node's supervisor runs before anything reads root: it
 // rolls back an interrupted swap (Recover) and removes a staging directory
-// left by a joiner that was killed. No SST may be running in root.
+// left by a joiner that was killed, unless its resume marker names the
+// cluster whose next SST is to resume from it. No SST may be running in
+// root.
 func Cleanup(root string, log *slog.Logger) error {
 	log = logging.OrDiscard(log)
 	lock, err := lockRoot(root)
@@ -229,9 +255,16 @@ func Cleanup(root string, log *slog.Logger) error {
 	}
 	dir := filepath.Join(filepath.Clean(root), StagingDirName)
 	if _, err := os.Lstat(dir); err != nil {
+		os.Remove(filepath.Join(root, ResumeName))
 		return nil
 	}
-	log.Info("removing "+dir+" left by an interrupted SST", slog.String("path", dir))
+	m, err := readResume(root)
+	if err == nil {
+		log.Info(fmt.Sprintf("keeping %s left by an interrupted SST: the next SST from a donor of cluster %s resumes from it", dir, m.Cluster), slog.String("path", dir), slog.String("cluster", m.Cluster))
+		return nil
+	}
+	log.Info("removing "+dir+" left by an interrupted SST: "+err.Error(), slog.String("path", dir))
+	os.Remove(filepath.Join(root, ResumeName))
 	if err := os.RemoveAll(dir); err != nil {
 		return Errorf(EACCES, "sst: remove stale staging %s: %w", dir, err)
 	}
@@ -355,7 +388,7 @@ func CheckPath(rel string) error {
 	}
 	top, _, _ := strings.Cut(rel, "/")
 	switch {
-	case top == StagingDirName, top == OldDirName, top == TrashDirName, top == JournalName, top == MoveName, strings.HasPrefix(top, CopyPrefix):
+	case top == StagingDirName, top == OldDirName, top == TrashDirName, top == JournalName, top == MoveName, top == ResumeName, strings.HasPrefix(top, CopyPrefix):
 		return Errorf(EPROTO, "sst: path %q names the joiner's work directory", rel)
 	}
 	return nil
@@ -473,6 +506,7 @@ func (s *Staging) Abort() {
 	if s == nil {
 		return
 	}
+	os.Remove(filepath.Join(s.Root, ResumeName))
 	os.RemoveAll(s.Dir)
 	s.unlock()
 }
@@ -553,6 +587,7 @@ func Swap(stagings ...*Staging) error {
 			sw.s.log.Warn(fmt.Sprintf("remove previous datadir contents: %v", err), slog.Any("error", err))
 		}
 		os.RemoveAll(sw.s.Dir)
+		os.Remove(filepath.Join(sw.s.Root, ResumeName))
 		sw.s.unlock()
 	}
 	return nil

@@ -413,6 +413,7 @@ func (r *runner) sstCompleted() {
 		r.keepOwnFiles()
 		r.own = nil
 	}
+	discardResume(r.opts, r.s.log)
 	p := filepath.Join(r.opts.Datadir(), SSTIncompleteFile)
 	if err := os.Remove(p); err == nil {
 		r.s.log.Info("node Synced: removed the incomplete-SST marker", slog.String("path", p))

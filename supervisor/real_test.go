@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -807,15 +808,69 @@ func anyContains(ss []string, sub string) bool {
 }
 
 // TestRealPowerLossMidSST kills the joiner's whole tree (supervisor,
-// mariadbd, its SST process) mid-transfer, as a power loss would: the
-// staging directory is left behind. The next start must remove it before
-// anything else and join by a fresh SST.
+// mariadbd, its SST process) with SIGKILL once half the transfer is in, as
+// a power loss would: the staging directory is left behind, marked with
+// the cluster it is of. The next start keeps it, and the SST it asks for
+// resumes from it: the donor sends at most 60 % of the datadir, and the
+// node ends Synced with every table equal to the donor's.
 func TestRealPowerLossMidSST(t *testing.T) {
 	galeratest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	c, sup := joinerSSTInFlight(t, ctx)
-	n2 := c.Node(2)
+	t0 := time.Now()
+	// A datadir of data more than redo log, and chunks of 1 MiB: a cut
+	// loses the chunks in flight, one per stream.
+	c := galeratest.NewTest(t, galeratest.Config{
+		Nodes:       2,
+		SSTMethod:   "native-copy",
+		SST:         map[string]string{"rlimit": "16M", "transfer-chunk-size": "1M"},
+		PathPrepend: []string{filepath.Dir(builtSupervisor(t))},
+	})
+	n1, n2 := c.Node(1), c.Node(2)
+	for _, n := range []*galeratest.Node{n1, n2} {
+		if err := n.SetMysqld(map[string]string{"innodb_log_file_size": "16M"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.LoadData(ctx, 96<<20); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster loaded in %s", time.Since(t0).Round(time.Second))
+	t0 = time.Now()
+	sd := newSystemdSocket(t)
+	sup := startSupervisor(t, n2, sd)
+	// The donor's redo log goes as its live part only: half of a full
+	// SST is at least half of the datadir without it.
+	fi, err := os.Stat(filepath.Join(n1.DataDir, "ib_logfile0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	redo := float64(fi.Size()) / (1 << 20)
+	pct := regexp.MustCompile(`^receiving SST (?:by \S+ )?[0-9]+% ([0-9.]+)/([0-9.]+) MiB`)
+	var at string
+	for at == "" {
+		time.Sleep(20 * time.Millisecond)
+		for _, l := range sd.statuses() {
+			if m := pct.FindStringSubmatch(l); m != nil {
+				done, _ := strconv.ParseFloat(m[1], 64)
+				total, _ := strconv.ParseFloat(m[2], 64)
+				if done >= (total-redo)/2 {
+					at = l
+				}
+			}
+		}
+		select {
+		case <-sup.exited:
+			t.Fatal("node2's supervisor exited before half of the SST")
+		case <-ctx.Done():
+			t.Fatalf("the SST never reached half: %q", sd.statuses())
+		default:
+		}
+	}
+	t.Logf("killing node2's tree %s after its start at %q", time.Since(t0).Round(100*time.Millisecond), at)
 	tree := []int{sup.cmd.Process.Pid}
 	for _, s := range descendants(sup.cmd.Process.Pid) {
 		tree = append(tree, s.PID)
@@ -838,17 +893,45 @@ func TestRealPowerLossMidSST(t *testing.T) {
 		}
 	}
 
+	o1, o2 := logSize(n1.ErrorLog), logSize(n2.ErrorLog)
+	t1 := time.Now()
 	sd2 := newSystemdSocket(t)
 	sup2 := startSupervisor(t, n2, sd2)
 	if _, err := sd2.waitFor(ctx, "READY=1", sup2.exited); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("node2 READY %s after its restart", time.Since(t1).Round(100*time.Millisecond))
 	b, _ := os.ReadFile(sup2.log)
-	if !strings.Contains(string(b), "removing "+staging+" left by an interrupted SST") {
-		t.Errorf("the second start did not say it removed the staging:\n%s", b)
+	if !strings.Contains(string(b), "keeping "+staging+" left by an interrupted SST: the next SST from a donor of cluster ") {
+		t.Errorf("the second start did not say it kept the staging:\n%s", b)
 	}
-	if err := galeratest.CompareChecksums(mustChecksums(t, ctx, c.Node(1)), mustChecksums(t, ctx, n2)); err != nil {
+	if err := galeratest.CompareChecksums(mustChecksums(t, ctx, n1), mustChecksums(t, ctx, n2)); err != nil {
 		t.Error(err)
+	}
+	jl, dl := logFrom(n2.ErrorLog, o2), logFrom(n1.ErrorLog, o1)
+	if !regexp.MustCompile(`resume: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in staging`).MatchString(jl) {
+		t.Errorf("the joiner does not say how much it resumed from:\n%s", jl)
+	}
+	m := regexp.MustCompile(`delta: ([0-9.]+) ([KMG])iB of ([0-9.]+) ([KMG])iB differ`).FindStringSubmatch(dl)
+	if m == nil {
+		t.Fatalf("the donor does not say how much it sent:\n%s", dl)
+	}
+	// What a full SST would send now: the datadir less the dead part of
+	// the redo log.
+	sent, all := inMiB(m[1], m[2]), inMiB(m[3], m[4])
+	if h := regexp.MustCompile(`ib_logfile0: sending its live part only, LSN [0-9]+ to [0-9]+ \(([0-9.]+) MB of ([0-9.]+) MB\)`).FindStringSubmatch(dl); h != nil {
+		live, _ := strconv.ParseFloat(h[1], 64)
+		size, _ := strconv.ParseFloat(h[2], 64)
+		all -= (size - live) * 1e6 / (1 << 20)
+	}
+	t.Logf("resumed SST sent %.1f MiB of a full SST's %.1f MiB (%.0f%%)", sent, all, 100*sent/all)
+	if sent > 0.6*all {
+		t.Errorf("the resumed SST sent %.1f of %.1f MiB, more than 60%%", sent, all)
+	}
+	for _, n := range []string{sst.StagingDirName, sst.ResumeName} {
+		if _, err := os.Lstat(filepath.Join(n2.DataDir, n)); err == nil {
+			t.Errorf("%s left after the resumed SST", n)
+		}
 	}
 	if code := sup2.stop(t, 2*time.Minute); code != ExitOK {
 		t.Fatalf("exit %d after SIGTERM", code)
@@ -862,4 +945,33 @@ func mustChecksums(t *testing.T, ctx context.Context, n *galeratest.Node) map[st
 		t.Fatal(err)
 	}
 	return s
+}
+
+func logSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logFrom is what was appended to the log at path after off.
+func logFrom(path string, off int64) string {
+	b, _ := os.ReadFile(path)
+	if off > int64(len(b)) {
+		off = 0
+	}
+	return string(b[off:])
+}
+
+// inMiB reads "3.1" "G" as MiB.
+func inMiB(num, unit string) float64 {
+	v, _ := strconv.ParseFloat(num, 64)
+	switch unit {
+	case "G":
+		return v * 1024
+	case "K":
+		return v / 1024
+	}
+	return v
 }

@@ -188,6 +188,18 @@ func CleanSST(opts Options, log *slog.Logger) error {
 	return nil
 }
 
+// discardResume removes the stagings a broken SST kept for the next to
+// resume from, once the node is Synced and needs none: they must not hold
+// disk space for good.
+func discardResume(opts Options, log *slog.Logger) {
+	dirs := sst.DirsFrom(opts.Datadir(), func(o string) string { v, _ := opts.Get(o); return v })
+	for _, root := range dirs.Roots() {
+		if err := sst.DiscardResume(root, "the node is Synced", log); err != nil {
+			log.Warn(err.Error(), slog.String("path", root))
+		}
+	}
+}
+
 // outFile returns an *os.File for w: w itself, or a pipe copied into w by
 // a goroutine that is not tied to the child's Wait (leftover grandchildren
 // holding the pipe must not block it).

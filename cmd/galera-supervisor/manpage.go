@@ -91,7 +91,11 @@ journal catalog entries for the SST messages (journalctl \-x).
 the node's saved position.
 .TP
 .I <datadir>/.sst-native
-the staging directory of a native SST joiner.
+the staging directory of a native SST joiner; kept after a broken
+native\-copy SST for the next to resume from.
+.TP
+.I <datadir>/.sst-native-resume
+the cluster UUID whose next SST resumes from the kept staging.
 .SH SEE ALSO
 `)
 	for _, cmd := range commands() {

@@ -19,7 +19,9 @@ Runs "mariadbd <defaults> [args] --wsrep-recover --disable-log-error
 galera_recovery does), and prints "--wsrep_start_position=<uuid:seqno[,gtid]>"
 on stdout. It prints nothing when wsrep_on is off. mariadbd must not be
 running on the datadir. First, as "run" does, it rolls back a snapshot swap
-that a killed SST joiner left half done, and removes its staging directory.
+that a killed SST joiner left half done, and removes its staging directory
+unless it is kept for the next native-copy SST to resume from (marked with
+the cluster UUID, .sst-native-resume).
 
 Exit codes: 0 printed (or wsrep off), 2 usage, 3 recovery failed (the log's
 tail is on stderr), 78 option files.

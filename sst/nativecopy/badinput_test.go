@@ -59,6 +59,19 @@ func noStaging(t *testing.T, jd string) {
 	}
 }
 
+// keptForResume asserts that the joiner kept its staging, marked with the
+// donor's cluster, for the next SST to resume from.
+func keptForResume(t *testing.T, jd string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(jd, sst.ResumeName))
+	if err != nil || !strings.Contains(string(b), testUUID) {
+		t.Errorf("no resume marker naming %s: %q, %v", testUUID, b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(jd, sst.StagingDirName)); err != nil {
+		t.Errorf("staging not kept: %v", err)
+	}
+}
+
 // via returns an address rewriter sending the donor through p.
 func via(p *testutil.Proxy) func(addr string) string {
 	return func(addr string) string {
@@ -111,7 +124,7 @@ func TestCorruptedStream(t *testing.T) {
 		t.Errorf("joiner's error does not name the checksum")
 	}
 	checkUntouched(t, jd, dd, jb, db)
-	noStaging(t, jd)
+	keptForResume(t, jd)
 }
 
 func TestTruncatedStream(t *testing.T) {
@@ -130,7 +143,7 @@ func TestTruncatedStream(t *testing.T) {
 		t.Error("donor succeeded")
 	}
 	checkUntouched(t, jd, dd, jb, db)
-	noStaging(t, jd)
+	keptForResume(t, jd)
 }
 
 // A donor that sends a path leading out of the datadir.
@@ -214,7 +227,7 @@ func TestDonorKilled(t *testing.T) {
 	// The killed donor left its pid file; the donor's data is untouched.
 	os.Remove(filepath.Join(dd, sst.PIDFile))
 	checkUntouched(t, jd, dd, jb, db)
-	noStaging(t, jd)
+	keptForResume(t, jd)
 }
 
 // The joiner process dies mid-transfer (SIGKILL): the donor fails clearly

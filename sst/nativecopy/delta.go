@@ -228,6 +228,9 @@ func prepareDelta(pl *sst.Placement, log *slog.Logger) ([]deltaFile, int64, erro
 		if err != nil {
 			continue // the donor sends nothing there: nothing to patch
 		}
+		if _, err := os.Lstat(filepath.Join(st.Dir, rel)); err == nil {
+			continue // kept from an earlier SST: resumeBasis offers it
+		}
 		df, reflink, err := stageForDelta(st, f.Name, rel, f.Path)
 		if err != nil {
 			return nil, 0, sst.Errorf(sst.EIO, "native-copy: delta: %w", err)

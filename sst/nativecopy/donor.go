@@ -190,13 +190,22 @@ func (d *donor) greet() error {
 	return nil
 }
 
-// firstPass sends everything, without any lock.
+// firstPass sends everything, without any lock: the logs last. They go
+// again under the lock whatever happens, so the later they go the less
+// has changed by then; and a transfer that breaks leaves the joiner's
+// staging with data files, which the next SST resumes from, rather than
+// logs, which it never does.
 func (d *donor) firstPass() error {
 	t1 := time.Now()
 	d.s.Report(progress.Event{Phase: progress.PhaseSending, Total: d.total, Peer: d.peer})
-	for _, f := range d.files {
-		if err := d.send(f, true); err != nil {
-			return d.fail(err)
+	for _, logs := range []bool{false, true} {
+		for _, f := range d.files {
+			if f.Log != logs {
+				continue
+			}
+			if err := d.send(f, true); err != nil {
+				return d.fail(err)
+			}
 		}
 	}
 	if _, err := d.sess.Sync(d.ctx); err != nil {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -65,12 +63,19 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err != nil {
 		return fail(err)
 	}
-	st, err := sst.NewStaging(s.Datadir, keep, s.Log)
+	st, err := sst.ResumeStaging(s.Datadir, keep, s.Log, h.Cluster)
 	if err != nil {
 		return fail(err)
 	}
+	var pl *sst.Placement
 	defer func() {
-		if err != nil {
+		switch {
+		case err == nil:
+		case pl != nil:
+			endStaging(s, pl, err)
+		case st.Resumed:
+			st.Keep() // refused before any byte moved: what it held stays
+		default:
 			st.Abort()
 		}
 	}()
@@ -78,25 +83,12 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err := preflight(s, h, peer); err != nil {
 		return fail(err)
 	}
-	pl, err := sst.NewPlacement(s, s.Layout(), st, sst.Incoming{Total: h.Total, Tags: h.Tags, Ext: h.Ext}, peer)
-	if err != nil {
+	if pl, err = sst.NewPlacement(s, s.Layout(), st, sst.Incoming{Total: h.Total, Tags: h.Tags, Ext: h.Ext, Cluster: h.Cluster}, peer); err != nil {
 		return fail(err)
 	}
-	defer func() {
-		if err != nil {
-			pl.AbortOthers()
-		}
-	}()
 	var p plan
-	useDelta, why := deltaChoice(s, h.Cluster)
-	if useDelta {
-		s.Log.Info("delta: comparing blocks with the old datadir: "+why, slog.Bool("delta", true), slog.String("delta_reason", why))
-		p.Delta, _, err = prepareDelta(pl, s.Log)
-		if err != nil {
-			return fail(err)
-		}
-	} else {
-		s.Log.Info("delta: off, full transfer: "+why, slog.Bool("delta", false), slog.String("delta_reason", why))
+	if p.Delta, err = planBasis(s, pl, h); err != nil {
+		return fail(err)
 	}
 	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.SinkRoute, Log: s.Log})
 	if err != nil {
@@ -179,7 +171,9 @@ func bypass(s *sst.Session, sess *transfer.Session, h hello, peer string) error 
 	if err := sst.Recover(s.Datadir, s.Log); err != nil {
 		return fail(err)
 	}
-	os.RemoveAll(filepath.Join(s.Datadir, sst.StagingDirName))
+	if err := sst.DiscardResume(s.Datadir, "IST follows, the datadir stays", s.Log); err != nil {
+		s.Log.Warn(err.Error())
+	}
 	s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st), slog.String("sst_peer", peer), slog.String("position", st.String()))
 	if err := sess.Send("verified", nil); err != nil {
 		return classify(err, peer)

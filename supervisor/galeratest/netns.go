@@ -132,6 +132,36 @@ func (w *Network) Shape(ctx context.Context, qdisc string) error {
 	return nil
 }
 
+// ChokePort starves what n sends from its TCP port (an htb class of
+// 8 bit/s on its link): the connections on that port stall as over a cut
+// link, in both directions (the peer gets no acknowledgement), while the
+// rest of n's traffic, Galera's, flows. Unchoke ends it.
+func (w *Network) ChokePort(ctx context.Context, n *Node, port int) error {
+	ns := w.netns(n)
+	for _, args := range [][]string{
+		{"-n", ns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10"},
+		{"-n", ns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"},
+		{"-n", ns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb", "rate", "8bit", "ceil", "8bit"},
+		{"-n", ns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip", "sport", fmt.Sprint(port), "0xffff", "flowid", "1:20"},
+	} {
+		if out, err := exec.CommandContext(ctx, TC, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("tc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	w.c.logf("galeratest: node%d's port %d choked", n.N, port)
+	return nil
+}
+
+// Unchoke removes ChokePort's shaping.
+func (w *Network) Unchoke(ctx context.Context, n *Node) error {
+	args := []string{"-n", w.netns(n), "qdisc", "del", "dev", "eth0", "root"}
+	if out, err := exec.CommandContext(ctx, TC, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("tc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	w.c.logf("galeratest: node%d unchoked", n.N)
+	return nil
+}
+
 // remove deletes the namespaces, which deletes their links; the nodes are
 // stopped by then.
 func (w *Network) remove() error {
