@@ -229,6 +229,8 @@ func appendQuoted(b []byte, s string) []byte {
 // the message that hold a '=' read as attributes too.
 func ParseAttrs(line string) map[string]string {
 	m := map[string]string{}
+	// A line as written ends in a newline, which belongs to no value.
+	line = strings.TrimRight(line, "\n")
 	for {
 		i := strings.IndexByte(line, '=')
 		if i < 0 {
