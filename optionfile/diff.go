@@ -61,6 +61,9 @@ func (c Change) String() string {
 	return fmt.Sprintf("[%s] %s: %s -> %s (%s)", o.Group, c.Key, c.show(c.Old, c.Had), c.show(c.New, c.Has), where)
 }
 
+// Values returns the value before and after as String shows them.
+func (c Change) Values() (was, now string) { return c.show(c.Old, c.Had), c.show(c.New, c.Has) }
+
 func (c Change) show(o Option, present bool) string {
 	switch {
 	case !present:

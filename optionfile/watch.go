@@ -108,7 +108,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				pend(time.Now())
 				continue
 			}
-			w.log.Warn("option files: watch: " + err.Error())
+			w.log.Warn("option files: watch", slog.Any("error", err))
 		case <-timer.C:
 			first = time.Time{}
 			w.rescan(overflow)
@@ -165,7 +165,7 @@ func (w *Watcher) rescan(all bool) {
 		}
 		if err := w.fw.Add(d); err != nil {
 			if !w.failed[d] { // once, not at every change
-				w.log.Warn("option files: cannot watch a directory: "+err.Error(), slog.String("path", d))
+				w.log.Warn("option files: cannot watch a directory", slog.String("path", d), slog.Any("error", err))
 			}
 			failed[d] = true
 			continue

@@ -131,7 +131,7 @@ func (r *runner) repairGrastate(datadir string, pos Position) error {
 	if r.cred != nil {
 		os.Chown(path, int(r.cred.Uid), int(r.cred.Gid))
 	}
-	r.s.log.Info("grastate.dat was unreadable and no SST was under way: rewritten with the recovered cluster UUID, so that the node rejoins by IST from "+pos.String(),
+	r.s.log.Info("grastate.dat was unreadable and no SST was under way: rewritten with the recovered cluster UUID, so that the node rejoins by IST",
 		slog.String("path", path), slog.String("galera_uuid", pos.UUID), slog.Int64("galera_seqno", pos.Seqno))
 	return nil
 }
@@ -241,7 +241,7 @@ func (s *Supervisor) startCoordination(ctx context.Context, opts Options, datadi
 	}
 	log := s.log
 	if !cfg.Enabled() {
-		log.Info("starting without peer coordination: "+cfg.Why+"; this node never bootstraps by itself",
+		log.Info("starting without peer coordination; this node never bootstraps by itself",
 			slog.String("decision", "uncoordinated"), slog.String("reason", cfg.Why), slog.String("message_id", quorum.MessageWait))
 		return nil, nil
 	}
@@ -271,7 +271,7 @@ func (s *Supervisor) startCoordination(ctx context.Context, opts Options, datadi
 			auth += " and shared secret"
 		}
 	}
-	log.Info("answering peers at "+srv.Addr().String()+" as "+cfg.ID+" ("+auth+"); peers "+strings.Join(cfg.Peers, ","), slog.String("peer_address", srv.Addr().String()), slog.String("node_id", cfg.ID),
+	log.Info("answering peers", slog.String("peer_address", srv.Addr().String()), slog.String("node_id", cfg.ID),
 		slog.String("peers", strings.Join(cfg.Peers, ",")), slog.String("auth", auth), slog.Bool("auto_bootstrap", cfg.AutoBootstrap))
 	return c, nil
 }
@@ -328,7 +328,7 @@ func (r *runner) decide(ctx context.Context, datadir string, recovered *Position
 	}
 	if r.s.cfg.NewCluster {
 		d := quorum.Decision{Action: quorum.ActionBootstrap, Reason: "asked to (--wsrep-new-cluster)"}
-		c.log.Warn("bootstrapping a new Primary Component from this node: "+d.Reason, slog.String("decision", string(d.Action)),
+		c.log.Warn("bootstrapping a new Primary Component from this node", slog.String("decision", string(d.Action)),
 			slog.String("reason", d.Reason), slog.String("galera_uuid", pos.UUID), slog.Int64("galera_seqno", pos.Seqno),
 			slog.String("message_id", quorum.MessageBootstrap))
 		record(quorum.Record{Time: time.Now().UTC(), Decision: d, UUID: pos.UUID, Seqno: pos.Seqno})
@@ -392,7 +392,7 @@ func (r *runner) joinerSST() {
 	r.sstJoiner = true
 	why := "an SST into this node began at " + time.Now().UTC().Format(time.RFC3339) + " and the node was not Synced since"
 	if err := markSSTIncomplete(r.opts.Datadir(), why); err != nil {
-		r.s.log.Warn(err.Error())
+		r.s.log.Warn("cannot mark the SST incomplete", slog.Any("error", err))
 	}
 	r.own = readOwnFiles(r.opts.Datadir(), r.s.log)
 }
@@ -437,14 +437,14 @@ func (r *runner) abandonStart(pid int) {
 	if r.s.inMaintenance() {
 		if !r.pauseLogged {
 			r.pauseLogged = true
-			r.s.log.Warn(why+"; not giving the start up: the node is in maintenance (galera-supervisor maintenance off resumes)",
+			r.s.log.Warn("not giving the start up: the node is in maintenance (galera-supervisor maintenance off resumes)",
 				slog.String("decision", "paused"), slog.String("reason", why), slog.String("message_id", quorum.MessageWait))
 		}
 		return
 	}
 	r.abandoned = why
 	r.s.metrics.Decision("abandon")
-	r.s.log.Warn(why+"; killing mariadbd to decide again", slog.String("decision", "abandon"),
+	r.s.log.Warn("killing mariadbd to decide again", slog.String("decision", "abandon"),
 		slog.String("reason", why), slog.String("message_id", quorum.MessageWait))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)

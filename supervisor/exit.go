@@ -72,7 +72,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case ws.Signaled() && ws.Signal() == syscall.SIGKILL && time.Since(stopStart) >= s.cfg.StopTimeout:
 			return exitErr(ExitStopTimeout, "mariadbd (pid %d) did not stop within %v after SIGTERM: killed", pid, s.cfg.StopTimeout)
 		case ps.Success():
-			s.log.Info(fmt.Sprintf("mariadbd (pid %d) stopped cleanly", pid), slog.Int("pid", pid))
+			s.log.Info("mariadbd stopped cleanly", slog.Int("pid", pid))
 			return nil
 		case !r.sstFailedAt.IsZero() && r.sstFailedAt.Before(stopStart):
 			// The SST had failed on its own: the stop only came first.
@@ -80,19 +80,13 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		case !r.ready:
 			// mariadbd aborts a join cut short by the stop: 10.11 takes
 			// a cancelled SST for done, then dies of SIGABRT.
-			what := "its join"
-			if r.sstJoiner {
-				what += " by SST"
-			}
-			if r.abortKilled {
-				what += ", and it was killed, hung in its abort,"
-			}
-			s.log.Info(fmt.Sprintf("mariadbd (pid %d) %s while stopping: %s was aborted by the stop", pid, how, what), slog.Int("pid", pid))
+			s.log.Info("mariadbd ended while stopping: the stop aborted its join", slog.Int("pid", pid), slog.String("status", how),
+				slog.Bool("sst_joiner", r.sstJoiner), slog.Bool("killed_hung_in_abort", r.abortKilled))
 			return nil
 		case ws.Signaled() && crashSignal(ws.Signal()):
 			return exitErr(ExitMariadbd, "mariadbd (pid %d) crashed while stopping: %s", pid, how)
 		}
-		s.log.Warn(fmt.Sprintf("mariadbd (pid %d) %s while stopping", pid, how), slog.Int("pid", pid))
+		s.log.Warn("mariadbd ended while stopping", slog.Int("pid", pid), slog.String("status", how))
 		return nil
 	}
 	if r.abandoned != "" {
@@ -112,7 +106,7 @@ func (r *runner) exited(cmd *exec.Cmd, stopStart time.Time, keep map[int]bool) e
 		return exitErr(ExitSST, "mariadbd (pid %d) %s%s", pid, how, msg)
 	}
 	if ps.Success() && r.ready {
-		s.log.Info(fmt.Sprintf("mariadbd (pid %d) exited on its own with status 0 (SHUTDOWN?)", pid), slog.Int("pid", pid))
+		s.log.Info("mariadbd exited on its own with status 0 (SHUTDOWN?)", slog.Int("pid", pid))
 		return nil
 	}
 	return exitErr(ExitMariadbd, "mariadbd (pid %d) %s", pid, how)

@@ -107,15 +107,15 @@ func (r *runner) logChanges(old, new Options) {
 	log := r.s.log
 	if old.Files == nil || new.Files == nil {
 		for _, d := range diffOptions(old.Server, new.Server) {
-			log.Info("option files: "+d+": needs a restart of mariadbd", slog.String("applies", "restart"))
+			log.Info("option files: changed, needs a restart of mariadbd", slog.String("change", d), slog.String("applies", "restart"))
 		}
 		return
 	}
 	for _, c := range optionfile.Diff(old.Files, new.Files, sst.SSTGroups...) {
-		log.Info("option files: "+c.String()+": the next SST uses it", changeAttrs(c, "next-sst")...)
+		log.Info("option files: changed, the next SST uses it", changeAttrs(c, "next-sst")...)
 	}
 	for _, c := range optionfile.Diff(old.Files, new.Files, optionfile.ServerGroups("")...) {
-		log.Info("option files: "+c.String()+": needs a restart of mariadbd", changeAttrs(c, "restart")...)
+		log.Info("option files: changed, needs a restart of mariadbd", changeAttrs(c, "restart")...)
 	}
 }
 
@@ -124,7 +124,8 @@ func changeAttrs(c optionfile.Change, applies string) []any {
 	if !c.Has {
 		o = c.Old
 	}
-	return []any{slog.String("option", c.Key), slog.String("option_group", o.Group),
+	was, now := c.Values()
+	return []any{slog.String("option", c.Key), slog.String("old", was), slog.String("new", now), slog.String("option_group", o.Group),
 		slog.String("option_file", o.File), slog.Int("option_line", o.Line), slog.String("applies", applies)}
 }
 
@@ -145,7 +146,7 @@ func (s *Supervisor) watch(ctx context.Context) (<-chan struct{}, func(), error)
 	go func() {
 		defer close(done)
 		if err := w.Run(wctx); err != nil {
-			s.log.Error(fmt.Sprintf("%v; the option files are read again only on SIGHUP", err), slog.Any("error", err))
+			s.log.Error("watching the option files failed; they are read again only on SIGHUP", slog.Any("error", err))
 		}
 	}()
 	// Edits made from here on are seen.
@@ -167,14 +168,14 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool)
 	case len(bad) > 0:
 		s.metrics.Reload("refused")
 		for _, p := range bad {
-			s.log.Warn("option files: "+p+"; keeping the last good configuration", slog.String("refused", p))
+			s.log.Warn("option files: edit refused; keeping the last good configuration", slog.String("refused", p))
 		}
 	default:
 		s.metrics.Reload("applied")
 		// The snapshot first: once logged, the next SST has it.
 		if r.snapshot != "" && o.Files != nil {
 			if err := writeSnapshot(r.snapshot, r.started, o.Files, r.cred); err != nil {
-				s.log.Error(fmt.Sprintf("%v; the next SST reads the options of before", err), slog.Any("error", err), slog.String("option_snapshot", r.snapshot))
+				s.log.Error("cannot write the options snapshot; the next SST reads the options of before", slog.Any("error", err), slog.String("option_snapshot", r.snapshot))
 			}
 		}
 		r.logChanges(r.opts, o)
@@ -198,7 +199,7 @@ func (r *runner) reloadOptions(ctx context.Context, cmd *exec.Cmd, forward bool)
 	// it is forwarded only once the server answers queries.
 	if r.view.sqlUp && !r.view.stopping {
 		if err := cmd.Process.Signal(syscall.SIGHUP); err == nil {
-			s.log.Info(fmt.Sprintf("reload: forwarded SIGHUP to mariadbd (pid %d)", cmd.Process.Pid), slog.Int("pid", cmd.Process.Pid))
+			s.log.Info("reload: forwarded SIGHUP to mariadbd", slog.Int("pid", cmd.Process.Pid))
 		}
 	} else {
 		s.log.Info("reload: SIGHUP not forwarded: mariadbd does not answer queries yet")

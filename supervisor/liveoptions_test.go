@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,20 +36,26 @@ type logLines struct{ rec *logtest.Recorder }
 
 func (l *logLines) mark() int { return len(l.rec.Records()) }
 
-// waitFor waits until a record from index from on has a message with
-// want, for at most within from start.
+// waitFor waits until a record from index from on reads (as the text
+// handler writes it) with want, for at most within from start.
 func (l *logLines) waitFor(from int, want string, start time.Time, within time.Duration) (logtest.Record, time.Duration, error) {
 	for {
 		for _, r := range l.rec.Records()[from:] {
-			if strings.Contains(r.Message, want) {
+			if strings.Contains(r.Line, want) {
 				return r, time.Since(start), nil
 			}
 		}
 		if time.Since(start) > within {
-			return logtest.Record{}, 0, fmt.Errorf("no log message with %q within %v; logged: %q", want, within, l.rec.Messages()[from:])
+			return logtest.Record{}, 0, fmt.Errorf("no log line with %q within %v; logged: %q", want, within, l.rec.Lines()[from:])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// nextSSTLine is what the supervisor logs for an [sst] edit.
+func nextSSTLine(option, was, now, file string, line int) string {
+	return fmt.Sprintf("option files: changed, the next SST uses it option=%s old=%s new=%s option_group=sst option_file=%s option_line=%d applies=next-sst",
+		option, was, now, file, line)
 }
 
 // nextSST runs an SST as mariadbd would, in the environment the fake
@@ -124,26 +131,26 @@ func TestLiveOptionFiles(t *testing.T) {
 		{"rename over the file", func() {
 			write(sstCnf+".tmp", "[sst]\ntransfer-streams = 3\n")
 			testutil.Must(t, os.Rename(sstCnf+".tmp", sstCnf))
-		}, "[sst] transfer-streams: 2 -> 3 (" + sstCnf + ":2): the next SST uses it", "transfer-streams", "3", false},
+		}, nextSSTLine("transfer-streams", "2", "3", sstCnf, 2), "transfer-streams", "3", false},
 		{"in-place write", func() {
 			write(sstCnf, "[sst]\n# streams\ntransfer-streams = 4\n")
-		}, "[sst] transfer-streams: 3 -> 4 (" + sstCnf + ":3): the next SST uses it", "transfer-streams", "4", false},
+		}, nextSSTLine("transfer-streams", "3", "4", sstCnf, 3), "transfer-streams", "4", false},
 		{"new file in the includedir", func() {
 			write(filepath.Join(confd, "z.cnf"), "[sst]\nsst-initial-timeout = 60\n")
-		}, "[sst] sst-initial-timeout: unset -> 60 (" + filepath.Join(confd, "z.cnf") + ":2): the next SST uses it", "sst-initial-timeout", "60", false},
+		}, nextSSTLine("sst-initial-timeout", "unset", "60", filepath.Join(confd, "z.cnf"), 2), "sst-initial-timeout", "60", false},
 		{"symlink retarget", func() {
 			testutil.Must(t, os.Symlink("../targets/b.cnf", link+".new"))
 			testutil.Must(t, os.Rename(link+".new", link))
-		}, "[sst] rlimit: 1M -> 2M (" + link + ":2): the next SST uses it", "rlimit", "2M", false},
+		}, nextSSTLine("rlimit", "1M", "2M", link, 2), "rlimit", "2M", false},
 		{"broken edit", func() {
 			write(sstCnf, "[sst\ntransfer-streams = 5\n")
-		}, sstCnf + ":1: wrong group definition (no closing ']'); keeping the last good configuration", "transfer-streams", "4", false},
+		}, "option files: edit refused; keeping the last good configuration refused=" + strconv.Quote(sstCnf+":1: wrong group definition (no closing ']')"), "transfer-streams", "4", false},
 		{"invalid value", func() {
 			write(sstCnf, "[sst]\ntransfer-streams = 0\n")
-		}, sstCnf + ":2: error: [sst] transfer-streams=0: want 1 to 64; keeping the last good configuration", "transfer-streams", "4", false},
+		}, "option files: edit refused; keeping the last good configuration refused=" + strconv.Quote(sstCnf+":2: error: [sst] transfer-streams=0: want 1 to 64"), "transfer-streams", "4", false},
 		{"fixed", func() {
 			write(sstCnf, "[sst]\ntransfer-streams = 6\n")
-		}, "[sst] transfer-streams: 4 -> 6 (" + sstCnf + ":2): the next SST uses it", "transfer-streams", "6", false},
+		}, nextSSTLine("transfer-streams", "4", "6", sstCnf, 2), "transfer-streams", "6", false},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -155,7 +162,7 @@ func TestLiveOptionFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("seen after %v: %s %v", d, rec.Message, rec.Attrs)
+			t.Logf("seen after %v: %s", d, rec.Line)
 			if got := lookup(nextSST(t, n.dir, cnf), sst.SSTGroups, st.sst); got != st.value {
 				t.Errorf("the next SST has %s = %q, want %q", st.sst, got, st.value)
 			}
@@ -169,7 +176,7 @@ func TestLiveOptionFiles(t *testing.T) {
 		b, err := os.ReadFile(cnf)
 		testutil.Must(t, err)
 		write(cnf, strings.Replace(string(b), "user = root\n", "user = root\nmax_connections = 10\n", 1))
-		rec, _, err := logs.waitFor(from, "[mysqld] max-connections: unset -> 10 ("+cnf+":5): needs a restart of mariadbd", start, time.Second)
+		rec, _, err := logs.waitFor(from, "option files: changed, needs a restart of mariadbd option=max-connections old=unset new=10 option_group=mysqld option_file="+cnf+" option_line=5 applies=restart", start, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

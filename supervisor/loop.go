@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os/exec"
 	"strings"
@@ -94,7 +93,7 @@ func (r *runner) say(force bool) {
 		return
 	}
 	if phase != r.lastPhase {
-		r.s.log.Info("phase: "+line, slog.String("node_state", string(phase)))
+		r.s.log.Info("phase", slog.String("node_state", string(phase)), slog.String("status", line))
 		// A phase reached for the first time before READY is progress too
 		// (SST done, then joined, ...): each earns one window. Only the
 		// first time, so that a flapping health check cannot keep a node
@@ -136,7 +135,7 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	pid := cmd.Process.Pid
 	s.pid.Store(int64(pid))
 	defer s.pid.Store(0)
-	s.log.Info(fmt.Sprintf("started %s (pid %d): %s", s.cfg.Mariadbd, pid, strings.Join(args, " ")), slog.String("command", s.cfg.Mariadbd), slog.Int("pid", pid))
+	s.log.Info("started mariadbd", slog.String("command", s.cfg.Mariadbd), slog.Int("pid", pid), slog.String("args", strings.Join(args, " ")))
 	exited := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -299,7 +298,7 @@ func (l *loop) run(ctx context.Context) error {
 
 		case <-reapTick.C:
 			for _, p := range reapOrphans(l.keep) {
-				s.log.Info(fmt.Sprintf("reaped orphan process %d", p), slog.Int("pid", p))
+				s.log.Info("reaped orphan process", slog.Int("pid", p))
 			}
 			r.killHungAbort(l.pid, l.stopStart)
 			r.abandonStart(l.pid)
@@ -334,7 +333,7 @@ func (l *loop) stop() func() {
 	l.stopStart = l.askedAt()
 	s.notify("STOPPING=1\n" + notify.Status(string(PhaseStopping)))
 	r.lastStatus, r.lastPhase = string(PhaseStopping), PhaseStopping
-	s.log.Info(fmt.Sprintf("stopping mariadbd (pid %d): SIGTERM to its process group, SIGKILL after %v", l.pid, s.cfg.StopTimeout), slog.Int("pid", l.pid), slog.Duration("stop_timeout", s.cfg.StopTimeout))
+	s.log.Info("stopping mariadbd: SIGTERM to its process group, SIGKILL after stop_timeout", slog.Int("pid", l.pid), slog.Duration("stop_timeout", s.cfg.StopTimeout))
 	l.stopChild()
 	t := time.NewTicker(stopExtendEvery)
 	l.stopTick = t.C
@@ -383,7 +382,7 @@ func (r *runner) childMessage(m notify.Message, check func()) {
 				}
 			}
 			if ongoing != r.view.sstMonitor {
-				s.log.Info(fmt.Sprintf("mariadbd: %s", c.Status), slog.String("mariadbd_status", c.Status))
+				s.log.Info("mariadbd status", slog.String("mariadbd_status", c.Status))
 			}
 			r.view.sstMonitor = ongoing
 		} else {
@@ -429,7 +428,7 @@ func (r *runner) healthResult(res healthResult) {
 			r.view.healthErr = "health check: access denied"
 			if !r.deniedOnce {
 				r.deniedOnce = true
-				s.log.Warn(res.err.Error())
+				s.log.Warn("health check failed", slog.Any("error", res.err))
 			}
 		}
 		r.say(false)
@@ -445,7 +444,7 @@ func (r *runner) healthResult(res healthResult) {
 		r.lastStatus, r.lastPhase, r.lastSaidAt = line, r.view.phase(time.Now()), time.Now()
 		r.publish(time.Now())
 		s.notify("READY=1\n" + notify.Status(line))
-		s.log.Info("node is "+line+": READY=1", slog.String("node_state", string(r.lastPhase)))
+		s.log.Info("node is ready: READY=1", slog.String("node_state", string(r.lastPhase)), slog.String("status", line))
 		r.sstCompleted()
 		close(s.ready)
 		return

@@ -131,7 +131,7 @@ func LoadOptionFiles(d Defaults, log *slog.Logger) func(context.Context) (Option
 			return Options{}, err
 		}
 		for _, w := range set.Warnings() {
-			logging.OrDiscard(log).Warn(fmt.Sprintf("option files: %v", w), slog.Any("error", w))
+			logging.OrDiscard(log).Warn("option files", slog.Any("error", w))
 		}
 		toMap := func(bare string, opts []optionfile.Option) map[string]string {
 			m := map[string]string{}

@@ -153,7 +153,7 @@ func killLeftovers(pgid int, keep map[int]bool, grace time.Duration, log *slog.L
 	}
 	if ps := left(); len(ps) > 0 {
 		for _, s := range ps {
-			log.Warn(fmt.Sprintf("process %d (ppid %d, pgid %d) outlived mariadbd; stopping it", s.PID, s.PPID, s.PGID), slog.Int("pid", s.PID))
+			log.Warn("process outlived mariadbd; stopping it", slog.Int("pid", s.PID), slog.Int("ppid", s.PPID), slog.Int("pgid", s.PGID))
 		}
 	}
 	if signalAll(syscall.SIGTERM) > 0 {

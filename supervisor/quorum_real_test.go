@@ -151,7 +151,7 @@ func TestRealQuorum(t *testing.T) {
 	start(0)
 	start(1)
 	for _, i := range []int{0, 1} {
-		waitLog(t, sups[i].log, offs[i], "starting mariadbd (pc-recovery)", 2*time.Minute)
+		waitLog(t, sups[i].log, offs[i], "starting mariadbd decision=pc-recovery", 2*time.Minute)
 	}
 	syscall.Kill(-sups[2].cmd.Process.Pid, syscall.SIGKILL)
 	<-sups[2].exited

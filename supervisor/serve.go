@@ -27,7 +27,7 @@ func (s *Supervisor) Metrics() *endpoint.Metrics { return s.metrics }
 // D-Bus by "galera-supervisor maintenance" for a unit).
 func (s *Supervisor) ReloadMaintenance() {
 	if _, err := s.applyMaintenance(); err != nil {
-		s.log.Warn(err.Error())
+		s.log.Warn("cannot read the maintenance mode", slog.Any("error", err))
 	}
 }
 
@@ -87,14 +87,14 @@ func (s *Supervisor) startEndpoint(ctx context.Context, opts Options, uid, gid i
 	*s.httpCfg = *cfg
 	s.datadir = opts.Datadir()
 	if _, err := s.applyMaintenance(); err != nil {
-		s.log.Warn(err.Error())
+		s.log.Warn("cannot read the maintenance mode", slog.Any("error", err))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
 	n := 0
 	ctl, err := maintenance.Listen(s.cfg.RuntimeDir, s.datadir, uid, gid, s.applyMaintenance)
 	if err != nil {
-		s.log.Warn(err.Error() + `; "galera-supervisor maintenance" reaches this supervisor by SIGUSR2 only`)
+		s.log.Warn(`maintenance socket: "galera-supervisor maintenance" reaches this supervisor by SIGUSR2 only`, slog.Any("error", err))
 	} else {
 		n++
 		go func() { ctl.Serve(ctx); done <- struct{}{} }()
@@ -112,13 +112,13 @@ func (s *Supervisor) startEndpoint(ctx context.Context, opts Options, uid, gid i
 		if cfg.TLS != nil {
 			scheme = "https"
 		}
-		s.log.Info("serving the health endpoint and metrics at "+scheme+"://"+srv.Addr().String(),
+		s.log.Info("serving the health endpoint and metrics", slog.String("scheme", scheme),
 			slog.String("http_address", srv.Addr().String()), slog.Bool("available_when_donor", cfg.AvailableWhenDonor),
 			slog.Bool("available_when_readonly", cfg.AvailableWhenReadonly))
 		n++
 		go func() {
 			if err := srv.Serve(ctx); err != nil {
-				s.log.Error(err.Error())
+				s.log.Error("health endpoint stopped", slog.Any("error", err))
 			}
 			done <- struct{}{}
 		}()

@@ -110,8 +110,8 @@ func (r *runner) diskScanned(res diskResult) {
 		m.unmeasurable = true
 		if !m.errLogged {
 			m.errLogged = true
-			r.s.log.Warn(fmt.Sprintf("SST progress cannot be measured: %v; mariadbd's SST-monitor extensions are relayed instead", res.err),
-				slog.Any("err", res.err))
+			r.s.log.Warn("SST progress cannot be measured; mariadbd's SST-monitor extensions are relayed instead",
+				slog.Any("error", res.err))
 		}
 		return
 	}
@@ -199,14 +199,14 @@ func (r *runner) monitorExtend(c notify.ChildMessage) {
 	if !m.unmeasurable {
 		if !m.droppedLogged {
 			m.droppedLogged = true
-			r.s.log.Info(fmt.Sprintf("mariadbd's SST monitor asks for %s more: not relayed, the start is extended by %s each time SST bytes land", c.MonitorExtend, r.keep.Window),
+			r.s.log.Info("mariadbd's SST monitor asks for monitor_extend more: not relayed, the start is extended by stall_window each time SST bytes land",
 				slog.Duration("monitor_extend", c.MonitorExtend), slog.Duration("stall_window", r.keep.Window))
 		}
 		return
 	}
 	if !m.floorLogged {
 		m.floorLogged = true
-		r.s.log.Warn(fmt.Sprintf("relaying mariadbd's SST-monitor extension of %s as the floor: the SST cannot be measured, so a stalled SST is not detected", c.MonitorExtend),
+		r.s.log.Warn("relaying mariadbd's SST-monitor extension as the floor: the SST cannot be measured, so a stalled SST is not detected",
 			slog.Duration("monitor_extend", c.MonitorExtend))
 	}
 	r.s.notify(notify.ExtendTimeout(c.MonitorExtend))
@@ -310,7 +310,7 @@ func (r *runner) donorEnded() {
 	d := m.donor
 	m.donor = nil
 	r.coord.update(func(st *quorum.State) { st.Donation = nil })
-	r.s.log.Info(fmt.Sprintf("donor: SST by %s to %s ended; its processes read %d bytes", d.method, d.joiner, d.reads.total),
+	r.s.log.Info("donor: SST ended; sst_bytes is what its processes read",
 		slog.String("sst_role", string(sst.Donor)), slog.String("sst_method", d.method), slog.String("sst_peer", d.joiner), slog.Int64("sst_bytes", d.reads.total))
 	r.measuredEnded(string(sst.Donor))
 }

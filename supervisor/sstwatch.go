@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"fmt"
 	"log/slog"
 	"syscall"
 	"time"
@@ -38,7 +37,7 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 	r.sstEvent(e, now)
 	if first || e.Phase != prev {
 		advanced = true
-		s.log.Info(fmt.Sprintf("SST %s %s: %s %s", e.Role, e.Method, e.Phase, e.Peer),
+		s.log.Info("SST phase",
 			slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
 	}
 	if livenessPhase(e.Phase) {
@@ -60,7 +59,8 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 					r.sstFailedAt = e.Time
 				}
 			}
-			s.log.Error("SST joiner failed: "+e.Err, slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
+			s.log.Error("SST joiner failed", slog.String("sst_role", e.Role), slog.String("sst_method", e.Method),
+				slog.String("sst_peer", sst.PeerAddr(e.Peer)), slog.String("sst_error", e.Err))
 		}
 	}
 	if advanced && !r.ready && !r.view.stopping && e.Phase != progress.PhaseFailed && r.keep.Advanced(now) {
@@ -90,7 +90,7 @@ func (r *runner) killHungAbort(pid int, stopStart time.Time) {
 		return
 	}
 	r.abortKilled = true
-	r.s.log.Warn(fmt.Sprintf("mariadbd (pid %d) has not aborted %v after %s: SIGKILL to its process group", pid, g, why), slog.Int("pid", pid))
+	r.s.log.Warn("mariadbd has not aborted: SIGKILL to its process group", slog.Int("pid", pid), slog.Duration("grace", g), slog.String("reason", why))
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -114,12 +114,12 @@ func (r *runner) scanSST(pid int) {
 		return
 	}
 	if ok {
-		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s running", role, method), slog.Any("sst_role", role), slog.String("sst_method", method))
+		r.s.log.Info("SST process running", slog.Any("sst_role", role), slog.String("sst_method", method))
 		if role == "joiner" && !r.ready {
 			r.joinerSST()
 		}
 	} else if r.view.sstRunning {
-		r.s.log.Info(fmt.Sprintf("SST: %s wsrep_sst_%s ended", r.view.sstRole, r.view.sstMethod), slog.Any("sst_role", r.view.sstRole), slog.String("sst_method", r.view.sstMethod))
+		r.s.log.Info("SST process ended", slog.Any("sst_role", r.view.sstRole), slog.String("sst_method", r.view.sstMethod))
 		if r.view.sstRole == "joiner" {
 			r.sstJoinerEnded = true
 			r.keepOwnFiles()
@@ -139,7 +139,7 @@ func (r *runner) lastProgress() {
 		return
 	}
 	if err := r.syncProgress(); err != nil {
-		r.s.log.Warn(err.Error())
+		r.s.log.Warn("SST progress: cannot read the events sent so far", slog.Any("error", err))
 	}
 	for {
 		select {

@@ -107,8 +107,8 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 	switch {
 	case err == nil:
 		r.grastate = g
-		s.log.Info(fmt.Sprintf("%s: uuid %s seqno %d safe_to_bootstrap %v", path, g.UUID, g.Seqno, g.SafeToBootstrap),
-			slog.String("path", path), slog.String("galera_uuid", g.UUID), slog.Int64("galera_seqno", g.Seqno), slog.Bool("safe_to_bootstrap", g.SafeToBootstrap))
+		s.log.Info("read grastate", slog.String("path", path), slog.String("galera_uuid", g.UUID),
+			slog.Int64("galera_seqno", g.Seqno), slog.Bool("safe_to_bootstrap", g.SafeToBootstrap))
 		if s.cfg.NewCluster && !g.SafeToBootstrap {
 			return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %s says safe_to_bootstrap: 0 "+
 				"(another node may have newer data; bootstrap the most advanced node, or set safe_to_bootstrap: 1 if you are sure)", path)
@@ -124,13 +124,13 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 				return nil, exitErr(ExitBootstrapRefused, "refusing to bootstrap a new cluster: %v: safe_to_bootstrap cannot be read "+
 					"(fix or remove the file once you are sure this node has the newest data)", err)
 			}
-			s.log.Warn(fmt.Sprintf("%v: taking the position as unknown", err), slog.Any("error", err))
+			s.log.Warn("grastate unreadable: taking the position as unknown", slog.Any("error", err))
 		}
 		// A datadir without grastate.dat: recover only when InnoDB has data
 		// (a server turned into a node); an empty one joins by SST, and a
 		// recovery run would create files in it.
 		if _, err := os.Stat(filepath.Join(datadir, "ibdata1")); err != nil {
-			s.log.Info(fmt.Sprintf("%s: none and no InnoDB data: nothing to recover", path), slog.String("path", path))
+			s.log.Info("no grastate and no InnoDB data: nothing to recover", slog.String("path", path))
 			return nil, nil
 		}
 	default:
@@ -168,7 +168,7 @@ func (r *runner) recoverPosition(ctx context.Context, datadir, userName string) 
 				}
 				return nil, exitErr(ExitRecovery, "recover position: %w", res.err)
 			}
-			s.log.Info(fmt.Sprintf("recovered position %s", res.pos), slog.String("position", res.pos.String()))
+			s.log.Info("recovered position", slog.String("position", res.pos.String()))
 			return &res.pos, nil
 		}
 	}

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -173,7 +172,7 @@ func (s *Supervisor) Reload() {
 
 func (s *Supervisor) notify(state string) {
 	if err := s.cfg.Systemd.Notify(state); err != nil {
-		s.log.Warn(err.Error())
+		s.log.Warn("sd_notify failed", slog.Any("error", err))
 	}
 }
 
@@ -228,7 +227,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			m, err := nl.Receive()
 			if err != nil {
 				if !errors.Is(err, notify.ErrClosed) {
-					s.log.Warn(err.Error())
+					s.log.Warn("reading mariadbd's notify socket failed", slog.Any("error", err))
 				}
 				return
 			}
@@ -274,7 +273,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			s.log.Warn("the last SST into this node did not complete: it never bootstraps a cluster until it is Synced again",
 				slog.String("sst_incomplete", incomplete))
 			if err := markSSTIncomplete(datadir, incomplete); err != nil {
-				s.log.Warn(err.Error())
+				s.log.Warn("cannot mark the SST incomplete", slog.Any("error", err))
 			}
 		}
 		cleanSSTMarkers(datadir, s.log)
@@ -294,14 +293,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		if incomplete == "" && r.grastate == nil && pos != nil {
 			if err := r.repairGrastate(datadir, *pos); err != nil {
-				s.log.Warn(err.Error())
+				s.log.Warn("cannot repair grastate", slog.Any("error", err))
 			}
 		}
 		switch {
 		case pos != nil && pos.Known():
 			args = append(args, "--wsrep_start_position="+pos.String())
 		case pos != nil:
-			s.log.Info(fmt.Sprintf("recovered position %s tells nothing: no --wsrep_start_position", pos))
+			s.log.Info("recovered position tells nothing: no --wsrep_start_position", slog.String("position", pos.String()))
 		}
 		r.startKnown = pos != nil && pos.Known() || pos == nil && r.grastate != nil && r.grastate.Seqno != SeqnoUnknown
 		if ctx.Err() != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/notify/unit"
 	"github.com/galera-supervisor/galera-supervisor/supervisor"
 	"github.com/galera-supervisor/galera-supervisor/supervisor/maintenance"
@@ -424,12 +425,17 @@ func (s *SSTRecord) String() string {
 type journalEntry struct {
 	Time    time.Time
 	Message string
+	Fields  map[string]string // the sstFields the entry has
 }
+
+// sstFields are the journal fields of the supervisor's SST entries
+// (supervisor/sstwatch.go), which lastSST reads.
+var sstFields = []string{"SST_ROLE", "SST_METHOD", "SST_PHASE", "SST_PEER", "SST_ERROR"}
 
 // lastSSTFromJournal reads the unit's journal with journalctl.
 func lastSSTFromJournal(ctx context.Context, unitName string) (*SSTRecord, error) {
 	cmd := exec.CommandContext(ctx, "journalctl", "--no-pager", "-o", "json", "-n", "20000",
-		"--output-fields=MESSAGE", "-u", unitName)
+		"--output-fields=MESSAGE,"+strings.Join(sstFields, ","), "-u", unitName)
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("journalctl -u %s: %w", unitName, err)
@@ -441,39 +447,52 @@ func lastSSTFromJournal(ctx context.Context, unitName string) (*SSTRecord, error
 	return lastSST(entries), nil
 }
 
-// parseJournalJSON reads journalctl -o json: one object per line, MESSAGE a
-// string or, when not UTF-8, an array of bytes.
+// parseJournalJSON reads journalctl -o json: one object per line, MESSAGE
+// and the fields a string or, when not UTF-8, an array of bytes.
 func parseJournalJSON(r io.Reader) ([]journalEntry, error) {
 	var out []journalEntry
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
-		var e struct {
-			Realtime string          `json:"__REALTIME_TIMESTAMP"`
-			Message  json.RawMessage `json:"MESSAGE"`
-		}
+		var e map[string]json.RawMessage
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			return nil, fmt.Errorf("journal entry: %w", err)
 		}
-		us, _ := strconv.ParseInt(e.Realtime, 10, 64)
-		var msg string
-		if json.Unmarshal(e.Message, &msg) != nil {
-			var raw []byte
-			var ints []int
-			if json.Unmarshal(e.Message, &ints) == nil {
-				for _, i := range ints {
-					raw = append(raw, byte(i))
+		us, _ := strconv.ParseInt(journalValue(e["__REALTIME_TIMESTAMP"]), 10, 64)
+		je := journalEntry{Time: time.UnixMicro(us), Message: journalValue(e["MESSAGE"])}
+		for _, f := range sstFields {
+			if v, ok := e[f]; ok {
+				if je.Fields == nil {
+					je.Fields = map[string]string{}
 				}
+				je.Fields[f] = journalValue(v)
 			}
-			msg = string(raw)
 		}
-		out = append(out, journalEntry{Time: time.UnixMicro(us), Message: msg})
+		out = append(out, je)
 	}
 	return out, sc.Err()
 }
 
+// journalValue is a field of journalctl -o json: a string, or an array of
+// bytes when it is not UTF-8.
+func journalValue(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	var raw []byte
+	var ints []int
+	if json.Unmarshal(v, &ints) == nil {
+		for _, i := range ints {
+			raw = append(raw, byte(i))
+		}
+	}
+	return string(raw)
+}
+
 var (
-	// galera-supervisor: SST joiner native-copy: receiving 127.0.0.1:4444
+	// An older supervisor's: "galera-supervisor: SST joiner native-copy:
+	// receiving 127.0.0.1:4444" and "SST joiner failed: reason".
 	supSSTRe = regexp.MustCompile(`SST (joiner|donor) (\S*): (\w+)\s*(.*)$`)
 	// mariadbd: WSREP: Running: 'wsrep_sst_rsync --role 'joiner' ...
 	srvRunRe = regexp.MustCompile(`WSREP: Running: 'wsrep_sst_(\S+) --role '(joiner|donor)'`)
@@ -508,12 +527,29 @@ func lastSST(entries []journalEntry) *SSTRecord {
 			begin(m[2], m[1], e.Time)
 			continue
 		}
+		f := e.Fields
+		if f == nil {
+			// Text that reached the journal by the stderr stream.
+			f = map[string]string{}
+			for k, v := range logging.ParseAttrs(e.Message) {
+				f[strings.ToUpper(k)] = v
+			}
+		}
+		if strings.Contains(e.Message, "SST joiner failed") && f["SST_ERROR"] != "" {
+			end("failed", f["SST_ERROR"], e.Time)
+			continue
+		}
 		if m := supFailRe.FindStringSubmatch(e.Message); m != nil {
 			end("failed", m[1], e.Time)
 			continue
 		}
-		if m := supSSTRe.FindStringSubmatch(e.Message); m != nil {
-			role, method, phase, peer := m[1], m[2], m[3], strings.TrimSpace(m[4])
+		var role, method, phase, peer string
+		if f["SST_PHASE"] != "" && (f["SST_ROLE"] == "joiner" || f["SST_ROLE"] == "donor") {
+			role, method, phase, peer = f["SST_ROLE"], f["SST_METHOD"], f["SST_PHASE"], f["SST_PEER"]
+		} else if m := supSSTRe.FindStringSubmatch(e.Message); m != nil {
+			role, method, phase, peer = m[1], m[2], m[3], strings.TrimSpace(m[4])
+		}
+		if phase != "" {
 			switch phase {
 			case "done":
 				end("succeeded", "", e.Time)

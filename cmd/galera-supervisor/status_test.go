@@ -18,40 +18,57 @@ func TestLastSST(t *testing.T) {
 		entries []journalEntry
 		want    *SSTRecord
 	}{
-		{"none", []journalEntry{{at(0), "galera-supervisor: phase: synced"}}, nil},
+		{"none", []journalEntry{{Time: at(0), Message: "galera-supervisor: phase: synced"}}, nil},
 		{
 			"supervisor joiner, done",
 			[]journalEntry{
-				{at(0), "2026-11-21 11:00:00 0 [Note] WSREP: Running: 'wsrep_sst_native-copy --role 'joiner' --address '127.0.0.1:4444' --datadir '/var/lib/mysql/'"},
-				{at(1), "galera-supervisor: SST joiner native-copy: waiting "},
-				{at(2), "galera-supervisor: SST joiner native-copy: receiving 127.0.0.1:4567"},
-				{at(64), "galera-supervisor: SST joiner native-copy: done 127.0.0.1:4567"},
-				{at(65), "WSREP: SST received: 1d1b1b1b-0000-11f1-8000-000000000001:42"},
+				{Time: at(0), Message: "2026-11-21 11:00:00 0 [Note] WSREP: Running: 'wsrep_sst_native-copy --role 'joiner' --address '127.0.0.1:4444' --datadir '/var/lib/mysql/'"},
+				{Time: at(1), Message: "galera-supervisor: SST joiner native-copy: waiting "},
+				{Time: at(2), Message: "galera-supervisor: SST joiner native-copy: receiving 127.0.0.1:4567"},
+				{Time: at(64), Message: "galera-supervisor: SST joiner native-copy: done 127.0.0.1:4567"},
+				{Time: at(65), Message: "WSREP: SST received: 1d1b1b1b-0000-11f1-8000-000000000001:42"},
 			},
 			&SSTRecord{Role: "joiner", Method: "native-copy", Peer: "127.0.0.1:4567", Start: at(0), End: at(64), Outcome: "succeeded"},
 		},
 		{
 			"supervisor joiner, failed",
 			[]journalEntry{
-				{at(0), "galera-supervisor: SST joiner native-copy: receiving 10.0.0.2:4444"},
-				{at(30), "galera-supervisor: SST joiner failed: read 10.0.0.2:4444: connection reset"},
+				{Time: at(0), Message: "galera-supervisor: SST joiner native-copy: receiving 10.0.0.2:4444"},
+				{Time: at(30), Message: "galera-supervisor: SST joiner failed: read 10.0.0.2:4444: connection reset"},
 			},
 			&SSTRecord{Role: "joiner", Method: "native-copy", Peer: "10.0.0.2:4444", Start: at(0), End: at(30), Outcome: "failed", Detail: "read 10.0.0.2:4444: connection reset"},
 		},
 		{
+			"supervisor joiner, journal fields",
+			[]journalEntry{
+				{Time: at(0), Message: "SST phase sst_role=joiner", Fields: map[string]string{"SST_ROLE": "joiner", "SST_METHOD": "native-copy", "SST_PHASE": "waiting"}},
+				{Time: at(2), Message: "SST phase", Fields: map[string]string{"SST_ROLE": "joiner", "SST_METHOD": "native-copy", "SST_PHASE": "receiving", "SST_PEER": "127.0.0.1:4567"}},
+				{Time: at(64), Message: "SST phase", Fields: map[string]string{"SST_ROLE": "joiner", "SST_METHOD": "native-copy", "SST_PHASE": "done", "SST_PEER": "127.0.0.1:4567"}},
+			},
+			&SSTRecord{Role: "joiner", Method: "native-copy", Peer: "127.0.0.1:4567", Start: at(0), End: at(64), Outcome: "succeeded"},
+		},
+		{
+			"supervisor joiner failed, as text",
+			[]journalEntry{
+				{Time: at(0), Message: "galera-supervisor: SST phase sst_role=joiner sst_method=native-copy sst_phase=receiving sst_peer=10.0.0.2:4444"},
+				{Time: at(30), Message: `galera-supervisor: ERROR: SST joiner failed sst_role=joiner sst_method=native-copy sst_peer=10.0.0.2:4444 sst_error="read 10.0.0.2:4444: connection \"reset\""`},
+			},
+			&SSTRecord{Role: "joiner", Method: "native-copy", Peer: "10.0.0.2:4444", Start: at(0), End: at(30), Outcome: "failed", Detail: `read 10.0.0.2:4444: connection "reset"`},
+		},
+		{
 			"stock donor, then a later joiner still running",
 			[]journalEntry{
-				{at(0), "WSREP: Running: 'wsrep_sst_rsync --role 'donor' --address '127.0.0.1:4444/rsync_sst'"},
-				{at(9), "WSREP: SST sent: 1d1b1b1b-0000-11f1-8000-000000000001:7"},
-				{at(100), "WSREP: Running: 'wsrep_sst_rsync --role 'joiner' --address '127.0.0.1'"},
+				{Time: at(0), Message: "WSREP: Running: 'wsrep_sst_rsync --role 'donor' --address '127.0.0.1:4444/rsync_sst'"},
+				{Time: at(9), Message: "WSREP: SST sent: 1d1b1b1b-0000-11f1-8000-000000000001:7"},
+				{Time: at(100), Message: "WSREP: Running: 'wsrep_sst_rsync --role 'joiner' --address '127.0.0.1'"},
 			},
 			&SSTRecord{Role: "joiner", Method: "rsync", Start: at(100), Outcome: "running"},
 		},
 		{
 			"stock joiner failure",
 			[]journalEntry{
-				{at(0), "WSREP: Running: 'wsrep_sst_rsync --role 'joiner' --address '127.0.0.1'"},
-				{at(5), "WSREP: SST failed: 32 (Broken pipe)"},
+				{Time: at(0), Message: "WSREP: Running: 'wsrep_sst_rsync --role 'joiner' --address '127.0.0.1'"},
+				{Time: at(5), Message: "WSREP: SST failed: 32 (Broken pipe)"},
 			},
 			&SSTRecord{Role: "joiner", Method: "rsync", Start: at(0), End: at(5), Outcome: "failed", Detail: "SST failed: 32 (Broken pipe)"},
 		},
@@ -68,13 +85,14 @@ func TestLastSST(t *testing.T) {
 
 func TestParseJournalJSON(t *testing.T) {
 	in := `{"__REALTIME_TIMESTAMP":"1800000000000000","MESSAGE":"galera-supervisor: SST donor native-copy: sending 127.0.0.1:4444"}
-{"__REALTIME_TIMESTAMP":"1800000001000000","MESSAGE":[83,83,84,32,255]}
+{"__REALTIME_TIMESTAMP":"1800000001000000","MESSAGE":[83,83,84,32,255],"SST_PEER":[255],"SST_ROLE":"donor"}
 `
 	es, err := parseJournalJSON(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 2 || !es[0].Time.Equal(at(0)) || es[1].Message != "SST \xff" {
+	if len(es) != 2 || !es[0].Time.Equal(at(0)) || es[0].Fields != nil || es[1].Message != "SST \xff" ||
+		es[1].Fields["SST_PEER"] != "\xff" || es[1].Fields["SST_ROLE"] != "donor" {
 		t.Fatalf("parseJournalJSON = %+v", es)
 	}
 	if _, err := parseJournalJSON(strings.NewReader("{not json\n")); err == nil {
@@ -85,6 +103,7 @@ func TestParseJournalJSON(t *testing.T) {
 func FuzzLastSST(f *testing.F) {
 	f.Add(`{"__REALTIME_TIMESTAMP":"1","MESSAGE":"galera-supervisor: SST joiner native-copy: receiving x"}`)
 	f.Add(`{"__REALTIME_TIMESTAMP":"2","MESSAGE":"WSREP: SST failed: 1"}`)
+	f.Add(`{"__REALTIME_TIMESTAMP":"3","MESSAGE":"SST phase sst_role=donor sst_phase=sending sst_peer=\"a b\""}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		es, err := parseJournalJSON(strings.NewReader(s))
 		if err != nil {

@@ -123,7 +123,7 @@ func (s *Server) warnAuth(addr net.Addr, err error) {
 	s.mu.Unlock()
 	if !ok || time.Since(last) > time.Minute {
 		// Text logs show the message alone: it names the peer and why.
-		s.log.Warn("peer "+addr.String()+" refused: "+err.Error(), slog.String("peer", addr.String()), slog.Any("error", err))
+		s.log.Warn("peer refused", slog.String("peer", addr.String()), slog.Any("error", err))
 	}
 }
 

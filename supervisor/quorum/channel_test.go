@@ -173,9 +173,9 @@ func TestQueryTLSOtherCA(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-	// The message alone, as the supervisor's text log shows it.
-	got := strings.Join(log.Messages(), "\n")
-	for _, want := range []string{"peer 127.0.0.1:", "refused", `"intruder" (issuer "other")`, "unknown authority"} {
+	// As the supervisor's text log shows it.
+	got := strings.Join(log.Lines(), "\n")
+	for _, want := range []string{"peer refused peer=127.0.0.1:", `\"intruder\" (issuer \"other\")`, "unknown authority"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("server log lacks %q:\n%s", want, got)
 		}

@@ -80,7 +80,7 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 			var others []Peer
 			for _, p := range peers {
 				if p.State != nil && p.State.Instance == me {
-					c.Log.Info("peer "+p.Addr+" is this node: leaving it out", slog.String("peer", p.Addr))
+					c.Log.Info("peer is this node: leaving it out", slog.String("peer", p.Addr))
 					c.Config.Peers = slices.DeleteFunc(c.Config.Peers, func(a string) bool { return a == p.Addr })
 					continue
 				}
@@ -91,9 +91,9 @@ func (c *Coordinator) Wait(ctx context.Context) (Decision, error) {
 		for _, p := range peers {
 			if p.Err != errs[p.Addr] {
 				if p.Err != "" {
-					c.Log.Info("peer "+p.Addr+" does not answer: "+p.Err, slog.String("peer", p.Addr), slog.String("error", p.Err))
+					c.Log.Info("peer does not answer", slog.String("peer", p.Addr), slog.String("error", p.Err))
 				} else if p.State != nil {
-					c.Log.Info("peer "+p.Addr+" answers: "+p.State.ID+" "+string(p.State.Phase), slog.String("peer", p.Addr),
+					c.Log.Info("peer answers", slog.String("peer", p.Addr),
 						slog.String("peer_id", p.State.ID), slog.String("peer_phase", string(p.State.Phase)))
 				}
 				errs[p.Addr] = p.Err
@@ -160,15 +160,13 @@ func (c *Coordinator) log(self State, d Decision) {
 	if d.Chosen != "" {
 		attrs = append(attrs, slog.String("chosen", d.Chosen), slog.String("rule", d.Rule))
 	}
-	// Text logs show the message alone: it carries the peers too.
-	tail := " [" + d.Peers + "]"
 	switch d.Action {
 	case ActionBootstrap:
-		c.Log.Warn("bootstrapping a new Primary Component from this node: "+d.Reason+tail, append(attrs, slog.String("message_id", MessageBootstrap))...)
+		c.Log.Warn("bootstrapping a new Primary Component from this node", append(attrs, slog.String("message_id", MessageBootstrap))...)
 	case ActionWait:
-		c.Log.Info("not starting yet: "+d.Reason+tail, append(attrs, slog.String("message_id", MessageWait))...)
+		c.Log.Info("not starting yet", append(attrs, slog.String("message_id", MessageWait))...)
 	default:
-		c.Log.Info("starting mariadbd ("+string(d.Action)+"): "+d.Reason+tail, attrs...)
+		c.Log.Info("starting mariadbd", attrs...)
 	}
 	if c.Record != nil {
 		c.Record(Record{Time: time.Now().UTC(), Decision: d, UUID: self.UUID, Seqno: self.Seqno, Weights: maps.Clone(c.Weights)})

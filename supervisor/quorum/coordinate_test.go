@@ -54,7 +54,7 @@ func TestCoordinatorWait(t *testing.T) {
 		t.Errorf("%d wait lines over %d polls, want 1 (the countdown is not news):\n%s", n, polls, out)
 	}
 	for _, want := range []string{"decision=wait", "message_id=" + MessageWait, "decision=bootstrap", "message_id=" + MessageBootstrap,
-		"galera_seqno=9", `peer c does not answer`} {
+		"galera_seqno=9", `msg="peer does not answer" peer=c`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
