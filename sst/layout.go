@@ -233,7 +233,7 @@ func (l Layout) ScanExt(warn *slog.Logger) ([]ExtFile, error) {
 	err := l.WalkData(func(rel, p string, de fs.DirEntry) error {
 		e, fi, err := ExtOf(rel, p, de)
 		if err != nil {
-			warn.Warn(err.Error(), slog.String("path", p), slog.Any("error", err))
+			warn.Warn("skipping a file a table points to", slog.String("path", p), slog.Any("error", err))
 		}
 		if fi != nil && !seen[e.Name] {
 			seen[e.Name] = true

@@ -112,14 +112,14 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 	dir := a.Dir
 	if inside(datadir, dir) {
 		// A donor would send it, and a joiner's swap would replace it.
-		log.Warn(fmt.Sprintf("[sst] sst-log-archive-dir %s is inside the datadir %s: archiving into %s instead", dir, datadir, DefaultLogArchiveDir),
+		log.Warn("[sst] sst-log-archive-dir is inside the datadir: archiving into "+DefaultLogArchiveDir+" instead",
 			slog.String("sst_option", "sst-log-archive-dir"), slog.String("path", dir), slog.String("datadir", datadir))
 		dir = DefaultLogArchiveDir
 	}
 	// As stock does, the directory exists after the first SST, with or
 	// without anything to archive yet.
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		log.Warn(fmt.Sprintf("sst-log-archive-dir %s: %v", dir, err), slog.String("path", dir))
+		log.Warn("cannot create sst-log-archive-dir", slog.String("path", dir), slog.Any("error", err))
 	}
 	stamp := now.Format(archiveStamp)
 	for _, name := range names {
@@ -135,18 +135,19 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 		if err != nil {
 			local := src + "." + stamp
 			if rerr := os.Rename(src, local); rerr != nil {
-				log.Warn(fmt.Sprintf("archive %s: %v; %v", src, err, rerr), slog.String("path", src), slog.Any("error", err))
+				log.Warn("cannot archive the previous log", slog.String("path", src), slog.Any("error", errors.Join(err, rerr)))
 				continue
 			}
-			log.Warn(fmt.Sprintf("archive %s into %s: %v; kept it as %s", src, dir, err, local), slog.String("path", local), slog.Any("error", err))
+			log.Warn("cannot archive the previous log into sst-log-archive-dir; kept it beside itself", slog.String("path", src),
+				slog.String("archive_dir", dir), slog.String("kept_as", local), slog.Any("error", err))
 			continue
 		}
-		log.Info(fmt.Sprintf("archived the previous %s as %s", name, dst), slog.String("path", dst))
+		log.Info("archived the previous log", slog.String("log", name), slog.String("path", dst))
 		if stock, ok := StockLogName(name); ok {
 			// Where tools look for the stock script's logs, a link.
 			sdst := filepath.Join(dir, stock+"."+stamp+".gz")
 			if err := os.Link(dst, sdst); err != nil {
-				log.Warn(fmt.Sprintf("archive %s under the stock name %s: %v", dst, sdst, err), slog.String("path", sdst))
+				log.Warn("cannot archive the log under the stock name", slog.String("path", sdst), slog.Any("error", err))
 			}
 		}
 	}
@@ -158,17 +159,17 @@ func (a Archive) Run(datadir string, names []string, now time.Time, log *slog.Lo
 	}
 	removed, err := Prune(dir, pruned, a.Keep, a.MaxAge, now)
 	if err != nil {
-		log.Warn(fmt.Sprintf("prune %s: %v", dir, err), slog.String("path", dir), slog.Any("error", err))
+		log.Warn("cannot prune the log archive", slog.String("path", dir), slog.Any("error", err))
 	}
 	// Copies kept beside themselves obey the same retention.
 	local, err := Prune(datadir, names, a.Keep, a.MaxAge, now)
 	if err != nil {
-		log.Warn(fmt.Sprintf("prune %s: %v", datadir, err), slog.String("path", datadir), slog.Any("error", err))
+		log.Warn("cannot prune the log archive", slog.String("path", datadir), slog.Any("error", err))
 	}
 	removed = append(removed, local...)
 	if len(removed) > 0 {
-		log.Info(fmt.Sprintf("pruned %d archived logs from %s (keep %d of each, max age %v)", len(removed), dir, a.Keep, a.MaxAge),
-			slog.Int("pruned", len(removed)), slog.String("path", dir))
+		log.Info("pruned archived logs", slog.Int("pruned", len(removed)), slog.String("path", dir),
+			slog.Int("keep", a.Keep), slog.Duration("max_age", a.MaxAge))
 	}
 }
 
@@ -326,7 +327,7 @@ func cmpOr(v, def string) string {
 func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 	prefix, on, err := s.syslogPrefix(cfg.Getenv)
 	if err != nil {
-		s.Log.Warn(fmt.Sprintf("%v; not logging to syslog", err), slog.Any("error", err))
+		s.Log.Warn("bad syslog option; not logging to syslog", slog.Any("error", err))
 	}
 	tag := ""
 	if on {
@@ -338,17 +339,17 @@ func (s *Session) openLogs(cfg Config, base slog.Handler) io.Closer {
 	if tag != "" {
 		h, err := logging.NewSyslog(s.Option("sst-syslog-socket", ""), tag, nil)
 		if err != nil {
-			s.Log.Warn(fmt.Sprintf("%v; logging to stderr", err), slog.Any("error", err))
+			s.Log.Warn("cannot log to syslog; logging to stderr", slog.Any("error", err))
 			return nopCloser{}
 		}
-		s.Log.Info("logging to syslog as " + tag)
+		s.Log.Info("logging to syslog", slog.String("syslog_tag", tag))
 		s.Log = with(h)
 		s.syslog = &prefix
 		return h
 	}
 	f, err := openLog(s.Datadir, LogName(s.Method, s.Args.Role))
 	if err != nil {
-		s.Log.Warn(fmt.Sprintf("%v; logging to stderr only", err), slog.Any("error", err))
+		s.Log.Warn("cannot open the SST log; logging to stderr only", slog.Any("error", err))
 		return nopCloser{}
 	}
 	s.Log = with(logging.Tee(base, logging.NewText(f, logging.TextOptions{Style: logging.SST, Now: cfg.Now})))

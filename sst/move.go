@@ -36,7 +36,7 @@ func (s *Staging) move(src, dst string) (moved bool, err error) {
 		return err == nil, err
 	}
 	name := filepath.Base(src)
-	s.log.Info("rename "+src+": cross-device; copying it to "+dst+" instead", slog.String("path", src), slog.String("dest", dst))
+	s.log.Info("rename across devices: copying instead", slog.String("path", src), slog.String("dest", dst))
 	tmp := filepath.Join(filepath.Dir(dst), CopyPrefix+filepath.Base(dst))
 	copied := func() error {
 		if err := s.fail("copy:" + name); err != nil {
@@ -109,7 +109,7 @@ func (s *Staging) finishMove() error {
 		}
 		src, dst := paths[0], paths[1]
 		if _, err := os.Lstat(dst); err == nil {
-			s.log.Warn("finishing an interrupted move: removing "+src+", copied to "+dst, slog.String("path", src), slog.String("dest", dst))
+			s.log.Warn("finishing an interrupted move: removing the source, already copied", slog.String("path", src), slog.String("dest", dst))
 			if err := s.removeSource(src); err != nil {
 				return err
 			}
@@ -125,7 +125,7 @@ func (s *Staging) finishMove() error {
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), CopyPrefix) {
 				p := filepath.Join(dir, e.Name())
-				s.log.Info("removing "+p+", a copy an interrupted move left", slog.String("path", p))
+				s.log.Info("removing a copy an interrupted move left", slog.String("path", p))
 				if err := os.RemoveAll(p); err != nil {
 					return Errorf(EACCES, "sst: remove %s: %w", p, err)
 				}

@@ -246,7 +246,7 @@ func (p *Placement) checkSpace(in Incoming) error {
 		if dir == p.Data.Root {
 			x.need += SpaceReserve
 		}
-		p.s.Log.Info(fmt.Sprintf("preflight: %s needs %s in %s", p.peer, MB(n), dir), "dir", dir, "bytes", n)
+		p.s.Log.Info("preflight: space the SST needs", "sst_peer", p.peer, "dir", dir, "bytes", n)
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	for _, dev := range order {
@@ -394,7 +394,7 @@ func (p *Placement) Finish(files []ManifestEntry) ([]*Staging, error) {
 			return nil, err
 		}
 		if len(removed) > 0 {
-			p.s.Log.Info(fmt.Sprintf("dropped %d staged files the donor no longer has from %s", len(removed), x.Root), "dir", x.Root, "files", len(removed))
+			p.s.Log.Info("dropped staged files the donor no longer has", "dir", x.Root, "files", len(removed))
 		}
 		if err := x.RecordTree(); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,7 @@ func (s *Session) LocalPreflight() (Preflight, error) {
 	if s.Args != nil && s.Args.Role == Donor {
 		ibdata := filepath.Join(s.Dirs().InnoDBData, systemTablespace(s.OptionIn(ServerGroups, "innodb-data-file-path", "")))
 		if n, err := PageSizeOf(ibdata); err != nil {
-			s.Log.Warn("preflight: the page size from innodb_page_size: "+err.Error(), "path", ibdata, "error", err)
+			s.Log.Warn("preflight: the page size from innodb_page_size", "path", ibdata, "error", err)
 		} else {
 			p.PageSize, p.PageSizeFrom = n, ibdata
 		}
@@ -183,12 +184,17 @@ func (s *Session) CheckPreflight(d Preflight, peer string) error {
 	if err != nil {
 		return err
 	}
-	// The SST's text log shows the message only: the values go in it.
-	s.Log.Info(fmt.Sprintf("preflight with %s: server donor %s, joiner %s; innodb_page_size donor %d (%s), joiner %d; innodb_checksum_algorithm donor %s, joiner %s; lower_case_table_names donor %s, joiner %s; key plugin donor %q, joiner %q; key IDs donor %d, joiner %d",
-		peer, orUnknown(d.Version), orUnknown(mine.Version), d.PageSize, orUnknown(d.PageSizeFrom), mine.PageSize, d.Checksum, mine.Checksum, d.LowerCase, mine.LowerCase, d.KeyPlugin, mine.KeyPlugin, len(d.Keys), len(mine.Keys)))
+	s.Log.Info("preflight", slog.String("sst_peer", peer),
+		slog.String("donor_version", orUnknown(d.Version)), slog.String("joiner_version", orUnknown(mine.Version)),
+		slog.Int64("donor_innodb_page_size", d.PageSize), slog.String("donor_innodb_page_size_from", orUnknown(d.PageSizeFrom)),
+		slog.Int64("joiner_innodb_page_size", mine.PageSize),
+		slog.String("donor_innodb_checksum_algorithm", d.Checksum), slog.String("joiner_innodb_checksum_algorithm", mine.Checksum),
+		slog.String("donor_lower_case_table_names", d.LowerCase), slog.String("joiner_lower_case_table_names", mine.LowerCase),
+		slog.String("donor_key_plugin", d.KeyPlugin), slog.String("joiner_key_plugin", mine.KeyPlugin),
+		slog.Int("donor_key_ids", len(d.Keys)), slog.Int("joiner_key_ids", len(mine.Keys)))
 	notes, err := d.Check(mine)
 	for _, n := range notes {
-		s.Log.Info("preflight: "+n, "peer", peer)
+		s.Log.Info("preflight finding", slog.String("sst_peer", peer), slog.String("finding", n))
 	}
 	return err
 }

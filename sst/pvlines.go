@@ -51,7 +51,7 @@ func (s *Session) openProgress(stderr io.Writer, now func() time.Time) (*pvLines
 		if errors.Is(err, syscall.ENXIO) {
 			err = errors.New("a FIFO no one reads")
 		}
-		s.Log.Warn(fmt.Sprintf("[sst] progress=%s: %v; no progress lines", v, err), slog.String("path", v))
+		s.Log.Warn("[sst] progress: cannot open the file; no progress lines", slog.String("path", v), slog.Any("error", err))
 		return nil, nopCloser{}
 	}
 	p.w = f

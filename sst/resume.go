@@ -140,7 +140,7 @@ func DiscardResume(root, why string, log *slog.Logger) error {
 		return nil // an SST works in it (or root is gone): not ours to remove
 	}
 	defer lock.Close()
-	log.Info("removing "+dir+" kept to resume an SST: "+why, slog.String("path", dir))
+	log.Info("removing the staging kept to resume an SST", slog.String("path", dir), slog.String("reason", why))
 	os.Remove(filepath.Join(root, ResumeName))
 	if err := os.RemoveAll(dir); err != nil {
 		return Errorf(EACCES, "sst: remove %s: %w", dir, err)

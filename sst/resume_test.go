@@ -69,7 +69,7 @@ func TestResumeStaging(t *testing.T) {
 			if st.Resumed != tc.resumed || staged(root) != tc.resumed {
 				t.Errorf("Resumed %v, file staged %v; want %v", st.Resumed, staged(root), tc.resumed)
 			}
-			said := strings.Join(rec.Messages(), "\n")
+			said := strings.Join(rec.Lines(), "\n")
 			if tc.why != "" && !strings.Contains(said, tc.why) {
 				t.Errorf("log %q does not say %q", said, tc.why)
 			}

@@ -83,7 +83,7 @@ func TestRunErrors(t *testing.T) {
 	dd := t.TempDir()
 	fake.donor = func(ctx context.Context, s *Session) error { return Errorf(ENOSPC, "disk full at %s", "x") }
 	_, errOut, err := runFake(t, context.Background(), "--address", "h:1/x", "--datadir", dd)
-	if ExitCode(err) != int(ENOSPC) || !strings.Contains(errOut, "WSREP_SST: [ERROR] disk full at x (exit 28)") {
+	if ExitCode(err) != int(ENOSPC) || !strings.Contains(errOut, "WSREP_SST: [ERROR] SST failed ") || !strings.Contains(errOut, `sst_exit=28 sst_error="disk full at x"`) {
 		t.Errorf("method error: exit %d, stderr:\n%s", ExitCode(err), errOut)
 	}
 	_, _, err = runFake(t, context.Background(), "--address", "h:1/x")

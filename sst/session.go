@@ -286,12 +286,12 @@ func (s *Session) loadOptions(args *Args, snapshot string) (Options, error) {
 		o, ok, err := LoadSnapshot(snapshot, args)
 		switch {
 		case err != nil:
-			s.Log.Warn(err.Error()+"; reading the option files instead", slog.String("option_snapshot", snapshot))
+			s.Log.Warn("option snapshot unreadable; reading the option files instead", slog.String("option_snapshot", snapshot), slog.Any("error", err))
 		case !ok:
-			s.Log.Warn("option snapshot "+snapshot+" ($"+schema.EnvOptions+") was read from other option files than this SST's; reading them instead",
+			s.Log.Warn("option snapshot ($"+schema.EnvOptions+") was read from other option files than this SST's; reading them instead",
 				slog.String("option_snapshot", snapshot))
 		default:
-			s.Log.Info("options: the supervisor's last good option files, from "+snapshot, slog.String("option_snapshot", snapshot))
+			s.Log.Info("options: the supervisor's last good option files", slog.String("option_snapshot", snapshot))
 			return o, nil
 		}
 	}
@@ -360,7 +360,7 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 			}
 			err = WithErrno(EPIPE, err)
 			peer, bytes := s.result()
-			s.Log.Error(fmt.Sprintf("%v (exit %d)", err, ExitCode(err)),
+			s.Log.Error("SST failed",
 				slog.String("message_id", logging.MessageSSTFailed), slog.String("sst_result", "failed"),
 				slog.Int("sst_exit", ExitCode(err)), slog.String("sst_error", err.Error()),
 				slog.String("sst_peer", peer), slog.Int64("sst_bytes", bytes),
@@ -410,7 +410,7 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	// Only the SST holding wsrep_sst.pid may touch the logs.
 	archive, err := ArchiveFrom(func(name string) string { return s.Option(name, "") })
 	if err != nil {
-		s.Log.Warn(err.Error() + "; archiving as by default")
+		s.Log.Warn("[sst] log archive: archiving as by default", slog.Any("error", err))
 	}
 	names := []string{LogName(method, Joiner), LogName(method, Donor)}
 	if ln, ok := m.(LogNamer); ok {
@@ -419,13 +419,14 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	archive.Run(dd, names, cfg.Now(), s.Log)
 	logs = s.openLogs(cfg, cfg.Log.Handler())
 	for _, w := range unused {
-		s.Log.Warn(w.Error()+"; ignored", slog.String("sst_option", w.Option), slog.String("sst_option_value", w.Value))
+		s.Log.Warn("[sst] option ignored", slog.String("option_group", string(w.Group)), slog.String("sst_option", w.Option),
+			slog.String("sst_option_value", w.Value), slog.String("reason", w.Msg))
 	}
 	pv, pvc := s.openProgress(cfg.Stderr, cfg.Now)
 	defer pvc.Close()
 	s.pv = pv
-	s.Log.Info(fmt.Sprintf("%s %s started (pid %d, datadir %s, address %s)", method, args.Role, os.Getpid(), dd, args.Address),
-		slog.String("message_id", logging.MessageSSTStarted), slog.String("sst_result", "started"),
+	s.Log.Info("SST started",
+		slog.String("message_id", logging.MessageSSTStarted), slog.String("sst_result", "started"), slog.Int("pid", os.Getpid()),
 		slog.String("sst_address", args.Address), slog.String("sst_datadir", dd))
 
 	if args.Role == Joiner && args.Parent > 0 {
@@ -454,12 +455,13 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	s.Report(progress.Event{Phase: progress.PhaseDone})
 	el := cfg.Now().Sub(start)
 	peer, bytes := s.result()
-	s.Log.Info(fmt.Sprintf("%s %s finished in %.1fs", method, args.Role, el.Seconds()),
+	s.Log.Info("SST finished",
 		slog.String("message_id", logging.MessageSSTFinished), slog.String("sst_result", "finished"),
 		slog.String("sst_peer", peer), slog.Int64("sst_bytes", bytes), slog.String("sst_seconds", seconds(el)))
 	if on, _, _ := s.Values().Bool("time"); on {
-		// The stock script's closing line with time=1.
-		s.Log.Info(fmt.Sprintf("Total time on %s: %d seconds", args.Role, int(el.Seconds())), slog.String("sst_seconds", seconds(el)))
+		// The stock script's closing line with time=1, in its shape: tools
+		// that time stock SSTs read it.
+		s.Log.Info(fmt.Sprintf("Total time on %s: %d seconds", args.Role, int(el.Seconds())))
 	}
 	return nil
 }
@@ -528,7 +530,7 @@ func AcquirePIDFile(ctx context.Context, path string, wait time.Duration, log *s
 				continue
 			}
 		} else if !logged {
-			log.Info(fmt.Sprintf("previous SST (pid %d) is still running, waiting up to %s", other, wait), slog.Int("pid", other), slog.Duration("wait", wait))
+			log.Info("previous SST is still running, waiting up to wait", slog.Int("pid", other), slog.Duration("wait", wait))
 			logged = true
 		}
 		if time.Now().After(deadline) {

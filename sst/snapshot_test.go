@@ -52,10 +52,10 @@ func TestRunOptionSnapshot(t *testing.T) {
 	for _, c := range []struct {
 		name, env, want, log string
 	}{
-		{"snapshot", snap, "3 " + cnf + ":2", "options: the supervisor's last good option files, from " + snap},
+		{"snapshot", snap, "3 " + cnf + ":2", "options: the supervisor's last good option files sst_method=fake-test sst_role=donor option_snapshot=" + snap},
 		{"no snapshot", "", "5 " + cnf + ":2", ""},
 		{"other files", other, "5 " + cnf + ":2", "was read from other option files than this SST's; reading them instead"},
-		{"unreadable", filepath.Join(dir, "gone.json"), "5 " + cnf + ":2", "read option snapshot $GALERA_SUPERVISOR_OPTIONS: open " + dir + "/gone.json: no such file or directory; reading the option files instead"},
+		{"unreadable", filepath.Join(dir, "gone.json"), "5 " + cnf + ":2", `option snapshot unreadable; reading the option files instead sst_method=fake-test sst_role=donor option_snapshot=` + dir + `/gone.json error="read option snapshot $GALERA_SUPERVISOR_OPTIONS: open ` + dir + `/gone.json: no such file or directory"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var got string

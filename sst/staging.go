@@ -172,7 +172,7 @@ func newStaging(root string, keep KeepRule, log *slog.Logger, cluster string) (*
 		s.Resumed = true
 	} else {
 		if why != "" {
-			log.Info("removing "+s.Dir+" left by an earlier SST: "+why, slog.String("path", s.Dir), slog.String("reason", why))
+			log.Info("removing the staging directory an earlier SST left", slog.String("path", s.Dir), slog.String("reason", why))
 		}
 		os.Remove(filepath.Join(root, ResumeName))
 		if err := os.RemoveAll(s.Dir); err != nil {
@@ -240,7 +240,7 @@ func Cleanup(root string, log *slog.Logger) error {
 		return nil
 	}
 	if e := (*Error)(nil); errors.As(err, &e) && e.Errno == EBUSY {
-		log.Info(root+": an SST is working in it; its leftovers are its own", slog.String("path", root))
+		log.Info("an SST is working in the datadir; its leftovers are its own", slog.String("path", root))
 		return nil
 	}
 	if err != nil {
@@ -260,10 +260,10 @@ func Cleanup(root string, log *slog.Logger) error {
 	}
 	m, err := readResume(root)
 	if err == nil {
-		log.Info(fmt.Sprintf("keeping %s left by an interrupted SST: the next SST from a donor of cluster %s resumes from it", dir, m.Cluster), slog.String("path", dir), slog.String("cluster", m.Cluster))
+		log.Info("keeping the staging directory an interrupted SST left: the next SST from a donor of that cluster resumes from it", slog.String("path", dir), slog.String("cluster", m.Cluster))
 		return nil
 	}
-	log.Info("removing "+dir+" left by an interrupted SST: "+err.Error(), slog.String("path", dir))
+	log.Info("removing the staging directory an interrupted SST left", slog.String("path", dir), slog.Any("reason", err))
 	os.Remove(filepath.Join(root, ResumeName))
 	if err := os.RemoveAll(dir); err != nil {
 		return Errorf(EACCES, "sst: remove stale staging %s: %w", dir, err)
@@ -297,7 +297,7 @@ func (s *Staging) recover() error {
 	}
 	trash := filepath.Join(s.Root, TrashDirName)
 	if _, err := os.Lstat(trash); err == nil {
-		s.log.Info("removing "+trash+" left by a committed swap", slog.String("path", trash))
+		s.log.Info("removing what a committed swap left", slog.String("path", trash))
 		if err := os.RemoveAll(trash); err != nil {
 			return Errorf(EACCES, "sst: remove %s: %w", trash, err)
 		}
@@ -312,7 +312,7 @@ func (s *Staging) recover() error {
 	if oerr != nil && jerr != nil {
 		return nil
 	}
-	s.log.Warn("rolling back an interrupted swap in "+s.Root, slog.String("path", s.Root))
+	s.log.Warn("rolling back an interrupted swap", slog.String("path", s.Root))
 	if names, err := readJournal(journal); err == nil {
 		for _, n := range names {
 			p := filepath.Join(s.Root, n)
@@ -576,7 +576,7 @@ func Swap(stagings ...*Staging) error {
 		}
 		os.Remove(sw.journal)
 		if err := syncDir(sw.s.Root); err != nil {
-			sw.s.log.Warn(fmt.Sprintf("fsync %s: %v", sw.s.Root, err), slog.String("path", sw.s.Root), slog.Any("error", err))
+			sw.s.log.Warn("fsync after the swap failed", slog.String("path", sw.s.Root), slog.Any("error", err))
 		}
 	}
 	if roots != "" {
@@ -584,7 +584,7 @@ func Swap(stagings ...*Staging) error {
 	}
 	for _, sw := range done {
 		if err := os.RemoveAll(filepath.Join(sw.s.Root, TrashDirName)); err != nil {
-			sw.s.log.Warn(fmt.Sprintf("remove previous datadir contents: %v", err), slog.Any("error", err))
+			sw.s.log.Warn("cannot remove the previous datadir contents", slog.String("path", filepath.Join(sw.s.Root, TrashDirName)), slog.Any("error", err))
 		}
 		os.RemoveAll(sw.s.Dir)
 		os.Remove(filepath.Join(sw.s.Root, ResumeName))

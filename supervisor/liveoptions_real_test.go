@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,6 +26,12 @@ func waitLog(t *testing.T, path string, offset int, want string, d time.Duration
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// escaped is s as it reads inside a quoted value of a text log line.
+func escaped(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func fileSize(path string) int {
@@ -66,7 +73,7 @@ func TestRealLiveSSTOptions(t *testing.T) {
 	if err := n1.SetSST(map[string]string{"transfer-streams": "3"}); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, sup.log, off, "[sst] transfer-streams: unset -> 3 ("+n1.ConfigFile+":", 5*time.Second)
+	waitLog(t, sup.log, off, "option=transfer-streams old=unset new=3 option_group=sst option_file="+n1.ConfigFile+" option_line=", 5*time.Second)
 
 	sst := func(want string) {
 		t.Helper()
@@ -79,27 +86,28 @@ func TestRealLiveSSTOptions(t *testing.T) {
 		}
 		b, _ := os.ReadFile(n1.ErrorLog)
 		donor := b[off:]
-		for _, w := range []string{"options: the supervisor's last good option files, from " + filepath.Join(n1.Dir, "run") + "/options-", want} {
+		for _, w := range []string{"option_snapshot=" + filepath.Join(n1.Dir, "run") + "/options-", want} {
 			if !bytes.Contains(donor, []byte(w)) {
 				t.Errorf("donor's log has no %q:\n%s", w, donor)
 			}
 		}
 	}
-	sst("over 3 streams")
+	sst("streams=3")
 
 	// A refused edit: the next SST keeps the last good value.
 	off = fileSize(sup.log)
 	if err := n1.SetSST(map[string]string{"transfer-streams": "0"}); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, sup.log, off, "error: [sst] transfer-streams=0: want 1 to 64; keeping the last good configuration", 5*time.Second)
+	waitLog(t, sup.log, off, "keeping the last good configuration refused=", 5*time.Second)
+	waitLog(t, sup.log, off, "error: [sst] transfer-streams=0: want 1 to 64", 5*time.Second)
 	if err := n2.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := n2.Wipe(); err != nil {
 		t.Fatal(err)
 	}
-	sst("over 3 streams")
+	sst("streams=3")
 
 	if p := mariadbdPID(sup.cmd.Process.Pid); p != mpid {
 		t.Errorf("the donor's mariadbd restarted: pid %d, then %d", mpid, p)

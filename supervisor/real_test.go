@@ -902,27 +902,25 @@ func TestRealPowerLossMidSST(t *testing.T) {
 	}
 	t.Logf("node2 READY %s after its restart", time.Since(t1).Round(100*time.Millisecond))
 	b, _ := os.ReadFile(sup2.log)
-	if !strings.Contains(string(b), "keeping "+staging+" left by an interrupted SST: the next SST from a donor of cluster ") {
+	if !strings.Contains(string(b), "keeping the staging directory an interrupted SST left: the next SST from a donor of that cluster resumes from it path="+staging+" cluster=") {
 		t.Errorf("the second start did not say it kept the staging:\n%s", b)
 	}
 	if err := galeratest.CompareChecksums(mustChecksums(t, ctx, n1), mustChecksums(t, ctx, n2)); err != nil {
 		t.Error(err)
 	}
 	jl, dl := logFrom(n2.ErrorLog, o2), logFrom(n1.ErrorLog, o1)
-	if !regexp.MustCompile(`resume: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in staging`).MatchString(jl) {
+	if !regexp.MustCompile(`resume: bytes already in staging .*resume_staged_bytes=[0-9]+ sst_bytes=[0-9]+`).MatchString(jl) {
 		t.Errorf("the joiner does not say how much it resumed from:\n%s", jl)
 	}
-	m := regexp.MustCompile(`delta: ([0-9.]+) ([KMG])iB of ([0-9.]+) ([KMG])iB differ`).FindStringSubmatch(dl)
+	m := regexp.MustCompile(`delta: bytes that differ .*delta_differ_bytes=([0-9]+) delta_total_bytes=([0-9]+)`).FindStringSubmatch(dl)
 	if m == nil {
 		t.Fatalf("the donor does not say how much it sent:\n%s", dl)
 	}
 	// What a full SST would send now: the datadir less the dead part of
 	// the redo log.
-	sent, all := inMiB(m[1], m[2]), inMiB(m[3], m[4])
-	if h := regexp.MustCompile(`ib_logfile0: sending its live part only, LSN [0-9]+ to [0-9]+ \(([0-9.]+) MB of ([0-9.]+) MB\)`).FindStringSubmatch(dl); h != nil {
-		live, _ := strconv.ParseFloat(h[1], 64)
-		size, _ := strconv.ParseFloat(h[2], 64)
-		all -= (size - live) * 1e6 / (1 << 20)
+	sent, all := inMiB(m[1]), inMiB(m[2])
+	if h := regexp.MustCompile(`redo log: sending its live part only .*ib_logfile0 lsn_from=[0-9]+ lsn_to=[0-9]+ bytes=([0-9]+) file_bytes=([0-9]+)`).FindStringSubmatch(dl); h != nil {
+		all -= inMiB(h[2]) - inMiB(h[1])
 	}
 	t.Logf("resumed SST sent %.1f MiB of a full SST's %.1f MiB (%.0f%%)", sent, all, 100*sent/all)
 	if sent > 0.6*all {
@@ -964,14 +962,8 @@ func logFrom(path string, off int64) string {
 	return string(b[off:])
 }
 
-// inMiB reads "3.1" "G" as MiB.
-func inMiB(num, unit string) float64 {
-	v, _ := strconv.ParseFloat(num, 64)
-	switch unit {
-	case "G":
-		return v * 1024
-	case "K":
-		return v / 1024
-	}
-	return v
+// inMiB reads a count of bytes as MiB.
+func inMiB(bytes string) float64 {
+	v, _ := strconv.ParseFloat(bytes, 64)
+	return v / (1 << 20)
 }

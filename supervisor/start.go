@@ -195,7 +195,7 @@ func discardResume(opts Options, log *slog.Logger) {
 	dirs := sst.DirsFrom(opts.Datadir(), func(o string) string { v, _ := opts.Get(o); return v })
 	for _, root := range dirs.Roots() {
 		if err := sst.DiscardResume(root, "the node is Synced", log); err != nil {
-			log.Warn(err.Error(), slog.String("path", root))
+			log.Warn("cannot discard the staging kept for a resume", slog.String("path", root), slog.Any("error", err))
 		}
 	}
 }

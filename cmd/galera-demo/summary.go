@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/galera-supervisor/galera-supervisor/notify/logging"
 	"github.com/galera-supervisor/galera-supervisor/sst/donorlock"
 )
 
@@ -30,15 +30,10 @@ type summary struct {
 	LockErr error
 }
 
-// The joiner's lines in its error log (sst/nativebackup, sst/session).
-var (
-	reReceived = regexp.MustCompile(`received (\d+) files, (\d+) bytes from (.+?) in (\S+?)(?:\s|$)`)
-	rePrepared = regexp.MustCompile(`prepared the snapshot in (\S+?)(?:\s|$)`)
-	reFinished = regexp.MustCompile(`(\S+) joiner finished in ([0-9.]+)s`)
-)
-
 // parseJoinerLog fills s's SST, Bytes, Receive and Prepare from what the
-// joiner's error log gained during the join; it reports whether it found
+// joiner's error log gained during the join: the SST's lines "received the
+// snapshot", "prepared the snapshot" (sst/nativebackup) and "SST finished"
+// (sst/session.go), read by their attributes. It reports whether it found
 // the received line, without which the numbers are not there.
 func (s *summary) parseJoinerLog(b []byte) bool {
 	found := false
@@ -46,20 +41,24 @@ func (s *summary) parseJoinerLog(b []byte) bool {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		l := sc.Text()
-		if m := reReceived.FindStringSubmatch(l); m != nil {
-			n, err1 := strconv.ParseInt(m[2], 10, 64)
-			d, err2 := time.ParseDuration(m[4])
+		switch {
+		case strings.Contains(l, "] received the snapshot "):
+			a := logging.ParseAttrs(l)
+			n, err1 := strconv.ParseInt(a["sst_bytes"], 10, 64)
+			d, err2 := time.ParseDuration(a["elapsed"])
 			if err1 == nil && err2 == nil && n >= 0 && d >= 0 {
 				s.Bytes, s.Receive, found = n, d, true
 			}
-		}
-		if m := rePrepared.FindStringSubmatch(l); m != nil {
-			if d, err := time.ParseDuration(m[1]); err == nil && d >= 0 {
+		case strings.Contains(l, "] prepared the snapshot "):
+			if d, err := time.ParseDuration(logging.ParseAttrs(l)["elapsed"]); err == nil && d >= 0 {
 				s.Prepare = d
 			}
-		}
-		if m := reFinished.FindStringSubmatch(l); m != nil && (s.Method == "" || m[1] == s.Method) {
-			if f, err := strconv.ParseFloat(m[2], 64); err == nil && f >= 0 && f < 1e9 {
+		case strings.Contains(l, "] SST finished "):
+			a := logging.ParseAttrs(l)
+			if a["sst_role"] != "joiner" || s.Method != "" && a["sst_method"] != s.Method {
+				continue
+			}
+			if f, err := strconv.ParseFloat(a["sst_seconds"], 64); err == nil && f >= 0 && f < 1e9 {
 				s.SST = time.Duration(f * float64(time.Second))
 			}
 		}

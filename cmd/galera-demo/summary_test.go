@@ -62,7 +62,7 @@ func FuzzParseJoinerLog(f *testing.F) {
 	if b, err := os.ReadFile("testdata/joiner.log"); err == nil {
 		f.Add(b)
 	}
-	f.Add([]byte("WSREP_SST: [INFO] received 1 files, 9 bytes from donor x in -5s\n"))
+	f.Add([]byte("WSREP_SST: [INFO] received the snapshot sst_bytes=9 elapsed=-5s (20261202 15:07:42.262)\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := summary{Method: "native-backup"}
 		s.parseJoinerLog(b)

@@ -3,6 +3,7 @@ package nativebackup
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"regexp"
 	"time"
@@ -49,7 +50,7 @@ func prepareBinary(ctx context.Context, s *sst.Session, donorVersion, peer strin
 		return "", err
 	}
 	if donorVersion == "" {
-		s.Log.Warn(fmt.Sprintf("%s did not say its mariadb-backup version (an older galera-supervisor): redo formats not compared", peer))
+		s.Log.Warn("the donor did not say its mariadb-backup version (an older galera-supervisor): redo formats not compared", slog.String("sst_peer", peer))
 		return bin, nil
 	}
 	own, err := backupVersion(ctx, bin, s.Datadir)
@@ -62,7 +63,8 @@ func prepareBinary(ctx context.Context, s *sst.Session, donorVersion, peer strin
 	if err != nil {
 		return "", sst.Errorf(sst.EINVAL, "native-backup: %v", err)
 	}
-	s.Log.Info(fmt.Sprintf("preflight with %s: the donor's mariadb-backup is %s (redo format of %s), this joiner's %s is %s (%s)", peer, donorVersion, dname, bin, own, oname))
+	s.Log.Info("preflight: mariadb-backup versions", slog.String("sst_peer", peer), slog.String("donor_version", donorVersion), slog.String("donor_redo_format", dname),
+		slog.String("command", bin), slog.String("joiner_version", own), slog.String("joiner_redo_format", oname))
 	if og == dg {
 		return bin, nil
 	}
@@ -78,7 +80,7 @@ func prepareBinary(ctx context.Context, s *sst.Session, donorVersion, peer strin
 		return "", sst.Errorf(sst.EINVAL, "native-backup: [sst] prepare-mariadb-backup=%s is mariadb-backup %s (redo format of %s); the donor's backup (mariadb-backup %s) needs one of %s",
 			alt, v, name, donorVersion, dname)
 	}
-	s.Log.Info(fmt.Sprintf("preparing with [sst] prepare-mariadb-backup=%s (%s), of the donor's redo format", alt, v))
+	s.Log.Info("preparing with [sst] prepare-mariadb-backup, of the donor's redo format", slog.String("command", alt), slog.String("version", v))
 	return alt, nil
 }
 

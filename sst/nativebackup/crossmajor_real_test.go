@@ -92,7 +92,7 @@ func TestRealNativeBackupPreflight(t *testing.T) {
 		}
 		compareTables(ctx, t, n1, n2)
 		log, _ := os.ReadFile(n2.ErrorLog)
-		if !strings.Contains(string(log), "preparing with [sst] prepare-mariadb-backup="+old+" (10.6.99)") {
+		if !strings.Contains(string(log), "command="+old+" version=10.6.99") {
 			t.Errorf("the joiner did not prepare with the option's mariadb-backup:\n%s", lastLines(string(log), 30))
 		}
 	})

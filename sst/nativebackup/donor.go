@@ -110,7 +110,7 @@ func (Method) Donor(ctx context.Context, s *sst.Session) (err error) {
 	if err := sess.Expect(ctx, msgReceived, &rcv); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: wait for %s to confirm receipt: %w", sess.Peer(), err))
 	}
-	s.Log.Info(fmt.Sprintf("%s confirmed %d files, %d bytes (%d on the wire)", sess.Peer(), rcv.Files, rcv.Bytes, fin.WireBytes), slog.String("sst_peer", sess.Peer()), slog.Any("files", rcv.Files), slog.Any("sst_bytes", rcv.Bytes), slog.Any("wire_bytes", fin.WireBytes))
+	s.Log.Info("the joiner confirmed receipt", slog.String("sst_peer", sess.Peer()), slog.Any("files", rcv.Files), slog.Any("sst_bytes", rcv.Bytes), slog.Any("wire_bytes", fin.WireBytes))
 	return s.Proto.Done(st)
 }
 
@@ -177,7 +177,7 @@ func donateIST(ctx context.Context, s *sst.Session, st sst.State, addr transfer.
 	if err := sess.Expect(ctx, msgReceived, nil); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: wait for %s to confirm IST state: %w", sess.Peer(), err))
 	}
-	s.Log.Info(fmt.Sprintf("IST: sent state %s to %s", st, sess.Peer()), slog.Any("state", st), slog.String("sst_peer", sess.Peer()))
+	s.Log.Info("IST: sent state", slog.Any("state", st), slog.String("sst_peer", sess.Peer()))
 	return s.Proto.Done(st)
 }
 
@@ -203,21 +203,21 @@ func backupCredentials(ctx context.Context, s *sst.Session) (user, password stri
 		return "", "", cleanup, sst.WithErrno(sst.EACCES, fmt.Errorf("native-backup: %w", err))
 	}
 	if err := sweepTempUsers(ctx, db, s.Log); err != nil {
-		s.Log.Warn(fmt.Sprintf("native-backup: %v", err), slog.Any("error", err))
+		s.Log.Warn("native-backup: cannot drop stale SST users", slog.Any("error", err))
 	}
 	u, err := createTempUser(ctx, db, s.Log)
 	if err != nil {
 		db.Close()
 		return "", "", cleanup, sst.WithErrno(sst.EACCES, fmt.Errorf("native-backup: %w", err))
 	}
-	s.Log.Info(fmt.Sprintf("created temporary SST user %s (as %s) with %s", u.Name, admin, TempUserPrivileges), slog.String("sst_user", u.Name))
+	s.Log.Info("created temporary SST user", slog.String("sst_user", u.Name), slog.String("as", admin), slog.String("privileges", TempUserPrivileges))
 	cleanup = func() {
 		defer db.Close()
 		if err := u.drop(ctx); err != nil {
-			s.Log.Error(fmt.Sprintf("native-backup: %v", err), slog.Any("error", err))
+			s.Log.Error("native-backup: cannot drop the temporary SST user", slog.String("sst_user", u.Name), slog.Any("error", err))
 			return
 		}
-		s.Log.Info(fmt.Sprintf("dropped temporary SST user %s", u.Name), slog.String("sst_user", u.Name))
+		s.Log.Info("dropped temporary SST user", slog.String("sst_user", u.Name))
 	}
 	return u.Name, u.Password, cleanup, nil
 }
@@ -273,7 +273,7 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 	if err != nil {
 		return sst.WithErrno(sst.EIO, fmt.Errorf("native-backup: pipe: %w", err))
 	}
-	s.Log.Info(fmt.Sprintf("running %s %s 2> %s", bin, quoteArgs(argv), blog.Where()), slog.String("command", bin), slog.String("path", blog.Where()))
+	s.Log.Info("running mariadb-backup --backup", slog.String("command", bin), slog.String("args", quoteArgs(argv)), slog.String("path", blog.Where()))
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return sst.WithErrno(errNoBackupTool, fmt.Errorf("native-backup: start %s: %w", bin, err))
@@ -298,7 +298,7 @@ func runBackup(ctx context.Context, s *sst.Session, sess *transfer.Session, bin,
 		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --backup failed (%v) after %d bytes: %s (log %s on the donor)",
 			waitErr, n, logErrors(blog.Lines(), 6), blog.Where())
 	}
-	s.Log.Info(fmt.Sprintf("mariadb-backup streamed %d bytes in %v", n, time.Since(t0).Round(time.Millisecond)), slog.Any("sst_bytes", n), slog.Duration("elapsed", time.Since(t0)))
+	s.Log.Info("mariadb-backup streamed the backup", slog.Any("sst_bytes", n), slog.Duration("elapsed", time.Since(t0).Round(time.Millisecond)))
 	return nil
 }
 

@@ -84,7 +84,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		if err := sess.Send(msgReceived, receivedMsg{}); err != nil {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm IST to %s: %w", peer, err))
 		}
-		s.Log.Info(fmt.Sprintf("IST from %s: state %s, datadir left as it is", peer, state), slog.String("sst_peer", peer), slog.Any("state", state))
+		s.Log.Info("IST: datadir left as it is", slog.String("sst_peer", peer), slog.Any("state", state))
 		// Hanging up at once is fine: the donor's session still delivers
 		// the confirmation it read before the hang-up.
 		return s.Proto.Coordinates(state)
@@ -139,7 +139,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 		NoSync: opts.NoSync, // [sst] transfer-sync=0
 		// Logged at once: once the donor hears of it, its server may end
 		// this one's before the error below is logged.
-		ReadBackFailed: func(err error) { s.Log.Error(err.Error(), readback.Attrs(err)...) },
+		ReadBackFailed: func(err error) { s.Log.Error("read back failed", append(readback.Attrs(err), "error", err)...) },
 		Progress: func(n int64) {
 			got.Store(n)
 			s.Report(progress.Event{Phase: progress.PhaseReceiving, Done: n, Total: sm.Total, Peer: peer})
@@ -175,7 +175,8 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	if err := sess.Send(msgReceived, receivedMsg{Files: xs.Files, Bytes: xs.Bytes}); err != nil {
 		return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: confirm receipt to %s: %w", peer, err))
 	}
-	s.Log.Info(fmt.Sprintf("received %d files, %d bytes from %s in %v", xs.Files, xs.Bytes, peer, time.Since(t0).Round(time.Millisecond)), slog.Any("files", xs.Files), slog.Any("sst_bytes", xs.Bytes), slog.String("sst_peer", peer))
+	s.Log.Info("received the snapshot", slog.Any("files", xs.Files), slog.Any("sst_bytes", xs.Bytes), slog.String("sst_peer", peer),
+		slog.Duration("elapsed", time.Since(t0).Round(time.Millisecond)))
 
 	if err := checkSnapshot(staging.Dir); err != nil {
 		return err
@@ -258,7 +259,7 @@ func prepare(ctx context.Context, s *sst.Session, bin, dir string, donorTablespa
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	s.Log.Info(fmt.Sprintf("running %s %s > %s", bin, quoteArgs(argv), plog.Where()), slog.String("command", bin), slog.String("path", plog.Where()))
+	s.Log.Info("running mariadb-backup --prepare", slog.String("command", bin), slog.String("args", quoteArgs(argv)), slog.String("path", plog.Where()))
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
@@ -266,7 +267,7 @@ func prepare(ctx context.Context, s *sst.Session, bin, dir string, donorTablespa
 		}
 		return sst.Errorf(sst.EINVAL, "native-backup: mariadb-backup --prepare in %s failed (%v): %s (log %s)", dir, err, logErrors(plog.Lines(), 6), plog.Where())
 	}
-	s.Log.Info(fmt.Sprintf("prepared the snapshot in %v", time.Since(t0).Round(time.Millisecond)), slog.Duration("elapsed", time.Since(t0)))
+	s.Log.Info("prepared the snapshot", slog.Duration("elapsed", time.Since(t0).Round(time.Millisecond)))
 	return nil
 }
 
@@ -381,7 +382,7 @@ func relocate(s *sst.Session, pl *sst.Placement, ext []sst.ExtFile, say func(str
 	}
 	for _, e := range ext {
 		if e.Link != "" && !carried[e.Name] {
-			s.Log.Warn(fmt.Sprintf("table %s: the backup mariadb-backup made does not hold its file %s (it leaves out Aria files behind a DATA/INDEX DIRECTORY symlink): the table will not open on this node; join by native-copy, or move the table into the datadir on the donor", e.Table, e.Path),
+			s.Log.Warn("the backup mariadb-backup made does not hold a table's file (it leaves out Aria files behind a DATA/INDEX DIRECTORY symlink): the table will not open on this node; join by native-copy, or move the table into the datadir on the donor",
 				slog.String("table", e.Table), slog.String("path", e.Path))
 			say("table %s: %s is not in the backup", e.Table, e.Path)
 		}

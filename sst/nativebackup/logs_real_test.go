@@ -29,8 +29,8 @@ func TestRealNativeBackupSyslog(t *testing.T) {
 	}
 	joinNode2(ctx, t, c)
 	want := map[string]string{
-		"daemon.info wsrep-sst-joiner":   Name + " joiner finished in",
-		"daemon.info wsrep-sst-donor":    Name + " donor finished in",
+		"daemon.info wsrep-sst-joiner":   "SST finished sst_method=" + Name + " sst_role=joiner ",
+		"daemon.info wsrep-sst-donor":    "SST finished sst_method=" + Name + " sst_role=donor ",
 		"daemon.err innobackupex-backup": "completed OK!",
 		"daemon.err innobackupex-apply":  "completed OK!",
 		"daemon.err innobackupex-move":   "placing the prepared snapshot",

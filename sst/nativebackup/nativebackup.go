@@ -108,7 +108,7 @@ func transferOptions(s *sst.Session, role transfer.Role) (transfer.Options, erro
 	if comp == "" {
 		comp = "none"
 	}
-	s.Log.Info(fmt.Sprintf("transfer: TLS %s, compression %s, rate limit %d B/s", o.TLS.Mode, comp, o.RateLimit), slog.String("tls", o.TLS.Mode.String()), slog.String("compression", comp), slog.Int64("rate_limit", o.RateLimit))
+	s.Log.Info("transfer", slog.String("tls", o.TLS.Mode.String()), slog.String("compression", comp), slog.Int64("rate_limit", o.RateLimit))
 	return o, nil
 }
 
@@ -184,6 +184,6 @@ func (Method) LogNames() []string {
 func logPeakRSS(s *sst.Session) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.Log.Info(fmt.Sprintf("native-backup %s: peak RSS %d MiB", s.Args.Role, ru.Maxrss>>10), slog.Int64("peak_rss_kib", int64(ru.Maxrss)))
+		s.Log.Info("native-backup: peak RSS", slog.Int64("peak_rss_kib", int64(ru.Maxrss)))
 	}
 }

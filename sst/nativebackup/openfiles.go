@@ -119,7 +119,7 @@ func openFilesFor(s *sst.Session, tablespaces int, who string, closeFiles bool) 
 	if err != nil {
 		return p, err
 	}
-	s.Log.Info(fmt.Sprintf("native-backup: %d InnoDB tablespaces, mariadb-backup needs %d open files (hard limit %d)", tablespaces, p.Need, p.Hard),
+	s.Log.Info("native-backup: open files mariadb-backup needs",
 		slog.Int("tablespaces", tablespaces), slog.Int("open_files", p.Need), slog.Uint64("nofile_hard", p.Hard))
 	return p, nil
 }

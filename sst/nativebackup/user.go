@@ -168,7 +168,7 @@ func sweepTempUsers(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	rows.Close()
 	var errs []error
 	for _, n := range names {
-		log.Info("dropping stale SST user " + n + " left by an earlier donor")
+		log.Info("dropping a stale SST user an earlier donor left", slog.String("sst_user", n))
 		if err := dropUser(ctx, db, n); err != nil {
 			errs = append(errs, err)
 		}

@@ -241,15 +241,8 @@ func prepareDelta(pl *sst.Placement, log *slog.Logger) ([]deltaFile, int64, erro
 			cloned += df.Size
 		}
 	}
-	how := "copied"
-	switch {
-	case cloned == bytes:
-		how = "reflinked"
-	case cloned > 0:
-		how = fmt.Sprintf("reflinked %s, copied the rest", mb(cloned))
-	}
-	log.Info(fmt.Sprintf("delta mode: staged %d existing files (%s, %s) to be patched", len(out), mb(bytes), how),
-		slog.Int("files", len(out)), slog.Int64("bytes", bytes), slog.Int64("delta_staged_bytes", bytes), slog.Int64("delta_reflinked_bytes", cloned))
+	log.Info("delta mode: staged existing files to be patched (reflinked where the filesystem can, copied otherwise)",
+		slog.Int("files", len(out)), slog.Int64("delta_staged_bytes", bytes), slog.Int64("delta_reflinked_bytes", cloned))
 	return out, bytes, nil
 }
 
@@ -316,21 +309,8 @@ func oldCluster(datadir string) (string, error) {
 	return "", fmt.Errorf("%s names no cluster", f.Name())
 }
 
-// logDelta says how much of the datadir a delta SST moved: "delta: 3.1 of
-// 412 GiB differ" (what was sent, new files and passes included, against
-// the donor's datadir).
+// logDelta says how much of the datadir a delta SST moved (what was sent,
+// new files and passes included, against the donor's datadir).
 func logDelta(log *slog.Logger, differ, total int64) {
-	log.Info(fmt.Sprintf("delta: %s of %s differ", gib(differ), gib(total)),
-		slog.Int64("delta_differ_bytes", differ), slog.Int64("delta_total_bytes", total))
-}
-
-// gib renders n bytes in the unit that keeps a figure or two before the point.
-func gib(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	log.Info("delta: bytes that differ", slog.Int64("delta_differ_bytes", differ), slog.Int64("delta_total_bytes", total))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -87,7 +88,7 @@ func (d *donor) bypass() error {
 	if err != nil {
 		return d.fail(err)
 	}
-	d.s.Log.Info(fmt.Sprintf("IST possible: sending only the state %s to %s (bypass)", st, d.peer))
+	d.s.Log.Info("IST possible: sending only the state (bypass)", slog.String("position", st.String()), slog.String("sst_peer", d.peer))
 	if err := d.sess.Send("hello", hello{Version: protocolVersion, Bypass: true, State: st.String()}); err != nil {
 		return classify(err, "send to "+d.peer)
 	}
@@ -154,7 +155,7 @@ func (d *donor) list() error {
 
 // greet sends the hello and reads the joiner's plan.
 func (d *donor) greet() error {
-	d.s.Log.Info(fmt.Sprintf("sending %d files, %s, to %s over %d streams", len(d.files), mb(d.total), d.peer, d.streams))
+	d.s.Log.Info("sending files", slog.Int("files", len(d.files)), slog.Int64("sst_bytes", d.total), slog.String("sst_peer", d.peer), slog.Int("streams", d.streams))
 	d.sess.SetTotal(d.total)
 	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files), Preflight: d.preflight}
 	if st, err := gtidState(d.s); err == nil {
@@ -166,7 +167,7 @@ func (d *donor) greet() error {
 		}
 	}
 	for _, e := range h.Ext {
-		d.s.Log.Info(fmt.Sprintf("table %s: sending %s (%s) to the same path on the joiner", e.Table, e.Path, mb(e.Size)), "table", e.Table, "path", e.Path, "bytes", e.Size)
+		d.s.Log.Info("sending a table's file to the same path on the joiner", "table", e.Table, "path", e.Path, "bytes", e.Size)
 	}
 	if err := d.sess.Send("hello", h); err != nil {
 		return classify(err, "send to "+d.peer)
@@ -181,7 +182,7 @@ func (d *donor) greet() error {
 	}
 	d.deltaPlan = len(d.delta) > 0
 	if d.deltaPlan {
-		d.s.Log.Info(fmt.Sprintf("delta mode: %s holds %d of the files already", d.peer, len(d.delta)))
+		d.s.Log.Info("delta mode: the joiner holds files already", slog.String("sst_peer", d.peer), slog.Int("files", len(d.delta)))
 	}
 	// The logs are compared block by block again under the lock: kept in
 	// the page cache on both sides, that is a memory scan, not a disk read.
@@ -212,7 +213,7 @@ func (d *donor) firstPass() error {
 		return classify(err, "first pass to "+d.peer)
 	}
 	pass1 := time.Since(t1)
-	d.s.Log.Info(fmt.Sprintf("first pass (no lock): %s in %.1fs (%.0f MB/s)", mb(d.payload), pass1.Seconds(), float64(d.payload)/1e6/max(pass1.Seconds(), 1e-3)))
+	d.s.Log.Info("first pass (no lock) done", slog.Int64("bytes", d.payload), slog.Duration("elapsed", pass1), mbps(d.payload, pass1))
 	return nil
 }
 
@@ -238,7 +239,8 @@ func (d *donor) catchUp() error {
 		if _, err := d.sess.Sync(d.ctx); err != nil {
 			return classify(err, "catch-up pass to "+d.peer)
 		}
-		d.s.Log.Info(fmt.Sprintf("catch-up pass %d (no lock): %d changed files (%s), %s sent in %.1fs", pass+1, len(ch), mb(bytes), mb(n), time.Since(tc).Seconds()))
+		d.s.Log.Info("catch-up pass (no lock) done", slog.Int("pass", pass+1), slog.Int("changed_files", len(ch)), slog.Int64("changed_bytes", bytes),
+			slog.Int64("sent_bytes", n), slog.Duration("elapsed", time.Since(tc)))
 		if n <= small {
 			break // what changes now is little: leave it to the locked pass
 		}
@@ -302,7 +304,8 @@ func (d *donor) lockedPass() (sst.State, []manifestF, error) {
 		resent = append(resent, f.Name)
 	}
 	sort.Strings(resent)
-	s.Log.Info(fmt.Sprintf("donor write lock held %.1fs (sent %s under it: logs and %d changed files%s)", held.Seconds(), mb(nl+nc), len(resent), listTail(resent)))
+	s.Log.Info("donor write lock held; sent the logs and the changed files under it", slog.Duration("held", held), slog.Int64("sent_bytes", nl+nc),
+		slog.Int("changed_files", len(resent)), slog.String("changed", listHead(resent)))
 	return st, final, nil
 }
 
@@ -343,7 +346,8 @@ func (d *donor) finish(st sst.State, final []manifestF, t1 time.Time) error {
 		return classify(err, d.peer)
 	}
 	el := time.Since(t1)
-	d.s.Log.Info(fmt.Sprintf("%s verified %d files, %s in %.1fs (%.0f MB/s, %s on the wire)", d.peer, len(final), mb(stats.Bytes), el.Seconds(), float64(stats.Bytes)/1e6/max(el.Seconds(), 1e-3), mb(stats.WireBytes)))
+	d.s.Log.Info("the joiner verified the files", slog.String("sst_peer", d.peer), slog.Int("files", len(final)), slog.Int64("sst_bytes", stats.Bytes),
+		slog.Duration("elapsed", el), mbps(stats.Bytes, el), slog.Int64("wire_bytes", stats.WireBytes))
 	if d.deltaPlan {
 		logDelta(d.s.Log, stats.Bytes, d.total)
 	}
@@ -411,7 +415,7 @@ func (d *donor) redoLimit(f *file, fh *os.File) ([]transfer.Range, redoLive) {
 		err = fmt.Errorf("scan ended at LSN %d without the end marker", live.End)
 	}
 	if err != nil {
-		d.s.Log.Info(fmt.Sprintf("%s: sending or comparing it whole: %v", f.Name, err))
+		d.s.Log.Info("redo log: sending or comparing it whole", slog.String("file", f.Name), slog.Any("reason", err))
 		return nil, live
 	}
 	return live.rounded(f.Size, redoUnit), live
@@ -436,7 +440,8 @@ func (d *donor) send(f *file, useDelta bool) error {
 			f.Sparse = true
 			d.payload -= f.Size - rangeBytes(only)
 			d.sess.SetTotal(d.payload) // for progress; the joiner's space check took the whole
-			d.s.Log.Info(fmt.Sprintf("%s: sending its live part only, LSN %d to %d (%s of %s)", f.Name, live.Checkpoint, live.End, mb(rangeBytes(only)), mb(f.Size)))
+			d.s.Log.Info("redo log: sending its live part only", slog.String("file", f.Name), slog.Uint64("lsn_from", live.Checkpoint),
+				slog.Uint64("lsn_to", live.End), slog.Int64("bytes", rangeBytes(only)), slog.Int64("file_bytes", f.Size))
 			return classify(d.sess.SendSparse(d.ctx, f.Name, fh, only, f.Size), "send "+f.Name+" to "+d.peer)
 		}
 	}
@@ -491,7 +496,7 @@ func (d *donor) resendPatches(cand []*file) (int64, []*file, error) {
 	defer func() {
 		for _, f := range cand {
 			if l := limits[f]; l != nil {
-				d.s.Log.Info(fmt.Sprintf("%s: compared its live part only (%s)", f.Name, mb(rangeBytes(l))))
+				d.s.Log.Info("redo log: compared its live part only", slog.String("file", f.Name), slog.Int64("bytes", rangeBytes(l)))
 			}
 		}
 	}()
@@ -602,14 +607,18 @@ func (d *donor) pending(withLogs bool) ([]*file, int64, error) {
 	}
 	return out, bytes, nil
 }
-func listTail(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
+
+// listHead names the first five of names, with ",..." when there are more.
+func listHead(names []string) string {
 	if len(names) > 5 {
-		return fmt.Sprintf(": %s, ...", strings.Join(names[:5], ", "))
+		return strings.Join(names[:5], ",") + ",..."
 	}
-	return ": " + strings.Join(names, ", ")
+	return strings.Join(names, ",")
+}
+
+// mbps is the rate of n bytes in d, in MB/s, as an attribute.
+func mbps(n int64, d time.Duration) slog.Attr {
+	return slog.Int64("mb_per_s", int64(float64(n)/1e6/max(d.Seconds(), 1e-3)))
 }
 
 // gtidState is the donor's position from --gtid and --gtid-domain-id.

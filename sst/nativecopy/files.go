@@ -112,7 +112,7 @@ func listFiles(d sst.Layout, binlogs []string, warn *slog.Logger) ([]*file, erro
 		}
 		e, fi, err := sst.ExtOf(rel, p, de)
 		if err != nil {
-			warn.Warn(err.Error(), slog.String("path", p), slog.Any("error", err))
+			warn.Warn("skipping a file a table points to", slog.String("path", p), slog.Any("error", err))
 		}
 		if fi != nil {
 			if f := add(e.Name, e.Path, fi, false, false); f != nil {
@@ -183,6 +183,3 @@ func maxBinlogs(s *sst.Session) (int, error) {
 	}
 	return n, nil
 }
-
-// mb renders bytes for messages, as package sst does.
-var mb = sst.MB

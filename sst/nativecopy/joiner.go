@@ -3,7 +3,6 @@ package nativecopy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"syscall"
 	"time"
@@ -79,7 +78,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 			st.Abort()
 		}
 	}()
-	s.Log.Info(fmt.Sprintf("receiving %d files, %s, from %s into %s", h.Files, mb(h.Total), peer, st.Dir), slog.Int("files", h.Files), slog.Int64("sst_bytes", h.Total), slog.String("sst_peer", peer), slog.String("path", st.Dir))
+	s.Log.Info("receiving files", slog.Int("files", h.Files), slog.Int64("sst_bytes", h.Total), slog.String("sst_peer", peer), slog.String("path", st.Dir))
 	if err := preflight(s, h, peer); err != nil {
 		return fail(err)
 	}
@@ -132,7 +131,8 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return classify(merr, peer)
 	}
 	el := time.Since(t0)
-	s.Log.Info(fmt.Sprintf("received %s from %s in %.1fs (%.0f MB/s; final syncfs %.2fs)", mb(res.stats.Bytes), peer, el.Seconds(), float64(res.stats.Bytes)/1e6/max(el.Seconds(), 1e-3), res.stats.SyncTime.Seconds()), slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el))
+	s.Log.Info("received files", slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el),
+		mbps(res.stats.Bytes, el), slog.Duration("syncfs", res.stats.SyncTime))
 	if len(p.Delta) > 0 {
 		logDelta(s.Log, res.stats.Bytes, h.Total)
 	}
@@ -150,9 +150,9 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err := sst.Swap(stagings...); err != nil {
 		return fail(err)
 	}
-	s.Log.Info(fmt.Sprintf("new datadir from %s in place (%d files); previous contents removed", peer, len(man.Files)), slog.String("sst_peer", peer), slog.Int("files", len(man.Files)))
+	s.Log.Info("new datadir in place; previous contents removed", slog.String("sst_peer", peer), slog.Int("files", len(man.Files)))
 	if err := sess.Send("verified", nil); err != nil {
-		s.Log.Warn(fmt.Sprintf("tell %s the data is verified: %v", peer, err), slog.String("sst_peer", peer), slog.Any("error", err))
+		s.Log.Warn("cannot tell the donor the data is verified", slog.String("sst_peer", peer), slog.Any("error", err))
 	}
 	return s.Proto.Coordinates(state)
 }
@@ -172,9 +172,9 @@ func bypass(s *sst.Session, sess *transfer.Session, h hello, peer string) error 
 		return fail(err)
 	}
 	if err := sst.DiscardResume(s.Datadir, "IST follows, the datadir stays", s.Log); err != nil {
-		s.Log.Warn(err.Error())
+		s.Log.Warn("cannot discard the staging kept for a resume", slog.Any("error", err))
 	}
-	s.Log.Info(fmt.Sprintf("%s sent bypass: IST will follow; datadir left as it is, position %s", peer, st), slog.String("sst_peer", peer), slog.String("position", st.String()))
+	s.Log.Info("donor sent bypass: IST will follow; datadir left as it is", slog.String("sst_peer", peer), slog.String("position", st.String()))
 	if err := sess.Send("verified", nil); err != nil {
 		return classify(err, peer)
 	}

@@ -54,7 +54,7 @@ func TestRealSSTLogs(t *testing.T) {
 			to   *[]string
 		}{{joinerLog, &joinerLogs}, {donorLog, &donorLogs}} {
 			b, err := os.ReadFile(l.path)
-			if err != nil || !strings.Contains(string(b), "finished in") {
+			if err != nil || !strings.Contains(string(b), "SST finished") {
 				t.Fatalf("SST %d: %s: %v\n%s", i+1, l.path, err, b)
 			}
 			*l.to = append(*l.to, string(b))
@@ -105,7 +105,7 @@ func TestRealSSTLogs(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				lines := galeratest.GrepFile(out, want)
-				if strings.Contains(lines, Name+" "+strings.TrimPrefix(want, "daemon.info wsrep-sst-")+" finished in") {
+				if strings.Contains(lines, "SST finished sst_method="+Name+" sst_role="+strings.TrimPrefix(want, "daemon.info wsrep-sst-")+" ") {
 					break
 				}
 				if time.Now().After(deadline) {

@@ -382,7 +382,7 @@ func TestCopyToEmptyJoiner(t *testing.T) {
 	// Each side's log is in its datadir, the joiner's kept through the swap.
 	for dir, role := range map[string]sst.Role{jd: sst.Joiner, dd: sst.Donor} {
 		b, err := os.ReadFile(filepath.Join(dir, sst.LogName(Name, role)))
-		if want := "native-copy " + string(role) + " finished in "; err != nil || !strings.Contains(string(b), want) {
+		if want := "SST finished sst_method=native-copy sst_role=" + string(role) + " "; err != nil || !strings.Contains(string(b), want) {
 			t.Errorf("%s log: %v; want %q in:\n%s", role, err, want, b)
 		}
 	}

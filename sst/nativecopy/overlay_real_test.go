@@ -62,7 +62,7 @@ func TestRealOverlayDatadir(t *testing.T) {
 	join(t, ctx, n2)
 	t.Logf("node2 Synced %.1fs after start", time.Since(t0).Seconds())
 	jl := logSince(t, n2, o2)
-	if !strings.Contains(jl, "cross-device; copying it") {
+	if !strings.Contains(jl, "rename across devices: copying instead") {
 		t.Errorf("the joiner's swap did not copy a lower-layer directory:\n%s", grepLines(jl, "WSREP_SST"))
 	}
 	if err := galeratest.CompareChecksums(checksums(t, ctx, n1), checksums(t, ctx, n2)); err != nil {

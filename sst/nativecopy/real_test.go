@@ -144,7 +144,7 @@ func TestRealNativeCopy(t *testing.T) {
 			t.Fatalf("donor log has no lock line:\n%s", dl)
 		}
 		// The redo log went sparse, and the joiner recovered from it.
-		if !strings.Contains(dl, "ib_logfile0: sending its live part only") {
+		if !strings.Contains(dl, "redo log: sending its live part only") || !strings.Contains(dl, "ib_logfile0 lsn_from=") {
 			t.Errorf("donor sent the whole redo log:\n%s", grepLines(dl, "ib_logfile0"))
 		}
 		t.Logf("donor:\n%s", grepLines(dl, "first pass", "ib_logfile0", "donor write lock held", "verified"))
@@ -190,7 +190,7 @@ func TestRealNativeCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		dl := logSince(t, n1, o1)
-		if !strings.Contains(dl, "ib_logfile0: compared its live part only") {
+		if !strings.Contains(dl, "redo log: compared its live part only") || !strings.Contains(dl, "ib_logfile0 bytes=") {
 			t.Errorf("the locked pass compared the whole redo log:\n%s", grepLines(dl, "ib_logfile0"))
 		}
 		t.Logf("%d write transactions during the SST; donor:\n%s", nw, grepLines(dl, "first pass", "ib_logfile0", "catch-up", "lock held", "verified"))

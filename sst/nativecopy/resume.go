@@ -2,7 +2,6 @@ package nativecopy
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -60,7 +59,7 @@ func resumeBasis(pl *sst.Placement, total int64, log *slog.Logger) ([]deltaFile,
 		}
 	}
 	if len(out) > 0 {
-		log.Info(fmt.Sprintf("resume: %s of %s already in staging", gib(bytes), gib(total)),
+		log.Info("resume: bytes already in staging",
 			slog.Int("files", len(out)), slog.Int64("resume_staged_bytes", bytes), slog.Int64("sst_bytes", total))
 	}
 	return out, nil
@@ -81,10 +80,10 @@ func planBasis(s *sst.Session, pl *sst.Placement, h hello) ([]deltaFile, error) 
 	}
 	useDelta, why := deltaChoice(s, h.Cluster)
 	if !useDelta {
-		s.Log.Info("delta: off, full transfer: "+why, slog.Bool("delta", false), slog.String("delta_reason", why))
+		s.Log.Info("delta: off, full transfer", slog.Bool("delta", false), slog.String("delta_reason", why))
 		return basis, nil
 	}
-	s.Log.Info("delta: comparing blocks with the old datadir: "+why, slog.Bool("delta", true), slog.String("delta_reason", why))
+	s.Log.Info("delta: comparing blocks with the old datadir", slog.Bool("delta", true), slog.String("delta_reason", why))
 	old, _, err := prepareDelta(pl, s.Log)
 	if err != nil {
 		return nil, err
@@ -107,7 +106,7 @@ func endStaging(s *sst.Session, pl *sst.Placement, err error) {
 	}
 	for _, x := range pl.All() {
 		if n := x.StagedBytes(); n > 0 && x.Keep() {
-			s.Log.Info(fmt.Sprintf("keeping %s (%s) for the next SST to resume from", x.Dir, gib(n)), slog.String("path", x.Dir), slog.Int64("resume_staged_bytes", n))
+			s.Log.Info("keeping the staging for the next SST to resume from", slog.String("path", x.Dir), slog.Int64("resume_staged_bytes", n))
 		} else {
 			x.Abort()
 		}

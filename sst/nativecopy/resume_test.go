@@ -60,10 +60,10 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 	jl, dl := r.joiner.stderr.String(), r.donor.stderr.String()
 	t.Logf("joiner:\n%s\ndonor:\n%s", grepLines(jl, "resume", "delta"), grepLines(dl, "delta", "verified"))
-	if !regexp.MustCompile(`resume: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in staging`).MatchString(jl) {
+	if !regexp.MustCompile(`resume: bytes already in staging .*resume_staged_bytes=[0-9]+ sst_bytes=[0-9]+`).MatchString(jl) {
 		t.Errorf("the joiner does not say how much it resumed from:\n%s", jl)
 	}
-	m := regexp.MustCompile(`delta: ([0-9.]+ [KMG]iB) of ([0-9.]+ [KMG]iB) differ`).FindStringSubmatch(dl)
+	m := regexp.MustCompile(`delta: bytes that differ .*delta_differ_bytes=([0-9]+) delta_total_bytes=([0-9]+)`).FindStringSubmatch(dl)
 	if m == nil {
 		t.Fatalf("the donor does not say how much it sent:\n%s", dl)
 	}
@@ -153,10 +153,10 @@ func TestRealResumeAfterLinkCut(t *testing.T) {
 	}
 	dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
 	t.Logf("joiner:\n%s\ndonor:\n%s", grepLines(jl, "resume", "delta", "received"), grepLines(dl, "delta", "verified"))
-	if !regexp.MustCompile(`resume: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in staging`).MatchString(jl) {
+	if !regexp.MustCompile(`resume: bytes already in staging .*resume_staged_bytes=[0-9]+ sst_bytes=[0-9]+`).MatchString(jl) {
 		t.Errorf("the joiner does not say how much it resumed from:\n%s", grepLines(jl, "WSREP_SST"))
 	}
-	m := regexp.MustCompile(`delta: ([0-9.]+ [KMG]iB) of ([0-9.]+ [KMG]iB) differ`).FindStringSubmatch(dl)
+	m := regexp.MustCompile(`delta: bytes that differ .*delta_differ_bytes=([0-9]+) delta_total_bytes=([0-9]+)`).FindStringSubmatch(dl)
 	if m == nil {
 		t.Fatalf("the donor does not say how much it sent:\n%s", grepLines(dl, "WSREP_SST"))
 	}

@@ -3,7 +3,6 @@ package transfer
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -164,9 +163,9 @@ func (o *Options) log() *slog.Logger { return logging.OrDiscard(o.Log) }
 // logIgnored says which parts of sockopt and ssl-cipher mean nothing here.
 func (o *Options) logIgnored() {
 	if len(o.SockOpt.Ignored) > 0 {
-		o.log().Info(fmt.Sprintf("transfer: ignoring socat-only sockopt %v", o.SockOpt.Ignored), slog.Any("sockopt_ignored", o.SockOpt.Ignored))
+		o.log().Info("transfer: ignoring socat-only sockopt", slog.String("sockopt_ignored", strings.Join(o.SockOpt.Ignored, ",")))
 	}
 	if len(o.TLS.CipherIgnored) > 0 {
-		o.log().Info(fmt.Sprintf("transfer: ssl-cipher entries with no TLS 1.2 suite here, ignored: %v", o.TLS.CipherIgnored), slog.Any("ssl_cipher_ignored", o.TLS.CipherIgnored))
+		o.log().Info("transfer: ssl-cipher entries with no TLS 1.2 suite here, ignored", slog.String("ssl_cipher_ignored", strings.Join(o.TLS.CipherIgnored, ",")))
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +47,7 @@ func Listen(ctx context.Context, addr Address, opts Options) (*Listener, error) 
 	lc := net.ListenConfig{KeepAliveConfig: keepAliveConfig(&opts)}
 	ln, err := lc.Listen(ctx, "tcp", addr.HostPort())
 	if err != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
-		opts.log().Info(fmt.Sprintf("transfer: %s is not local; listening on all addresses, port %d", addr.Host, addr.Port), slog.String("host", addr.Host), slog.Int("port", addr.Port))
+		opts.log().Info("transfer: the host is not local; listening on all addresses", slog.String("host", addr.Host), slog.Int("port", addr.Port))
 		ln, err = lc.Listen(ctx, "tcp", fmt.Sprintf(":%d", addr.Port))
 	}
 	if err != nil {
@@ -144,7 +143,7 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 			return nil, explain(os.ErrDeadlineExceeded, "%s", msg)
 		case a := <-l.results:
 			if a.err != nil {
-				l.opts.log().Warn(fmt.Sprintf("transfer: refused a connection: %v", a.err), slog.Any("error", a.err))
+				l.opts.log().Warn("transfer: refused a connection", slog.Any("error", a.err))
 				if a.fatal {
 					closeAll()
 					return nil, a.err
@@ -155,7 +154,7 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 			h := a.hello
 			if h.Conn == "control" {
 				if ctrl != nil {
-					l.opts.log().Warn(fmt.Sprintf("transfer: refused a second session from %s", a.from), slog.String("sst_peer", a.from))
+					l.opts.log().Warn("transfer: refused a second session", slog.String("sst_peer", a.from))
 					a.conn.Close()
 					continue
 				}
@@ -336,10 +335,10 @@ func (s *Session) logSession() {
 		if s.role == Joiner {
 			cmd = s.opts.Decompressor
 		}
-		codec = "filter " + strconv.Quote(cmd)
+		codec = "filter " + cmd
 	}
-	s.opts.log().Info(fmt.Sprintf("transfer: session with %s: %d streams, %d KiB chunks, %s, TLS %s",
-		s.peer, len(s.data), s.chunk>>10, codec, s.opts.TLS.Mode), slog.String("sst_peer", s.PeerAddr()))
+	s.opts.log().Info("transfer: session", slog.String("sst_peer", s.PeerAddr()), slog.Int("streams", len(s.data)),
+		slog.Int("chunk_kib", s.chunk>>10), slog.String("compression", codec), slog.String("tls", s.opts.TLS.Mode.String()))
 }
 
 // start launches the control reader, the pinger and the progress ticker.

@@ -108,7 +108,7 @@ func OpenSink(root string, o SinkOptions) (*Sink, error) {
 	k := &Sink{root: root, o: o, r: r, files: make(map[uint64]*rxFile),
 		check: readback.New(castagnoli, "CRC-32C", readbackParallel)}
 	if o.Log != nil {
-		k.check.Failed = func(err error) { o.Log.Error(err.Error(), readback.Attrs(err)...) }
+		k.check.Failed = func(err error) { o.Log.Error("read back failed", append(readback.Attrs(err), "error", err)...) }
 	}
 	return k, nil
 }
