@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -67,12 +66,12 @@ func ChooseStallWindow(ctx context.Context, log *slog.Logger, override time.Dura
 		return []any{slog.Duration("stall_window", w), slog.String("stall_window_source", source)}
 	}
 	if override > 0 {
-		log.Info(fmt.Sprintf("SST stall window %s, set by --sst-stall-timeout", override), window(override, "flag")...)
+		log.Info("SST stall window set by --sst-stall-timeout", window(override, "flag")...)
 		return override
 	}
 	if notUnderSystemd != "" {
-		log.Info(fmt.Sprintf("SST stall window %s (the default): not under systemd, %s", DefaultStallWindow, notUnderSystemd),
-			window(DefaultStallWindow, "default")...)
+		log.Info("SST stall window: the default, not under systemd",
+			append(window(DefaultStallWindow, "default"), slog.String("reason", notUnderSystemd))...)
 		return DefaultStallWindow
 	}
 	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -80,21 +79,23 @@ func ChooseStallWindow(ctx context.Context, log *slog.Logger, override time.Dura
 	unit, timeout, err := lookup(lctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.Warn(fmt.Sprintf("SST stall window %s (the default): cannot read the unit's TimeoutStartSec: %v", DefaultStallWindow, err),
-				append(window(DefaultStallWindow, "default"), slog.Any("err", err))...)
+			log.Warn("SST stall window: the default, cannot read the unit's TimeoutStartSec",
+				append(window(DefaultStallWindow, "default"), slog.Any("error", err))...)
 		}
 		return DefaultStallWindow
 	}
 	w := StallWindowFor(timeout)
 	if w == NoStallWindow {
-		log.Info(fmt.Sprintf("no SST stall window: %s has TimeoutStartSec=infinity, its start needs no extension", unit),
+		log.Info("no SST stall window: the unit has TimeoutStartSec=infinity, its start needs no extension",
 			slog.String("unit", unit), slog.String("timeout_start", "infinity"), slog.String("stall_window_source", "unit"))
 		return w
 	}
-	msg := fmt.Sprintf("SST stall window %s, from %s's TimeoutStartSec=%s", w, unit, timeout)
+	attrs := append(window(w, "unit"), slog.String("unit", unit), slog.Duration("timeout_start", timeout))
 	if w != timeout {
-		msg += fmt.Sprintf(" (at least %s)", MinStallWindow)
+		log.Info("SST stall window from the unit's TimeoutStartSec, at least min_stall_window",
+			append(attrs, slog.Duration("min_stall_window", MinStallWindow))...)
+	} else {
+		log.Info("SST stall window from the unit's TimeoutStartSec", attrs...)
 	}
-	log.Info(msg, append(window(w, "unit"), slog.String("unit", unit), slog.Duration("timeout_start", timeout))...)
 	return w
 }

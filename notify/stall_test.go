@@ -32,28 +32,28 @@ func TestChooseStallWindow(t *testing.T) {
 		lookup   StartTimeoutFunc
 		want     time.Duration
 		level    slog.Level
-		msg      []string          // in the message
+		msg      []string          // in the line
 		attrs    map[string]string // among the attributes
 	}{
 		{"unit", 0, "", answer("galera-supervisor@n2.service", 20*time.Second, nil), 20 * time.Second, slog.LevelInfo,
-			[]string{"SST stall window 20s, from galera-supervisor@n2.service's TimeoutStartSec=20s"},
+			[]string{"SST stall window from the unit's TimeoutStartSec stall_window=20s stall_window_source=unit unit=galera-supervisor@n2.service timeout_start=20s"},
 			map[string]string{"unit": "galera-supervisor@n2.service", "timeout_start": "20s", "stall_window": "20s", "stall_window_source": "unit"}},
 		{"shipped 300s", 0, "", answer("galera-supervisor.service", 300*time.Second, nil), 300 * time.Second, slog.LevelInfo,
-			[]string{"SST stall window 5m0s", "TimeoutStartSec=5m0s"}, map[string]string{"stall_window": "5m0s"}},
+			[]string{"stall_window=5m0s", "timeout_start=5m0s"}, map[string]string{"stall_window": "5m0s"}},
 		{"short timeout", 0, "", answer("x.service", 3*time.Second, nil), MinStallWindow, slog.LevelInfo,
-			[]string{"SST stall window 10s", "TimeoutStartSec=3s", "at least 10s"}, map[string]string{"stall_window": "10s", "timeout_start": "3s"}},
+			[]string{"stall_window=10s", "timeout_start=3s", "at least min_stall_window", "min_stall_window=10s"}, map[string]string{"stall_window": "10s", "timeout_start": "3s"}},
 		{"infinity", 0, "", answer("x.service", 0, nil), NoStallWindow, slog.LevelInfo,
-			[]string{"no SST stall window", "x.service has TimeoutStartSec=infinity", "no extension"},
+			[]string{"no SST stall window", "unit=x.service timeout_start=infinity", "no extension"},
 			map[string]string{"unit": "x.service", "timeout_start": "infinity"}},
 		{"flag", 45 * time.Second, "", unused, 45 * time.Second, slog.LevelInfo,
-			[]string{"SST stall window 45s, set by --sst-stall-timeout"}, map[string]string{"stall_window": "45s", "stall_window_source": "flag"}},
+			[]string{"SST stall window set by --sst-stall-timeout stall_window=45s"}, map[string]string{"stall_window": "45s", "stall_window_source": "flag"}},
 		{"flag outside systemd", 7 * time.Second, "$NOTIFY_SOCKET is unset", unused, 7 * time.Second, slog.LevelInfo,
-			[]string{"7s", "--sst-stall-timeout"}, map[string]string{"stall_window_source": "flag"}},
+			[]string{"stall_window=7s", "--sst-stall-timeout"}, map[string]string{"stall_window_source": "flag"}},
 		{"no systemd", 0, "$NOTIFY_SOCKET is unset", unused, DefaultStallWindow, slog.LevelInfo,
-			[]string{"SST stall window 1m0s (the default)", "$NOTIFY_SOCKET is unset"}, map[string]string{"stall_window_source": "default"}},
+			[]string{"SST stall window: the default, not under systemd stall_window=1m0s", `reason="$NOTIFY_SOCKET is unset"`}, map[string]string{"stall_window_source": "default"}},
 		{"no bus", 0, "", answer("", 0, errors.New("connect to the system bus: no such file")), DefaultStallWindow, slog.LevelWarn,
-			[]string{"SST stall window 1m0s (the default)", "cannot read the unit's TimeoutStartSec: connect to the system bus: no such file"},
-			map[string]string{"stall_window": "1m0s", "err": "connect to the system bus: no such file"}},
+			[]string{"SST stall window: the default, cannot read the unit's TimeoutStartSec stall_window=1m0s", `error="connect to the system bus: no such file"`},
+			map[string]string{"stall_window": "1m0s", "error": "connect to the system bus: no such file"}},
 	} {
 		rec := logtest.NewRecorder()
 		got := ChooseStallWindow(context.Background(), rec.Logger(), c.override, c.notUnder, c.lookup)
@@ -70,8 +70,8 @@ func TestChooseStallWindow(t *testing.T) {
 			t.Errorf("%s: level %v, want %v", c.name, r.Level, c.level)
 		}
 		for _, w := range c.msg {
-			if !strings.Contains(r.Message, w) {
-				t.Errorf("%s: message %q lacks %q", c.name, r.Message, w)
+			if !strings.Contains(r.Line, w) {
+				t.Errorf("%s: line %q lacks %q", c.name, r.Line, w)
 			}
 		}
 		for k, v := range c.attrs {

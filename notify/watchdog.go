@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,11 +35,11 @@ func Watchdog(ctx context.Context, s Sender, interval time.Duration, check func(
 			}
 			healthy = true
 			if err := s.Notify("WATCHDOG=1"); err != nil {
-				log.Warn(fmt.Sprintf("watchdog: %v", err), slog.Any("error", err))
+				log.Warn("watchdog: cannot send WATCHDOG=1", slog.Any("error", err))
 			}
 		case healthy:
 			healthy = false
-			log.Warn(fmt.Sprintf("watchdog: health check failed, withholding WATCHDOG=1: %v", err), slog.Any("error", err))
+			log.Warn("watchdog: health check failed, withholding WATCHDOG=1", slog.Any("error", err))
 		}
 		select {
 		case <-ctx.Done():

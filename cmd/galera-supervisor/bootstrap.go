@@ -174,10 +174,10 @@ func runBootstrap(ctx context.Context, c *cli, args []string) error {
 	}
 	defer func() {
 		if err := os.Remove(envFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			log.Warn(fmt.Sprintf("remove %s: %v", envFile, err), slog.String("path", envFile), slog.Any("error", err))
+			log.Warn("cannot remove the bootstrap environment file", slog.String("path", envFile), slog.Any("error", err))
 		}
 	}()
-	log.Info(fmt.Sprintf("starting %s as a new cluster (%s)", name, envFile), slog.String("unit", name), slog.String("path", envFile))
+	log.Info("starting the unit as a new cluster", slog.String("unit", name), slog.String("path", envFile))
 	start := time.Now()
 	if err := conn.Start(ctx, name); err != nil {
 		after, _ := conn.State(context.WithoutCancel(ctx), name)
@@ -224,7 +224,7 @@ Bootstrap the node with the highest seqno: compare "seqno:" in grastate.dat on e
 	if err := setSafeToBootstrap(path); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	log.Warn(fmt.Sprintf("--force: set safe_to_bootstrap: 1 in %s (seqno %d). %s", path, g.Seqno, lost), slog.String("path", path), slog.Int64("galera_seqno", g.Seqno))
+	log.Warn("--force: set safe_to_bootstrap: 1 in grastate", slog.String("path", path), slog.Int64("galera_seqno", g.Seqno), slog.String("may_lose", lost))
 	return nil
 }
 

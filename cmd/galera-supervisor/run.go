@@ -196,9 +196,13 @@ Health check credentials: user/password from [galera-supervisor], else
 which MariaDB's unix_socket authentication admits. "Access denied" is shown
 in STATUS and logged; READY then never comes.
 
-Logs: "galera-supervisor: ..." lines on stderr; when stderr is the journal
-(JOURNAL_STREAM names it, as under the units), native journal entries
-instead, with fields: NODE_STATE= at each phase change, SST_ROLE=,
+Logs: "galera-supervisor: ..." lines on stderr, each a short fixed message
+and its facts as key=value attributes (a value quoted when it holds a
+space, '=' or '"'), e.g.
+  galera-supervisor: started mariadbd command=/usr/sbin/mariadbd pid=4242 args="..."
+When stderr is the journal (JOURNAL_STREAM names it, as under the units),
+native journal entries instead, whose MESSAGE is that line without the
+prefix, every attribute a field of its own: NODE_STATE= at each phase change, SST_ROLE=,
 SST_METHOD=, SST_PHASE= and SST_PEER= as an SST moves; the SST processes
 add SST_RESULT=, SST_BYTES=, SST_SECONDS= and MESSAGE_IDs that
 "journalctl -x" explains (see "help sst"). For example
@@ -277,12 +281,13 @@ a new .cnf in an !includedir, a retargeted symlink on the way
 (/etc/mysql/my.cnf -> /etc/alternatives/my.cnf -> ...) and a default file
 that did not exist are all seen. Once the edit settles (100 ms) the files
 are read again and each change is logged with the file:line of the value:
-  [sst] rlimit: 10M -> 20M (/etc/mysql/conf.d/sst.cnf:3): the next SST uses it
+  option files: changed, the next SST uses it option=rlimit old=10M new=20M
+  option_group=sst option_file=/etc/mysql/conf.d/sst.cnf option_line=3
       no restart: the native methods read the snapshot named by
       GALERA_SUPERVISOR_OPTIONS (see "help sst"), which now has it; the
       stock scripts (rsync, mariabackup) read the files themselves.
-  [mysqld] max-connections: unset -> 500 (/etc/mysql/my.cnf:12): needs a
-  restart of mariadbd
+  option files: changed, needs a restart of mariadbd option=max-connections
+  old=unset new=500 option_group=mysqld option_file=/etc/mysql/my.cnf option_line=12
       server groups ([mysqld] [server] [mariadb] [galera] ...) are only
       logged; nothing is restarted.
 An edit that does not read (a malformed line) or that gives an [sst] or
@@ -444,11 +449,11 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 	// already reports what matters.
 	mysql.SetLogger(stdlog.New(io.Discard, "", 0))
 	if err := supervisor.SetSubreaper(); err != nil {
-		log.Warn(fmt.Sprintf("%v; orphaned SST processes will re-parent to init", err), slog.Any("error", err))
+		log.Warn("cannot become a subreaper; orphaned SST processes will re-parent to init", slog.Any("error", err))
 	}
 	watchdog, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
-		log.Warn(fmt.Sprintf("watchdog: %v", err), slog.Any("error", err))
+		log.Warn("watchdog: cannot read WATCHDOG_USEC", slog.Any("error", err))
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -171,7 +171,9 @@ own equivalent; warned about (logged by the SST, a warning in "config
 check") and ignored, saying what to use instead; or refused.
 ` + schema.Help(schema.SST) + `
 Logs: each SST writes <datadir>/<method>.<role>.log (native-copy.joiner.log,
-native-backup.donor.log, ...), the lines it prints on stderr. A joiner keeps
+native-backup.donor.log, ...), the lines it prints on stderr: "WSREP_SST:
+[INFO] <message> key=value ... (<timestamp>)", a short fixed message and
+its facts as attributes (sst_method, sst_role, sst_peer, ...). A joiner keeps
 it through the swap and a donor never sends it. When stderr is the journal
 (under systemd), entries carry SST_ROLE, SST_METHOD, SST_PEER, SST_BYTES,
 SST_SECONDS, SST_RESULT and, for SST started, finished and failed, a

@@ -129,7 +129,7 @@ func TestSystemdOperationsGuide(t *testing.T) {
 	g.run(ctx, guideSteps(t, "## A new 3-node cluster"))
 	g.checkCluster(ctx)
 	for i := 1; i < 3; i++ {
-		if j := ms[i].Journal(ctx, "galera-supervisor.service"); !strings.Contains(j, "SST joiner native-copy: done") || !strings.Contains(j, "starting mariadbd (join)") {
+		if j := ms[i].Journal(ctx, "galera-supervisor.service"); !strings.Contains(j, "SST phase sst_role=joiner sst_method=native-copy sst_phase=done") || !strings.Contains(j, "starting mariadbd decision=join") {
 			t.Errorf("node%d did not join by decision and a native-copy SST:\n%s", i+1, j)
 		}
 	}
@@ -168,7 +168,7 @@ func TestSystemdOperationsGuide(t *testing.T) {
 	t.Logf("TLS: the full restart took %s", time.Since(restart).Round(100*time.Millisecond))
 	g.checkCluster(ctx)
 	for i, m := range ms {
-		if j := m.Journal(ctx, "galera-supervisor.service"); !strings.Contains(j, "(mutual TLS and shared secret)") {
+		if j := m.Journal(ctx, "galera-supervisor.service"); !strings.Contains(j, `auth="mutual TLS and shared secret"`) {
 			t.Errorf("node%d: the supervisor does not answer its peers with mutual TLS:\n%s", i+1, j)
 		}
 	}

@@ -689,7 +689,7 @@ innodb_buffer_pool_size=64M
 			}
 		}
 		j := r.journal(ctx, n2.unit())
-		if l, ok := firstLine(j, "SST joiner native-copy: done"); !ok {
+		if l, ok := firstLine(j, "SST phase sst_role=joiner sst_method=native-copy sst_phase=done"); !ok {
 			t.Errorf("no finished native-copy joiner SST in the journal of %s\n%s", n2.unit(), m.Journal(ctx, n2.unit()))
 		} else {
 			t.Logf("%s: %s", n2.unit(), l.msg)

@@ -278,7 +278,7 @@ func (r *rig) stockJoin(ctx context.Context, n1, n2 node, method string) {
 	if l, ok := firstLine(j, "timed out"); ok {
 		t.Errorf("journal says %q", l.msg)
 	}
-	if _, ok := firstLine(j, "SST stall window 20s, from "+n2.unit+"'s TimeoutStartSec=20s"); !ok {
+	if _, ok := firstLine(j, "SST stall window from the unit's TimeoutStartSec stall_window=20s stall_window_source=unit unit="+n2.unit+" timeout_start=20s"); !ok {
 		t.Errorf("the supervisor did not log a window derived from TimeoutStartSec")
 	}
 	if rated == "" {

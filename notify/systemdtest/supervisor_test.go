@@ -395,11 +395,11 @@ Restart=no
 		if l, ok := firstLine(j2, "timed out"); ok {
 			t.Errorf("journal says %q", l.msg)
 		}
-		if _, ok := firstLine(j2, "SST stall window 20s, from "+n2.unit+"'s TimeoutStartSec=20s"); !ok {
+		if _, ok := firstLine(j2, "SST stall window from the unit's TimeoutStartSec stall_window=20s stall_window_source=unit unit="+n2.unit+" timeout_start=20s"); !ok {
 			t.Errorf("the supervisor did not log a window derived from TimeoutStartSec")
 		}
-		sstStart, ok1 := firstLine(j2, "SST joiner native-copy")
-		sstDone, ok2 := firstLine(j2, "SST joiner native-copy: done")
+		sstStart, ok1 := firstLine(j2, "SST phase sst_role=joiner sst_method=native-copy")
+		sstDone, ok2 := firstLine(j2, "SST phase sst_role=joiner sst_method=native-copy sst_phase=done")
 		if !ok1 || !ok2 {
 			t.Fatalf("no native-copy joiner progress in the journal of %s", n2.unit)
 		}
@@ -414,10 +414,10 @@ Restart=no
 		// rlimit reached the donor's SST with no restart: its supervisor
 		// saw the edit and handed the SST its snapshot.
 		j1 := r.journal(ctx, n1.unit)
-		if _, ok := firstLine(j1, "[sst] rlimit: unset -> "+rate+" ("+n1.cnf+":"); !ok {
+		if _, ok := firstLine(j1, "option=rlimit old=unset new="+rate+" option_group=sst option_file="+n1.cnf+" option_line="); !ok {
 			t.Errorf("the journal of %s has no [sst] rlimit change with its file:line", n1.unit)
 		}
-		if _, ok := firstLine(j1, "options: the supervisor's last good option files, from /run/galera-supervisor"); !ok {
+		if _, ok := firstLine(j1, "option_snapshot=/run/galera-supervisor"); !ok {
 			t.Errorf("the donor's SST did not read the supervisor's snapshot")
 		}
 	})
@@ -630,7 +630,7 @@ Restart=no
 	t.Logf("stalled SST: start timeout fired %s after the stall, unit failed %s after it",
 		timedOut.Round(100*time.Millisecond), failedAfter.Round(100*time.Millisecond))
 	j := r.journal(ctx, n2.unit)
-	if _, ok := firstLine(j, "SST stall window 20s, from "+n2.unit+"'s TimeoutStartSec=20s"); !ok {
+	if _, ok := firstLine(j, "SST stall window from the unit's TimeoutStartSec stall_window=20s stall_window_source=unit unit="+n2.unit+" timeout_start=20s"); !ok {
 		t.Errorf("the supervisor did not log a window derived from TimeoutStartSec")
 	}
 	r.failedByTimeout(ctx, n2.unit, failedAfter, failWithin)
