@@ -51,7 +51,7 @@ var table = []Option{
 	{Name: "sst-initial-timeout", Group: SST, Kind: Duration, Min: 0, Max: maxInt31, Default: "300", Methods: nativeAndMB,
 		Doc: "how long the joiner waits for the donor's first data (0 waits forever)"},
 	{Name: "delta", Group: SST, Kind: Enum, Values: []string{"0", "1", "auto"}, Default: "auto", Methods: []string{NativeCopy}, Handling: Own,
-		Doc: "native-copy's joiner sends block hashes of its old datadir and receives only the blocks that differ (\"delta: X of Y differ\" in both logs); auto: when that datadir is of the donor's cluster (the gcache's GID) and no stock SST left it half written (sst_in_progress), else a full transfer, the log says why; 1 always; 0 never. The old files are staged by reflink where the filesystem has them (btrfs, XFS), else copied"},
+		Doc: "native-copy's joiner sends block hashes of its old datadir and receives only the blocks that differ (\"delta: X of Y differ\" in both logs); auto: when that datadir is of the donor's cluster (the gcache's GID) and no stock SST left it half written (sst_in_progress, or the supervisor's galera-supervisor.sst-incomplete naming a stock method), else a full transfer, the log says why; 1 always; 0 never. Nothing is copied: the old files are hashed where they are, staging holds only the pages that differ and new files, and the swap writes those pages into the old files in place after saving what they overwrite in an undo journal (.sst-native-undo), so a failed or interrupted swap puts the old datadir back; extra disk use is about twice the changed pages"},
 
 	// Encryption.
 	{Name: "encrypt", Group: SST, Kind: Int, Min: 0, Max: 4, Default: "0", Methods: nativeAndMB, Handling: Refused, RefusedValues: []string{"1"}, Native: useTLS,

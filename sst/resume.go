@@ -91,6 +91,11 @@ func (s *Staging) takeOver(cluster string) (bool, string) {
 	if fi, err := os.Lstat(s.Dir); err != nil || !fi.IsDir() {
 		return false, "it is not a directory"
 	}
+	// A delta's patches are indexed in the memory of the SST that made
+	// them: they go, and their files are compared with the old ones anew.
+	if err := os.RemoveAll(filepath.Join(s.Dir, PatchDirName)); err != nil {
+		return false, fmt.Sprintf("remove its patches: %v", err)
+	}
 	return true, ""
 }
 

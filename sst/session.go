@@ -86,6 +86,7 @@ type Session struct {
 	mu    sync.Mutex
 	peer  string // the last progress event's peer
 	bytes int64  // and its byte count
+	delta bool   // SetDelta: every event says so
 	// syslog is the prefix of syslog tags when the SST logs to syslog.
 	syslog *string
 	// Datadir is --datadir, cleaned and absolute.
@@ -234,6 +235,14 @@ func (s *Session) Binlog() (base, index string) {
 	return b, idx
 }
 
+// SetDelta marks the SST a delta from here on: its progress events count
+// the bytes that differ against the whole datadir (progress.Event.Delta).
+func (s *Session) SetDelta() {
+	s.mu.Lock()
+	s.delta = true
+	s.mu.Unlock()
+}
+
 // Report sends a progress event to the supervisor, with role and method
 // filled in.
 // Reporter forwards an engine's progress to the supervisor and, with
@@ -257,6 +266,7 @@ func (s *Session) Reporter() progress.Reporter {
 
 func (s *Session) Report(e progress.Event) {
 	s.mu.Lock()
+	e.Delta = e.Delta || s.delta
 	if e.Peer != "" {
 		s.peer = PeerAddr(e.Peer)
 	}
@@ -437,9 +447,7 @@ func Run(ctx context.Context, method string, argv []string, cfg Config) (err err
 	start = cfg.Now()
 	if args.Role == Joiner {
 		marker := filepath.Join(dd, InProgressFile)
-		if _, err := os.Lstat(marker); err == nil {
-			s.IncompleteBefore = InProgressFile + " left in the datadir by an SST that did not finish"
-		}
+		s.IncompleteBefore = incompleteBefore(dd)
 		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o640); err == nil {
 			f.Close()
 			defer os.Remove(marker)

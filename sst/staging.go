@@ -54,6 +54,7 @@ var alwaysKept = map[string]bool{
 	PIDFile: true, InProgressFile: true, TablesFlushedFile: true, SSTErrorFile: true,
 	"lost+found": true, ".zfs": true, ".snapshot": true,
 	StagingDirName: true, OldDirName: true, TrashDirName: true, JournalName: true, RootsName: true, MoveName: true, ResumeName: true,
+	UndoName: true, UndoName + ".tmp": true,
 }
 
 // KeepRule reports whether a top-level entry of a root survives a swap.
@@ -120,6 +121,7 @@ type Staging struct {
 
 	mu      sync.Mutex
 	written map[string]Written
+	bases   map[string]*Patch // the root's own files kept by a delta (patch.go)
 
 	// failpoint, when set, is called before each step of a swap with the
 	// step's name; an error makes the step fail (tests).
@@ -301,16 +303,17 @@ func (s *Staging) recover() error {
 		if err := os.RemoveAll(trash); err != nil {
 			return Errorf(EACCES, "sst: remove %s: %w", trash, err)
 		}
-		// The rename to trash was the commit point: the journal is stale.
+		// The rename to trash was the commit point: the journals are stale.
 		os.Remove(filepath.Join(s.Root, JournalName))
-		return nil
+		os.Remove(filepath.Join(s.Root, UndoName))
+		return syncDir(s.Root)
 	}
 	old := filepath.Join(s.Root, OldDirName)
 	journal := filepath.Join(s.Root, JournalName)
 	_, oerr := os.Lstat(old)
 	_, jerr := os.Lstat(journal)
 	if oerr != nil && jerr != nil {
-		return nil
+		return undoPatches(s.Root, s.log)
 	}
 	s.log.Warn("rolling back an interrupted swap", slog.String("path", s.Root))
 	if names, err := readJournal(journal); err == nil {
@@ -344,7 +347,10 @@ func (s *Staging) recover() error {
 		}
 	}
 	os.Remove(journal)
-	return syncDir(s.Root)
+	if err := syncDir(s.Root); err != nil {
+		return err
+	}
+	return undoPatches(s.Root, s.log)
 }
 
 // Extra errnos used here.
@@ -388,7 +394,8 @@ func CheckPath(rel string) error {
 	}
 	top, _, _ := strings.Cut(rel, "/")
 	switch {
-	case top == StagingDirName, top == OldDirName, top == TrashDirName, top == JournalName, top == MoveName, top == ResumeName, strings.HasPrefix(top, CopyPrefix):
+	case top == StagingDirName, top == OldDirName, top == TrashDirName, top == JournalName, top == MoveName, top == ResumeName, top == PatchDirName,
+		top == UndoName, top == UndoName+".tmp", strings.HasPrefix(top, CopyPrefix):
 		return Errorf(EPROTO, "sst: path %q names the joiner's work directory", rel)
 	}
 	return nil
@@ -468,6 +475,12 @@ func (s *Staging) Verify(manifest []ManifestEntry, peer string) error {
 			return err
 		}
 		want[m.Path] = m
+		if b := s.bases[m.Path]; b != nil {
+			if size := b.Size(); size != m.Size {
+				return Errorf(EPIPE, "sst: %s from %s: %d bytes with its patch, donor announced %d", m.Path, peer, size, m.Size)
+			}
+			continue
+		}
 		w, ok := s.written[m.Path]
 		if !ok {
 			return Errorf(EPIPE, "sst: %s from %s never arrived complete", m.Path, peer)
@@ -486,16 +499,27 @@ func (s *Staging) Verify(manifest []ManifestEntry, peer string) error {
 			return Errorf(EPIPE, "sst: staged %s is %d bytes (%s), donor announced %d", m.Path, fi.Size(), fi.Mode().Type(), m.Size)
 		}
 	}
+	for rel := range s.bases {
+		if _, ok := want[rel]; !ok {
+			return Errorf(EPROTO, "sst: %s, kept from %s, is not in %s's manifest", rel, s.Root, peer)
+		}
+	}
 	return filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return Errorf(EIO, "sst: verify staging: %w", err)
 		}
+		rel, _ := filepath.Rel(s.Dir, p)
 		if d.IsDir() {
+			if rel == PatchDirName {
+				return fs.SkipDir
+			}
 			return nil
 		}
-		rel, _ := filepath.Rel(s.Dir, p)
 		if _, ok := want[rel]; !ok {
 			return Errorf(EPROTO, "sst: staged %s is not in %s's manifest", rel, peer)
+		}
+		if s.bases[rel] != nil {
+			return Errorf(EPROTO, "sst: %s is both staged and kept from %s", rel, s.Root)
 		}
 		return nil
 	})
@@ -575,6 +599,9 @@ func Swap(stagings ...*Staging) error {
 			return rollback(Errorf(EIO, "sst: commit swap in %s: %w", sw.s.Root, err))
 		}
 		os.Remove(sw.journal)
+		// Patched in place, and committed: the undo journal must not
+		// run. Removed before the trash, which tells recovery so.
+		os.Remove(filepath.Join(sw.s.Root, UndoName))
 		if err := syncDir(sw.s.Root); err != nil {
 			sw.s.log.Warn("fsync after the swap failed", slog.String("path", sw.s.Root), slog.Any("error", err))
 		}
@@ -595,12 +622,26 @@ func Swap(stagings ...*Staging) error {
 
 func (sw *swap) do() error {
 	s := sw.s
+	// A delta's bases get their patches in place under the undo journal
+	// (patch.go), then join the staged tree: the old contents, moved aside
+	// next, hold the patched files too, until the commit or the rollback's
+	// undoPatches. (Patched first, so that a base the filesystem will not
+	// link is copied with its patch.)
+	if err := s.applyPatches(); err != nil {
+		return err
+	}
+	if err := s.linkBases(); err != nil {
+		return err
+	}
 	ents, err := os.ReadDir(s.Dir)
 	if err != nil {
 		return Errorf(EIO, "sst: read staging %s: %w", s.Dir, err)
 	}
 	incoming := map[string]bool{}
 	for _, e := range ents {
+		if e.Name() == PatchDirName {
+			continue
+		}
 		sw.incoming = append(sw.incoming, e.Name())
 		incoming[e.Name()] = true
 	}
@@ -685,7 +726,7 @@ func (sw *swap) undo() error {
 		os.Remove(sw.old)
 		os.Remove(sw.journal)
 		syncDir(s.Root)
-		return nil
+		return undoPatches(s.Root, s.log)
 	}
 	return Errorf(EIO, "sst: roll back swap in %s (left %s for the next start to restore): %w", s.Root, sw.old, errors.Join(errs...))
 }
@@ -769,6 +810,9 @@ func (s *Staging) RecordTree() error {
 		if err != nil {
 			return Errorf(EIO, "sst: scan staging: %w", err)
 		}
+		if d.IsDir() && p == filepath.Join(s.Dir, PatchDirName) {
+			return fs.SkipDir
+		}
 		if d.Type().IsRegular() {
 			fi, err := d.Info()
 			if err != nil {
@@ -794,6 +838,9 @@ func (s *Staging) Prune(keep map[string]bool) ([]string, error) {
 			return err
 		}
 		if d.IsDir() {
+			if p == filepath.Join(s.Dir, PatchDirName) {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		rel, _ := filepath.Rel(s.Dir, p)
@@ -811,6 +858,19 @@ func (s *Staging) Prune(keep map[string]bool) ([]string, error) {
 	if err := s.removeEmptied(removed); err != nil {
 		return removed, err
 	}
+	s.mu.Lock()
+	var gone []string
+	for rel := range s.bases {
+		if !keep[rel] {
+			gone = append(gone, rel)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(gone)
+	for _, rel := range gone {
+		s.Unbase(rel) // the donor no longer has it: it goes with the old contents
+	}
+	removed = append(removed, gone...)
 	s.mu.Lock()
 	for _, r := range removed {
 		delete(s.written, r)

@@ -96,6 +96,22 @@ var newSnapshot = map[string]string{
 	"mysql-bin.index":  "./mysql-bin.000002\n",
 }
 
+// baseFiles are files of the old datadir that the new snapshot keeps as
+// bases of a delta (old and new contents): one unchanged, one patched and
+// grown, one patched and shrunk. Every swap test goes through their
+// in-place patching and its undo journal.
+var baseFiles = map[string][2]string{
+	"bench/same.ibd":   {strings.Repeat("s", 2*cmpUnit), strings.Repeat("s", 2*cmpUnit)},
+	"bench/grow.ibd":   {strings.Repeat("g", 3*cmpUnit), strings.Repeat("g", cmpUnit) + strings.Repeat("G", cmpUnit) + strings.Repeat("g", cmpUnit) + "tail"},
+	"bench/shrink.ibd": {strings.Repeat("k", 3*cmpUnit), "K" + strings.Repeat("k", cmpUnit+100)},
+}
+
+func init() {
+	for rel, c := range baseFiles {
+		oldDatadir[rel] = c[0]
+	}
+}
+
 func stage(t *testing.T, root string) (*Staging, []ManifestEntry) {
 	t.Helper()
 	st, err := NewStaging(root, nil, logtest.New(t))
@@ -113,6 +129,19 @@ func stage(t *testing.T, root string) (*Staging, []ManifestEntry) {
 		sum := fmt.Sprintf("%x", sha256.Sum256([]byte(c)))
 		st.Written(p, int64(len(c)), sum)
 		man = append(man, ManifestEntry{Path: p, Size: int64(len(c)), Sum: sum})
+	}
+	for rel, c := range baseFiles {
+		b, err := st.Base(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WriteAt([]byte(c[1]), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.End(int64(len(c[1]))); err != nil {
+			t.Fatal(err)
+		}
+		man = append(man, ManifestEntry{Path: rel, Size: int64(len(c[1]))})
 	}
 	return st, man
 }
@@ -150,6 +179,9 @@ func testStagingSwap(t *testing.T, rename func(string, string) error) {
 	want := map[string]string{}
 	for p, c := range newSnapshot {
 		want[p] = c
+	}
+	for p, c := range baseFiles {
+		want[p] = c[1]
 	}
 	for _, kept := range []string{"grastate.dat", "galera.cache", "server-cert.pem", "node.err", "lost+found/x", "host.pid", "subdir-kept.log", "RPM_UPGRADE_MARKER"} {
 		want[kept] = oldDatadir[kept]
@@ -221,7 +253,7 @@ func testStagingSwapFailure(t *testing.T, rename func(string, string) error) {
 			if after := treeHash(t, root); after != before {
 				t.Fatalf("old datadir changed after a failure at %s", failAt)
 			}
-			for _, n := range []string{OldDirName, JournalName, MoveName} {
+			for _, n := range []string{OldDirName, JournalName, MoveName, UndoName, UndoName + ".tmp"} {
 				if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
 					t.Errorf("%s left after a failure at %s", n, failAt)
 				}
@@ -274,6 +306,11 @@ func testStagingCrashRecovery(t *testing.T, rename func(string, string) error) {
 				if b, _ := os.ReadFile(filepath.Join(root, "bench/t.ibd")); string(b) != "new table" {
 					t.Fatalf("committed swap not kept: %q", b)
 				}
+				for rel, c := range baseFiles {
+					if b, _ := os.ReadFile(filepath.Join(root, rel)); string(b) != c[1] {
+						t.Fatalf("committed swap: %s patched in place rolled back", rel)
+					}
+				}
 				return
 			}
 			if err := sw.do(); !errors.Is(err, errCrash) {
@@ -287,7 +324,7 @@ func testStagingCrashRecovery(t *testing.T, rename func(string, string) error) {
 			if after := treeHash(t, root); after != before {
 				t.Fatalf("old datadir not restored after a crash at %s", crashAt)
 			}
-			for _, n := range []string{OldDirName, JournalName, MoveName} {
+			for _, n := range []string{OldDirName, JournalName, MoveName, UndoName, UndoName + ".tmp"} {
 				if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
 					t.Errorf("%s left after recovery from a crash at %s", n, crashAt)
 				}
@@ -304,9 +341,14 @@ func TestCleanup(t *testing.T) {
 	before := treeHash(t, root)
 	st, _ := stage(t, root)
 	sw := &swap{s: st, old: filepath.Join(root, OldDirName), journal: filepath.Join(root, JournalName)}
+	// Killed halfway through moving the old contents aside, after the
+	// bases were patched in place.
 	half := 0
 	st.failpoint = func(step string) error {
-		if half++; half == 3 {
+		if !strings.HasPrefix(step, "move-aside:") {
+			return nil
+		}
+		if half++; half == 2 {
 			return errors.New("killed")
 		}
 		return nil
@@ -333,13 +375,13 @@ func TestCleanup(t *testing.T) {
 	if after := treeHash(t, root); after != before {
 		t.Errorf("old contents not restored: %s", strings.Join(said, "; "))
 	}
-	for _, n := range []string{StagingDirName, OldDirName, JournalName} {
+	for _, n := range []string{StagingDirName, OldDirName, JournalName, UndoName} {
 		if _, err := os.Lstat(filepath.Join(root, n)); err == nil {
 			t.Errorf("%s left in root", n)
 		}
 	}
-	if len(said) != 2 {
-		t.Errorf("said %q, want the rollback and the staging removal", said)
+	if len(said) != 3 || !strings.Contains(said[1], "patched in place") {
+		t.Errorf("said %q, want the rollback, that of the in-place patches, and the staging removal", said)
 	}
 	// Nothing to do: nothing said.
 	rec = logtest.NewRecorder()
@@ -350,6 +392,7 @@ func TestCleanup(t *testing.T) {
 
 func TestStagingVerify(t *testing.T) {
 	root := t.TempDir()
+	writeFiles(t, root, oldDatadir)
 	st, man := stage(t, root)
 	bad := append([]ManifestEntry(nil), man...)
 	bad[0].Size++

@@ -22,9 +22,10 @@ import (
 // SSTIncompleteFile marks, in the datadir, a node whose last SST as a
 // joiner did not complete: written when one is seen to begin (or its
 // leftovers are found), removed once the node is Synced. Such a node never
-// bootstraps a cluster. No SST sends it; the joiner's supervisor keeps
-// it across the SST (ownfiles.go).
-const SSTIncompleteFile = "galera-supervisor.sst-incomplete"
+// bootstraps a cluster, and a native-copy joiner reads it to tell whether
+// its old datadir may be half written (sst.HalfWritten). No SST sends it;
+// the joiner's supervisor keeps it across the SST (ownfiles.go).
+const SSTIncompleteFile = sst.IncompleteFile
 
 // findIncompleteSST says why the node's last SST did not complete, "" when
 // nothing says so. It must run before CleanSST removes the evidence.
@@ -390,9 +391,13 @@ func (r *runner) joinerSST() {
 		return
 	}
 	r.sstJoiner = true
-	why := "an SST into this node began at " + time.Now().UTC().Format(time.RFC3339) + " and the node was not Synced since"
-	if err := markSSTIncomplete(r.opts.Datadir(), why); err != nil {
-		r.s.log.Warn("cannot mark the SST incomplete", slog.Any("error", err))
+	// An earlier SST's marker stays: the node was not Synced since, and
+	// what that SST was (a stock one may have left the datadir half
+	// written) still holds for the datadir this one starts from.
+	if _, err := os.Lstat(filepath.Join(r.opts.Datadir(), SSTIncompleteFile)); err != nil {
+		if err := markSSTIncomplete(r.opts.Datadir(), sst.IncompleteWhy(r.joinerMethod(), time.Now())); err != nil {
+			r.s.log.Warn("cannot mark the SST incomplete", slog.Any("error", err))
+		}
 	}
 	r.own = readOwnFiles(r.opts.Datadir(), r.s.log)
 }

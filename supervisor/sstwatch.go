@@ -37,8 +37,11 @@ func (r *runner) progressEvent(e progress.Event, measured bool) {
 	r.sstEvent(e, now)
 	if first || e.Phase != prev {
 		advanced = true
-		s.log.Info("SST phase",
-			slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", sst.PeerAddr(e.Peer)))
+		attrs := []any{slog.String("sst_role", e.Role), slog.String("sst_method", e.Method), slog.String("sst_phase", e.Phase), slog.String("sst_peer", sst.PeerAddr(e.Peer))}
+		if e.Delta && e.Total > 0 && (e.Phase == progress.PhaseVerifying || e.Phase == progress.PhaseMoving) {
+			attrs = append(attrs, progress.DeltaAttrs(e.Done, e.Total)...)
+		}
+		s.log.Info("SST phase", attrs...)
 	}
 	if livenessPhase(e.Phase) {
 		advanced = true

@@ -25,6 +25,18 @@ func TestStatusLine(t *testing.T) {
 		m.Observe(e, t0)
 		return m
 	}
+	// A delta SST: 3.1 GiB of a 412 GiB datadir differ; what moves is no
+	// share of the datadir, so no percent and no ETA.
+	deltaMeter := func(phase string) *progress.Meter {
+		m := &progress.Meter{}
+		e := progress.Event{Role: "joiner", Method: "native-copy", Phase: phase, Done: 31 << 30 / 10, Total: 412 << 30, Delta: true}
+		m.Observe(e, t0.Add(-time.Second))
+		if phase == progress.PhaseReceiving {
+			e.Done += 310e6
+			m.Observe(e, t0)
+		}
+		return m
+	}
 	synced := NodeState{Comment: "Synced", Ready: true, ClusterStatus: "Primary"}
 	tests := []struct {
 		name string
@@ -35,6 +47,8 @@ func TestStatusLine(t *testing.T) {
 		{"starting", view{wsrep: true}, "starting"},
 		{"starting with mariadbd's words", view{wsrep: true, childStatus: "InnoDB: Starting crash recovery"}, "starting: InnoDB: Starting crash recovery"},
 		{"SST with progress", view{wsrep: true, meter: sstMeter(), lastProg: t0, progRole: "joiner"}, "receiving SST 44% 2.0/4.5 GiB 310 MB/s ETA 9s"},
+		{"delta SST", view{wsrep: true, meter: deltaMeter(progress.PhaseReceiving), lastProg: t0, progRole: "joiner"}, "receiving SST delta: 3.4 GiB of 412.0 GiB differ so far 310 MB/s"},
+		{"delta SST verified", view{wsrep: true, meter: deltaMeter(progress.PhaseMoving), lastProg: t0, progRole: "joiner"}, "moving delta: 3.1 GiB of 412.0 GiB differ"},
 		{"SST progress gone stale", view{wsrep: true, meter: sstMeter(), lastProg: t0.Add(-time.Minute), sstRunning: true, sstRole: "joiner", sstMethod: "rsync"}, "receiving SST by rsync"},
 		{"SST seen by the monitor only", view{wsrep: true, sstMonitor: true}, "receiving SST"},
 		{"SST by a stock method", view{wsrep: true, meter: measured(progress.Event{Role: "joiner", Method: "rsync", Phase: progress.PhaseReceiving}),

@@ -159,7 +159,11 @@ What systemd hears (NotifyAccess=main is enough):
                bytes: the method's own count, or for a stock method what
                its SST processes read (/proc/PID/io), e.g. "donor: sending
                SST by rsync to 10.0.0.2:4444/rsync_sst 55% 1.1/2.0 GiB
-               40 MB/s ETA 23s".
+               40 MB/s ETA 23s". A native-copy delta tells how much of the
+               datadir differs instead of a %: "receiving SST delta: 3.1
+               GiB of 412.0 GiB differ so far 310 MB/s", then "moving delta:
+               3.1 GiB of 412.0 GiB differ" (journal fields
+               DELTA_DIFFER_BYTES, DELTA_TOTAL_BYTES).
   EXTEND_TIMEOUT_USEC=
                before READY, each time SST progress advances (or the node's
                phase changes), by the stall window, at most every quarter of

@@ -14,8 +14,8 @@ import (
 
 	"github.com/galera-supervisor/galera-supervisor/schema"
 	"github.com/galera-supervisor/galera-supervisor/sst"
+	"github.com/galera-supervisor/galera-supervisor/sst/progress"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
-	"golang.org/x/sys/unix"
 )
 
 // blockSize is the unit of delta mode: a joiner's block is kept when its
@@ -44,9 +44,35 @@ func blockHash(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// hashFile hashes the blocks of the file at path (those overlapping only,
-// when given; see hashHandle).
-func hashFile(path, name string, only []transfer.Range) (deltaFile, error) {
+// hashFile hashes the blocks of a file of size bytes (those overlapping
+// only, when given; see hashHandle): a staged file or a base.
+func hashFile(r sizedReaderAt, name string, only []transfer.Range) (deltaFile, error) {
+	size := r.Size()
+	blocks, err := hashHandle(r, size, only)
+	if err != nil {
+		return deltaFile{}, err
+	}
+	size = min(size, int64(len(blocks))*blockSize)
+	return deltaFile{Name: name, Size: size, Blocks: blocks}, nil
+}
+
+// sizedReaderAt is a file to hash: a staged file (fileSize), or a base,
+// read as the swap will leave it (*sst.Patch).
+type sizedReaderAt interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// fileSize is an open file with its size at open.
+type fileSize struct {
+	*os.File
+	size int64
+}
+
+func (f fileSize) Size() int64 { return f.size }
+
+// hashPath hashes the blocks of the file at path.
+func hashPath(path, name string, only []transfer.Range) (deltaFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return deltaFile{}, err
@@ -56,12 +82,7 @@ func hashFile(path, name string, only []transfer.Range) (deltaFile, error) {
 	if err != nil {
 		return deltaFile{}, err
 	}
-	blocks, err := hashHandle(f, fi.Size(), only)
-	if err != nil {
-		return deltaFile{}, err
-	}
-	size := min(fi.Size(), int64(len(blocks))*blockSize)
-	return deltaFile{Name: name, Size: size, Blocks: blocks}, nil
+	return hashFile(fileSize{f, fi.Size()}, name, only)
 }
 
 // diffRanges reads f (size bytes) and returns the ranges whose blocks
@@ -79,7 +100,7 @@ func diffRanges(f *os.File, size int64, df deltaFile) ([]transfer.Range, error) 
 // those that overlap its ranges (the others get an empty hash, which
 // matches none). A file that shrank meanwhile yields fewer hashes; the
 // blocks without one count as changed (and a later pass corrects the size).
-func hashHandle(f *os.File, size int64, only []transfer.Range) ([]string, error) {
+func hashHandle(f io.ReaderAt, size int64, only []transfer.Range) ([]string, error) {
 	var out []string
 	buf := make([]byte, blockSize)
 	for off := int64(0); off < size; off += blockSize {
@@ -144,105 +165,45 @@ func intersect(a, b []transfer.Range) []transfer.Range {
 	return out
 }
 
-// stageForDelta puts the joiner's existing file src into staging as rel
-// (name is its wire name) and hashes its blocks: a reflink where the
-// filesystem has them (btrfs, XFS: no data is written, and the staged file
-// shares the old one's blocks until the donor's ranges patch it), else a
-// copy made in the same read as the hashes. The staged file, not the
-// original, is what the donor's ranges patch: the old datadir stays intact
-// until the swap.
-func stageForDelta(st *sst.Staging, name, rel, src string) (deltaFile, bool, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return deltaFile{}, false, err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return deltaFile{}, false, err
-	}
-	out, err := st.Create(rel, fi.Mode().Perm())
-	if err != nil {
-		return deltaFile{}, false, err
-	}
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
-		blocks, err := hashHandle(in, fi.Size(), nil)
-		if cerr := out.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("stage %s: %w", name, cerr)
-		}
-		if err != nil {
-			return deltaFile{}, true, fmt.Errorf("read %s: %w", src, err)
-		}
-		return deltaFile{Name: name, Size: fi.Size(), Blocks: blocks}, true, nil
-	}
-	df, err := copyHashing(in, out, name, src, fi.Size())
-	return df, false, err
-}
-
-// copyHashing copies in to out and hashes its blocks in the same read.
-func copyHashing(in, out *os.File, name, src string, size int64) (deltaFile, error) {
-	df := deltaFile{Name: name, Size: size}
-	buf := make([]byte, blockSize)
-	var off int64
-	for {
-		n, err := io.ReadFull(in, buf)
-		if n > 0 {
-			df.Blocks = append(df.Blocks, blockHash(buf[:n]))
-			if _, werr := out.WriteAt(buf[:n], off); werr != nil {
-				out.Close()
-				return deltaFile{}, fmt.Errorf("stage %s: %w", name, werr)
-			}
-			off += int64(n)
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			out.Close()
-			return deltaFile{}, fmt.Errorf("read %s: %w", src, err)
-		}
-	}
-	if err := out.Close(); err != nil {
-		return deltaFile{}, fmt.Errorf("stage %s: %w", name, err)
-	}
-	return df, nil
-}
-
-// prepareDelta stages the joiner's own copy of every file a donor would
-// send (where the donor's would go) and returns their hashes for the plan.
+// prepareDelta hashes the joiner's own copy of every file a donor would
+// send, in place, and declares each a base of its staging (sst.Patch):
+// nothing is copied. The donor then sends the blocks that differ; a
+// base's staging stores only the pages of those that differ from it, and
+// the swap writes them into it in place under an undo journal (see
+// package sst's patch.go), so the old datadir stays whole until the new
+// one is verified.
 func prepareDelta(pl *sst.Placement, log *slog.Logger) ([]deltaFile, int64, error) {
 	files, err := listFiles(pl.Layout, nil, nil)
 	if err != nil {
 		return nil, 0, err
 	}
 	var out []deltaFile
-	var bytes, cloned int64
+	var bytes int64
 	for _, f := range files {
 		// The redo log goes as the donor's live part over zeros, as in a
 		// full SST: over an old log instead, recovery could read on past
-		// the end into old records that still check out.
-		if filepath.Base(f.Name) == "" || f.Redo {
+		// the end into old records that still check out (baseFor). A file
+		// the donor's would not replace in place is sent whole.
+		st, rel, ok := baseFor(pl, f)
+		if !ok {
 			continue
-		}
-		st, rel, err := pl.Route(f.Name)
-		if err != nil {
-			continue // the donor sends nothing there: nothing to patch
 		}
 		if _, err := os.Lstat(filepath.Join(st.Dir, rel)); err == nil {
 			continue // kept from an earlier SST: resumeBasis offers it
 		}
-		df, reflink, err := stageForDelta(st, f.Name, rel, f.Path)
+		b, err := st.Base(rel)
 		if err != nil {
 			return nil, 0, sst.Errorf(sst.EIO, "native-copy: delta: %w", err)
 		}
+		df, err := hashFile(b, f.Name, nil)
+		if err != nil {
+			return nil, 0, sst.Errorf(sst.EIO, "native-copy: delta: read %s: %w", f.Path, err)
+		}
 		out = append(out, df)
 		bytes += df.Size
-		if reflink {
-			cloned += df.Size
-		}
 	}
-	log.Info("delta mode: staged existing files to be patched (reflinked where the filesystem can, copied otherwise)",
-		slog.Int("files", len(out)), slog.Int64("delta_staged_bytes", bytes), slog.Int64("delta_reflinked_bytes", cloned))
+	log.Info("delta mode: hashed existing files in place; staging keeps only the pages that differ",
+		slog.Int("files", len(out)), slog.Int64("delta_base_bytes", bytes))
 	return out, bytes, nil
 }
 
@@ -312,5 +273,55 @@ func oldCluster(datadir string) (string, error) {
 // logDelta says how much of the datadir a delta SST moved (what was sent,
 // new files and passes included, against the donor's datadir).
 func logDelta(log *slog.Logger, differ, total int64) {
-	log.Info("delta: bytes that differ", slog.Int64("delta_differ_bytes", differ), slog.Int64("delta_total_bytes", total))
+	log.Info("delta: bytes that differ", progress.DeltaAttrs(differ, total)...)
+}
+
+// baseFor is where the joiner's own file f is a delta's base: the staging
+// whose root holds it at the path the donor's file of that name goes to.
+// The redo log never is (see prepareDelta).
+func baseFor(pl *sst.Placement, f *file) (*sst.Staging, string, bool) {
+	if f.Redo {
+		return nil, "", false
+	}
+	x, rel, err := pl.Route(f.Name)
+	if err != nil || filepath.Join(x.Root, rel) != f.Path {
+		return nil, "", false
+	}
+	return x, rel, true
+}
+
+// patcher is the Sink's Patch: a base takes the ranges of its file; a
+// file sent whole is staged whole, its base dropped.
+func patcher(pl *sst.Placement) func(name string, whole bool) (transfer.Patcher, error) {
+	return func(name string, whole bool) (transfer.Patcher, error) {
+		x, rel, err := pl.Route(name)
+		if err != nil {
+			return nil, err
+		}
+		if whole {
+			x.Unbase(rel)
+			return nil, nil
+		}
+		if b := x.BaseOf(rel); b != nil {
+			return b, nil
+		}
+		return nil, nil
+	}
+}
+
+// hashStaged hashes the blocks of name as staged: its base with its
+// patch, or the staged file.
+func hashStaged(pl *sst.Placement, name string, only []transfer.Range) (deltaFile, error) {
+	x, rel, err := pl.Route(name)
+	if err != nil {
+		return deltaFile{}, err
+	}
+	if b := x.BaseOf(rel); b != nil {
+		return hashFile(b, name, only)
+	}
+	path, err := x.Path(rel)
+	if err != nil {
+		return deltaFile{}, err
+	}
+	return hashPath(path, name, only)
 }

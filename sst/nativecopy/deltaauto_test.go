@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
 )
@@ -17,16 +18,23 @@ import (
 // the joiner's log says why. Either way the result is the donor's datadir.
 func TestDeltaAuto(t *testing.T) {
 	const otherUUID = "0b7f1c2e-0000-11ef-9a39-0e5cc7e5c2b4"
+	stamp := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name    string
 		cluster string
 		marker  string
+		text    string // the marker's, when it has one
 		delta   bool
 		why     string // the delta_reason's start
 	}{
-		{"same cluster", testUUID, "", true, "an old datadir of cluster " + testUUID},
-		{"other cluster", otherUUID, "", false, "the old datadir is of cluster " + otherUUID + ", the donor of " + testUUID},
-		{"stock SST killed", testUUID, sst.InProgressFile, false, "the old datadir holds an incomplete SST: " + sst.InProgressFile + " left in the datadir"},
+		{"same cluster", testUUID, "", "", true, "an old datadir of cluster " + testUUID},
+		{"other cluster", otherUUID, "", "", false, "the old datadir is of cluster " + otherUUID + ", the donor of " + testUUID},
+		{"stock SST killed", testUUID, sst.InProgressFile, "", false, "the old datadir holds an incomplete SST: " + sst.InProgressFile + " left in the datadir"},
+		// Under the supervisor, which removes sst_in_progress before it
+		// starts mariadbd again: its marker names the SST's method.
+		{"stock SST killed, supervised", testUUID, sst.IncompleteFile, sst.IncompleteWhy("rsync", stamp), false,
+			"the old datadir holds an incomplete SST: " + sst.IncompleteFile + " says " + sst.IncompleteWhy("rsync", stamp)},
+		{"native SST interrupted, supervised", testUUID, sst.IncompleteFile, sst.IncompleteWhy("native-copy", stamp), true, "an old datadir of cluster " + testUUID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			jd, dd := newPair(t)
@@ -37,7 +45,12 @@ func TestDeltaAuto(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(jd, gcacheFile), append([]byte(preamble), make([]byte, 1000)...), 0o640); err != nil {
 				t.Fatal(err)
 			}
-			if tc.marker != "" {
+			switch {
+			case tc.text != "":
+				if err := os.WriteFile(filepath.Join(jd, tc.marker), []byte(tc.text+"\n"), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			case tc.marker != "":
 				mkfiles(t, jd, map[string]int{tc.marker: 10})
 			}
 			f, _ := os.OpenFile(filepath.Join(dd, "bench/t.ibd"), os.O_WRONLY, 0)
@@ -50,7 +63,11 @@ func TestDeltaAuto(t *testing.T) {
 			if r.joinerErr != nil || r.donorErr != nil {
 				t.Fatalf("joiner: %v\ndonor: %v\n%s\n%s", r.joinerErr, r.donorErr, r.joiner.stderr, r.donor.stderr)
 			}
-			if d := diffSnap(wantAfterCopy(donorBefore, joinerBefore), snapshot(t, jd)); d != "" {
+			want := wantAfterCopy(donorBefore, joinerBefore)
+			if tc.text != "" {
+				want[tc.marker] = joinerBefore[tc.marker] // the node's own: the supervisor's to remove
+			}
+			if d := diffSnap(want, snapshot(t, jd)); d != "" {
 				t.Errorf("joiner datadir differs from the donor's:\n%s", d)
 			}
 			jl, dl := r.joiner.stderr.String(), r.donor.stderr.String()

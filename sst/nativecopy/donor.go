@@ -183,6 +183,7 @@ func (d *donor) greet() error {
 	d.deltaPlan = len(d.delta) > 0
 	if d.deltaPlan {
 		d.s.Log.Info("delta mode: the joiner holds files already", slog.String("sst_peer", d.peer), slog.Int("files", len(d.delta)))
+		d.s.SetDelta()
 	}
 	// The logs are compared block by block again under the lock: kept in
 	// the page cache on both sides, that is a memory scan, not a disk read.

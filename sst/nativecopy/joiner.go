@@ -89,7 +89,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if p.Delta, err = planBasis(s, pl, h); err != nil {
 		return fail(err)
 	}
-	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.SinkRoute, Log: s.Log})
+	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.SinkRoute, Log: s.Log, Patch: patcher(pl)})
 	if err != nil {
 		return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
 	}
@@ -137,7 +137,12 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		logDelta(s.Log, res.stats.Bytes, h.Total)
 	}
 
-	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer})
+	// A delta's figures stay on STATUS= to the end: "delta: X of Y differ".
+	var moved, total int64
+	if len(p.Delta) > 0 {
+		moved, total = res.stats.Bytes, h.Total
+	}
+	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer, Done: moved, Total: total})
 	state, err := sst.ParseState(man.State)
 	if err != nil {
 		return fail(sst.Errorf(sst.EPROTO, "%s: state from %s: %w", s.Method, peer, err))
@@ -146,7 +151,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
+	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer, Done: moved, Total: total})
 	if err := sst.Swap(stagings...); err != nil {
 		return fail(err)
 	}
@@ -226,12 +231,12 @@ func control(ctx context.Context, sess *transfer.Session, pl *sst.Placement, pee
 			}
 			var resp hashResp
 			for _, name := range req.Names {
-				p, err := pl.Path(name)
+				df, err := hashStaged(pl, name, req.Only[name])
 				if err != nil {
-					return manifest{}, err
-				}
-				df, err := hashFile(p, name, req.Only[name])
-				if err != nil {
+					var se *sst.Error
+					if errors.As(err, &se) {
+						return manifest{}, err
+					}
 					continue // not staged: the donor sends it whole
 				}
 				resp.Files = append(resp.Files, df)

@@ -86,7 +86,7 @@ func TestDiffRanges(t *testing.T) {
 	old := bytes.Repeat([]byte("0123456789abcdef"), 3*blockSize/16+100) // 3 blocks + 1600 bytes
 	p := filepath.Join(dir, "f")
 	os.WriteFile(p, old, 0o600)
-	df, err := hashFile(p, "f", nil)
+	df, err := hashPath(p, "f", nil)
 	if err != nil || len(df.Blocks) != 4 || df.Size != int64(len(old)) {
 		t.Fatalf("hashFile = %d blocks, size %d, %v", len(df.Blocks), df.Size, err)
 	}

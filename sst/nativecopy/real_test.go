@@ -225,7 +225,7 @@ func TestRealNativeCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		dl, jl := logSince(t, n1, o1), logSince(t, n2, o2)
-		if !strings.Contains(jl, "delta mode: staged") || !strings.Contains(dl, "delta mode:") {
+		if !strings.Contains(jl, "delta mode: hashed") || !strings.Contains(dl, "delta mode:") {
 			t.Fatalf("delta mode not used\ndonor:\n%s\njoiner:\n%s", grepLines(dl, "WSREP_SST"), grepLines(jl, "WSREP_SST"))
 		}
 		t.Logf("donor:\n%s\njoiner:\n%s", grepLines(dl, "delta", "lock held", "verified"), grepLines(jl, "delta", "received"))

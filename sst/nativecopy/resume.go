@@ -40,7 +40,7 @@ func resumeBasis(pl *sst.Placement, total int64, log *slog.Logger) ([]deltaFile,
 			if !ok || strings.HasPrefix(name, "@"+sst.TagInnoDBLog+"/") {
 				return nil // sent whole, or pruned at the end
 			}
-			df, err := hashFile(p, name, nil)
+			df, err := hashPath(p, name, nil)
 			if err != nil {
 				return err
 			}
@@ -84,6 +84,7 @@ func planBasis(s *sst.Session, pl *sst.Placement, h hello) ([]deltaFile, error) 
 		return basis, nil
 	}
 	s.Log.Info("delta: comparing blocks with the old datadir", slog.Bool("delta", true), slog.String("delta_reason", why))
+	s.SetDelta()
 	old, _, err := prepareDelta(pl, s.Log)
 	if err != nil {
 		return nil, err

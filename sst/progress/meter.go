@@ -2,6 +2,7 @@ package progress
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -154,6 +155,11 @@ func (m *Meter) Detail() string {
 	e := m.last
 	var s string
 	switch {
+	case e.Delta && e.Total > 0:
+		s = " " + DeltaText(e.Done, e.Total)
+		if e.Phase == PhaseReceiving || e.Phase == PhaseSending {
+			s += " so far"
+		}
 	case e.Total > 0 && e.Done <= e.Total:
 		s += fmt.Sprintf(" %d%% %s", percent(e.Done, e.Total), sizePair(e.Done, e.Total))
 	case e.Done > 0:
@@ -168,7 +174,7 @@ func (m *Meter) Detail() string {
 			s += fmt.Sprintf(" %.0f MB/s", rate/1e6)
 		}
 	}
-	if eta, ok := m.ETA(); ok {
+	if eta, ok := m.ETA(); ok && !e.Delta {
 		s += " ETA " + eta.Round(time.Second).String()
 	}
 	return s
@@ -210,4 +216,23 @@ func sizeNum(n int64, u unit) string {
 func sizePair(done, total int64) string {
 	u := unitFor(total)
 	return sizeNum(done, u) + "/" + sizeNum(total, u) + " " + u.name
+}
+
+// DeltaText says how much of a datadir a delta SST moved, "delta: 3.1 GiB
+// of 412.0 GiB differ": the SST's log and the supervisor's STATUS= alike.
+func DeltaText(differ, total int64) string {
+	return "delta: " + HumanBytes(differ) + " of " + HumanBytes(total) + " differ"
+}
+
+// DeltaAttrs are DeltaText's figures as log attributes (journal fields
+// DELTA_DIFFER_BYTES, DELTA_TOTAL_BYTES).
+func DeltaAttrs(differ, total int64) []any {
+	return []any{slog.Int64("delta_differ_bytes", differ), slog.Int64("delta_total_bytes", total)}
+}
+
+// HumanBytes renders n in the unit that keeps a figure or two before the
+// point.
+func HumanBytes(n int64) string {
+	u := unitFor(n)
+	return fmt.Sprintf("%.1f %s", float64(n)/u.size, u.name)
 }

@@ -32,15 +32,19 @@ const (
 // Event is one progress report. Done and Total count payload bytes; Total is
 // 0 while unknown.
 type Event struct {
-	Role   string    `json:"role"` // "joiner" or "donor"
-	Method string    `json:"method,omitempty"`
-	Phase  string    `json:"phase"`
-	Done   int64     `json:"done"`
-	Total  int64     `json:"total"`
-	Peer   string    `json:"peer,omitempty"`
-	Err    string    `json:"err,omitempty"`
-	PID    int       `json:"pid,omitempty"`
-	Time   time.Time `json:"time"`
+	Role   string `json:"role"` // "joiner" or "donor"
+	Method string `json:"method,omitempty"`
+	Phase  string `json:"phase"`
+	Done   int64  `json:"done"`
+	Total  int64  `json:"total"`
+	Peer   string `json:"peer,omitempty"`
+	// Delta: the SST sends only what differs from the joiner's old
+	// datadir. Done then counts the bytes that differ, moved so far, and
+	// Total the donor's whole datadir: no percent or ETA follows from them.
+	Delta bool      `json:"delta,omitempty"`
+	Err   string    `json:"err,omitempty"`
+	PID   int       `json:"pid,omitempty"`
+	Time  time.Time `json:"time"`
 }
 
 // Reporter receives progress events. Implementations must not block.

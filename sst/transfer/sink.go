@@ -3,6 +3,8 @@ package transfer
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -36,6 +38,11 @@ type SinkOptions struct {
 	// stages files of other directories beside their targets. Each such
 	// directory is opened with os.Root too and synced at the end.
 	Route func(name string) (dir, rel string, err error)
+	// Patch, when set, is asked first for each file opened: a non-nil
+	// Patcher takes the ranges of a file the donor patches (whole false)
+	// instead of the file under the root. Told of a whole file, it drops
+	// any patch of it and returns nil.
+	Patch func(name string, whole bool) (Patcher, error)
 }
 
 // FileError is a received file the sink could not write: Name is the
@@ -69,6 +76,16 @@ type Sink struct {
 	routed map[string]*os.Root // by directory, opened on first use (under mu)
 }
 
+// Patcher receives the ranges of a patched file, and its final size once
+// they are all in (a joiner that keeps its old file and stores only the
+// ranges that differ from it); ReadAt reads the file as patched, for the
+// read-back.
+type Patcher interface {
+	WriteAt(b []byte, off int64) error
+	End(size int64) error
+	ReadAt(b []byte, off int64) (int, error)
+}
+
 type rxFile struct {
 	name   string
 	r      *os.Root // where it is: r, rel; path for messages
@@ -76,6 +93,7 @@ type rxFile struct {
 	path   string
 	f      *os.File
 	w      *directWriter
+	p      Patcher // instead of f and w
 	mode   fs.FileMode
 	whole  bool
 	ended  bool
@@ -236,10 +254,14 @@ func (k *Sink) chunkSum(id uint64, name string, mode uint32, flags byte, off int
 		if dup {
 			return fmt.Errorf("%s: data at offset %d (%d bytes) overlaps data already received", name, off, len(data))
 		}
-		if err := rf.w.WriteAt(data, off, flags&(flagWhole|flagEOF) == flagWhole|flagEOF); err != nil {
+		if rf.p != nil {
+			if err := rf.p.WriteAt(data, off); err != nil {
+				return &FileError{Op: "write", Name: name, Err: err}
+			}
+		} else if err := rf.w.WriteAt(data, off, flags&(flagWhole|flagEOF) == flagWhole|flagEOF); err != nil {
 			return &FileError{Op: "write", Name: name, Err: err}
 		}
-		if writeBehind && !k.o.NoSync && len(data) >= writeBehindMin && rf.w.buffered() {
+		if rf.p == nil && writeBehind && !k.o.NoSync && len(data) >= writeBehindMin && rf.w.buffered() {
 			// Start writeback now, so the disk works while the network
 			// does and the final syncfs has little left; without it,
 			// gigabytes pile up in the page cache and are written only at
@@ -251,7 +273,7 @@ func (k *Sink) chunkSum(id uint64, name string, mode uint32, flags byte, off int
 	defer k.mu.Unlock()
 	if len(data) > 0 {
 		rf.pieces = append(rf.pieces, readback.Piece{Off: off, Len: int64(len(data)), Sum: sum})
-		if rf.queued += int64(len(data)); rf.queued >= readbackBatch {
+		if rf.queued += int64(len(data)); rf.queued >= readbackBatch && rf.p == nil {
 			k.readBack(rf, -1)
 		}
 	}
@@ -301,6 +323,24 @@ func (k *Sink) open(id uint64, name string, mode uint32, whole, cache bool) (*rx
 		}
 		return rf, nil
 	}
+	if k.o.Patch != nil {
+		p, err := k.o.Patch(name, whole)
+		if err != nil {
+			return nil, &FileError{Op: "open", Name: name, Err: err}
+		}
+		if p != nil {
+			_, rel, dir, err := k.placeOf(name)
+			if err != nil {
+				return nil, err
+			}
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			// path: where the patched file is staged at the swap.
+			rf = &rxFile{name: name, path: filepath.Join(dir, filepath.FromSlash(rel)), p: p, mode: fs.FileMode(mode) & fs.ModePerm}
+			k.files[id] = rf
+			return rf, nil
+		}
+	}
 	r, rel, dir, err := k.placeOf(name)
 	if err != nil {
 		return nil, err
@@ -343,6 +383,17 @@ func (k *Sink) maybeDone(id uint64, rf *rxFile) error {
 		return nil
 	}
 	delete(k.files, id)
+	if rf.p != nil {
+		err := rf.p.End(rf.size)
+		if err == nil {
+			err = k.readBackPatch(rf)
+		}
+		if err != nil {
+			return &FileError{Op: "finish", Name: rf.name, Err: err}
+		}
+		k.stats.Files++
+		return nil
+	}
 	err := rf.f.Truncate(rf.size)
 	if err == nil {
 		err = rf.f.Chmod(rf.mode)
@@ -368,6 +419,40 @@ func (k *Sink) readBack(rf *rxFile, size int64) {
 	k.check.Check(readback.File{Name: rf.name, Path: rf.path, Size: size, Pieces: rf.pieces, Direct: !rf.w.buffered(),
 		Open: func() (*os.File, error) { return r.Open(rel) }})
 	rf.pieces, rf.queued = nil, 0
+}
+
+// readBackPatch reads a patched file back as patched (its old file with
+// the ranges that differed) and compares it with the donor's CRCs, now:
+// a delta's patches are its few changed pages. Called with k.mu held.
+func (k *Sink) readBackPatch(rf *rxFile) error {
+	// The test seam (readback.FlipEnv) flips a byte as read, as if on disk.
+	flip := os.Getenv(readback.FlipEnv)
+	flip1 := flip != "" && strings.HasSuffix(rf.path, "/"+flip)
+	var buf []byte
+	for _, p := range rf.pieces {
+		if int64(cap(buf)) < p.Len {
+			buf = make([]byte, p.Len)
+		}
+		b := buf[:p.Len]
+		n, err := rf.p.ReadAt(b, p.Off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read back: %w", err)
+		}
+		clear(b[n:])
+		if flip1 && len(b) > 0 {
+			b[0] ^= 1
+			flip1 = false
+		}
+		if got := crc32.Checksum(b, castagnoli); got != p.Sum {
+			err := &readback.MismatchError{Name: rf.name, Path: rf.path, Algo: "CRC-32C", Off: p.Off, Len: p.Len, Want: p.Sum, Got: got, Size: rf.size, DiskSize: rf.size}
+			if k.o.Log != nil {
+				k.o.Log.Error(err.Error(), readback.Attrs(err)...)
+			}
+			return err
+		}
+	}
+	rf.pieces = nil
+	return nil
 }
 
 // verified waits until every complete file has been read back and
