@@ -446,7 +446,7 @@ func (k *Sink) readBackPatch(rf *rxFile) error {
 		if got := crc32.Checksum(b, castagnoli); got != p.Sum {
 			err := &readback.MismatchError{Name: rf.name, Path: rf.path, Algo: "CRC-32C", Off: p.Off, Len: p.Len, Want: p.Sum, Got: got, Size: rf.size, DiskSize: rf.size}
 			if k.o.Log != nil {
-				k.o.Log.Error(err.Error(), readback.Attrs(err)...)
+				k.o.Log.Error("read back failed", append(readback.Attrs(err), "error", err)...)
 			}
 			return err
 		}
