@@ -115,7 +115,7 @@ func (r *demoRun) wait(t *testing.T, d time.Duration) string {
 
 var (
 	reClusterDir = regexp.MustCompile(`(?m)^Cluster \S+ in (/\S+)$`)
-	rePID        = regexp.MustCompile(`pid (\d+)`)
+	rePID        = regexp.MustCompile(`\bpid[ =](\d+)`) // prose ("pid 12") and attributes ("pid=12")
 )
 
 // checkNothingLeft checks that the cluster dir is gone and that no process

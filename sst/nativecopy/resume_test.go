@@ -191,16 +191,16 @@ func written(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// announced waits for the joiner's "receiving N files, X MB" and returns X
-// in bytes.
+// announced waits for the joiner's "receiving files ... sst_bytes=N" and
+// returns N.
 func announced(t *testing.T, ctx context.Context, n *galeratest.Node, off int64) int64 {
 	t.Helper()
-	re := regexp.MustCompile(`receiving [0-9]+ files, ([0-9.]+) MB, from`)
+	re := regexp.MustCompile(`receiving files .*\ssst_bytes=([0-9]+)`)
 	for {
 		if m := re.FindStringSubmatch(logSince(t, n, off)); m != nil {
-			v, err := strconv.ParseFloat(m[1], 64)
+			v, err := strconv.ParseInt(m[1], 10, 64)
 			testutil.Must(t, err)
-			return int64(v * 1e6)
+			return v
 		}
 		if !n.Running() || ctx.Err() != nil {
 			t.Fatalf("node%d announced no SST:\n%s", n.N, grepLines(logSince(t, n, off), "WSREP_SST"))
@@ -213,15 +213,15 @@ func announced(t *testing.T, ctx context.Context, n *galeratest.Node, off int64)
 // but its live part), which the joiner's announced total includes.
 func redoHoles(t *testing.T, ctx context.Context, n *galeratest.Node, off int64) int64 {
 	t.Helper()
-	re := regexp.MustCompile(`ib_logfile0: sending its live part only, LSN [0-9]+ to [0-9]+ \(([0-9.]+) MB of ([0-9.]+) MB\)`)
+	re := regexp.MustCompile(`redo log: sending its live part only .*\sfile=\S*ib_logfile0\s.*\sbytes=([0-9]+) file_bytes=([0-9]+)`)
 	for {
 		l := logSince(t, n, off)
 		if m := re.FindStringSubmatch(l); m != nil {
-			live, err := strconv.ParseFloat(m[1], 64)
+			live, err := strconv.ParseInt(m[1], 10, 64)
 			testutil.Must(t, err)
-			size, err := strconv.ParseFloat(m[2], 64)
+			size, err := strconv.ParseInt(m[2], 10, 64)
 			testutil.Must(t, err)
-			return int64((size - live) * 1e6)
+			return size - live
 		}
 		if strings.Contains(l, "ib_logfile0: sending or comparing it whole") || strings.Contains(l, "verified") {
 			return 0
