@@ -261,7 +261,7 @@ func TestRealNativeBackupBadInput(t *testing.T) {
 		waitNoTempUsers(ctx, t, n1)
 	})
 	t.Run("donor killed", func(t *testing.T) {
-		failedJoin(ctx, t, c, "donor killed", "WSREP_SST: [ERROR] native-backup", false, killOnceStaged(t, n1, "wsrep_sst_nativ", "donor", n2.DataDir))
+		failedJoin(ctx, t, c, "donor killed", "WSREP_SST: [ERROR] SST failed sst_method=native-backup", false, killOnceStaged(t, n1, "wsrep_sst_nativ", "donor", n2.DataDir))
 		// A SIGKILLed donor cannot drop its user; the next donor sweeps it.
 		if k, _ := tempUsers(ctx, n1); k != 1 {
 			t.Logf("after the donor's SIGKILL node1 has %d temporary users", k)
