@@ -333,7 +333,7 @@ func TestRealRecoverAfterCrash(t *testing.T) {
 	}
 	// A fresh datadir recovers 00000000-...:-1, which is not passed on.
 	log, _ := os.ReadFile(sup.log)
-	if _, start, ok := strings.Cut(string(log), "started /usr/sbin/mariadbd"); !ok || strings.Contains(strings.SplitN(start, "\n", 2)[0], "--wsrep_start_position") {
+	if _, start, ok := strings.Cut(string(log), "started mariadbd command=/usr/sbin/mariadbd"); !ok || strings.Contains(strings.SplitN(start, "\n", 2)[0], "--wsrep_start_position") {
 		t.Errorf("fresh bootstrap: want a start without --wsrep_start_position:\n%s", log)
 	}
 	if err := n1.Exec(ctx, "CREATE TABLE test.t (a INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
@@ -387,7 +387,7 @@ func TestRealRecoverAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, _ = os.ReadFile(sup2.log)
-	if !bytes.Contains(log, []byte("recovered position "+p.String())) {
+	if !bytes.Contains(log, []byte("recovered position position="+p.String())) {
 		t.Errorf("run did not recover %s:\n%s", p, log)
 	}
 	if !slicesContains(sd2.statuses(), "recovering") {
@@ -790,7 +790,7 @@ func TestRealAccessDenied(t *testing.T) {
 		}
 	}
 	log, _ := os.ReadFile(sup.log)
-	if !bytes.Contains(log, []byte(`as "gs_nobody": access denied`)) || !bytes.Contains(log, []byte("[galera-supervisor]")) {
+	if !bytes.Contains(log, []byte(`as \"gs_nobody\": access denied`)) || !bytes.Contains(log, []byte("[galera-supervisor]")) {
 		t.Errorf("log does not explain the denial:\n%s", log)
 	}
 	if code := sup.stop(t, 2*time.Minute); code != ExitOK {
