@@ -24,22 +24,22 @@ func TestSystemdStallWindow(t *testing.T) {
 		want  string // in the journal; {unit} is the unit's name
 	}{
 		{"from the unit, as mysql", []string{"Type=notify", "TimeoutStartSec=20", "User=mysql"}, run,
-			"SST stall window 20s, from {unit}'s TimeoutStartSec=20s"},
+			"SST stall window from the unit's TimeoutStartSec stall_window=20s stall_window_source=unit unit={unit} timeout_start=20s"},
 		{"infinity", []string{"Type=notify", "TimeoutStartSec=infinity"}, run,
-			"no SST stall window: {unit} has TimeoutStartSec=infinity"},
+			"no SST stall window: the unit has TimeoutStartSec=infinity, its start needs no extension unit={unit} timeout_start=infinity"},
 		{"at least 10 s", []string{"Type=notify", "TimeoutStartSec=3"}, run,
-			"SST stall window 10s, from {unit}'s TimeoutStartSec=3s (at least 10s)"},
+			"at least min_stall_window stall_window=10s stall_window_source=unit unit={unit} timeout_start=3s min_stall_window=10s"},
 		{"flag", []string{"Type=notify", "TimeoutStartSec=20"}, run + " --sst-stall-timeout=45s",
-			"SST stall window 45s, set by --sst-stall-timeout"},
+			"SST stall window set by --sst-stall-timeout stall_window=45s stall_window_source=flag"},
 		{"no notify socket", []string{"Type=simple", "TimeoutStartSec=20"}, run,
-			"SST stall window 1m0s (the default): not under systemd, $NOTIFY_SOCKET is unset"},
+			"SST stall window: the default, not under systemd stall_window=1m0s stall_window_source=default reason=\"$NOTIFY_SOCKET is unset\""},
 		// sh stays the main process: the unit's start timeout is not the
 		// supervisor's to extend.
 		{"not the main process", []string{"Type=notify", "NotifyAccess=all", "TimeoutStartSec=20"}, "/bin/sh -c '" + run + "; exit 78'",
-			"SST stall window 1m0s (the default): cannot read the unit's TimeoutStartSec: pid"},
+			"SST stall window: the default, cannot read the unit's TimeoutStartSec stall_window=1m0s stall_window_source=default error=\"pid"},
 		// Last: without dbus-daemon, root reads systemd's private socket.
 		{"no bus, as root", []string{"Type=notify", "TimeoutStartSec=20"}, run,
-			"SST stall window 20s, from {unit}'s TimeoutStartSec=20s"},
+			"SST stall window from the unit's TimeoutStartSec stall_window=20s stall_window_source=unit unit={unit} timeout_start=20s"},
 	} {
 		r.run(t, strings.ReplaceAll(c.name, " ", "-"), func(t *testing.T) {
 			u := fmt.Sprintf("gs-window-%d.service", i)
