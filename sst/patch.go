@@ -88,6 +88,19 @@ func (s *Staging) Base(rel string) (*Patch, error) {
 	return b, nil
 }
 
+// BaseBytes is the bytes of the root's files declared bases: they stay
+// where they are, so the donor's copies of them take no room but their
+// patches' (see Placement.needs).
+func (s *Staging) BaseBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, p := range s.bases {
+		n += p.oldSize
+	}
+	return n
+}
+
 // BaseOf is rel's base, nil when rel is none (any more).
 func (s *Staging) BaseOf(rel string) *Patch {
 	s.mu.Lock()
@@ -401,6 +414,9 @@ func (s *Staging) applyPatches() error {
 	if err := s.fail("undo"); err != nil {
 		return err
 	}
+	if err := s.checkUndoSpace(todo); err != nil {
+		return err
+	}
 	if err := writeUndo(s.Root, todo); err != nil {
 		return Errorf(EIO, "sst: write undo journal in %s: %w", s.Root, err)
 	}
@@ -423,6 +439,50 @@ func (s *Staging) applyPatches() error {
 		}
 	}
 	return nil
+}
+
+// freeSpace is FreeSpace; tests replace it.
+var freeSpace = FreeSpace
+
+// checkUndoSpace fails with ENOSPC, before anything is written, unless
+// the root's filesystem holds the undo journal of todo and SpaceReserve:
+// the patches are on the disk by now, the journal's room is the last the
+// delta needs.
+func (s *Staging) checkUndoSpace(todo []*Patch) error {
+	var need int64 = int64(len(undoMagic)) + 1 + 4
+	for _, p := range todo {
+		need += p.undoBytes()
+	}
+	free, err := freeSpace(s.Root)
+	if err != nil {
+		return Errorf(EIO, "sst: statfs %s: %w", s.Root, err)
+	}
+	if need+SpaceReserve > free {
+		return Errorf(ENOSPC, "sst: not enough space in %s for the undo journal of the files patched in place: need %s (+%d MB reserve), %s free; nothing was patched, the old datadir is kept",
+			s.Root, MB(need), SpaceReserve>>20, MB(free))
+	}
+	return nil
+}
+
+// undoBytes is the size of p's record in the undo journal (writeUndo).
+func (p *Patch) undoBytes() int64 {
+	n := int64(1 + 2 + len(p.rel) + 8 + 8)
+	for _, sp := range p.undoRanges() {
+		for off := sp.off; off < min(sp.end, p.oldSize); off += undoChunk {
+			n += 1 + 8 + 4 + min(undoChunk, min(sp.end, p.oldSize)-off)
+		}
+	}
+	return n
+}
+
+// undoRanges is what the undo journal saves of the base: the bytes under
+// each span, and the tail a shrink cuts off.
+func (p *Patch) undoRanges() []pspan {
+	ranges := p.spans
+	if p.size < p.oldSize {
+		ranges = append(ranges[:len(ranges):len(ranges)], pspan{p.size, p.oldSize})
+	}
+	return ranges
 }
 
 func (p *Patch) apply(s *Staging) error {
@@ -516,10 +576,7 @@ func (p *Patch) writeUndo(w *bufio.Writer, buf []byte) error {
 	w.WriteString(p.rel)
 	binary.Write(w, binary.BigEndian, p.oldSize)
 	binary.Write(w, binary.BigEndian, p.size)
-	ranges := p.spans
-	if p.size < p.oldSize {
-		ranges = append(ranges[:len(ranges):len(ranges)], pspan{p.size, p.oldSize})
-	}
+	ranges := p.undoRanges()
 	f, err := os.Open(p.oldPath())
 	if err != nil {
 		return err

@@ -175,3 +175,44 @@ func FuzzReadUndo(f *testing.F) {
 		}
 	})
 }
+
+// Before a swap patches anything in place, the filesystem must hold the
+// undo journal (and the reserve): else it fails with ENOSPC saying so,
+// and the old datadir is as it was. The journal's size is known exactly.
+func TestUndoSpace(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, oldDatadir)
+	st, _ := stage(t, root)
+	need := int64(len(undoMagic)) + 1 + 4
+	for _, p := range st.bases {
+		if p.changed() {
+			need += p.undoBytes()
+		}
+	}
+	before := treeHash(t, root)
+	defer func() { freeSpace = FreeSpace }()
+	freeSpace = func(string) (int64, error) { return need + SpaceReserve - 1, nil }
+	err := Swap(st)
+	if ExitCode(err) != int(ENOSPC) || !strings.Contains(err.Error(), "undo journal") || !strings.Contains(err.Error(), root) {
+		t.Fatalf("Swap with no room for the undo journal: %v", err)
+	}
+	if treeHash(t, root) != before {
+		t.Fatal("the failed swap changed the datadir")
+	}
+	// Room for it: the journal written is the size asked for.
+	freeSpace = func(string) (int64, error) { return need + SpaceReserve, nil }
+	st.failpoint = func(step string) error {
+		if step == "apply:bench/grow.ibd" {
+			return errCrashed
+		}
+		return nil
+	}
+	sw := &swap{s: st, old: filepath.Join(root, OldDirName), journal: filepath.Join(root, JournalName)}
+	if err := sw.do(); err != errCrashed {
+		t.Fatalf("do: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(root, UndoName))
+	if err != nil || fi.Size() != need {
+		t.Fatalf("undo journal: %v, want %d bytes", fi, need)
+	}
+}

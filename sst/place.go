@@ -27,6 +27,9 @@ type Incoming struct {
 	// Cluster is the donor's cluster UUID: a staging an earlier SST of it
 	// left is kept to resume from (ResumeStaging); "" resumes nothing.
 	Cluster string
+	// SpaceLater leaves the space check to CheckSpace, once the joiner
+	// has declared its delta's bases (Staging.Base).
+	SpaceLater bool
 }
 
 // Placement is where a joiner stages each name a donor sends: files of
@@ -42,6 +45,7 @@ type Placement struct {
 
 	s     *Session
 	peer  string
+	in    Incoming
 	byDir map[string]*Staging // directory outside the datadir → staging
 	tag   map[*Staging]bool   // a tagged directory the donor announced
 	ext   map[string]ExtFile  // wire name → the donor's announcement
@@ -79,7 +83,7 @@ func (p *Placement) stagingsFor(in Incoming) (rules map[string][]KeepRule, tagge
 // files go, creates a staging beside each, and checks each filesystem's
 // space. On error every staging it made is removed.
 func NewPlacement(s *Session, l Layout, data *Staging, in Incoming, peer string) (_ *Placement, err error) {
-	p := &Placement{Layout: l, Data: data, s: s, peer: peer, byDir: map[string]*Staging{}, tag: map[*Staging]bool{}, ext: map[string]ExtFile{}}
+	p := &Placement{Layout: l, Data: data, s: s, peer: peer, in: in, byDir: map[string]*Staging{}, tag: map[*Staging]bool{}, ext: map[string]ExtFile{}}
 	defer func() {
 		if err != nil {
 			p.AbortOthers()
@@ -115,10 +119,24 @@ func NewPlacement(s *Session, l Layout, data *Staging, in Incoming, peer string)
 		p.byDir[dir] = x
 		p.tag[x] = tagged[dir]
 	}
+	if in.SpaceLater {
+		return p, nil
+	}
 	if err := p.checkSpace(in); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// CheckSpace checks the space of a placement made with SpaceLater, once
+// the bases are declared. On error the stagings it made beside the
+// datadir are removed, as NewPlacement's own check does.
+func (p *Placement) CheckSpace() error {
+	if err := p.checkSpace(p.in); err != nil {
+		p.AbortOthers()
+		return err
+	}
+	return nil
 }
 
 // what names what goes into dir, for messages: a table, a directory
@@ -186,12 +204,15 @@ func (p *Placement) inTagDir(path string) bool {
 	return false
 }
 
-// checkSpace checks each filesystem the files go to for the bytes headed
-// there (plus SpaceReserve on the datadir's), and logs each need.
-func (p *Placement) checkSpace(in Incoming) error {
-	if in.Tags == nil {
-		return p.Data.CheckSpace(max(in.Total-p.Data.ResumedBytes(), 0), p.peer) // a donor that does not say where
-	}
+// needs is the bytes headed for each directory that need room there: the
+// donor's Total spread over the directories it goes to, less what the
+// stagings hold already. That is what a staging kept from an earlier SST
+// holds (ResumedBytes), and the files a delta keeps in place (BaseBytes):
+// the donor's copy of a base arrives as a patch of the pages that differ,
+// whose bytes, and their undo journal's, are known only once they arrive
+// (the Sink stores them as they come; the swap checks the journal's room
+// before it writes: applyPatches).
+func (p *Placement) needs(in Incoming) map[string]int64 {
 	need := map[string]int64{p.Data.Root: in.Total}
 	away := func(dir string, n int64) {
 		need[dir] += n
@@ -199,20 +220,30 @@ func (p *Placement) checkSpace(in Incoming) error {
 			need[p.Data.Root] -= n
 		}
 	}
-	for tag, n := range in.Tags {
-		if dir, ok := p.Layout.Tags[tag]; ok && p.byDir[dir] != nil {
-			away(dir, n)
+	if in.Tags != nil {
+		for tag, n := range in.Tags {
+			if dir, ok := p.Layout.Tags[tag]; ok && p.byDir[dir] != nil {
+				away(dir, n)
+			}
+		}
+		for _, e := range in.Ext {
+			away(filepath.Dir(e.Path), e.Size)
 		}
 	}
-	for _, e := range in.Ext {
-		away(filepath.Dir(e.Path), e.Size)
-	}
-	// What a staging kept from an earlier SST holds is on the disk
-	// already; the donor's ranges patch it in place.
 	for _, x := range p.All() {
-		if n := x.ResumedBytes(); n > 0 {
+		if n := x.ResumedBytes() + x.BaseBytes(); n > 0 {
 			need[x.Root] = max(need[x.Root]-n, 0)
 		}
+	}
+	return need
+}
+
+// checkSpace checks each filesystem the files go to for the bytes headed
+// there (plus SpaceReserve on the datadir's), and logs each need.
+func (p *Placement) checkSpace(in Incoming) error {
+	need := p.needs(in)
+	if in.Tags == nil {
+		return p.Data.CheckSpace(need[p.Data.Root], p.peer) // a donor that does not say where
 	}
 	type fsNeed struct {
 		dirs []string

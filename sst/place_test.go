@@ -103,3 +103,44 @@ func TestPlacementRefusesForeignFile(t *testing.T) {
 		t.Error("a staging was left in the undo directory")
 	}
 }
+
+// A delta's bases stay where they are: the space asked for is what comes
+// beyond them (the patches' room is checked when they are known), and it
+// is checked when CheckSpace is called, once the bases are declared.
+func TestPlacementSpaceDelta(t *testing.T) {
+	s, _ := placeSession(t)
+	if err := os.WriteFile(filepath.Join(s.Datadir, "ibdata1"), make([]byte, 3<<20), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	data, err := NewStaging(s.Datadir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Abort()
+	in := Incoming{Total: 5 << 20, Tags: map[string]int64{}, SpaceLater: true}
+	pl, err := NewPlacement(s, s.Layout(), data, in, "donor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pl.needs(in)[s.Datadir]; got != 5<<20 {
+		t.Errorf("need %d before the bases, want the snapshot's %d", got, 5<<20)
+	}
+	if _, err := data.Base("ibdata1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pl.needs(in)[s.Datadir]; got != 2<<20 {
+		t.Errorf("need %d with ibdata1 a base, want what comes beyond it (%d)", got, 2<<20)
+	}
+	if err := pl.CheckSpace(); err != nil {
+		t.Fatal(err)
+	}
+	// SpaceLater: NewPlacement leaves the check to CheckSpace.
+	huge := Incoming{Total: 1 << 62, SpaceLater: true}
+	pl, err = NewPlacement(s, s.Layout(), data, huge, "10.0.0.9")
+	if err != nil {
+		t.Fatalf("NewPlacement checked the space: %v", err)
+	}
+	if err := pl.CheckSpace(); ExitCode(err) != int(ENOSPC) || !strings.Contains(err.Error(), "10.0.0.9") {
+		t.Fatalf("CheckSpace = %v", err)
+	}
+}

@@ -60,7 +60,8 @@ type donor struct {
 	total     int64   // the first listing's bytes
 	payload   int64   // what goes over the wire (total less redo holes)
 
-	delta map[string]deltaFile // the joiner's copies, by name
+	delta deltaSet // the joiner's copies, by name
+	block int64    // the delta's block: the joiner's hashes in any other are not used
 	// deltaPlan: the joiner asked for delta, holding an old datadir.
 	deltaPlan bool
 	sent      map[string]int64 // name → size announced
@@ -141,6 +142,7 @@ func (d *donor) list() error {
 		return err
 	}
 	d.preflight = &pf
+	d.block = deltaBlockFor(pf.PageSize)
 	for _, f := range d.files {
 		d.total += f.Size
 	}
@@ -157,7 +159,8 @@ func (d *donor) list() error {
 func (d *donor) greet() error {
 	d.s.Log.Info("sending files", slog.Int("files", len(d.files)), slog.Int64("sst_bytes", d.total), slog.String("sst_peer", d.peer), slog.Int("streams", d.streams))
 	d.sess.SetTotal(d.total)
-	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files), Preflight: d.preflight}
+	h := hello{Version: protocolVersion, Total: d.total, Files: len(d.files), Tags: map[string]int64{}, Ext: extFiles(d.files), Preflight: d.preflight,
+		DeltaBlock: d.block}
 	if st, err := gtidState(d.s); err == nil {
 		h.Cluster = st.UUID
 	}
@@ -172,23 +175,73 @@ func (d *donor) greet() error {
 	if err := d.sess.Send("hello", h); err != nil {
 		return classify(err, "send to "+d.peer)
 	}
-	var p plan
-	if err := d.sess.Expect(d.ctx, "plan", &p); err != nil {
-		return classify(err, d.peer)
-	}
-	d.delta = map[string]deltaFile{}
-	for _, df := range p.Delta {
-		d.delta[df.Name] = df
+	if err := d.readPlan(); err != nil {
+		return err
 	}
 	d.deltaPlan = len(d.delta) > 0
 	if d.deltaPlan {
-		d.s.Log.Info("delta mode: the joiner holds files already", slog.String("sst_peer", d.peer), slog.Int("files", len(d.delta)))
+		d.s.Log.Info("delta mode: the joiner holds files already", slog.String("sst_peer", d.peer), slog.Int("files", len(d.delta)),
+			slog.Int64("delta_block", d.block))
 		d.s.SetDelta()
 	}
 	// The logs are compared block by block again under the lock: kept in
 	// the page cache on both sides, that is a memory scan, not a disk read.
 	// (Called from SendFile, on this goroutine, as pending adds to byName.)
 	d.sess.Cache(func(name string) bool { f := d.byName[name]; return f != nil && f.Log })
+	return nil
+}
+
+// readPlan reads the joiner's "delta" batches, if any, and its "plan".
+func (d *donor) readPlan() error {
+	d.delta = deltaSet{}
+	for {
+		msg, err := d.sess.Recv(d.ctx)
+		if err != nil {
+			return classify(err, d.peer)
+		}
+		var b deltaBatch
+		var p plan
+		switch msg.Kind {
+		case "delta":
+			err = msg.Decode(&b)
+		case "plan":
+			err = msg.Decode(&p)
+			b.Files = p.Delta
+		default:
+			return d.fail(sst.Errorf(sst.EPROTO, "%s: %s sent %q where its plan was expected", d.s.Method, d.peer, msg.Kind))
+		}
+		if err != nil {
+			return d.fail(sst.Errorf(sst.EPROTO, "%s: plan from %s: %w", d.s.Method, d.peer, err))
+		}
+		if err := d.takeHashes(b.Files); err != nil {
+			return d.fail(err)
+		}
+		if msg.Kind == "plan" {
+			return nil
+		}
+	}
+}
+
+// takeHashes adds the joiner's hashes to d.delta. Those of other blocks
+// than the donor's are left out (the files go whole), with a warning.
+func (d *donor) takeHashes(files []deltaFile) error {
+	var skipped int
+	var first error
+	for _, df := range files {
+		err := d.delta.add(df, d.block)
+		var bm *blockMismatch
+		switch {
+		case errors.As(err, &bm):
+			skipped++
+			first = cmp.Or(first, err)
+		case err != nil:
+			return sst.Errorf(sst.EPROTO, "%s: %s sent %w", d.s.Method, d.peer, err)
+		}
+	}
+	if skipped > 0 {
+		d.s.Log.Warn("delta: the joiner's block hashes do not fit this donor's blocks: those files go whole",
+			slog.String("sst_peer", d.peer), slog.Int("files", skipped), slog.Any("error", first))
+	}
 	return nil
 }
 
@@ -377,8 +430,8 @@ func (d *donor) openFor(f *file) (*os.File, error) {
 
 // patch sends the blocks of f (open as fh, hashed as mine) that differ
 // from the joiner's copy theirs, and returns the bytes sent.
-func (d *donor) patch(f *file, fh *os.File, mine []string, theirs deltaFile, only []transfer.Range) (int64, error) {
-	ranges := rangesFrom(f.Size, mine, theirs)
+func (d *donor) patch(f *file, fh *os.File, mine []byte, theirs deltaFile, only []transfer.Range) (int64, error) {
+	ranges := rangesFrom(f.Size, d.block, mine, theirs)
 	if only != nil {
 		ranges = intersect(ranges, only)
 	}
@@ -397,7 +450,7 @@ func (d *donor) sendPatch(f *file, theirs deltaFile) (int64, error) {
 	if err != nil || fh == nil {
 		return 0, err
 	}
-	mine, err := hashHandle(fh, f.Size, nil)
+	mine, err := hashHandle(fh, f.Size, d.block, nil)
 	if err != nil {
 		fh.Close()
 		return 0, sst.Errorf(sst.EIO, "%s: read %s: %w", d.s.Method, f.Path, err)
@@ -516,38 +569,38 @@ func (d *donor) resendPatches(cand []*file) (int64, []*file, error) {
 		}
 	}
 	// Hash our side while the joiner hashes its copy.
-	hashed := make(chan map[*file][]string, 1)
+	hashed := make(chan map[*file][]byte, 1)
 	go func() {
-		m := map[*file][]string{}
+		m := map[*file][]byte{}
 		for f, fh := range handles {
-			if h, err := hashHandle(fh, f.Size, limits[f]); err == nil {
+			if h, err := hashHandle(fh, f.Size, d.block, limits[f]); err == nil {
 				m[f] = h
 			}
 		}
 		hashed <- m
 	}()
-	var resp hashResp
-	req := hashReq{Names: names, Only: map[string][]transfer.Range{}}
+	req := hashReq{Names: names, Block: d.block, Only: map[string][]transfer.Range{}}
 	for f, l := range limits {
 		if l != nil {
 			req.Only[f.Name] = l
 		}
 	}
+	// Only fresh hashes count: an older plan entry may be stale.
+	for _, n := range names {
+		delete(d.delta, n)
+	}
 	err := d.sess.Send("hashreq", req)
-	if err == nil {
-		err = d.sess.Expect(d.ctx, "hashes", &resp)
+	for more := err == nil; more; {
+		var b deltaBatch
+		if err = d.sess.Expect(d.ctx, "hashes", &b); err == nil {
+			err = d.takeHashes(b.Files)
+		}
+		more = err == nil && b.More
 	}
 	mine := <-hashed
 	if err != nil {
 		closeAll()
 		return 0, nil, classify(err, d.peer)
-	}
-	// Only fresh hashes count: an older plan entry may be stale.
-	for _, n := range names {
-		delete(d.delta, n)
-	}
-	for _, df := range resp.Files {
-		d.delta[df.Name] = df
 	}
 	var bytes int64
 	var whole []*file

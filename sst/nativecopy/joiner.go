@@ -82,11 +82,16 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	if err := preflight(s, h, peer); err != nil {
 		return fail(err)
 	}
-	if pl, err = sst.NewPlacement(s, s.Layout(), st, sst.Incoming{Total: h.Total, Tags: h.Tags, Ext: h.Ext, Cluster: h.Cluster}, peer); err != nil {
+	in := sst.Incoming{Total: h.Total, Tags: h.Tags, Ext: h.Ext, Cluster: h.Cluster, SpaceLater: true}
+	if pl, err = sst.NewPlacement(s, s.Layout(), st, in, peer); err != nil {
 		return fail(err)
 	}
-	var p plan
-	if p.Delta, err = planBasis(s, pl, h); err != nil {
+	basis, err := planBasis(s, pl, h, peer)
+	if err != nil {
+		var se *sst.Error
+		if errors.As(err, &se) && se.Errno == sst.ENOSPC {
+			pl = nil // refused before any byte moved, as by NewPlacement's own check: a resumed staging stays
+		}
 		return fail(err)
 	}
 	sink, err := transfer.OpenSink(st.Dir, transfer.SinkOptions{NoSync: opts.NoSync, Route: pl.SinkRoute, Log: s.Log, Patch: patcher(pl)})
@@ -94,7 +99,12 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return fail(sst.Errorf(sst.EIO, "%s: %w", s.Method, err))
 	}
 	defer sink.Close()
-	if err := sess.Send("plan", p); err != nil {
+	for _, b := range deltaBatches(basis, maxBatchBytes) {
+		if err := sess.Send("delta", deltaBatch{Files: b}); err != nil {
+			return classify(err, peer)
+		}
+	}
+	if err := sess.Send("plan", plan{}); err != nil {
 		return classify(err, peer)
 	}
 
@@ -133,13 +143,13 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	el := time.Since(t0)
 	s.Log.Info("received files", slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el),
 		mbps(res.stats.Bytes, el), slog.Duration("syncfs", res.stats.SyncTime))
-	if len(p.Delta) > 0 {
+	if len(basis) > 0 {
 		logDelta(s.Log, res.stats.Bytes, h.Total)
 	}
 
 	// A delta's figures stay on STATUS= to the end: "delta: X of Y differ".
 	var moved, total int64
-	if len(p.Delta) > 0 {
+	if len(basis) > 0 {
 		moved, total = res.stats.Bytes, h.Total
 	}
 	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer, Done: moved, Total: total})
@@ -229,23 +239,45 @@ func control(ctx context.Context, sess *transfer.Session, pl *sst.Placement, pee
 			if err := msg.Decode(&req); err != nil {
 				return manifest{}, sst.Errorf(sst.EPROTO, "native-copy: hash request from %s: %w", peer, err)
 			}
-			var resp hashResp
-			for _, name := range req.Names {
-				df, err := hashStaged(pl, name, req.Only[name])
-				if err != nil {
-					var se *sst.Error
-					if errors.As(err, &se) {
-						return manifest{}, err
-					}
-					continue // not staged: the donor sends it whole
-				}
-				resp.Files = append(resp.Files, df)
-			}
-			if err := sess.Send("hashes", resp); err != nil {
+			if err := answerHashes(sess, pl, req, peer); err != nil {
 				return manifest{}, err
 			}
 		default:
 			return manifest{}, sst.Errorf(sst.EPROTO, "native-copy: unexpected %q message from %s", msg.Kind, peer)
 		}
 	}
+}
+
+// answerHashes sends the block hashes of the staged files req names, in
+// batches; none to an older donor, which names no block (it sends those
+// files whole).
+func answerHashes(sess *transfer.Session, pl *sst.Placement, req hashReq, peer string) error {
+	var files []deltaFile
+	if req.Block != 0 && !validBlock(req.Block) {
+		return sst.Errorf(sst.EPROTO, "native-copy: %s asks for hashes of %d-byte blocks: want a power of two from 4 KiB to 1 MiB", peer, req.Block)
+	}
+	for _, name := range req.Names {
+		if req.Block == 0 {
+			break
+		}
+		df, err := hashStaged(pl, name, req.Block, req.Only[name])
+		if err != nil {
+			var se *sst.Error
+			if errors.As(err, &se) {
+				return err
+			}
+			continue // not staged: the donor sends it whole
+		}
+		files = append(files, df)
+	}
+	batches := deltaBatches(files, maxBatchBytes)
+	if len(batches) == 0 {
+		batches = [][]deltaFile{nil}
+	}
+	for i, b := range batches {
+		if err := sess.Send("hashes", deltaBatch{Files: b, More: i < len(batches)-1}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
 )
 
 // Binlogs (the last sst-max-binlogs of the index) and InnoDB/Aria
@@ -79,37 +77,6 @@ func TestLayoutBinlogsAndExternalDirs(t *testing.T) {
 		t.Errorf("donor changed:\n%s", diff)
 	}
 	t.Logf("joiner:\n%s", j.stderr)
-}
-
-func TestDiffRanges(t *testing.T) {
-	dir := t.TempDir()
-	old := bytes.Repeat([]byte("0123456789abcdef"), 3*blockSize/16+100) // 3 blocks + 1600 bytes
-	p := filepath.Join(dir, "f")
-	os.WriteFile(p, old, 0o600)
-	df, err := hashPath(p, "f", nil)
-	if err != nil || len(df.Blocks) != 4 || df.Size != int64(len(old)) {
-		t.Fatalf("hashFile = %d blocks, size %d, %v", len(df.Blocks), df.Size, err)
-	}
-	cur := append([]byte(nil), old...)
-	cur[5] ^= 1                  // block 0
-	cur[blockSize+5] ^= 1        // block 1: adjacent, merged
-	cur = append(cur, "more"...) // block 3 grows; block 2 unchanged
-	os.WriteFile(p, cur, 0o600)
-	f, _ := os.Open(p)
-	defer f.Close()
-	got, err := diffRanges(f, int64(len(cur)), df)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []transfer.Range{{Off: 0, Len: 2 * blockSize}, {Off: 3 * blockSize, Len: int64(len(cur)) - 3*blockSize}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("diffRanges = %+v, want %+v", got, want)
-	}
-	// Unchanged: nothing to send.
-	os.WriteFile(p, old, 0o600)
-	if got, _ := diffRanges(f, int64(len(old)), df); len(got) != 0 {
-		t.Fatalf("unchanged file: %+v", got)
-	}
 }
 
 func TestChangedIsConservative(t *testing.T) {

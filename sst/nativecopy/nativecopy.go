@@ -8,12 +8,13 @@
 // logs always, and every file whose size or mtime moved, or whose mtime is
 // too recent to tell. A changed file the joiner already holds is patched:
 // the joiner returns block hashes of its staged copy and the donor sends
-// the blocks that differ. The lock is held for that last pass only.
+// the blocks that differ (blocks of an InnoDB page, see delta.go). The lock is held for that last pass only.
 // The joiner receives into a staging directory and swaps it in only once
 // everything is there and verified (package sst's Staging). And with
-// [sst] delta=1 a joiner that still holds an older datadir sends the donor
-// per-block hashes of its files and receives only the blocks that differ
-// (the job of rsync_wan), still into staging.
+// [sst] delta (by default for an old datadir of the donor's cluster) a
+// joiner that still holds an older datadir sends the donor per-page
+// hashes of its files and receives only the pages that differ (the job of
+// rsync_wan), still into staging.
 //
 // Why the second pass is consistent: under the lock the server makes no
 // new redo. The donor first re-sends the redo log and waits until the joiner
@@ -49,8 +50,10 @@ const protocolVersion = 1
 // Method implements sst.Method.
 type Method struct{}
 
-// Control messages, in order: donor "hello"; joiner "plan" (space checked,
-// delta hashes); donor data, then "manifest"; joiner "verified".
+// Control messages, in order: donor "hello"; joiner "delta" (its block
+// hashes, in batches, when it has any) and "plan" (space checked); donor
+// data ("hashreq" and the joiner's "hashes" between), then "manifest";
+// joiner "verified".
 type hello struct {
 	Version int    `json:"version"`
 	Bypass  bool   `json:"bypass,omitempty"`
@@ -67,24 +70,29 @@ type hello struct {
 	// Preflight is the donor's server, for the joiner to compare with its
 	// own before any byte moves.
 	Preflight *sst.Preflight `json:"preflight,omitempty"`
+	// DeltaBlock is the block the donor compares a delta's hashes in
+	// (its innodb_page_size); an older donor names none, and compares
+	// 1 MiB blocks hashed in hex.
+	DeltaBlock int64 `json:"delta_block,omitempty"`
 }
 
+// plan ends the joiner's "delta" batches. Delta is an older joiner's
+// hashes (in 1 MiB blocks, which a donor of this version does not use).
 type plan struct {
 	Delta []deltaFile `json:"delta,omitempty"`
 }
 
-// hashReq asks the joiner for the block hashes of staged files; hashResp
-// answers with those it has.
+// hashReq asks the joiner for the block hashes of staged files, in Block
+// bytes a block; it answers with those it has, in "hashes" batches
+// (deltaBatch) until one says no More. A joiner asked by an older donor
+// (no Block) answers none: those files go whole.
 type hashReq struct {
 	Names []string `json:"names"`
+	Block int64    `json:"block,omitempty"`
 	// Only limits the hashing of a file to the blocks overlapping these
 	// ranges (a redo log sent sparse: reading its holes would fill the
 	// joiner's page cache with zeros).
 	Only map[string][]transfer.Range `json:"only,omitempty"`
-}
-
-type hashResp struct {
-	Files []deltaFile `json:"files"`
 }
 
 type manifest struct {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/sst"
 )
@@ -18,11 +19,11 @@ import (
 // sends those that differ, so a resumed transfer ends with the same
 // checks, and the same data, as a fresh one.
 
-// resumeBasis hashes the files the stagings kept from an earlier SST, for
-// the plan. Redo logs are left out: they go as the donor's live part
-// over zeros, as in a full SST (see prepareDelta).
-func resumeBasis(pl *sst.Placement, total int64, log *slog.Logger) ([]deltaFile, error) {
-	var out []deltaFile
+// resumeJobs lists the files the stagings kept from an earlier SST, to
+// hash for the plan. Redo logs are left out: they go as the donor's live
+// part over zeros, as in a full SST (see prepareDelta).
+func resumeJobs(pl *sst.Placement, total int64, log *slog.Logger) ([]hashJob, error) {
+	var out []hashJob
 	var bytes int64
 	for _, x := range pl.All() {
 		if !x.Resumed {
@@ -40,16 +41,12 @@ func resumeBasis(pl *sst.Placement, total int64, log *slog.Logger) ([]deltaFile,
 			if !ok || strings.HasPrefix(name, "@"+sst.TagInnoDBLog+"/") {
 				return nil // sent whole, or pruned at the end
 			}
-			df, err := hashPath(p, name, nil)
-			if err != nil {
-				return err
-			}
-			out = append(out, df)
+			out = append(out, pathJob(name, p))
 			// What the file holds, not its size: a file cut short by
 			// the break has holes where chunks never came.
 			if fi, err := d.Info(); err == nil {
 				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					bytes += min(df.Size, st.Blocks*512)
+					bytes += min(fi.Size(), st.Blocks*512)
 				}
 			}
 			return nil
@@ -65,31 +62,66 @@ func resumeBasis(pl *sst.Placement, total int64, log *slog.Logger) ([]deltaFile,
 	return out, nil
 }
 
-// planBasis is the plan's delta basis: what the stagings kept from an
-// earlier SST, then, when this joiner's old datadir is one (deltaChoice),
-// its files that are not staged yet.
+// planBasis is the plan's delta basis, hashed in the donor's blocks: what
+// the stagings kept from an earlier SST, then, when this joiner's old
+// datadir is one (deltaChoice), its files that are not staged yet.
 // [sst] delta=0 turns both off: every file goes whole, over what staging
-// holds.
-func planBasis(s *sst.Session, pl *sst.Placement, h hello) ([]deltaFile, error) {
-	var basis []deltaFile
-	if mode, _, _ := s.Values().String("delta"); mode != "0" {
+// holds; so does an older donor, which names no block (it would compare
+// 1 MiB blocks in hex). The space is checked once the bases are declared
+// (a base is on this disk already: sst.Placement.CheckSpace) and before
+// they are hashed.
+func planBasis(s *sst.Session, pl *sst.Placement, h hello, peer string) ([]deltaFile, error) {
+	mode, _, _ := s.Values().String("delta")
+	var jobs []hashJob
+	if mode != "0" {
+		if h.DeltaBlock == 0 {
+			s.Log.Info("delta: off, full transfer", slog.Bool("delta", false),
+				slog.String("delta_reason", "the donor is an older version that names no delta block size"))
+			return nil, pl.CheckSpace()
+		}
+		if !validBlock(h.DeltaBlock) {
+			return nil, sst.Errorf(sst.EPROTO, "native-copy: %s names a delta block of %d bytes: want a power of two from 4 KiB to 1 MiB", peer, h.DeltaBlock)
+		}
 		var err error
-		if basis, err = resumeBasis(pl, h.Total, s.Log); err != nil {
+		if jobs, err = resumeJobs(pl, h.Total, s.Log); err != nil {
 			return nil, err
 		}
 	}
+	resumed := len(jobs)
 	useDelta, why := deltaChoice(s, h.Cluster)
-	if !useDelta {
+	if useDelta {
+		s.Log.Info("delta: comparing blocks with the old datadir", slog.Bool("delta", true), slog.String("delta_reason", why),
+			slog.Int64("delta_block", h.DeltaBlock))
+		s.SetDelta()
+		bases, err := prepareDelta(pl)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, bases...)
+	} else {
 		s.Log.Info("delta: off, full transfer", slog.Bool("delta", false), slog.String("delta_reason", why))
-		return basis, nil
 	}
-	s.Log.Info("delta: comparing blocks with the old datadir", slog.Bool("delta", true), slog.String("delta_reason", why))
-	s.SetDelta()
-	old, _, err := prepareDelta(pl, s.Log)
-	if err != nil {
+	if err := pl.CheckSpace(); err != nil {
 		return nil, err
 	}
-	return append(basis, old...), nil
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	t0 := time.Now()
+	out, err := hashAll(jobs, h.DeltaBlock)
+	if err != nil {
+		return nil, sst.Errorf(sst.EIO, "native-copy: delta: read %w", err)
+	}
+	if useDelta {
+		var bytes int64
+		for _, df := range out[resumed:] {
+			bytes += df.Size
+		}
+		s.Log.Info("delta mode: hashed existing files in place; staging keeps only the pages that differ",
+			slog.Int("files", len(out)-resumed), slog.Int64("delta_base_bytes", bytes), slog.Int64("delta_block", h.DeltaBlock),
+			slog.Duration("elapsed", time.Since(t0)))
+	}
+	return out, nil
 }
 
 // endStaging is what a failed SST does with its stagings: keeps them for
