@@ -199,7 +199,7 @@ func (r *runner) monitorExtend(c notify.ChildMessage) {
 	if !m.unmeasurable {
 		if !m.droppedLogged {
 			m.droppedLogged = true
-			r.s.log.Info("mariadbd's SST monitor asks for monitor_extend more: not relayed, the start is extended by stall_window each time SST bytes land",
+			r.s.log.Info("not relaying the SST monitor's extensions: the start is extended while SST bytes land",
 				slog.Duration("monitor_extend", c.MonitorExtend), slog.Duration("stall_window", r.keep.Window))
 		}
 		return

@@ -67,7 +67,7 @@ func TestRealStockSSTMonitorFloor(t *testing.T) {
 	// mariadbd's joiner monitor speaks every 30 s from the SST's start:
 	// at least once in 35 s of stall.
 	time.Sleep(time.Until(frozen.Add(35 * time.Second)))
-	waitLog(t, sup.log, 0, "each time SST bytes land monitor_extend=1m0s", time.Second)
+	waitLog(t, sup.log, 0, "while SST bytes land monitor_extend=1m0s", time.Second)
 	var last time.Time
 	for _, m := range sd.all() {
 		for _, l := range strings.Split(m.s, "\n") {

@@ -154,6 +154,24 @@ func (b *bench) run(ctx context.Context) (err error) {
 		b.logf("creating a %d KiB file on this disk: %.3f ms (%.3f ms with one syncfs at the end), over %d files", f.FileBytes>>10, f.CreateMs, f.CreateSyncMs, f.Files)
 	}
 
+	if err := b.rounds(ctx); err != nil {
+		return err
+	}
+	b.report.Targets = append(Evaluate(b.report.Results), EvaluateFiles(b.report.Results, b.cfg.tables)...)
+	b.report.Targets = append(b.report.Targets, EvaluateBaseline(b.report.Results)...)
+	fmt.Fprintln(b.stdout)
+	WriteTable(b.stdout, b.report.Results)
+	fmt.Fprintln(b.stdout)
+	WriteTargets(b.stdout, b.report.Targets)
+	fmt.Fprintln(b.stdout)
+	WritePerFile(b.stdout, &b.report)
+	fmt.Fprintf(b.stdout, "\nlock probe noise floor (idle donor, longest write): %.3f s\n", b.report.ProbeIdleMaxS)
+	return b.write()
+}
+
+// rounds runs every job -runs times and keeps each method's median run in
+// the report.
+func (b *bench) rounds(ctx context.Context) error {
 	// Rounds run every method once each, so that drift in the machine's load
 	// spreads over all methods; each method's median run is reported. Each
 	// round starts one method later: on this kind of VM a run is slower just
@@ -199,16 +217,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	for _, name := range order {
 		b.report.Results = append(b.report.Results, median(runs[name]))
 	}
-	b.report.Targets = append(Evaluate(b.report.Results), EvaluateFiles(b.report.Results, b.cfg.tables)...)
-	b.report.Targets = append(b.report.Targets, EvaluateBaseline(b.report.Results)...)
-	fmt.Fprintln(b.stdout)
-	WriteTable(b.stdout, b.report.Results)
-	fmt.Fprintln(b.stdout)
-	WriteTargets(b.stdout, b.report.Targets)
-	fmt.Fprintln(b.stdout)
-	WritePerFile(b.stdout, &b.report)
-	fmt.Fprintf(b.stdout, "\nlock probe noise floor (idle donor, longest write): %.3f s\n", b.report.ProbeIdleMaxS)
-	return b.write()
+	return nil
 }
 
 func (b *bench) log(r Result) {

@@ -132,11 +132,39 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 			return sst.WithErrno(sst.EPIPE, fmt.Errorf("native-backup: tell %s to stream: %w", peer, err))
 		}
 	}
+	if err := receive(ctx, s, sess, staging, sm, peer, opts.NoSync, served); err != nil {
+		return err
+	}
+	if err := checkSnapshot(staging.Dir); err != nil {
+		return err
+	}
+	// The donor's position, read before --prepare rewrites the galera info.
+	coords, err := readCoordinates(func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(staging.Dir, name)) })
+	if err != nil {
+		return sst.WithErrno(sst.EPROTO, fmt.Errorf("native-backup: snapshot from %s: %w", peer, err))
+	}
+	s.Report(progress.Event{Phase: progress.PhasePreparing, Peer: peer})
+	if err := prepare(ctx, s, prepBin, staging.Dir, sm.Tablespaces); err != nil {
+		return err
+	}
+	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
+	if err := place(s, pl, sm.Ext); err != nil {
+		return err
+	}
+	swapped = true
+	s.Report(progress.Event{Phase: progress.PhaseDone, Peer: peer})
+	return s.Proto.Coordinates(coords)
+}
+
+// receive extracts the donor's stream into staging (each payload read back
+// against its CRC as it lands) and confirms receipt to the donor: the
+// snapshot is then complete on this node's disk, not yet prepared.
+func receive(ctx context.Context, s *sst.Session, sess *transfer.Session, staging *sst.Staging, sm stateMsg, peer string, noSync bool, served <-chan error) error {
 	s.Report(progress.Event{Phase: progress.PhaseReceiving, Total: sm.Total, Peer: peer})
 	t0 := time.Now()
 	var got atomic.Int64
 	xs, err := mbstream.Extract(ctx, sess.Stream(streamID), staging.Dir, mbstream.Options{
-		NoSync: opts.NoSync, // [sst] transfer-sync=0
+		NoSync: noSync, // [sst] transfer-sync=0
 		// Logged at once: once the donor hears of it, its server may end
 		// this one's before the error below is logged.
 		ReadBackFailed: func(err error) { s.Log.Error("read back failed", append(readback.Attrs(err), "error", err)...) },
@@ -177,26 +205,7 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) error {
 	}
 	s.Log.Info("received the snapshot", slog.Any("files", xs.Files), slog.Any("sst_bytes", xs.Bytes), slog.String("sst_peer", peer),
 		slog.Duration("elapsed", time.Since(t0).Round(time.Millisecond)))
-
-	if err := checkSnapshot(staging.Dir); err != nil {
-		return err
-	}
-	// The donor's position, read before --prepare rewrites the galera info.
-	coords, err := readCoordinates(func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(staging.Dir, name)) })
-	if err != nil {
-		return sst.WithErrno(sst.EPROTO, fmt.Errorf("native-backup: snapshot from %s: %w", peer, err))
-	}
-	s.Report(progress.Event{Phase: progress.PhasePreparing, Peer: peer})
-	if err := prepare(ctx, s, prepBin, staging.Dir, sm.Tablespaces); err != nil {
-		return err
-	}
-	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer})
-	if err := place(s, pl, sm.Ext); err != nil {
-		return err
-	}
-	swapped = true
-	s.Report(progress.Event{Phase: progress.PhaseDone, Peer: peer})
-	return s.Proto.Coordinates(coords)
+	return nil
 }
 
 // preflight compares the donor's server and mariadb-backup with this

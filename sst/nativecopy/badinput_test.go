@@ -2,15 +2,7 @@ package nativecopy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +13,6 @@ import (
 	"time"
 
 	"github.com/galera-supervisor/galera-supervisor/internal/testutil"
-
 	"github.com/galera-supervisor/galera-supervisor/notify/logging/logtest"
 	"github.com/galera-supervisor/galera-supervisor/sst"
 	"github.com/galera-supervisor/galera-supervisor/sst/transfer"
@@ -291,57 +282,22 @@ func TestWrongCertificate(t *testing.T) {
 }
 
 // writePKI writes into dir a CA (ca1.crt), a certificate and key signed by
-// it for each of trusted, and one for foreign signed by another CA.
+// it for each of trusted, and one for foreign signed by another CA. The
+// files are readable by all: a real node's SST reads them as mysql.
 func writePKI(t *testing.T, dir string, trusted []string, foreign string) {
 	t.Helper()
-	ca1, k1 := makeCA(t, "ca1")
-	ca2, k2 := makeCA(t, "ca2")
-	writeCert(t, dir, "ca1", ca1, nil)
+	ca1, ca2 := testutil.MustCA(t, dir, "ca1"), testutil.MustCA(t, dir, "ca2")
+	testutil.Must(t, os.Rename(ca1.File, filepath.Join(dir, "ca1.crt")))
+	issue := func(ca *testutil.CA, name string) {
+		cert, key := ca.MustIssue(t, dir, name, "127.0.0.1", "::1")
+		testutil.Must(t, os.Rename(cert, filepath.Join(dir, name+".crt")))
+		testutil.Must(t, os.Rename(key, filepath.Join(dir, name+".key")))
+		testutil.Must(t, os.Chmod(filepath.Join(dir, name+".key"), 0o644))
+	}
 	for _, name := range trusted {
-		c, k := makeLeaf(t, name, ca1, k1)
-		writeCert(t, dir, name, c, k)
+		issue(ca1, name)
 	}
-	c, k := makeLeaf(t, foreign, ca2, k2)
-	writeCert(t, dir, foreign, c, k)
-}
-
-func makeCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c, key
-}
-
-func makeLeaf(t *testing.T, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c, key
-}
-
-func writeCert(t *testing.T, dir, name string, c *x509.Certificate, key *ecdsa.PrivateKey) {
-	if err := os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if key != nil {
-		b, _ := x509.MarshalECPrivateKey(key)
-		if err := os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: b}), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	issue(ca2, foreign)
 }
 
 // killAfter SIGKILLs the side playing role d after it started.

@@ -267,7 +267,7 @@ func (d *donor) firstPass() error {
 		return classify(err, "first pass to "+d.peer)
 	}
 	pass1 := time.Since(t1)
-	d.s.Log.Info("first pass (no lock) done", slog.Int64("bytes", d.payload), slog.Duration("elapsed", pass1), mbps(d.payload, pass1))
+	d.s.Log.Info("first pass (no lock) done", slog.Int64("bytes", d.payload), slog.Duration("elapsed", pass1.Round(time.Millisecond)), mbps(d.payload, pass1))
 	return nil
 }
 
@@ -294,7 +294,7 @@ func (d *donor) catchUp() error {
 			return classify(err, "catch-up pass to "+d.peer)
 		}
 		d.s.Log.Info("catch-up pass (no lock) done", slog.Int("pass", pass+1), slog.Int("changed_files", len(ch)), slog.Int64("changed_bytes", bytes),
-			slog.Int64("sent_bytes", n), slog.Duration("elapsed", time.Since(tc)))
+			slog.Int64("sent_bytes", n), slog.Duration("elapsed", time.Since(tc).Round(time.Millisecond)))
 		if n <= small {
 			break // what changes now is little: leave it to the locked pass
 		}
@@ -358,7 +358,7 @@ func (d *donor) lockedPass() (sst.State, []manifestF, error) {
 		resent = append(resent, f.Name)
 	}
 	sort.Strings(resent)
-	s.Log.Info("donor write lock held; sent the logs and the changed files under it", slog.Duration("held", held), slog.Int64("sent_bytes", nl+nc),
+	s.Log.Info("donor write lock held; sent the logs and the changed files under it", slog.Duration("held", held.Round(time.Millisecond)), slog.Int64("sent_bytes", nl+nc),
 		slog.Int("changed_files", len(resent)), slog.String("changed", listHead(resent)))
 	return st, final, nil
 }
@@ -401,7 +401,7 @@ func (d *donor) finish(st sst.State, final []manifestF, t1 time.Time) error {
 	}
 	el := time.Since(t1)
 	d.s.Log.Info("the joiner verified the files", slog.String("sst_peer", d.peer), slog.Int("files", len(final)), slog.Int64("sst_bytes", stats.Bytes),
-		slog.Duration("elapsed", el), mbps(stats.Bytes, el), slog.Int64("wire_bytes", stats.WireBytes))
+		slog.Duration("elapsed", el.Round(time.Millisecond)), mbps(stats.Bytes, el), slog.Int64("wire_bytes", stats.WireBytes))
 	if d.deltaPlan {
 		logDelta(d.s.Log, stats.Bytes, d.total)
 	}

@@ -141,8 +141,8 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 		return classify(merr, peer)
 	}
 	el := time.Since(t0)
-	s.Log.Info("received files", slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el),
-		mbps(res.stats.Bytes, el), slog.Duration("syncfs", res.stats.SyncTime))
+	s.Log.Info("received files", slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el.Round(time.Millisecond)),
+		mbps(res.stats.Bytes, el), slog.Duration("syncfs", res.stats.SyncTime.Round(time.Millisecond)))
 	if len(basis) > 0 {
 		logDelta(s.Log, res.stats.Bytes, h.Total)
 	}

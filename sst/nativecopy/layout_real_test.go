@@ -85,7 +85,6 @@ func execSQL(t *testing.T, ctx context.Context, n *galeratest.Node, qs ...string
 // write refuses the SST before any byte moves, naming the table and the
 // path, its old datadir intact.
 func TestRealLayout(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 10*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)

@@ -20,7 +20,6 @@ import (
 // swap copies those entries aside; the joiner still ends Synced with the
 // donor's data, and the lower layer is untouched.
 func TestRealOverlayDatadir(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 4*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)

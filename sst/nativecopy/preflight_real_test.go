@@ -23,7 +23,6 @@ import (
 // joiner joins Synced with every table equal (encrypted ones included).
 // (native-backup's donor of another major: TestRealNativeBackupPreflight.)
 func TestRealPreflight(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 6*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)

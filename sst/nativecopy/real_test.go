@@ -123,7 +123,6 @@ func writeRows(t *testing.T, ctx context.Context, n *galeratest.Node, k int) {
 // an empty joiner, IST (bypass), delta over an old datadir, and a donor and
 // a joiner killed mid-transfer, each failure leaving both datadirs intact.
 func TestRealNativeCopy(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 10*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)
@@ -460,7 +459,6 @@ func waitSSTProcess(ctx context.Context, role, datadir string, d time.Duration) 
 // TestRealTLSAndLZ4: node2 joins empty over mutual TLS with lz4; then a
 // donor whose certificate the joiner's CA did not sign is refused.
 func TestRealTLSAndLZ4(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 8*time.Minute)
 	c := newCluster(t, nil)
 	dir := filepath.Join(c.Dir(), "certs")
@@ -520,7 +518,6 @@ func TestRealTLSAndLZ4(t *testing.T) {
 // TestRealDiskTooSmall: node2's datadir is a small tmpfs holding an old
 // datadir; the joiner must refuse before receiving, and keep the old data.
 func TestRealDiskTooSmall(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 6*time.Minute)
 	c := newCluster(t, nil)
 	n1, n2 := c.Node(1), c.Node(2)
@@ -771,7 +768,6 @@ func waitFailed(t *testing.T, ctx context.Context, n *galeratest.Node, logOff in
 // end of the log liveRedo finds must be the server's LSN, after the log
 // has wrapped around its file at least once.
 func TestRealRedoEnd(t *testing.T) {
-	galeratest.Require(t)
 	ctx := ctxFor(t, 10*time.Minute)
 	c := newCluster(t, nil)
 	n1 := c.Node(1)
