@@ -109,6 +109,45 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	}
 
 	t0 := time.Now()
+	man, stats, err := receive(ctx, s, sess, sink, pl, h, peer)
+	if err != nil {
+		return err
+	}
+	el := time.Since(t0)
+	s.Log.Info("received files", slog.Int64("sst_bytes", stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el.Round(time.Millisecond)),
+		mbps(stats.Bytes, el), slog.Duration("syncfs", stats.SyncTime.Round(time.Millisecond)))
+	if len(basis) > 0 {
+		logDelta(s.Log, stats.Bytes, h.Total)
+	}
+
+	// A delta's figures stay on STATUS= to the end: "delta: X of Y differ".
+	var moved, total int64
+	if len(basis) > 0 {
+		moved, total = stats.Bytes, h.Total
+	}
+	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer, Done: moved, Total: total})
+	state, err := sst.ParseState(man.State)
+	if err != nil {
+		return fail(sst.Errorf(sst.EPROTO, "%s: state from %s: %w", s.Method, peer, err))
+	}
+	stagings, err := pl.Finish(man.entries())
+	if err != nil {
+		return fail(err)
+	}
+	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer, Done: moved, Total: total})
+	if err := sst.Swap(stagings...); err != nil {
+		return fail(err)
+	}
+	s.Log.Info("new datadir in place; previous contents removed", slog.String("sst_peer", peer), slog.Int("files", len(man.Files)))
+	if err := sess.Send("verified", nil); err != nil {
+		s.Log.Warn("cannot tell the donor the data is verified", slog.String("sst_peer", peer), slog.Any("error", err))
+	}
+	return s.Proto.Coordinates(state)
+}
+
+// receive runs the transfer: the donor's chunks into sink and, beside
+// them, its control messages up to the manifest; it returns once both ended.
+func receive(ctx context.Context, s *sst.Session, sess *transfer.Session, sink *transfer.Sink, pl *sst.Placement, h hello, peer string) (manifest, transfer.Stats, error) {
 	s.Report(progress.Event{Phase: progress.PhaseReceiving, Total: h.Total, Peer: peer})
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -133,43 +172,16 @@ func (Method) Joiner(ctx context.Context, s *sst.Session) (err error) {
 	// The transfer's own error says most; a cancelled Serve only echoes ours.
 	if res.err != nil && !(merr != nil && errors.Is(res.err, context.Canceled)) {
 		if errors.Is(res.err, syscall.ENOSPC) {
-			return fail(noSpace(pl, res.err, h.Total, sink.Stats().Bytes))
+			err := noSpace(pl, res.err, h.Total, sink.Stats().Bytes)
+			sess.Abort(err)
+			return manifest{}, transfer.Stats{}, err
 		}
-		return classify(res.err, "receive from "+peer)
+		return manifest{}, transfer.Stats{}, classify(res.err, "receive from "+peer)
 	}
 	if merr != nil {
-		return classify(merr, peer)
+		return manifest{}, transfer.Stats{}, classify(merr, peer)
 	}
-	el := time.Since(t0)
-	s.Log.Info("received files", slog.Int64("sst_bytes", res.stats.Bytes), slog.String("sst_peer", peer), slog.Duration("elapsed", el.Round(time.Millisecond)),
-		mbps(res.stats.Bytes, el), slog.Duration("syncfs", res.stats.SyncTime.Round(time.Millisecond)))
-	if len(basis) > 0 {
-		logDelta(s.Log, res.stats.Bytes, h.Total)
-	}
-
-	// A delta's figures stay on STATUS= to the end: "delta: X of Y differ".
-	var moved, total int64
-	if len(basis) > 0 {
-		moved, total = res.stats.Bytes, h.Total
-	}
-	s.Report(progress.Event{Phase: progress.PhaseVerifying, Peer: peer, Done: moved, Total: total})
-	state, err := sst.ParseState(man.State)
-	if err != nil {
-		return fail(sst.Errorf(sst.EPROTO, "%s: state from %s: %w", s.Method, peer, err))
-	}
-	stagings, err := pl.Finish(man.entries())
-	if err != nil {
-		return fail(err)
-	}
-	s.Report(progress.Event{Phase: progress.PhaseMoving, Peer: peer, Done: moved, Total: total})
-	if err := sst.Swap(stagings...); err != nil {
-		return fail(err)
-	}
-	s.Log.Info("new datadir in place; previous contents removed", slog.String("sst_peer", peer), slog.Int("files", len(man.Files)))
-	if err := sess.Send("verified", nil); err != nil {
-		s.Log.Warn("cannot tell the donor the data is verified", slog.String("sst_peer", peer), slog.Any("error", err))
-	}
-	return s.Proto.Coordinates(state)
+	return man, res.stats, nil
 }
 
 // bypass takes the donor's position with IST to follow: the datadir stays,
