@@ -381,3 +381,35 @@ func BenchmarkHashHandle(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDeltaHashes: whatever a joiner sends as hashes, the donor takes or
+// refuses it without panicking, and the ranges it would send lie within
+// its file, in order, without overlaps.
+func FuzzDeltaHashes(f *testing.F) {
+	f.Add([]byte(`{"files":[{"name":"a","size":40000,"block":16384,"sums":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}`), int64(50000))
+	f.Add([]byte(`{"files":[{"name":"a","size":40000,"block":16384,"sums":"AAAAAAAAAAA="},{"name":"a","size":40000,"block":16384,"from":1,"sums":"AAAAAAAAAAA="}]}`), int64(30000))
+	f.Add([]byte(`{"files":[{"name":"a","size":3145728,"blocks":["0011223344556677"]}]}`), int64(1<<20))
+	f.Fuzz(func(t *testing.T, msg []byte, size int64) {
+		var b deltaBatch
+		if json.Unmarshal(msg, &b) != nil || size < 0 || size > 64<<20 {
+			return
+		}
+		set := deltaSet{}
+		for _, df := range b.Files {
+			if len(df.Sums) > 1<<20 {
+				return
+			}
+			set.add(df, page)
+		}
+		mine := make([]byte, (size+page-1)/page*sumLen)
+		for _, theirs := range set {
+			var end int64
+			for _, r := range rangesFrom(size, page, mine, theirs) {
+				if r.Off < end || r.Len <= 0 || r.Off+r.Len > size {
+					t.Fatalf("range %+v of a %d-byte file (after %d)", r, size, end)
+				}
+				end = r.Off + r.Len
+			}
+		}
+	})
+}
