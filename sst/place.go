@@ -211,7 +211,10 @@ func (p *Placement) inTagDir(path string) bool {
 // the donor's copy of a base arrives as a patch of the pages that differ,
 // whose bytes, and their undo journal's, are known only once they arrive
 // (the Sink stores them as they come; the swap checks the journal's room
-// before it writes: applyPatches).
+// before it writes: applyPatches). The joiner does not know the donor's
+// file names here: a base the donor no longer has (a dropped table) is
+// subtracted all the same, and if the disk then fills during the
+// transfer, that fails as any ENOSPC does, the old datadir kept.
 func (p *Placement) needs(in Incoming) map[string]int64 {
 	need := map[string]int64{p.Data.Root: in.Total}
 	away := func(dir string, n int64) {
