@@ -310,8 +310,12 @@ func (d *diskSampler) peakExtra() int64 {
 	return max(d.peak-d.base, 0)
 }
 
-// allocated sums the blocks allocated to the files under dir, as du does.
+// allocated sums the blocks allocated to the files under dir, as du does:
+// a file with several links under dir counts once (a delta's swap links
+// the old files into the staged tree just before it renames the trees).
 func allocated(dir string) int64 {
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{}
 	var n int64
 	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -319,6 +323,13 @@ func allocated(dir string) int64 {
 		}
 		if fi, err := e.Info(); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				if st.Nlink > 1 {
+					k := inode{uint64(st.Dev), st.Ino}
+					if seen[k] {
+						return nil
+					}
+					seen[k] = true
+				}
 				n += st.Blocks * 512
 			}
 		}
